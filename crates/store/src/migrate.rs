@@ -1,0 +1,129 @@
+//! Schema migrations, one list per backend, applied in order inside a transaction each.
+//! A database newer than this binary is refused rather than used with a schema we don't know.
+
+use crate::connect::{Backend, Store};
+use crate::error::{QueryContext, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "settings and spend logs",
+    sql: include_str!("migrations/sqlite/0001_init.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "settings and spend logs",
+    sql: include_str!("migrations/postgres/0001_init.sql"),
+}];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    match &store.backend {
+        Backend::Sqlite(pool) => {
+            sqlx::query(CREATE_TABLE)
+                .execute(pool)
+                .await
+                .context("creating the migrations table")?;
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM tollgate_migrations")
+                    .fetch_one(pool)
+                    .await
+                    .context("reading the schema version")?;
+            check_not_newer(current, SQLITE)?;
+            for m in SQLITE.iter().filter(|m| Some(m.version) > current) {
+                let mut tx = pool.begin().await.context("starting a migration")?;
+                sqlx::raw_sql(m.sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
+                sqlx::query(
+                    "INSERT INTO tollgate_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(chrono::Utc::now().to_rfc3339())
+                .execute(&mut *tx)
+                .await
+                .context("recording a migration")?;
+                tx.commit().await.context("committing a migration")?;
+            }
+        }
+        Backend::Postgres(pool) => {
+            // Several instances may start at once: serialise migrations on an advisory lock.
+            let mut conn = pool.acquire().await.context("acquiring a connection")?;
+            sqlx::query("SELECT pg_advisory_lock(7461626)")
+                .execute(&mut *conn)
+                .await
+                .context("taking the migration lock")?;
+            let result = run_postgres(&mut conn).await;
+            sqlx::query("SELECT pg_advisory_unlock(7461626)")
+                .execute(&mut *conn)
+                .await
+                .context("releasing the migration lock")?;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_postgres(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    sqlx::query(CREATE_TABLE)
+        .execute(&mut *conn)
+        .await
+        .context("creating the migrations table")?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tollgate_migrations")
+        .fetch_one(&mut *conn)
+        .await
+        .context("reading the schema version")?;
+    check_not_newer(current, POSTGRES)?;
+    for m in POSTGRES.iter().filter(|m| Some(m.version) > current) {
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .context("starting a migration")?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migration {
+                version: m.version,
+                name: m.name,
+                source,
+            })?;
+        sqlx::query(
+            "INSERT INTO tollgate_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .context("recording a migration")?;
+        tx.commit().await.context("committing a migration")?;
+    }
+    Ok(())
+}
+
+fn check_not_newer(current: Option<i64>, known: &[Migration]) -> Result<(), StoreError> {
+    let latest = known.last().map(|m| m.version).unwrap_or(0);
+    match current {
+        Some(found) if found > latest => Err(StoreError::SchemaTooNew {
+            found,
+            known: latest,
+        }),
+        _ => Ok(()),
+    }
+}

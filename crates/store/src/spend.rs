@@ -1,0 +1,295 @@
+//! The per-call spend log: one row per request id, written in batches, idempotently.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::connect::{Backend, Store};
+use crate::error::{QueryContext, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendStatus {
+    Success,
+    Failure,
+}
+
+impl SpendStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpendStatus::Success => "success",
+            SpendStatus::Failure => "failure",
+        }
+    }
+
+    fn parse(s: &str) -> SpendStatus {
+        if s == "success" {
+            SpendStatus::Success
+        } else {
+            SpendStatus::Failure
+        }
+    }
+}
+
+/// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendRecord {
+    pub request_id: String,
+    /// `chat_completion`, `text_completion` or `embedding`.
+    pub call_type: String,
+    pub api_key: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    /// The model the upstream was asked for.
+    pub model: String,
+    /// The public model name the caller used.
+    pub model_group: String,
+    /// The deployment that answered (its `model_info.id`, or its index).
+    pub model_id: Option<String>,
+    pub custom_llm_provider: Option<String>,
+    pub spend_nanos: i64,
+    /// False when no price was known for the model, so the zero spend is not a real zero.
+    pub priced: bool,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub usage_estimated: bool,
+    pub stream: bool,
+    pub status: SpendStatus,
+    pub http_status: i32,
+    pub error_type: Option<String>,
+    pub attempts: i32,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub completion_start_time: Option<DateTime<Utc>>,
+    pub request_duration_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub metadata: serde_json::Value,
+}
+
+impl SpendRecord {
+    pub fn total_tokens(&self) -> i64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+const INSERT_COLUMNS: &str = "request_id, call_type, api_key, user_id, team_id, end_user, model, \
+    model_group, model_id, custom_llm_provider, spend_nanos, priced, prompt_tokens, \
+    completion_tokens, total_tokens, cache_read_input_tokens, cache_creation_input_tokens, \
+    usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
+    completion_start_time, request_duration_ms, ttft_ms, metadata";
+
+const SELECT_COLUMNS: &str = "request_id, call_type, api_key, user_id, team_id, end_user, model, \
+    model_group, model_id, custom_llm_provider, spend_nanos, priced, prompt_tokens, \
+    completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, \
+    usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
+    completion_start_time, request_duration_ms, ttft_ms";
+
+macro_rules! bind_record {
+    ($q:expr, $r:expr, $meta:expr) => {
+        $q.bind(&$r.request_id)
+            .bind(&$r.call_type)
+            .bind(&$r.api_key)
+            .bind(&$r.user_id)
+            .bind(&$r.team_id)
+            .bind(&$r.end_user)
+            .bind(&$r.model)
+            .bind(&$r.model_group)
+            .bind(&$r.model_id)
+            .bind(&$r.custom_llm_provider)
+            .bind($r.spend_nanos)
+            .bind($r.priced)
+            .bind($r.prompt_tokens)
+            .bind($r.completion_tokens)
+            .bind($r.total_tokens())
+            .bind($r.cache_read_input_tokens)
+            .bind($r.cache_creation_input_tokens)
+            .bind($r.usage_estimated)
+            .bind($r.stream)
+            .bind($r.status.as_str())
+            .bind($r.http_status)
+            .bind(&$r.error_type)
+            .bind($r.attempts)
+            .bind($r.start_time)
+            .bind($r.end_time)
+            .bind($r.completion_start_time)
+            .bind($r.request_duration_ms)
+            .bind($r.ttft_ms)
+            .bind($meta)
+    };
+}
+
+fn placeholders(cast_last: &str) -> String {
+    let mut s = String::new();
+    for i in 1..=29 {
+        if i > 1 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("${i}"));
+        if i == 29 {
+            s.push_str(cast_last);
+        }
+    }
+    s
+}
+
+impl Store {
+    /// Inserts the records in one transaction. Records whose `request_id` is already stored are
+    /// skipped, so a batch retried after an ambiguous failure never counts a call twice.
+    /// Returns the request ids that were newly inserted.
+    pub async fn insert_spend_batch(
+        &self,
+        records: &[SpendRecord],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut inserted = Vec::with_capacity(records.len());
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let sql = format!(
+                    "INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+                    placeholders("")
+                );
+                let mut tx = p.begin().await.context("starting a spend batch")?;
+                for r in records {
+                    let meta = r.metadata.to_string();
+                    let done = bind_record!(sqlx::query(&sql), r, meta)
+                        .execute(&mut *tx)
+                        .await
+                        .context("inserting a spend record")?;
+                    if done.rows_affected() == 1 {
+                        inserted.push(r.request_id.clone());
+                    }
+                }
+                tx.commit().await.context("committing a spend batch")?;
+            }
+            Backend::Postgres(p) => {
+                let sql = format!(
+                    "INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
+                    placeholders("::jsonb")
+                );
+                let mut tx = p.begin().await.context("starting a spend batch")?;
+                for r in records {
+                    let meta = r.metadata.to_string();
+                    let done = bind_record!(sqlx::query(&sql), r, meta)
+                        .execute(&mut *tx)
+                        .await
+                        .context("inserting a spend record")?;
+                    if done.rows_affected() == 1 {
+                        inserted.push(r.request_id.clone());
+                    }
+                }
+                tx.commit().await.context("committing a spend batch")?;
+            }
+        }
+        Ok(inserted)
+    }
+
+    pub async fn count_spend_logs(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT COUNT(*) FROM spend_logs";
+        match &self.backend {
+            Backend::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Backend::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .context("counting spend logs")
+    }
+
+    pub async fn get_spend_log(&self, request_id: &str) -> Result<Option<SpendRecord>, StoreError> {
+        let sqlite = format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs WHERE request_id = $1");
+        let pg = format!(
+            "SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs WHERE request_id = $1"
+        );
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let row = sqlx::query(&sqlite)
+                    .bind(request_id)
+                    .fetch_optional(p)
+                    .await
+                    .context("reading a spend record")?;
+                row.map(|r| sqlite_row(&r)).transpose()
+            }
+            Backend::Postgres(p) => {
+                let row = sqlx::query(&pg)
+                    .bind(request_id)
+                    .fetch_optional(p)
+                    .await
+                    .context("reading a spend record")?;
+                row.map(|r| pg_row(&r)).transpose()
+            }
+        }
+    }
+
+    /// The newest records first, at most `limit`.
+    pub async fn recent_spend_logs(&self, limit: i64) -> Result<Vec<SpendRecord>, StoreError> {
+        let sqlite = format!(
+            "SELECT {SELECT_COLUMNS}, metadata FROM spend_logs ORDER BY start_time DESC, request_id LIMIT $1"
+        );
+        let pg = format!(
+            "SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs ORDER BY start_time DESC, request_id LIMIT $1"
+        );
+        match &self.backend {
+            Backend::Sqlite(p) => sqlx::query(&sqlite)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+                .context("listing spend records")?
+                .iter()
+                .map(sqlite_row)
+                .collect(),
+            Backend::Postgres(p) => sqlx::query(&pg)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+                .context("listing spend records")?
+                .iter()
+                .map(pg_row)
+                .collect(),
+        }
+    }
+}
+
+macro_rules! read_record {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        let metadata: String = row.try_get("metadata")?;
+        Ok::<SpendRecord, sqlx::Error>(SpendRecord {
+            request_id: row.try_get("request_id")?,
+            call_type: row.try_get("call_type")?,
+            api_key: row.try_get("api_key")?,
+            user_id: row.try_get("user_id")?,
+            team_id: row.try_get("team_id")?,
+            end_user: row.try_get("end_user")?,
+            model: row.try_get("model")?,
+            model_group: row.try_get("model_group")?,
+            model_id: row.try_get("model_id")?,
+            custom_llm_provider: row.try_get("custom_llm_provider")?,
+            spend_nanos: row.try_get("spend_nanos")?,
+            priced: row.try_get("priced")?,
+            prompt_tokens: row.try_get("prompt_tokens")?,
+            completion_tokens: row.try_get("completion_tokens")?,
+            cache_read_input_tokens: row.try_get("cache_read_input_tokens")?,
+            cache_creation_input_tokens: row.try_get("cache_creation_input_tokens")?,
+            usage_estimated: row.try_get("usage_estimated")?,
+            stream: row.try_get("stream")?,
+            status: SpendStatus::parse(&status),
+            http_status: row.try_get("http_status")?,
+            error_type: row.try_get("error_type")?,
+            attempts: row.try_get("attempts")?,
+            start_time: row.try_get("start_time")?,
+            end_time: row.try_get("end_time")?,
+            completion_start_time: row.try_get("completion_start_time")?,
+            request_duration_ms: row.try_get("request_duration_ms")?,
+            ttft_ms: row.try_get("ttft_ms")?,
+            metadata: serde_json::from_str(&metadata).unwrap_or(serde_json::Value::Null),
+        })
+    }};
+}
+
+fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<SpendRecord, StoreError> {
+    let read = || -> Result<SpendRecord, sqlx::Error> { read_record!(row) };
+    read().context("decoding a spend record")
+}
+
+fn pg_row(row: &sqlx::postgres::PgRow) -> Result<SpendRecord, StoreError> {
+    let read = || -> Result<SpendRecord, sqlx::Error> { read_record!(row) };
+    read().context("decoding a spend record")
+}

@@ -1,0 +1,178 @@
+//! The store contract: every backend must pass the same checks. SQLite always runs; PostgreSQL
+//! runs when `TOLLGATE_TEST_POSTGRES_URL` names a server (CI sets it), each test in a fresh
+//! database that is dropped afterwards.
+
+use chrono::{TimeZone, Utc};
+use tollgate_store::{SpendRecord, SpendStatus, Store};
+
+struct TestDb {
+    store: Store,
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    async fn drop_db(self) {
+        self.store.close().await;
+        if let Some((admin_url, name)) = self.cleanup {
+            let admin = admin_pool(&admin_url).await;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .expect("drop test database");
+            admin.close().await;
+        }
+    }
+}
+
+async fn admin_pool(url: &str) -> sqlx::PgPool {
+    sqlx::PgPool::connect(url)
+        .await
+        .expect("connect to TOLLGATE_TEST_POSTGRES_URL")
+}
+
+async fn backends() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contract.db");
+    let sqlite = Store::open(Some(&format!("sqlite:{}", path.display())))
+        .await
+        .unwrap();
+    let mut out = vec![TestDb {
+        store: sqlite,
+        cleanup: None,
+        _dir: Some(dir),
+    }];
+    if let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
+        let name = format!("tollgate_contract_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_pool(&url).await;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let db_url = with_database(&url, &name);
+        let store = Store::open(Some(&db_url)).await.unwrap();
+        assert_eq!(store.backend_name(), "postgresql");
+        out.push(TestDb {
+            store,
+            cleanup: Some((url, name)),
+            _dir: None,
+        });
+    } else if std::env::var("CI").is_ok() {
+        panic!("CI must set TOLLGATE_TEST_POSTGRES_URL so the PostgreSQL backend is tested");
+    }
+    out
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+fn record(id: &str, second: u32) -> SpendRecord {
+    let t = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, second).unwrap();
+    SpendRecord {
+        request_id: id.to_string(),
+        call_type: "chat_completion".into(),
+        api_key: "ab".repeat(32),
+        user_id: Some("u1".into()),
+        team_id: None,
+        end_user: None,
+        model: "gpt-4o-mini".into(),
+        model_group: "gpt-4o-mini".into(),
+        model_id: Some("0".into()),
+        custom_llm_provider: Some("openai".into()),
+        spend_nanos: 1234,
+        priced: true,
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        cache_read_input_tokens: 2,
+        cache_creation_input_tokens: 0,
+        usage_estimated: false,
+        stream: true,
+        status: SpendStatus::Success,
+        http_status: 200,
+        error_type: None,
+        attempts: 1,
+        start_time: t,
+        end_time: t + chrono::Duration::milliseconds(250),
+        completion_start_time: Some(t + chrono::Duration::milliseconds(40)),
+        request_duration_ms: 250,
+        ttft_ms: Some(40),
+        metadata: serde_json::json!({"tags": ["a"]}),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_ping_works() {
+    for db in backends().await {
+        db.store.ping().await.unwrap();
+        // Opening again must not re-run or fail on the applied migrations.
+        if let Some((url, name)) = &db.cleanup {
+            let again = Store::open(Some(&with_database(url, name))).await.unwrap();
+            again.ping().await.unwrap();
+            again.close().await;
+        }
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn spend_batches_round_trip_and_are_idempotent() {
+    for db in backends().await {
+        let s = &db.store;
+        let a = record("req-a", 1);
+        let mut b = record("req-b", 2);
+        b.status = SpendStatus::Failure;
+        b.http_status = 502;
+        b.error_type = Some("api_error".into());
+        b.completion_start_time = None;
+        b.ttft_ms = None;
+        b.usage_estimated = true;
+        let inserted = s.insert_spend_batch(&[a.clone(), b.clone()]).await.unwrap();
+        assert_eq!(inserted, vec!["req-a".to_string(), "req-b".to_string()]);
+
+        // A retried batch, overlapping the first, inserts only what is new.
+        let c = record("req-c", 3);
+        let inserted = s
+            .insert_spend_batch(&[a.clone(), c.clone()])
+            .await
+            .unwrap();
+        assert_eq!(inserted, vec!["req-c".to_string()], "{}", s.backend_name());
+        assert_eq!(s.count_spend_logs().await.unwrap(), 3);
+
+        let got = s.get_spend_log("req-b").await.unwrap().unwrap();
+        assert_eq!(got, b, "{}", s.backend_name());
+        let got = s.get_spend_log("req-a").await.unwrap().unwrap();
+        assert_eq!(got, a);
+        assert!(s.get_spend_log("missing").await.unwrap().is_none());
+
+        let recent = s.recent_spend_logs(2).await.unwrap();
+        let ids: Vec<_> = recent.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, vec!["req-c", "req-b"]);
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn settings_keep_the_first_value() {
+    for db in backends().await {
+        let s = &db.store;
+        assert_eq!(s.get_setting("k").await.unwrap(), None);
+        assert!(s.put_setting_if_absent("k", "one").await.unwrap());
+        assert!(!s.put_setting_if_absent("k", "two").await.unwrap());
+        assert_eq!(s.get_setting("k").await.unwrap().as_deref(), Some("one"));
+        s.put_setting("k", "three").await.unwrap();
+        assert_eq!(s.get_setting("k").await.unwrap().as_deref(), Some("three"));
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn refuses_bad_urls_without_echoing_them() {
+    let err = Store::open(Some("mysql://user:hunter2@localhost/db"))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("hunter2"));
+}
