@@ -1,0 +1,301 @@
+//! The batched spend writer. The hot path hands each finished call's record to a bounded queue
+//! and moves on; one task commits records in batches (one transaction each, idempotent by
+//! request id). A store outage keeps the pending batch and retries; past the bound, records are
+//! dropped and counted, loudly, rather than growing memory without limit.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+use tollgate_store::{SpendRecord, Store};
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Longest a record waits before it is committed (LiteLLM's `proxy_batch_write_at`, but
+    /// ≤ 1 s by default so a crash loses at most a second).
+    pub flush_interval: Duration,
+    /// Most records in one transaction.
+    pub max_batch: usize,
+    /// Records that may wait (queued or pending a retry) before new ones are dropped.
+    pub capacity: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            flush_interval: Duration::from_millis(500),
+            max_batch: 500,
+            capacity: 100_000,
+        }
+    }
+}
+
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub written: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub dropped: AtomicU64,
+    pub flush_errors: AtomicU64,
+    pub pending: AtomicU64,
+}
+
+pub struct SpendWriter {
+    tx: mpsc::Sender<SpendRecord>,
+    stats: Arc<WriterStats>,
+    shutdown: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl SpendWriter {
+    pub fn spawn(store: Store, config: WriterConfig) -> Arc<SpendWriter> {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let stats = Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(store, config, rx, stop_rx, stats.clone()));
+        Arc::new(SpendWriter {
+            tx,
+            stats,
+            shutdown: Mutex::new(Some((stop_tx, task))),
+        })
+    }
+
+    /// Queues a record without waiting. A full queue drops it and counts the loss.
+    pub fn record(&self, record: SpendRecord) {
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.stats.pending.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                let r = match &e {
+                    mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+                };
+                tracing::error!(
+                    request_id = %r.request_id,
+                    "spend record dropped: the spend queue is full or closed"
+                );
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Commits everything queued so far and stops the writer. Idempotent.
+    pub async fn shutdown(&self) {
+        let taken = self.shutdown.lock().await.take();
+        if let Some((stop, task)) = taken {
+            let _ = stop.send(());
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "spend writer task failed");
+            }
+        }
+    }
+}
+
+async fn run(
+    store: Store,
+    config: WriterConfig,
+    mut rx: mpsc::Receiver<SpendRecord>,
+    mut stop: oneshot::Receiver<()>,
+    stats: Arc<WriterStats>,
+) {
+    let mut pending: VecDeque<SpendRecord> = VecDeque::new();
+    let mut ticker = tokio::time::interval(config.flush_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures: u32 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            got = rx.recv() => match got {
+                Some(r) => {
+                    pending.push_back(r);
+                    while pending.len() < config.max_batch {
+                        match rx.try_recv() {
+                            Ok(r) => pending.push_back(r),
+                            Err(_) => break,
+                        }
+                    }
+                    enforce_bound(&mut pending, config.capacity, &stats);
+                    if pending.len() >= config.max_batch && failures == 0 {
+                        failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                if !pending.is_empty() {
+                    failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
+                }
+            }
+        }
+    }
+    // Shutdown: take what is still queued and commit it, retrying briefly.
+    while let Ok(r) = rx.try_recv() {
+        pending.push_back(r);
+    }
+    for attempt in 0..5u32 {
+        while !pending.is_empty() {
+            let before = pending.len();
+            flush(&store, &mut pending, config.max_batch, &stats, 0).await;
+            if pending.len() == before {
+                break;
+            }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200 * (attempt as u64 + 1))).await;
+    }
+    if !pending.is_empty() {
+        stats
+            .dropped
+            .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        tracing::error!(
+            records = pending.len(),
+            "spend records could not be written before shutdown"
+        );
+    }
+}
+
+fn enforce_bound(pending: &mut VecDeque<SpendRecord>, capacity: usize, stats: &WriterStats) {
+    while pending.len() > capacity {
+        if let Some(r) = pending.pop_front() {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            stats.pending.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(request_id = %r.request_id, "spend record dropped: the store has been failing and the buffer is full");
+        }
+    }
+}
+
+/// Commits up to `max_batch` records. Returns the new consecutive-failure count; on failure the
+/// records stay pending for the next tick.
+async fn flush(
+    store: &Store,
+    pending: &mut VecDeque<SpendRecord>,
+    max_batch: usize,
+    stats: &WriterStats,
+    failures: u32,
+) -> u32 {
+    let n = pending.len().min(max_batch);
+    let batch: Vec<SpendRecord> = pending.iter().take(n).cloned().collect();
+    match store.insert_spend_batch(&batch).await {
+        Ok(inserted) => {
+            pending.drain(..n);
+            stats
+                .written
+                .fetch_add(inserted.len() as u64, Ordering::Relaxed);
+            stats
+                .duplicates
+                .fetch_add((n - inserted.len()) as u64, Ordering::Relaxed);
+            stats.pending.fetch_sub(n as u64, Ordering::Relaxed);
+            if failures > 0 {
+                tracing::info!("spend writer recovered; the store accepts writes again");
+            }
+            0
+        }
+        Err(e) => {
+            stats.flush_errors.fetch_add(1, Ordering::Relaxed);
+            if failures == 0 || failures.is_power_of_two() {
+                tracing::error!(error = %e, pending = pending.len(), "spend batch not written; will retry");
+            }
+            failures.saturating_add(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use tollgate_store::SpendStatus;
+
+    fn rec(id: &str) -> SpendRecord {
+        let now = Utc::now();
+        SpendRecord {
+            request_id: id.into(),
+            call_type: "chat_completion".into(),
+            api_key: String::new(),
+            user_id: None,
+            team_id: None,
+            end_user: None,
+            model: "m".into(),
+            model_group: "m".into(),
+            model_id: None,
+            custom_llm_provider: None,
+            spend_nanos: 1,
+            priced: true,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+            usage_estimated: false,
+            stream: false,
+            status: SpendStatus::Success,
+            http_status: 200,
+            error_type: None,
+            attempts: 1,
+            start_time: now,
+            end_time: now,
+            completion_start_time: None,
+            request_duration_ms: 1,
+            ttft_ms: None,
+            metadata: serde_json::json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_everything_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let store = Store::open(Some(&url)).await.unwrap();
+        let w = SpendWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                flush_interval: Duration::from_secs(3600),
+                max_batch: 7,
+                capacity: 1000,
+            },
+        );
+        for i in 0..50 {
+            w.record(rec(&format!("r{i}")));
+        }
+        // The same request id twice is stored once.
+        w.record(rec("r0"));
+        w.shutdown().await;
+        assert_eq!(store.count_spend_logs().await.unwrap(), 50);
+        assert_eq!(w.stats().written.load(Ordering::Relaxed), 50);
+        assert_eq!(w.stats().duplicates.load(Ordering::Relaxed), 1);
+        assert_eq!(w.stats().pending.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn flushes_on_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let store = Store::open(Some(&url)).await.unwrap();
+        let w = SpendWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                flush_interval: Duration::from_millis(50),
+                ..WriterConfig::default()
+            },
+        );
+        w.record(rec("a"));
+        let mut n = 0;
+        for _ in 0..100 {
+            n = store.count_spend_logs().await.unwrap();
+            if n == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(n, 1);
+        w.shutdown().await;
+    }
+}
