@@ -42,7 +42,10 @@ mod tests {
     #[test]
     fn matches_prefix_suffix_and_catch_all() {
         assert_eq!(wildcard_match("openai/*", "openai/gpt-4o"), Some("gpt-4o"));
-        assert_eq!(wildcard_match("claude-*", "claude-3-5-sonnet"), Some("3-5-sonnet"));
+        assert_eq!(
+            wildcard_match("claude-*", "claude-3-5-sonnet"),
+            Some("3-5-sonnet")
+        );
         assert_eq!(wildcard_match("*", "anything"), Some("anything"));
         assert_eq!(wildcard_match("*-mini", "gpt-4o-mini"), Some("gpt-4o"));
         assert_eq!(wildcard_match("openai/*", "anthropic/claude"), None);

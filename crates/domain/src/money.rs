@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// An amount of US dollars in units of 1e-9 USD.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct NanoUsd(pub i64);
 
@@ -55,6 +57,9 @@ mod tests {
         assert_eq!(NanoUsd::from_usd(f64::NAN), NanoUsd::ZERO);
         assert_eq!(NanoUsd::from_usd(f64::INFINITY), NanoUsd::ZERO);
         assert_eq!(NanoUsd::from_usd(1e30), NanoUsd(i64::MAX));
-        assert_eq!(NanoUsd(i64::MAX).saturating_add(NanoUsd(1)), NanoUsd(i64::MAX));
+        assert_eq!(
+            NanoUsd(i64::MAX).saturating_add(NanoUsd(1)),
+            NanoUsd(i64::MAX)
+        );
     }
 }

@@ -109,7 +109,10 @@ impl PriceTable {
             for (name, v) in [
                 ("input_cost_per_token", price.input_cost_per_token),
                 ("output_cost_per_token", price.output_cost_per_token),
-                ("cache_read_input_token_cost", price.cache_read_input_token_cost),
+                (
+                    "cache_read_input_token_cost",
+                    price.cache_read_input_token_cost,
+                ),
                 (
                     "cache_creation_input_token_cost",
                     price.cache_creation_input_token_cost,
@@ -171,9 +174,10 @@ mod tests {
                 "../../../shared/data/model_prices_and_context_window.json",
             ))
             .or_else(|_| {
-                t.merge_file(Path::new(
-                    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/model_prices_and_context_window.json"),
-                ))
+                t.merge_file(Path::new(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../../shared/data/model_prices_and_context_window.json"
+                )))
             })
             .unwrap();
         assert!(n > 1000, "only {n} models read");
@@ -188,8 +192,14 @@ mod tests {
             "t",
         )
         .unwrap();
-        assert_eq!(t.lookup("azure", "m").unwrap().input_cost_per_token, Some(2.0));
-        assert_eq!(t.lookup("openai", "m").unwrap().input_cost_per_token, Some(1.0));
+        assert_eq!(
+            t.lookup("azure", "m").unwrap().input_cost_per_token,
+            Some(2.0)
+        );
+        assert_eq!(
+            t.lookup("openai", "m").unwrap().input_cost_per_token,
+            Some(1.0)
+        );
     }
 
     #[test]

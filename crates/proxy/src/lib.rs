@@ -1,1 +1,39 @@
+//! The hot path of Tollgate: authenticate → route → forward → stream → capture usage → record.
+//! `providers/` translate wire formats; nothing here touches passwords or the UI.
 
+pub mod auth;
+pub mod body;
+pub mod deployment;
+pub mod error;
+pub mod forward;
+pub mod handlers;
+pub mod metrics;
+pub mod providers;
+pub mod record;
+pub mod router;
+pub mod state;
+pub mod stream;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+pub use state::{ProxySettings, ProxyState};
+
+/// The OpenAI-compatible routes, with and without the `/v1` prefix as LiteLLM serves them.
+pub fn routes(state: Arc<ProxyState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/chat/completions", post(handlers::chat_completions))
+        .route("/v1/completions", post(handlers::completions))
+        .route("/completions", post(handlers::completions))
+        .route("/v1/embeddings", post(handlers::embeddings))
+        .route("/embeddings", post(handlers::embeddings))
+        .route("/v1/models", get(handlers::list_models))
+        .route("/models", get(handlers::list_models))
+        .route("/v1/models/{id}", get(handlers::get_model))
+        .route("/models/{id}", get(handlers::get_model))
+        .with_state(state)
+}

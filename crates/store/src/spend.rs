@@ -193,7 +193,8 @@ impl Store {
     }
 
     pub async fn get_spend_log(&self, request_id: &str) -> Result<Option<SpendRecord>, StoreError> {
-        let sqlite = format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs WHERE request_id = $1");
+        let sqlite =
+            format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs WHERE request_id = $1");
         let pg = format!(
             "SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs WHERE request_id = $1"
         );

@@ -135,10 +135,7 @@ async fn spend_batches_round_trip_and_are_idempotent() {
 
         // A retried batch, overlapping the first, inserts only what is new.
         let c = record("req-c", 3);
-        let inserted = s
-            .insert_spend_batch(&[a.clone(), c.clone()])
-            .await
-            .unwrap();
+        let inserted = s.insert_spend_batch(&[a.clone(), c.clone()]).await.unwrap();
         assert_eq!(inserted, vec!["req-c".to_string()], "{}", s.backend_name());
         assert_eq!(s.count_spend_logs().await.unwrap(), 3);
 

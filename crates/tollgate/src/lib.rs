@@ -1,1 +1,12 @@
+//! The Tollgate binary's library half: config loading, wiring and serving, so tests and the
+//! benchmark start exactly what `tollgate serve` starts.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod master_key;
+
+pub use app::{App, Options};
+pub use error::StartError;

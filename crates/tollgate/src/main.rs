@@ -1,1 +1,157 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use tollgate::cli::{Cli, Command, MasterKeyAction, ServeArgs, StoreArgs};
+use tollgate::{config, App, Options, StartError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => serve(cli.serve).await,
+            Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Migrate(args)) => migrate(args).await,
+            Some(Command::MasterKey {
+                action: MasterKeyAction::Rotate(args),
+            }) => rotate(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<config::Config, StartError> {
+    match path {
+        Some(p) => Ok(config::load(p)?),
+        None => Ok(config::parse("{}", "(no config file)", &|k| {
+            std::env::var(k).ok()
+        })?),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), StartError> {
+    let cfg = load_config(args.config.as_deref())?;
+    let app = App::build(
+        cfg,
+        Options {
+            database_url: args.database_url.clone(),
+            prices_file: args.prices.clone(),
+            spend_flush_interval: None,
+        },
+    )
+    .await?;
+    for w in &app.warnings {
+        tracing::warn!("{w}");
+    }
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let shown_host = if args.host == "0.0.0.0" || args.host == "::" {
+        "localhost"
+    } else {
+        args.host.as_str()
+    };
+    let base = format!("http://{shown_host}:{}", args.port);
+    tracing::info!(
+        address = %addr,
+        models = app.state.router.model_names(true).len(),
+        database = app.state.store.backend_name(),
+        master_key = app.master_key_source,
+        "Tollgate is listening"
+    );
+    // The generated key goes to the terminal only, never to the log.
+    if let Some(key) = &app.generated_master_key {
+        println!(
+            "\n  No master key was configured, so Tollgate generated one. It is shown only now;\n  \
+             only its hash is stored. Keep it somewhere safe (rotate: `tollgate master-key rotate`).\n\n  \
+             Master key: {key}\n\n  \
+             OpenAI base URL: {base}/v1\n  \
+             Try: curl {base}/v1/models -H \"Authorization: Bearer {key}\"\n"
+        );
+    } else {
+        println!("\n  Tollgate is running. OpenAI base URL: {base}/v1   Health: {base}/health/readiness\n");
+    }
+    app.serve(listener, shutdown_signal())
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!("Tollgate stopped; spend records flushed");
+    Ok(())
+}
+
+async fn store_for(args: &StoreArgs) -> Result<tollgate_store::Store, StartError> {
+    let cfg = load_config(args.config.as_deref())?;
+    let url = args
+        .database_url
+        .clone()
+        .or_else(|| cfg.database_url.as_ref().map(|s| s.expose().to_string()));
+    Ok(tollgate_store::Store::open(url.as_deref()).await?)
+}
+
+async fn migrate(args: StoreArgs) -> Result<(), StartError> {
+    let store = store_for(&args).await?;
+    println!("database schema is up to date ({})", store.backend_name());
+    store.close().await;
+    Ok(())
+}
+
+async fn rotate(args: StoreArgs) -> Result<(), StartError> {
+    let store = store_for(&args).await?;
+    let key = tollgate::master_key::rotate(&store).await?;
+    store.close().await;
+    println!(
+        "New master key (shown only now): {key}\nRestart running Tollgate instances to use it."
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

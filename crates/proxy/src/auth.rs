@@ -1,0 +1,176 @@
+//! Who is calling: the key is read from every header LiteLLM accepts and checked against the
+//! master key's digest in constant time. (Virtual keys join here with the keys issue.)
+
+use axum::http::HeaderMap;
+use tollgate_domain::secret::{digest_eq, sha256};
+
+use crate::error::ApiError;
+
+/// Headers that may carry the key, after `Authorization`, in LiteLLM's order.
+const KEY_HEADERS: &[&str] = &[
+    "api-key",
+    "x-api-key",
+    "x-goog-api-key",
+    "ocp-apim-subscription-key",
+    "x-litellm-api-key",
+];
+
+/// The authenticated caller of an inference route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// SHA-256 hex of the key used, as stored in spend logs.
+    pub key_hash: String,
+    pub is_master: bool,
+}
+
+pub struct MasterKey {
+    digest: [u8; 32],
+    hash_hex: String,
+}
+
+impl MasterKey {
+    pub fn from_plaintext(key: &str) -> MasterKey {
+        let digest = sha256(key);
+        MasterKey {
+            hash_hex: tollgate_domain::secret::sha256_hex(key),
+            digest,
+        }
+    }
+
+    /// For a generated master key only its hash is kept.
+    pub fn from_hash_hex(hex_digest: &str) -> Option<MasterKey> {
+        let bytes = hex_decode_32(hex_digest)?;
+        Some(MasterKey {
+            digest: bytes,
+            hash_hex: hex_digest.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn hash_hex(&self) -> &str {
+        &self.hash_hex
+    }
+}
+
+fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hi = (chunk[0] as char).to_digit(16)?;
+        let lo = (chunk[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The presented key, from `Authorization: Bearer …` or one of the other key headers.
+pub fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v
+            .to_str()
+            .map_err(|_| ApiError::auth("Authentication Error, Malformed API Key passed in."))?
+            .trim();
+        return match v.split_once(' ') {
+            Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+                Ok(key.trim())
+            }
+            _ => Err(ApiError::auth(
+                "Authentication Error, Malformed API Key passed in. Ensure Key has `Bearer ` prefix.",
+            )),
+        };
+    }
+    for name in KEY_HEADERS {
+        if let Some(v) = headers.get(*name) {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::auth("Authentication Error, Malformed API Key passed in."))?
+                .trim();
+            let v = v.strip_prefix("Bearer ").unwrap_or(v).trim();
+            if !v.is_empty() {
+                return Ok(v);
+            }
+        }
+    }
+    Err(ApiError::auth(
+        "Authentication Error, No api key passed in.",
+    ))
+}
+
+pub fn authenticate(master: &MasterKey, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let key = presented_key(headers)?;
+    if digest_eq(&sha256(key), &master.digest) {
+        return Ok(Caller {
+            key_hash: master.hash_hex.clone(),
+            is_master: true,
+        });
+    }
+    if !key.starts_with("sk-") {
+        // Never echo the key itself, not even partly: it may be a real secret from elsewhere.
+        return Err(ApiError::auth(
+            "Authentication Error, LiteLLM Virtual Key expected. Expected to start with 'sk-'.",
+        ));
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "token_not_found_in_db",
+        "Authentication Error, Invalid proxy server token passed. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn accepts_every_litellm_header() {
+        let m = MasterKey::from_plaintext("sk-master-abcdefghijklmnop");
+        for name in [
+            "authorization",
+            "api-key",
+            "x-api-key",
+            "x-goog-api-key",
+            "ocp-apim-subscription-key",
+            "x-litellm-api-key",
+        ] {
+            let v = if name == "authorization" {
+                "Bearer sk-master-abcdefghijklmnop"
+            } else {
+                "sk-master-abcdefghijklmnop"
+            };
+            let c = authenticate(&m, &headers(name, v)).unwrap();
+            assert!(c.is_master, "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_missing_malformed_and_wrong_keys() {
+        let m = MasterKey::from_plaintext("sk-master-abcdefghijklmnop");
+        let e = authenticate(&m, &HeaderMap::new()).unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(e.message.contains("No api key"));
+        let e =
+            authenticate(&m, &headers("authorization", "sk-master-abcdefghijklmnop")).unwrap_err();
+        assert!(e.message.contains("Bearer"));
+        let e = authenticate(&m, &headers("authorization", "Bearer ' OR '1'='1")).unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(!e.message.contains("OR '1'"));
+        let e = authenticate(&m, &headers("authorization", "Bearer sk-wrong")).unwrap_err();
+        assert_eq!(e.kind, "token_not_found_in_db");
+    }
+
+    #[test]
+    fn hash_round_trip() {
+        let m = MasterKey::from_plaintext("sk-master-abcdefghijklmnop");
+        let again = MasterKey::from_hash_hex(m.hash_hex()).unwrap();
+        assert!(authenticate(&again, &headers("x-api-key", "sk-master-abcdefghijklmnop")).is_ok());
+        assert!(MasterKey::from_hash_hex("zz").is_none());
+    }
+}

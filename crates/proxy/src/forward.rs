@@ -1,0 +1,249 @@
+//! Forwarding with retries and fallbacks. Everything here happens before the first byte reaches
+//! the client, so trying again can never duplicate output or billing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use rand::Rng;
+use tollgate_domain::model_name::expand_upstream;
+
+use crate::body::RawBody;
+use crate::deployment::{Deployment, ProviderKind};
+use crate::error::ApiError;
+use crate::providers::{self, AttemptError, CallType, UpstreamRequest};
+use crate::record::InFlight;
+use crate::state::ProxyState;
+
+/// Largest upstream error body read (to quote its message).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub enum Answer {
+    /// A complete non-streaming body.
+    Full(Bytes),
+    /// A streaming response whose status was 2xx.
+    Stream(reqwest::Response),
+    /// The deployment answers with its configured `mock_response`.
+    Mock(String),
+}
+
+pub struct Dispatched {
+    pub answer: Answer,
+    pub in_flight: InFlight,
+    pub upstream_model: String,
+    pub attempts: u32,
+}
+
+pub struct Failed {
+    pub error: ApiError,
+    pub attempts: u32,
+}
+
+pub async fn dispatch(
+    state: &ProxyState,
+    call: CallType,
+    body: &RawBody,
+    model: &str,
+    stream: bool,
+) -> Result<Dispatched, Failed> {
+    let settings = &state.settings;
+    let mut groups: Vec<String> = vec![model.to_string()];
+    groups.extend(settings.fallbacks_for(model).iter().cloned());
+    let mut attempts = 0u32;
+    let mut last: Option<AttemptError> = None;
+    let mut gi = 0;
+    let mut used_context_fallbacks = false;
+    while gi < groups.len() {
+        let group_name = groups[gi].clone();
+        gi += 1;
+        let Some(resolved) = state.router.resolve(&group_name) else {
+            continue;
+        };
+        let group = &resolved.deployments;
+        let mut tried: Vec<usize> = Vec::new();
+        for attempt in 0..=settings.num_retries {
+            let Some((idx, dep)) = state.router.pick(group, &tried) else {
+                break;
+            };
+            let repeat = tried.contains(&idx);
+            if repeat {
+                // Every deployment was tried already: wait before hitting one again.
+                let wait = last
+                    .as_ref()
+                    .and_then(|e| e.retry_after)
+                    .map(|d| d.min(settings.max_retry_after))
+                    .unwrap_or_else(|| backoff(attempt));
+                tokio::time::sleep(wait).await;
+            }
+            tried.push(idx);
+            attempts += 1;
+            let upstream_model = expand_upstream(&dep.spec.upstream_model, &resolved.captured);
+            if let Some(text) = &dep.spec.mock_response {
+                return Ok(Dispatched {
+                    answer: Answer::Mock(text.clone()),
+                    in_flight: InFlight::start(dep),
+                    upstream_model,
+                    attempts,
+                });
+            }
+            let in_flight = InFlight::start(dep.clone());
+            match attempt_once(state, &dep, call, body, &upstream_model, stream).await {
+                Ok(answer) => {
+                    return Ok(Dispatched {
+                        answer,
+                        in_flight,
+                        upstream_model,
+                        attempts,
+                    })
+                }
+                Err(e) => {
+                    drop(in_flight);
+                    state.metrics.upstream_error(
+                        call.metric_name(),
+                        &dep.spec.model_name,
+                        e.error.status.as_u16(),
+                    );
+                    tracing::warn!(
+                        model = %group_name,
+                        deployment = %dep.spec.id,
+                        status = e.error.status.as_u16(),
+                        error = %e.error.message,
+                        "upstream attempt failed"
+                    );
+                    if e.counts_as_failure {
+                        dep.on_failure(settings.allowed_fails, settings.cooldown, group.len() > 1);
+                    }
+                    if e.context_window {
+                        if !used_context_fallbacks {
+                            if let Some(cw) = settings.context_window_fallbacks.get(model) {
+                                used_context_fallbacks = true;
+                                groups.truncate(gi);
+                                groups.extend(cw.iter().cloned());
+                                last = Some(e);
+                                break;
+                            }
+                        }
+                        return Err(Failed {
+                            error: e.error,
+                            attempts,
+                        });
+                    }
+                    if !e.retryable {
+                        return Err(Failed {
+                            error: e.error,
+                            attempts,
+                        });
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+    }
+    let error = match last {
+        Some(e) => e.error,
+        None => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "No deployments available for selected model={model}: every deployment is cooling down or at its rpm/tpm limit. Try again shortly."
+                ),
+            );
+            e.retry_after = Some(settings.cooldown.as_secs().max(1));
+            e
+        }
+    };
+    Err(Failed { error, attempts })
+}
+
+/// Exponential backoff with jitter: ~50 ms, 100 ms, 200 ms … capped at 2 s.
+fn backoff(attempt: u32) -> Duration {
+    let base = 50u64.saturating_mul(1u64 << attempt.min(6)).min(2000);
+    let jitter = rand::rng().random_range(0..=base / 2);
+    Duration::from_millis(base / 2 + jitter)
+}
+
+async fn attempt_once(
+    state: &ProxyState,
+    dep: &Arc<Deployment>,
+    call: CallType,
+    body: &RawBody,
+    upstream_model: &str,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
+    let spec = &dep.spec;
+    let req = build(spec, call, body, upstream_model, stream)?;
+    let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
+    let send = state
+        .client
+        .post(req.url)
+        .headers(req.headers)
+        .body(req.body)
+        .send();
+    let resp = match tokio::time::timeout(timeout, send).await {
+        Err(_) => return Err(providers::timeout_error(spec, timeout)),
+        Ok(Err(e)) => return Err(providers::transport_error(spec, &e)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let body = read_limited(resp, MAX_ERROR_BODY, timeout).await;
+        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Err(providers::upstream_error(spec, status, retry_after, &body));
+    }
+    if stream {
+        return Ok(Answer::Stream(resp));
+    }
+    match tokio::time::timeout(timeout, resp.bytes()).await {
+        Err(_) => Err(providers::timeout_error(spec, timeout)),
+        Ok(Err(e)) => Err(providers::transport_error(spec, &e)),
+        Ok(Ok(b)) => Ok(Answer::Full(b)),
+    }
+}
+
+fn build(
+    spec: &crate::deployment::DeploymentSpec,
+    call: CallType,
+    body: &RawBody,
+    upstream_model: &str,
+    stream: bool,
+) -> Result<UpstreamRequest, AttemptError> {
+    match spec.provider {
+        ProviderKind::Anthropic => {
+            providers::build_request(spec, call, body, upstream_model, stream)
+        }
+        _ => {
+            // Ask OpenAI-style upstreams for usage in streams, so streamed calls are billed.
+            let overrides: &[(&str, &str)] = if stream {
+                &[("stream_options", r#"{"include_usage":true}"#)]
+            } else {
+                &[]
+            };
+            let json = body.to_json_with(upstream_model, overrides, &spec.default_params);
+            providers::build_request_with_body(spec, call, json, upstream_model)
+        }
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response, limit: usize, timeout: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = limit.saturating_sub(out.len());
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout.min(Duration::from_secs(30)), read).await;
+    out
+}

@@ -1,0 +1,360 @@
+//! The OpenAI-compatible inference routes.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{authenticate, Caller};
+use crate::body::RawBody;
+use crate::deployment::ProviderKind;
+use crate::error::ApiError;
+use crate::forward::{dispatch, Answer, Dispatched};
+use crate::providers::{anthropic, mock, openai, CallType};
+use crate::record::CallRecorder;
+use crate::state::ProxyState;
+use crate::stream::{ProxyStream, Translation};
+
+pub async fn chat_completions(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
+    handle(state, CallType::Chat, req).await
+}
+
+pub async fn completions(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
+    handle(state, CallType::Completion, req).await
+}
+
+pub async fn embeddings(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
+    handle(state, CallType::Embedding, req).await
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Response {
+    let start = Instant::now();
+    let caller = match authenticate(&state.master_key, req.headers()) {
+        Ok(c) => c,
+        Err(e) => {
+            state.metrics.observe_request(
+                call.metric_name(),
+                "unknown",
+                e.status.as_u16(),
+                start.elapsed(),
+            );
+            return e.into_response();
+        }
+    };
+    let request_id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    let mut recorder = CallRecorder::new(state.clone(), request_id, call, caller, start);
+    match run(&state, call, req, &mut recorder).await {
+        Ok(Reply::Now(resp)) => {
+            let status = resp.status().as_u16();
+            let id = recorder.request_id().to_string();
+            recorder.finish_success(status);
+            with_call_id(resp, &id)
+        }
+        Ok(Reply::Streaming(build)) => {
+            let id = recorder.request_id().to_string();
+            with_call_id(build(recorder), &id)
+        }
+        Err(e) => {
+            let id = recorder.request_id().to_string();
+            recorder.finish_error(&e);
+            with_call_id(e.into_response(), &id)
+        }
+    }
+}
+
+fn with_call_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-litellm-call-id", v);
+    }
+    resp
+}
+
+enum Reply {
+    Now(Response),
+    /// A streaming body that takes over the recorder.
+    Streaming(Box<dyn FnOnce(CallRecorder) -> Response + Send>),
+}
+
+async fn run(
+    state: &Arc<ProxyState>,
+    call: CallType,
+    req: Request,
+    recorder: &mut CallRecorder,
+) -> Result<Reply, ApiError> {
+    check_content_type(req.headers())?;
+    let bytes = read_body(req, state.settings.max_body_bytes).await?;
+    let mut body = RawBody::parse(&bytes)?;
+    body.reject_upstream_settings()?;
+    let model: String = body
+        .decode("model")?
+        .ok_or_else(|| ApiError::bad_request("'model' is required.").with_param("model"))?;
+    let stream = call != CallType::Embedding && body.decode::<bool>("stream")?.unwrap_or(false);
+    let client_wants_usage = body
+        .decode::<serde_json::Value>("stream_options")?
+        .and_then(|o| o.get("include_usage").and_then(|v| v.as_bool()))
+        .unwrap_or(false);
+    let end_user: Option<String> = body
+        .decode::<serde_json::Value>("user")?
+        .and_then(|u| u.as_str().map(str::to_string));
+    if state.router.resolve(&model).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "Invalid model name passed in model={model}. Call `/v1/models` to view available models for your key."
+        ))
+        .with_param("model"));
+    }
+    body.strip_gateway_fields();
+    let body = Arc::new(body);
+    recorder.set_request(&model, stream, body.clone(), end_user);
+
+    let Dispatched {
+        answer,
+        in_flight,
+        upstream_model,
+        attempts,
+    } = match dispatch(state, call, &body, &model, stream).await {
+        Ok(d) => d,
+        Err(f) => {
+            recorder.set_attempts(f.attempts);
+            return Err(f.error);
+        }
+    };
+    let provider = in_flight.0.spec.provider;
+    let idle = in_flight
+        .0
+        .spec
+        .timeout
+        .unwrap_or(state.settings.default_timeout);
+    recorder.set_deployment(in_flight, upstream_model, attempts);
+    let created = unix_now();
+    let id = recorder.request_id().to_string();
+
+    match answer {
+        Answer::Mock(text) => {
+            let prompt_bytes = body
+                .get("messages")
+                .or_else(|| body.get("prompt"))
+                .or_else(|| body.get("input"))
+                .map(|r| r.get().len())
+                .unwrap_or(0);
+            let usage = mock::usage(prompt_bytes, &text);
+            recorder.set_usage(usage);
+            recorder.mark_first_token();
+            if stream {
+                let mut sse = String::new();
+                for e in
+                    mock::stream_events(&id, &model, created, &text, &usage, client_wants_usage)
+                {
+                    sse.push_str("data: ");
+                    sse.push_str(&e);
+                    sse.push_str("\n\n");
+                }
+                sse.push_str("data: [DONE]\n\n");
+                Ok(Reply::Now(sse_response(Body::from(sse))))
+            } else {
+                Ok(Reply::Now(json_response(mock::response(
+                    call, &id, &model, created, &text, &usage,
+                ))))
+            }
+        }
+        Answer::Full(bytes) => match provider {
+            ProviderKind::Anthropic => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|_| bad_upstream("The upstream answer is not valid JSON."))?;
+                let (out, u) = anthropic::from_anthropic_response(&v, &id, &model, created)
+                    .map_err(|e| bad_upstream(&format!("AnthropicException - {e}")))?;
+                recorder.set_usage(tollgate_domain::Usage {
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                    cache_read_input_tokens: u.cache_read_input_tokens,
+                    cache_creation_input_tokens: u.cache_creation_input_tokens,
+                    estimated: false,
+                });
+                Ok(Reply::Now(json_response(
+                    serde_json::to_vec(&out).unwrap_or_default(),
+                )))
+            }
+            _ => {
+                match openai::usage_of(&bytes) {
+                    Some(u) => recorder.set_usage(u),
+                    None => recorder.add_completion_bytes(completion_text_bytes(&bytes)),
+                }
+                Ok(Reply::Now(json_response(bytes.to_vec())))
+            }
+        },
+        Answer::Stream(resp) => {
+            let translation = match provider {
+                ProviderKind::Anthropic => Translation::Anthropic(Box::new(
+                    anthropic::StreamTranslator::new(&id, &model, created, client_wants_usage),
+                )),
+                _ => Translation::OpenAi {
+                    drop_usage_chunk: !client_wants_usage,
+                },
+            };
+            Ok(Reply::Streaming(Box::new(move |recorder| {
+                let s = ProxyStream::new(resp, translation, recorder, idle);
+                sse_response(Body::from_stream(s))
+            })))
+        }
+    }
+}
+
+fn bad_upstream(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "api_error", message.to_string())
+}
+
+/// For upstreams that report no usage on a full answer: the generated text's size.
+fn completion_text_bytes(bytes: &[u8]) -> usize {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return 0;
+    };
+    v.get("choices")
+        .and_then(|c| c.as_array())
+        .map(|choices| {
+            choices
+                .iter()
+                .map(|c| {
+                    c.pointer("/message/content")
+                        .or_else(|| c.get("text"))
+                        .and_then(|t| t.as_str())
+                        .map(str::len)
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tell nginx-style front proxies not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    // curl's `-d` sends a form content type with a JSON body; LiteLLM accepts that, so do we
+    // (the body must still be JSON).
+    if mime == "application/json"
+        || mime.ends_with("+json")
+        || mime.is_empty()
+        || mime == "application/x-www-form-urlencoded"
+    {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Unsupported Content-Type '{mime}': send the request body as application/json."
+        )))
+    }
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request_error",
+            format!("Request body is larger than the gateway accepts ({limit} bytes)."),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(too_large());
+        }
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit")
+            {
+                too_large()
+            } else {
+                ApiError::bad_request("The request body could not be read.")
+            }
+        })
+}
+
+#[derive(Deserialize)]
+pub struct ModelsQuery {
+    #[serde(default)]
+    return_wildcard_routes: Option<bool>,
+}
+
+fn model_object(id: &str, created: i64) -> serde_json::Value {
+    json!({"id": id, "object": "model", "created": created, "owned_by": "openai"})
+}
+
+pub async fn list_models(
+    State(state): State<Arc<ProxyState>>,
+    headers: HeaderMap,
+    Query(q): Query<ModelsQuery>,
+) -> Response {
+    if let Err(e) = authenticate(&state.master_key, &headers) {
+        return e.into_response();
+    }
+    let created = unix_now();
+    let data: Vec<_> = state
+        .router
+        .model_names(q.return_wildcard_routes.unwrap_or(false))
+        .iter()
+        .map(|m| model_object(m, created))
+        .collect();
+    axum::Json(json!({"data": data, "object": "list"})).into_response()
+}
+
+pub async fn get_model(
+    State(state): State<Arc<ProxyState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let _caller: Caller = match authenticate(&state.master_key, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if state.router.resolve(&id).is_none() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            format!("The model '{id}' does not exist."),
+        )
+        .into_response();
+    }
+    axum::Json(model_object(&id, unix_now())).into_response()
+}

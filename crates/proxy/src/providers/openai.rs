@@ -1,0 +1,138 @@
+//! OpenAI-style upstreams (OpenAI, Azure, and every server that speaks the same API).
+
+use serde::Deserialize;
+use tollgate_domain::Usage;
+
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+#[derive(Deserialize)]
+struct RawUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+fn convert(u: RawUsage) -> Usage {
+    Usage {
+        prompt_tokens: u.prompt_tokens.unwrap_or(0),
+        completion_tokens: u.completion_tokens.unwrap_or(0),
+        cache_read_input_tokens: u
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0),
+        cache_creation_input_tokens: 0,
+        estimated: false,
+    }
+}
+
+/// The `usage` of a JSON response or stream chunk, if it reports one.
+pub fn usage_of(json: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(json)
+        .ok()
+        .and_then(|w| w.usage)
+        .map(convert)
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrorBody {
+    Object {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Text(String),
+}
+
+/// Reads an OpenAI-style error body into (message, type).
+pub fn map_error(status: u16, body: &[u8]) -> (String, &'static str) {
+    let kind = match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 => "timeout",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    };
+    let message = match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(ErrorEnvelope {
+            error: ErrorBody::Object {
+                message: Some(m), ..
+            },
+        }) => m,
+        Ok(ErrorEnvelope {
+            error: ErrorBody::Text(m),
+        }) => m,
+        _ => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+            if text.trim().is_empty() {
+                format!("upstream returned HTTP {status}")
+            } else {
+                format!("upstream returned HTTP {status}: {}", text.trim())
+            }
+        }
+    };
+    (message, kind)
+}
+
+pub fn is_context_window_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("context_length_exceeded")
+        || m.contains("maximum context length")
+        || m.contains("context window")
+        || m.contains("prompt is too long")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_usage_with_cached_tokens() {
+        let u = usage_of(br#"{"id":"x","usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":4}}}"#).unwrap();
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.cache_read_input_tokens
+            ),
+            (9, 3, 4)
+        );
+        assert!(usage_of(br#"{"id":"x","usage":null}"#).is_none());
+        assert!(usage_of(br#"{"id":"x"}"#).is_none());
+    }
+
+    #[test]
+    fn maps_errors() {
+        let (m, k) = map_error(
+            429,
+            br#"{"error":{"message":"slow down","type":"requests"}}"#,
+        );
+        assert_eq!((m.as_str(), k), ("slow down", "rate_limit_error"));
+        let (m, _) = map_error(502, b"<html>bad gateway</html>");
+        assert!(m.contains("502"));
+        assert!(is_context_window_error(
+            "This model's maximum context length is 8192 tokens"
+        ));
+    }
+}

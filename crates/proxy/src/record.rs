@@ -1,0 +1,313 @@
+//! One call's record: built up while the call runs, and handed to the spend writer exactly once,
+//! whether the call succeeds, fails, or the client goes away (then on drop).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tollgate_domain::usage::estimate_tokens;
+use tollgate_domain::Usage;
+use tollgate_ledger::cost_of;
+use tollgate_store::{SpendRecord, SpendStatus};
+
+use crate::auth::Caller;
+use crate::body::RawBody;
+use crate::deployment::Deployment;
+use crate::error::ApiError;
+use crate::providers::CallType;
+use crate::state::ProxyState;
+
+/// Keeps a deployment's in-flight count right however the call ends.
+pub struct InFlight(pub Arc<Deployment>);
+
+impl InFlight {
+    pub fn start(d: Arc<Deployment>) -> InFlight {
+        d.on_start();
+        InFlight(d)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.on_end();
+    }
+}
+
+/// HTTP status recorded when the client went away before the answer was complete (nginx's).
+pub const CLIENT_CLOSED: u16 = 499;
+
+pub struct CallRecorder {
+    state: Arc<ProxyState>,
+    info: Option<CallInfo>,
+}
+
+struct CallInfo {
+    request_id: String,
+    call: CallType,
+    caller: Caller,
+    model_group: String,
+    deployment: Option<InFlight>,
+    upstream_model: String,
+    stream: bool,
+    start: Instant,
+    start_time: DateTime<Utc>,
+    first_token: Option<Instant>,
+    usage: Option<Usage>,
+    body: Option<Arc<RawBody>>,
+    completion_bytes: usize,
+    attempts: u32,
+    end_user: Option<String>,
+}
+
+impl CallRecorder {
+    pub fn new(
+        state: Arc<ProxyState>,
+        request_id: String,
+        call: CallType,
+        caller: Caller,
+        start: Instant,
+    ) -> Self {
+        CallRecorder {
+            state,
+            info: Some(CallInfo {
+                request_id,
+                call,
+                caller,
+                model_group: String::new(),
+                deployment: None,
+                upstream_model: String::new(),
+                stream: false,
+                start,
+                start_time: Utc::now(),
+                first_token: None,
+                usage: None,
+                body: None,
+                completion_bytes: 0,
+                attempts: 0,
+                end_user: None,
+            }),
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.info
+            .as_ref()
+            .map(|i| i.request_id.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn set_request(
+        &mut self,
+        model_group: &str,
+        stream: bool,
+        body: Arc<RawBody>,
+        end_user: Option<String>,
+    ) {
+        if let Some(i) = &mut self.info {
+            i.model_group = model_group.to_string();
+            i.upstream_model = model_group.to_string();
+            i.stream = stream;
+            i.body = Some(body);
+            i.end_user = end_user;
+        }
+    }
+
+    pub fn set_deployment(&mut self, d: InFlight, upstream_model: String, attempts: u32) {
+        if let Some(i) = &mut self.info {
+            i.deployment = Some(d);
+            i.upstream_model = upstream_model;
+            i.attempts = attempts;
+        }
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        if let Some(i) = &mut self.info {
+            i.attempts = attempts;
+        }
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if let Some(i) = &mut self.info {
+            if i.first_token.is_none() {
+                i.first_token = Some(Instant::now());
+            }
+        }
+    }
+
+    pub fn set_usage(&mut self, u: Usage) {
+        if let Some(i) = &mut self.info {
+            i.usage = Some(u);
+        }
+    }
+
+    pub fn has_usage(&self) -> bool {
+        self.info.as_ref().is_some_and(|i| i.usage.is_some())
+    }
+
+    pub fn add_completion_bytes(&mut self, n: usize) {
+        if let Some(i) = &mut self.info {
+            i.completion_bytes += n;
+        }
+    }
+
+    /// The metrics label: the configured model name that served (or would serve) the call.
+    fn metric_model(&self, i: &CallInfo) -> String {
+        match &i.deployment {
+            Some(d) => d.0.spec.model_name.clone(),
+            None => self
+                .state
+                .router
+                .resolve(&i.model_group)
+                .and_then(|r| r.deployments.first().map(|d| d.spec.model_name.clone()))
+                .unwrap_or_else(|| "unknown".to_string()),
+        }
+    }
+
+    pub fn finish_success(mut self, http_status: u16) {
+        if let Some(i) = self.info.take() {
+            self.write(i, SpendStatus::Success, http_status, None);
+        }
+    }
+
+    pub fn finish_error(mut self, err: &ApiError) {
+        if let Some(i) = self.info.take() {
+            self.write(
+                i,
+                SpendStatus::Failure,
+                err.status.as_u16(),
+                Some(err.kind.to_string()),
+            );
+        }
+    }
+
+    fn write(
+        &self,
+        i: CallInfo,
+        status: SpendStatus,
+        http_status: u16,
+        error_type: Option<String>,
+    ) {
+        let end = Instant::now();
+        let duration = end.duration_since(i.start);
+        let produced = i.completion_bytes > 0 || i.first_token.is_some();
+        let usage = match i.usage {
+            Some(u) => u,
+            // No usage reported: count what we saw. A call that failed before any answer used
+            // no tokens we can know of.
+            None if status == SpendStatus::Success || produced => Usage {
+                prompt_tokens: i.body.as_deref().map(prompt_tokens_estimate).unwrap_or(0),
+                completion_tokens: estimate_tokens(i.completion_bytes),
+                estimated: true,
+                ..Usage::default()
+            },
+            None => Usage::default(),
+        };
+        let deployment = i.deployment.as_ref().map(|d| &d.0);
+        let price = deployment.and_then(|d| self.state.price_for(&d.spec, &i.upstream_model));
+        let cost = cost_of(&usage, price);
+        let route = i.call.metric_name();
+        let metric_model = self.metric_model(&i);
+        let metrics = &self.state.metrics;
+        metrics.observe_request(route, &metric_model, http_status, duration);
+        metrics.add_tokens(
+            route,
+            &metric_model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        );
+        let ttft = i.first_token.map(|t| t.duration_since(i.start));
+        if let (Some(t), true) = (ttft, i.stream) {
+            metrics.observe_ttft(route, &metric_model, t);
+        }
+        if let Some(d) = deployment {
+            if status == SpendStatus::Success {
+                d.on_success(duration, usage.total_tokens());
+            }
+        }
+        let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+        let end_time = i.start_time + chrono::Duration::milliseconds(ms(duration));
+        let record = SpendRecord {
+            request_id: i.request_id,
+            call_type: i.call.log_name().to_string(),
+            api_key: i.caller.key_hash,
+            user_id: None,
+            team_id: None,
+            end_user: i.end_user,
+            model: i.upstream_model,
+            model_group: i.model_group,
+            model_id: deployment.map(|d| d.spec.id.clone()),
+            custom_llm_provider: deployment.map(|d| d.spec.provider.name().to_string()),
+            spend_nanos: cost.amount.0,
+            priced: cost.priced,
+            prompt_tokens: usage.prompt_tokens as i64,
+            completion_tokens: usage.completion_tokens as i64,
+            cache_read_input_tokens: usage.cache_read_input_tokens as i64,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens as i64,
+            usage_estimated: usage.estimated,
+            stream: i.stream,
+            status,
+            http_status: http_status as i32,
+            error_type,
+            attempts: i.attempts.max(1) as i32,
+            start_time: i.start_time,
+            end_time,
+            completion_start_time: ttft
+                .map(|t| i.start_time + chrono::Duration::milliseconds(ms(t))),
+            request_duration_ms: ms(duration),
+            ttft_ms: ttft.map(ms),
+            metadata: serde_json::json!({}),
+        };
+        self.state.writer.record(record);
+    }
+}
+
+impl Drop for CallRecorder {
+    fn drop(&mut self) {
+        if let Some(i) = self.info.take() {
+            // The response was dropped before the call finished: the client went away.
+            self.write(
+                i,
+                SpendStatus::Failure,
+                CLIENT_CLOSED,
+                Some("client_disconnected".to_string()),
+            );
+        }
+    }
+}
+
+/// Prompt text size for an estimate: the text of messages / prompt / input, not the JSON around it.
+fn prompt_tokens_estimate(body: &RawBody) -> u64 {
+    let mut bytes = 0usize;
+    for key in ["messages", "prompt", "input", "system"] {
+        if let Some(raw) = body.get(key) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) {
+                bytes += text_bytes(&v);
+            }
+        }
+    }
+    estimate_tokens(bytes)
+}
+
+fn text_bytes(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::String(s) => s.len(),
+        serde_json::Value::Array(a) => a.iter().map(text_bytes).sum(),
+        serde_json::Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "content" | "text" | "arguments" | "name"))
+            .map(|(_, v)| text_bytes(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_only_text() {
+        let b = RawBody::parse(br#"{"model":"m","messages":[{"role":"user","content":"12345678"},{"role":"user","content":[{"type":"text","text":"abcd"}]}]}"#).unwrap();
+        assert_eq!(prompt_tokens_estimate(&b), 3);
+    }
+}

@@ -1,0 +1,69 @@
+//! Command line, as LiteLLM's proxy CLI spells its flags; `serve` is the default command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate: an OpenAI-compatible LLM gateway, a drop-in replacement for the LiteLLM proxy.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default when no command is given).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(StoreArgs),
+    /// Manage the master key that Tollgate generated (when none is configured).
+    MasterKey {
+        #[command(subcommand)]
+        action: MasterKeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyAction {
+    /// Replace the generated master key with a new one and print it once.
+    Rotate(StoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// LiteLLM-style config.yaml (its general_settings.database_url is used).
+    #[arg(short, long, env = "CONFIG_FILE_PATH")]
+    pub config: Option<PathBuf>,
+    /// Database URL: postgresql://… or sqlite:… (default: DATABASE_URL, else ./tollgate.db).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// LiteLLM-style config.yaml: model_list, litellm_settings, general_settings, router_settings.
+    #[arg(short, long, env = "CONFIG_FILE_PATH")]
+    pub config: Option<PathBuf>,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    pub port: u16,
+    /// Address to listen on (0.0.0.0 = every interface).
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Database URL: postgresql://… or sqlite:… (default: the config's, else DATABASE_URL, else
+    /// the embedded SQLite file ./tollgate.db).
+    #[arg(long, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Model prices in LiteLLM's model_prices_and_context_window.json format, merged over the
+    /// built-in table.
+    #[arg(long, env = "TOLLGATE_PRICES_FILE")]
+    pub prices: Option<PathBuf>,
+}

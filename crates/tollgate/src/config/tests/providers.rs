@@ -1,0 +1,315 @@
+//! Rule 3: provider parsing, default API bases and provider env keys.
+
+use super::*;
+use crate::config::provider::PROVIDERS;
+use crate::config::{ApiKey, Deployment, Provider, Secret};
+
+fn deployment(params: &str) -> Deployment {
+    ok(&one(params)).model_list.remove(0)
+}
+
+fn base(d: &Deployment) -> Option<&str> {
+    d.api_base.as_ref().map(|u| u.as_str())
+}
+
+#[test]
+fn only_the_first_slash_splits() {
+    let d = deployment("{model: openrouter/anthropic/claude-3, api_key: k}");
+    assert_eq!(d.provider, Provider::OpenAiCompatible("openrouter"));
+    assert_eq!(d.upstream_model, "anthropic/claude-3");
+    assert_eq!(base(&d), Some("https://openrouter.ai/api/v1"));
+}
+
+#[test]
+fn bare_openai_and_anthropic_names() {
+    for model in [
+        "gpt-4o",
+        "o1-mini",
+        "o3",
+        "o4-mini",
+        "chatgpt-4o-latest",
+        "text-embedding-3-small",
+        "davinci-002",
+        "babbage-002",
+        "gpt-image-1",
+        "whisper-1",
+        "tts-1",
+        "omni-moderation-latest",
+    ] {
+        let d = deployment(&format!("{{model: {model}, api_key: k}}"));
+        assert_eq!(d.provider, Provider::OpenAi, "{model}");
+        assert_eq!(d.upstream_model, model);
+        assert_eq!(base(&d), Some("https://api.openai.com/v1"));
+    }
+    let d = deployment("{model: claude-3-5-haiku-20241022, api_key: k}");
+    assert_eq!(d.provider, Provider::Anthropic);
+    assert_eq!(base(&d), Some("https://api.anthropic.com/"));
+}
+
+#[test]
+fn unknown_bare_name_is_unsupported() {
+    let e = err("model_list:\n  - model_name: llama\n    litellm_params: {model: llama3}\n");
+    assert_eq!(
+        unsupported(&e),
+        (
+            "model_list[0] (model_name 'llama')",
+            "cannot tell the provider of model 'llama3'; write it as <provider>/<model>"
+        )
+    );
+}
+
+#[test]
+fn bedrock_is_unsupported_naming_index_and_model_name() {
+    let e = err("
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/a, api_key: k}
+  - model_name: b
+    litellm_params: {model: openai/b, api_key: k}
+  - model_name: c
+    litellm_params: {model: openai/c, api_key: k}
+  - model_name: claude-bedrock
+    litellm_params: {model: bedrock/anthropic.claude-v2, aws_region_name: us-east-1}
+");
+    assert_eq!(
+        e.to_string(),
+        "config.yaml: model_list[3] (model_name 'claude-bedrock'): provider 'bedrock' is not supported by Tollgate"
+    );
+}
+
+#[test]
+fn other_litellm_providers_are_unsupported() {
+    for model in [
+        "vertex_ai/gemini-1.5-pro",
+        "gemini/gemini-pro",
+        "cohere/command-r",
+        "sagemaker/x",
+        "huggingface/x",
+        "vllm/x",
+    ] {
+        let e = err(&one(&format!("{{model: {model}}}")));
+        let provider = model.split('/').next().unwrap_or_default();
+        assert_eq!(
+            unsupported(&e).1,
+            format!("provider '{provider}' is not supported by Tollgate")
+        );
+    }
+}
+
+#[test]
+fn custom_llm_provider_overrides_and_strips_only_its_own_prefix() {
+    let d = deployment(
+        "{model: my-model, custom_llm_provider: hosted_vllm, api_base: 'http://h:8000/v1'}",
+    );
+    assert_eq!(d.provider, Provider::OpenAiCompatible("hosted_vllm"));
+    assert_eq!(d.upstream_model, "my-model");
+    let d = deployment("{model: groq/llama-3.1-8b, custom_llm_provider: groq, api_key: k}");
+    assert_eq!(d.upstream_model, "llama-3.1-8b");
+    let d = deployment("{model: meta/llama, custom_llm_provider: together_ai, api_key: k}");
+    assert_eq!(d.provider, Provider::OpenAiCompatible("together_ai"));
+    assert_eq!(d.upstream_model, "meta/llama");
+    let e = err(&one("{model: gpt-4o, custom_llm_provider: bedrock}"));
+    assert_eq!(
+        unsupported(&e).1,
+        "provider 'bedrock' is not supported by Tollgate"
+    );
+}
+
+#[test]
+fn default_api_bases() {
+    let cases = [
+        ("groq/x", "https://api.groq.com/openai/v1"),
+        ("mistral/x", "https://api.mistral.ai/v1"),
+        ("deepseek/x", "https://api.deepseek.com/v1"),
+        ("together_ai/x", "https://api.together.xyz/v1"),
+        ("xai/x", "https://api.x.ai/v1"),
+        ("fireworks_ai/x", "https://api.fireworks.ai/inference/v1"),
+        ("perplexity/x", "https://api.perplexity.ai/"),
+        ("deepinfra/x", "https://api.deepinfra.com/v1/openai"),
+        ("cerebras/x", "https://api.cerebras.ai/v1"),
+        ("ollama/x", "http://localhost:11434/v1"),
+        ("ollama_chat/x", "http://localhost:11434/v1"),
+        ("nvidia_nim/x", "https://integrate.api.nvidia.com/v1"),
+        ("sambanova/x", "https://api.sambanova.ai/v1"),
+    ];
+    for (model, expected) in cases {
+        let d = deployment(&format!("{{model: {model}, api_key: k}}"));
+        assert_eq!(base(&d), Some(expected), "{model}");
+    }
+}
+
+#[test]
+fn every_default_base_parses_as_http_url() {
+    for spec in PROVIDERS {
+        if let Some(base) = spec.default_base {
+            let url = url::Url::parse(base);
+            assert!(
+                url.is_ok_and(|u| u.scheme().starts_with("http")),
+                "{}",
+                spec.name
+            );
+        }
+    }
+}
+
+#[test]
+fn providers_without_default_need_api_base() {
+    for provider in [
+        "hosted_vllm",
+        "lm_studio",
+        "openai_like",
+        "custom_openai",
+        "litellm_proxy",
+        "azure",
+    ] {
+        let e = err(&one(&format!("{{model: {provider}/x, api_key: k}}")));
+        let (path, expected) = invalid(&e);
+        assert_eq!(path, "model_list[0].litellm_params.api_base");
+        assert_eq!(
+            expected,
+            format!("an http(s) URL: api_base is required for provider {provider}")
+        );
+    }
+}
+
+#[test]
+fn ollama_bare_server_url_gets_v1() {
+    let d = deployment("{model: ollama/llama3, api_base: 'http://gpu-box:11434'}");
+    assert_eq!(base(&d), Some("http://gpu-box:11434/v1"));
+    let d = deployment("{model: ollama_chat/llama3, api_base: 'http://gpu-box:11434/'}");
+    assert_eq!(base(&d), Some("http://gpu-box:11434/v1"));
+    let d = deployment("{model: ollama/llama3, api_base: 'http://proxy/ollama/v1'}");
+    assert_eq!(base(&d), Some("http://proxy/ollama/v1"));
+    // Ollama runs keyless: no key, no warning.
+    let config = ok(&one("{model: ollama/llama3}"));
+    assert!(config.model_list[0].api_key.is_none());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn azure_gets_default_api_version() {
+    let d =
+        deployment("{model: azure/my-deploy, api_base: 'https://r.openai.azure.com', api_key: k}");
+    assert_eq!(d.provider, Provider::Azure);
+    assert_eq!(d.upstream_model, "my-deploy");
+    assert_eq!(d.api_version.as_deref(), Some("2024-10-21"));
+    let d = deployment("{model: azure/d, api_base: 'https://r.openai.azure.com', api_key: k, api_version: '2025-01-01-preview'}");
+    assert_eq!(d.api_version.as_deref(), Some("2025-01-01-preview"));
+    let d = deployment("{model: openai/gpt-4o, api_key: k}");
+    assert_eq!(d.api_version, None);
+}
+
+#[test]
+fn wildcard_deployments() {
+    let config = ok("
+model_list:
+  - model_name: openai/*
+    litellm_params: {model: openai/*, api_key: k}
+  - model_name: claude-*
+    litellm_params: {model: anthropic/claude-*, api_key: k}
+  - model_name: '*'
+    litellm_params: {model: openrouter/*, api_key: k}
+");
+    let got: Vec<(&str, Provider, &str)> = config
+        .model_list
+        .iter()
+        .map(|d| (d.model_name.as_str(), d.provider, d.upstream_model.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("openai/*", Provider::OpenAi, "*"),
+            ("claude-*", Provider::Anthropic, "claude-*"),
+            ("*", Provider::OpenAiCompatible("openrouter"), "*"),
+        ]
+    );
+}
+
+#[test]
+fn several_deployments_may_share_a_model_name() {
+    let config = ok("
+model_list:
+  - {model_name: gpt-4o, litellm_params: {model: openai/gpt-4o, api_key: a}}
+  - {model_name: gpt-4o, litellm_params: {model: azure/gpt-4o, api_base: 'https://x.openai.azure.com', api_key: b}}
+  - {model_name: gpt-4o, litellm_params: {model: openai/gpt-4o, api_key: c, api_base: 'https://eu.api.openai.com/v1'}}
+");
+    assert_eq!(config.model_list.len(), 3);
+    assert!(config.model_list.iter().all(|d| d.model_name == "gpt-4o"));
+    assert_eq!(config.model_list[2].index, 2);
+}
+
+#[test]
+fn provider_prefix_without_model_is_invalid() {
+    let e = err(&one("{model: openai/, api_key: k}"));
+    assert_eq!(invalid(&e).0, "model_list[0].litellm_params.model");
+}
+
+#[test]
+fn mock_deployment_needs_no_key_or_base_but_a_known_provider() {
+    let d = deployment("{model: hosted_vllm/x, mock_response: hi}");
+    assert_eq!(d.mock_response.as_deref(), Some("hi"));
+    assert_eq!(d.api_base, None);
+    let config = ok(&one("{model: openai/gpt-4o, mock_response: hi}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let d = &config.model_list[0];
+    assert_eq!(base(d), Some("https://api.openai.com/v1"));
+    assert!(!d.default_params.contains_key("mock_response"));
+    assert!(matches!(
+        err(&one("{model: bedrock/x, mock_response: hi}")),
+        crate::config::ConfigError::Unsupported { .. }
+    ));
+    assert!(matches!(
+        err(&one("{model: llama3, mock_response: hi}")),
+        crate::config::ConfigError::Unsupported { .. }
+    ));
+    assert_eq!(
+        invalid(&err(&one("{model: openai/x, mock_response: {a: 1}}"))).0,
+        "model_list[0].litellm_params.mock_response"
+    );
+}
+
+#[test]
+fn missing_api_key_falls_back_to_the_providers_env_var() {
+    let config = ok_env(
+        &one("{model: anthropic/claude-3-5-sonnet}"),
+        &[("ANTHROPIC_API_KEY", "sk-ant")],
+    );
+    assert_eq!(
+        config.model_list[0].api_key,
+        Some(ApiKey::Env {
+            var: "ANTHROPIC_API_KEY".into(),
+            value: Some(Secret::new("sk-ant".into())),
+        })
+    );
+    // Later names in LiteLLM's list are used when the first is unset.
+    let config = ok_env(
+        &one("{model: together_ai/x}"),
+        &[("TOGETHERAI_API_KEY", "t")],
+    );
+    assert!(matches!(
+        &config.model_list[0].api_key,
+        Some(ApiKey::Env { var, value: Some(_) }) if var == "TOGETHERAI_API_KEY"
+    ));
+    let config = ok(&one("{model: openai/gpt-4o}"));
+    assert_eq!(
+        config.model_list[0].api_key,
+        Some(ApiKey::Env {
+            var: "OPENAI_API_KEY".into(),
+            value: None
+        })
+    );
+    assert!(has_warning(
+        &config,
+        "model_list[0] (model_name 'm'): no api_key is set and OPENAI_API_KEY is not set"
+    ));
+}
+
+#[test]
+fn literal_api_key_and_organization() {
+    let d = deployment("{model: openai/gpt-4o, api_key: sk-literal, organization: org-1}");
+    assert_eq!(
+        d.api_key,
+        Some(ApiKey::Literal(Secret::new("sk-literal".into())))
+    );
+    assert_eq!(d.organization.as_deref(), Some("org-1"));
+}

@@ -1,0 +1,23 @@
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] tollgate_store::StoreError),
+    #[error(transparent)]
+    Prices(#[from] tollgate_ledger::PriceError),
+    #[error("refusing to start: {0}. Set a strong master key (general_settings.master_key or LITELLM_MASTER_KEY, e.g. `sk-` followed by 32+ random characters), or remove it to let Tollgate generate one.")]
+    WeakMasterKey(String),
+    #[error("the stored master key hash is damaged; run `tollgate master-key rotate`")]
+    CorruptMasterKeyHash,
+    #[error(transparent)]
+    Random(#[from] tollgate_domain::secret::RandomError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

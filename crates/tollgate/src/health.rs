@@ -1,0 +1,75 @@
+//! Public health routes (as LiteLLM serves them) and the Prometheus endpoint.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tollgate_proxy::ProxyState;
+
+pub struct HealthState {
+    pub proxy: Arc<ProxyState>,
+    pub shutting_down: AtomicBool,
+}
+
+pub async fn liveness(State(h): State<Arc<HealthState>>) -> Response {
+    if h.shutting_down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting_down"})),
+        )
+            .into_response();
+    }
+    Json("I'm alive!").into_response()
+}
+
+pub async fn readiness(State(h): State<Arc<HealthState>>) -> Response {
+    if h.shutting_down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting_down", "db": "connected"})),
+        )
+            .into_response();
+    }
+    let ping = tokio::time::timeout(Duration::from_secs(2), h.proxy.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(json!({"status": "healthy", "db": "connected"})).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "db": "disconnected"})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(h): State<Arc<HealthState>>) -> Response {
+    let w = h.proxy.writer.stats();
+    let extra = [
+        (
+            "tollgate_spend_records_written_total",
+            "Spend records committed to the store.",
+            w.written.load(Ordering::Relaxed),
+        ),
+        (
+            "tollgate_spend_records_dropped_total",
+            "Spend records lost because the queue was full or the store kept failing.",
+            w.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "tollgate_spend_flush_errors_total",
+            "Failed spend batch commits (retried).",
+            w.flush_errors.load(Ordering::Relaxed),
+        ),
+    ];
+    let body = h.proxy.metrics.render(&extra);
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}

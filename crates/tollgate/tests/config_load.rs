@@ -1,0 +1,76 @@
+//! `load()` against real files: fixtures and temporary files.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use tollgate::config::{load, ConfigError, Provider};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn loads_the_realistic_fixture() {
+    let config = match load(&fixture("litellm_realistic.yaml")) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    // Key values depend on the machine's environment; the shape does not.
+    assert_eq!(config.model_list.len(), 10);
+    assert_eq!(config.model_list[1].provider, Provider::Azure);
+    assert_eq!(
+        config.model_list[6].api_base.as_ref().map(|u| u.as_str()),
+        Some("http://vllm.internal:8000/v1")
+    );
+    assert!(config.drop_params);
+}
+
+#[test]
+fn bedrock_fixture_is_refused_without_leaking_keys() {
+    let e = match load(&fixture("litellm_bedrock.yaml")) {
+        Ok(_) => panic!("bedrock must be refused"),
+        Err(e) => e,
+    };
+    let text = e.to_string();
+    assert!(matches!(e, ConfigError::Unsupported { .. }));
+    assert!(
+        text.ends_with("model_list[2] (model_name 'claude-bedrock'): provider 'bedrock' is not supported by Tollgate"),
+        "{text}"
+    );
+    assert!(text.contains("litellm_bedrock.yaml"));
+    for secret in [
+        "sk-fixture-openai-secret",
+        "sk-ant-fixture-secret",
+        "sk-fixture-master-secret",
+    ] {
+        assert!(!text.contains(secret));
+    }
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.yaml");
+    let e = load(&path).unwrap_err();
+    assert!(matches!(e, ConfigError::Io { .. }), "{e:?}");
+    assert!(e.to_string().starts_with("cannot read config file "));
+    assert!(e.to_string().contains("nope.yaml"));
+}
+
+#[test]
+fn loads_a_temporary_file_and_names_it_in_errors() {
+    let mut ok_file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(ok_file, "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/gpt-4o, api_key: sk-x}}").unwrap();
+    let config = load(ok_file.path()).unwrap();
+    assert_eq!(config.model_list[0].upstream_model, "gpt-4o");
+
+    let mut bad_file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(bad_file, "model_list: [").unwrap();
+    let e = load(bad_file.path()).unwrap_err();
+    assert!(matches!(e, ConfigError::Yaml { .. }));
+    assert!(e
+        .to_string()
+        .contains(&bad_file.path().display().to_string()));
+}
