@@ -61,6 +61,13 @@ pub struct RawBody {
     fields: Vec<(String, Box<RawValue>)>,
 }
 
+/// Shows field names only: values are the caller's prompts.
+impl fmt::Debug for RawBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.keys()).finish()
+    }
+}
+
 impl<'de> Deserialize<'de> for RawBody {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

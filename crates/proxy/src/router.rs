@@ -54,7 +54,7 @@ impl ModelRouter {
                 exact.insert(name, Arc::new(group));
             }
         }
-        patterns.sort_by(|a, b| specificity(&b.0).cmp(&specificity(&a.0)));
+        patterns.sort_by_key(|p| std::cmp::Reverse(specificity(&p.0)));
         ModelRouter {
             exact,
             patterns,

@@ -1,1 +1,9 @@
+//! Test support shared by Tollgate's integration tests and benches: a controllable fake
+//! OpenAI/Anthropic upstream, and `spawn_app`, which starts the real gateway on port 0 against
+//! a fresh store.
 
+pub mod app;
+pub mod upstream;
+
+pub use app::{spawn_app, spawn_app_with, TestApp, TEST_MASTER_KEY};
+pub use upstream::{Behavior, FakeUpstream};
