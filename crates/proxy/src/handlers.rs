@@ -190,7 +190,7 @@ async fn run(
                     Some(u) => recorder.set_usage(u),
                     None => recorder.add_completion_bytes(completion_text_bytes(&bytes)),
                 }
-                Ok(Reply::Now(json_response(bytes.to_vec())))
+                Ok(Reply::Now(json_response(bytes)))
             }
         },
         Answer::Stream(resp) => {
@@ -236,8 +236,8 @@ fn completion_text_bytes(bytes: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-fn json_response(body: Vec<u8>) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn json_response(body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

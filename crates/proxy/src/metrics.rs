@@ -52,7 +52,7 @@ impl Histogram {
 }
 
 #[derive(Default)]
-struct Series {
+pub struct Series {
     /// Responses by status class: 1xx..5xx at index 0..4.
     by_class: [AtomicU64; 5],
     upstream_errors: [AtomicU64; 5],
@@ -71,8 +71,27 @@ fn class_index(status: u16) -> usize {
     ((status / 100).clamp(1, 5) - 1) as usize
 }
 
+impl Series {
+    pub fn observe_request(&self, status: u16, latency: Duration) {
+        self.by_class[class_index(status)].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(latency);
+    }
+
+    pub fn observe_ttft(&self, ttft: Duration) {
+        self.ttft.observe(ttft);
+    }
+
+    pub fn add_tokens(&self, prompt: u64, completion: u64) {
+        self.prompt_tokens.fetch_add(prompt, Ordering::Relaxed);
+        self.completion_tokens
+            .fetch_add(completion, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
-    fn series(&self, route: &'static str, model: &str) -> Option<Arc<Series>> {
+    /// The series for (route, model), created on first use. Callers that record several things
+    /// about one call take the handle once.
+    pub fn series(&self, route: &'static str, model: &str) -> Option<Arc<Series>> {
         if let Ok(map) = self.series.read() {
             if let Some(s) = map.get(&(route, model.to_string())) {
                 return Some(s.clone());

@@ -151,15 +151,16 @@ impl CallRecorder {
     }
 
     /// The metrics label: the configured model name that served (or would serve) the call.
-    fn metric_model(&self, i: &CallInfo) -> String {
+    fn metric_model<'a>(&self, i: &'a CallInfo) -> std::borrow::Cow<'a, str> {
         match &i.deployment {
-            Some(d) => d.0.spec.model_name.clone(),
-            None => self
-                .state
-                .router
-                .resolve(&i.model_group)
-                .and_then(|r| r.deployments.first().map(|d| d.spec.model_name.clone()))
-                .unwrap_or_else(|| "unknown".to_string()),
+            Some(d) => std::borrow::Cow::Borrowed(d.0.spec.model_name.as_str()),
+            None => std::borrow::Cow::Owned(
+                self.state
+                    .router
+                    .resolve(&i.model_group)
+                    .and_then(|r| r.deployments.first().map(|d| d.spec.model_name.clone()))
+                    .unwrap_or_else(|| "unknown".to_string()),
+            ),
         }
     }
 
@@ -207,17 +208,13 @@ impl CallRecorder {
         let cost = cost_of(&usage, price);
         let route = i.call.metric_name();
         let metric_model = self.metric_model(&i);
-        let metrics = &self.state.metrics;
-        metrics.observe_request(route, &metric_model, http_status, duration);
-        metrics.add_tokens(
-            route,
-            &metric_model,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-        );
         let ttft = i.first_token.map(|t| t.duration_since(i.start));
-        if let (Some(t), true) = (ttft, i.stream) {
-            metrics.observe_ttft(route, &metric_model, t);
+        if let Some(series) = self.state.metrics.series(route, &metric_model) {
+            series.observe_request(http_status, duration);
+            series.add_tokens(usage.prompt_tokens, usage.completion_tokens);
+            if let (Some(t), true) = (ttft, i.stream) {
+                series.observe_ttft(t);
+            }
         }
         if let Some(d) = deployment {
             if status == SpendStatus::Success {

@@ -119,17 +119,29 @@ macro_rules! bind_record {
     };
 }
 
-fn placeholders(cast_last: &str) -> String {
-    let mut s = String::new();
-    for i in 1..=29 {
-        if i > 1 {
+const COLUMNS_PER_ROW: usize = 29;
+/// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 100;
+
+fn insert_sql(rows: usize, json_cast: &str) -> String {
+    let mut s = format!("INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
             s.push_str(", ");
         }
-        s.push_str(&format!("${i}"));
-        if i == 29 {
-            s.push_str(cast_last);
+        s.push('(');
+        for col in 1..=COLUMNS_PER_ROW {
+            if col > 1 {
+                s.push_str(", ");
+            }
+            s.push_str(&format!("${}", row * COLUMNS_PER_ROW + col));
+            if col == COLUMNS_PER_ROW {
+                s.push_str(json_cast);
+            }
         }
+        s.push(')');
     }
+    s.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
     s
 }
 
@@ -142,45 +154,48 @@ impl Store {
         records: &[SpendRecord],
     ) -> Result<Vec<String>, StoreError> {
         let mut inserted = Vec::with_capacity(records.len());
+        // Multi-row statements: one round trip per chunk instead of per record.
         match &self.backend {
             Backend::Sqlite(p) => {
-                let sql = format!(
-                    "INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
-                    placeholders("")
-                );
                 let mut tx = p.begin().await.context("starting a spend batch")?;
-                for r in records {
-                    let meta = r.metadata.to_string();
-                    let done = bind_record!(sqlx::query(&sql), r, meta)
-                        .execute(&mut *tx)
-                        .await
-                        .context("inserting a spend record")?;
-                    if done.rows_affected() == 1 {
-                        inserted.push(r.request_id.clone());
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    let sql = insert_sql(chunk.len(), "");
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for r in chunk {
+                        q = bind_record!(q, r, r.metadata.to_string());
                     }
+                    inserted.extend(
+                        q.fetch_all(&mut *tx)
+                            .await
+                            .context("inserting spend records")?,
+                    );
                 }
                 tx.commit().await.context("committing a spend batch")?;
             }
             Backend::Postgres(p) => {
-                let sql = format!(
-                    "INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING",
-                    placeholders("::jsonb")
-                );
                 let mut tx = p.begin().await.context("starting a spend batch")?;
-                for r in records {
-                    let meta = r.metadata.to_string();
-                    let done = bind_record!(sqlx::query(&sql), r, meta)
-                        .execute(&mut *tx)
-                        .await
-                        .context("inserting a spend record")?;
-                    if done.rows_affected() == 1 {
-                        inserted.push(r.request_id.clone());
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    let sql = insert_sql(chunk.len(), "::jsonb");
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for r in chunk {
+                        q = bind_record!(q, r, r.metadata.to_string());
                     }
+                    inserted.extend(
+                        q.fetch_all(&mut *tx)
+                            .await
+                            .context("inserting spend records")?,
+                    );
                 }
                 tx.commit().await.context("committing a spend batch")?;
             }
         }
-        Ok(inserted)
+        // RETURNING gives no order guarantee; callers get the ids in batch order.
+        let set: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        Ok(records
+            .iter()
+            .filter(|r| set.contains(r.request_id.as_str()))
+            .map(|r| r.request_id.clone())
+            .collect())
     }
 
     pub async fn count_spend_logs(&self) -> Result<i64, StoreError> {

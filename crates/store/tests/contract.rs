@@ -153,6 +153,28 @@ async fn spend_batches_round_trip_and_are_idempotent() {
 }
 
 #[tokio::test]
+async fn large_batches_span_several_statements() {
+    for db in backends().await {
+        let s = &db.store;
+        let records: Vec<_> = (0..250)
+            .map(|i| record(&format!("bulk-{i:03}"), (i % 60) as u32))
+            .collect();
+        let inserted = s.insert_spend_batch(&records[..150]).await.unwrap();
+        assert_eq!(inserted.len(), 150);
+        let inserted = s.insert_spend_batch(&records).await.unwrap();
+        assert_eq!(
+            inserted.len(),
+            100,
+            "only the new ones, {}",
+            s.backend_name()
+        );
+        assert_eq!(inserted[0], "bulk-150", "in batch order");
+        assert_eq!(s.count_spend_logs().await.unwrap(), 250);
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
 async fn settings_keep_the_first_value() {
     for db in backends().await {
         let s = &db.store;

@@ -130,6 +130,11 @@ impl App {
     ) -> std::io::Result<()> {
         let health = self.health.clone();
         let state = self.state.clone();
+        // Without TCP_NODELAY each streamed chunk waits on Nagle/delayed-ACK (~40 ms).
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
         let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;

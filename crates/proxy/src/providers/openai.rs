@@ -42,10 +42,27 @@ fn convert(u: RawUsage) -> Usage {
 
 /// The `usage` of a JSON response or stream chunk, if it reports one.
 pub fn usage_of(json: &[u8]) -> Option<Usage> {
+    if let Some(u) = usage_near_end(json) {
+        return Some(u);
+    }
     serde_json::from_slice::<WithUsage>(json)
         .ok()
         .and_then(|w| w.usage)
         .map(convert)
+}
+
+/// OpenAI-style bodies put `usage` after the (possibly large) choices or embeddings; reading
+/// only from the last `"usage":` key avoids parsing a 1536-float embedding to find 3 numbers.
+/// A `"usage":` inside a string would be escaped (`\"usage\"`), so an unescaped match is a key.
+fn usage_near_end(json: &[u8]) -> Option<Usage> {
+    const KEY: &[u8] = b"\"usage\":";
+    let pos = json.windows(KEY.len()).rposition(|w| w == KEY)?;
+    if pos > 0 && json[pos - 1] == b'\\' {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(&json[pos + KEY.len()..]);
+    let u: Option<RawUsage> = serde::Deserialize::deserialize(&mut de).ok()?;
+    u.map(convert)
 }
 
 #[derive(Deserialize)]
@@ -120,6 +137,13 @@ mod tests {
         );
         assert!(usage_of(br#"{"id":"x","usage":null}"#).is_none());
         assert!(usage_of(br#"{"id":"x"}"#).is_none());
+        let big = format!(
+            r#"{{"data":[{{"embedding":[{}]}}],"usage":{{"prompt_tokens":5,"total_tokens":5}}}}"#,
+            vec!["0.1"; 1536].join(",")
+        );
+        assert_eq!(usage_of(big.as_bytes()).unwrap().prompt_tokens, 5);
+        let tricky = br#"{"choices":[{"message":{"content":"say \"usage\": {}"}}],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#;
+        assert_eq!(usage_of(tricky).unwrap().completion_tokens, 1);
     }
 
     #[test]
