@@ -74,6 +74,11 @@ pub struct DeploymentSpec {
 #[derive(Debug)]
 pub struct Deployment {
     pub spec: DeploymentSpec,
+    /// Parsed upstream URLs per call type for OpenAI-style providers, so no request pays for URL
+    /// parsing (IDNA host processing showed up in profiles).
+    pub urls: [Option<reqwest::Url>; 3],
+    /// The ready `Authorization: Bearer …` value for OpenAI-style providers (marked sensitive).
+    pub bearer: Option<reqwest::header::HeaderValue>,
     pub in_flight: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 = not measured yet.
     pub latency_ewma_us: AtomicU64,
@@ -93,7 +98,34 @@ pub(crate) fn now_ms() -> u64 {
 
 impl Deployment {
     pub fn new(spec: DeploymentSpec) -> Deployment {
+        let openai_style = matches!(spec.provider, ProviderKind::OpenAiCompatible(_));
+        let url_for = |path: &str| {
+            let base = spec.api_base.as_ref()?;
+            if !openai_style {
+                return None;
+            }
+            let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path);
+            reqwest::Url::parse(&joined).ok()
+        };
+        let urls = [
+            url_for("chat/completions"),
+            url_for("completions"),
+            url_for("embeddings"),
+        ];
+        let bearer = match (&spec.credential, openai_style) {
+            (Credential::Key(k), true) => {
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {k}"))
+                    .ok()
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+            }
+            _ => None,
+        };
         Deployment {
+            urls,
+            bearer,
             spec,
             in_flight: AtomicU64::new(0),
             latency_ewma_us: AtomicU64::new(0),

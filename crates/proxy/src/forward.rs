@@ -173,7 +173,7 @@ async fn attempt_once(
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
-    let req = build(spec, call, body, upstream_model, stream)?;
+    let req = build(dep, call, body, upstream_model, stream)?;
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
     let send = state
         .client
@@ -210,12 +210,13 @@ async fn attempt_once(
 }
 
 fn build(
-    spec: &crate::deployment::DeploymentSpec,
+    dep: &Deployment,
     call: CallType,
     body: &RawBody,
     upstream_model: &str,
     stream: bool,
 ) -> Result<UpstreamRequest, AttemptError> {
+    let spec = &dep.spec;
     match spec.provider {
         ProviderKind::Anthropic => {
             providers::build_request(spec, call, body, upstream_model, stream)
@@ -228,7 +229,7 @@ fn build(
                 &[]
             };
             let json = body.to_json_with(upstream_model, overrides, &spec.default_params);
-            providers::build_request_with_body(spec, call, json, upstream_model)
+            providers::build_request_with_body(dep, call, json, upstream_model)
         }
     }
 }

@@ -123,7 +123,9 @@ const COLUMNS_PER_ROW: usize = 29;
 /// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits.
 const ROWS_PER_STATEMENT: usize = 100;
 
-fn insert_sql(rows: usize, json_cast: &str) -> String {
+/// SQLite gets plain `?` placeholders: sqlx resolves `$N` names one by one for each parameter,
+/// which is quadratic in a multi-row statement (it was 40% of the gateway's CPU under load).
+fn insert_sql(rows: usize, json_cast: &str, numbered: bool) -> String {
     let mut s = format!("INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ");
     for row in 0..rows {
         if row > 0 {
@@ -134,7 +136,11 @@ fn insert_sql(rows: usize, json_cast: &str) -> String {
             if col > 1 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", row * COLUMNS_PER_ROW + col));
+            if numbered {
+                s.push_str(&format!("${}", row * COLUMNS_PER_ROW + col));
+            } else {
+                s.push('?');
+            }
             if col == COLUMNS_PER_ROW {
                 s.push_str(json_cast);
             }
@@ -159,7 +165,7 @@ impl Store {
             Backend::Sqlite(p) => {
                 let mut tx = p.begin().await.context("starting a spend batch")?;
                 for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), "");
+                    let sql = insert_sql(chunk.len(), "", false);
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for r in chunk {
                         q = bind_record!(q, r, r.metadata.to_string());
@@ -175,7 +181,7 @@ impl Store {
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await.context("starting a spend batch")?;
                 for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), "::jsonb");
+                    let sql = insert_sql(chunk.len(), "::jsonb", true);
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for r in chunk {
                         q = bind_record!(q, r, r.metadata.to_string());

@@ -17,11 +17,12 @@ use crate::error::ApiError;
 /// Anthropic requires `max_tokens`; used when neither the caller nor the deployment set one.
 pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// The discriminants index `Deployment::urls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallType {
-    Chat,
-    Completion,
-    Embedding,
+    Chat = 0,
+    Completion = 1,
+    Embedding = 2,
 }
 
 impl CallType {
@@ -52,7 +53,7 @@ impl CallType {
 }
 
 pub struct UpstreamRequest {
-    pub url: String,
+    pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -139,7 +140,7 @@ pub fn build_request(
         format!("{base}/v1/messages")
     };
     Ok(UpstreamRequest {
-        url,
+        url: parse_url(&url)?,
         headers,
         body: serde_json::to_vec(&translated).unwrap_or_default(),
     })
@@ -147,14 +148,29 @@ pub fn build_request(
 
 /// Builds an OpenAI-style or Azure request around an already serialized body.
 pub fn build_request_with_body(
-    spec: &DeploymentSpec,
+    dep: &crate::deployment::Deployment,
     call: CallType,
     body: Vec<u8>,
     upstream_model: &str,
 ) -> Result<UpstreamRequest, AttemptError> {
+    let spec = &dep.spec;
     let key = credential(spec)?;
-    let base = api_base(spec)?;
     let mut headers = json_headers();
+    let idx = call as usize;
+    if let (Some(url), ProviderKind::OpenAiCompatible(_)) = (&dep.urls[idx], spec.provider) {
+        if let Some(b) = &dep.bearer {
+            headers.insert(reqwest::header::AUTHORIZATION, b.clone());
+        }
+        if let Some(org) = &spec.organization {
+            headers.insert("openai-organization", header_value(org)?);
+        }
+        return Ok(UpstreamRequest {
+            url: url.clone(),
+            headers,
+            body,
+        });
+    }
+    let base = api_base(spec)?;
     let url = match spec.provider {
         ProviderKind::Azure => {
             if let Some(k) = key {
@@ -185,7 +201,19 @@ pub fn build_request_with_body(
             join(base, call.path())
         }
     };
-    Ok(UpstreamRequest { url, headers, body })
+    Ok(UpstreamRequest {
+        url: parse_url(&url)?,
+        headers,
+        body,
+    })
+}
+
+fn parse_url(url: &str) -> Result<reqwest::Url, AttemptError> {
+    reqwest::Url::parse(url).map_err(|_| {
+        AttemptError::fatal(ApiError::internal(
+            "The upstream URL built from the deployment's api_base is not valid.",
+        ))
+    })
 }
 
 fn json_headers() -> HeaderMap {
