@@ -1,10 +1,5 @@
 use std::process::ExitCode;
 
-/// The hot path allocates many small short-lived buffers; glibc's malloc spent ~20% of the CPU
-/// on them under load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use tollgate::cli::{Cli, Command, MasterKeyAction, ServeArgs, StoreArgs};
 use tollgate::{config, App, Options, StartError};

@@ -13,7 +13,16 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn loads_the_realistic_fixture() {
-    let config = match load(&fixture("litellm_realistic.yaml")) {
+    // The fixture takes its master key and database from os.environ/…, as many real configs
+    // do; an unset variable there is refused, so give them values.
+    let path = fixture("litellm_realistic.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let env = |k: &str| match k {
+        "LITELLM_MASTER_KEY" => Some("sk-fixture-master-0123456789".to_string()),
+        "DATABASE_URL" => Some("postgresql://db.internal/litellm".to_string()),
+        _ => std::env::var(k).ok(),
+    };
+    let config = match tollgate::config::parse(&text, "litellm_realistic.yaml", &env) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };
@@ -25,6 +34,15 @@ fn loads_the_realistic_fixture() {
         Some("http://vllm.internal:8000/v1")
     );
     assert!(config.drop_params);
+}
+
+#[test]
+fn unset_master_key_variable_is_refused_by_load() {
+    let e = load(&fixture("litellm_realistic.yaml"));
+    if std::env::var("LITELLM_MASTER_KEY").is_err() {
+        let text = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("LITELLM_MASTER_KEY"), "{text}");
+    }
 }
 
 #[test]

@@ -691,6 +691,12 @@ async fn master_key_rules() {
     assert!(err.to_string().contains("well-known"));
     let short = "model_list: []\ngeneral_settings: {master_key: sk-abc}";
     assert!(spawn_app_with(short, None, &env).await.is_err());
+    let empty = "model_list: []\ngeneral_settings: {master_key: \"\"}";
+    let err = spawn_app_with(empty, None, &env)
+        .await
+        .err()
+        .expect("empty key refused");
+    assert!(err.to_string().contains("empty"), "{err}");
 
     // None configured: one is generated once and kept (as a hash) across restarts.
     let dir = tempfile::tempdir().unwrap();

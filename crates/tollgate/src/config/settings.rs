@@ -115,7 +115,9 @@ fn secret_setting(
         return Ok(ctx.env.get(env_name).map(Secret::new));
     };
     Ok(match ctx.text(value, &path)? {
-        Text::Plain(s) if s.is_empty() => {
+        // An empty master key is a weak key, refused at start; an empty database URL means
+        // the embedded default.
+        Text::Plain(s) if s.is_empty() && key != "master_key" => {
             ctx.warn(
                 &path,
                 &format!("is empty; {key} is treated as not configured"),
@@ -123,14 +125,13 @@ fn secret_setting(
             None
         }
         Text::Plain(s) | Text::Env { value: Some(s), .. } => Some(Secret::new(s)),
+        // Silently falling back (to a generated key, or to the local SQLite file) would hide a
+        // deployment mistake: refuse instead.
         Text::Env { var, value: None } => {
-            ctx.warn(
+            return Err(ctx.invalid(
                 &path,
-                &format!(
-                    "uses os.environ/{var}, which is not set; {key} is treated as not configured"
-                ),
-            );
-            None
+                format!("the environment variable {var} (from os.environ/{var}) to be set"),
+            ));
         }
     })
 }

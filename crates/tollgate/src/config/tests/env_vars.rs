@@ -176,13 +176,14 @@ fn unset_var_in_default_params_drops_the_param_with_a_warning() {
 }
 
 #[test]
-fn unset_master_key_var_is_not_configured_with_a_warning() {
-    let config = ok("general_settings:\n  master_key: os.environ/NOPE\n");
-    assert!(config.master_key.is_none());
-    assert!(has_warning(
-        &config,
-        "general_settings.master_key: uses os.environ/NOPE"
-    ));
+fn unset_master_key_or_database_url_var_is_refused() {
+    // Falling back to a generated key or to local SQLite would hide the mistake.
+    for key in ["master_key", "database_url"] {
+        let e = err(&format!("general_settings:\n  {key}: os.environ/NOPE\n"));
+        let text = e.to_string();
+        assert!(text.contains(&format!("general_settings.{key}")), "{text}");
+        assert!(text.contains("NOPE"), "{text}");
+    }
 }
 
 #[test]
@@ -221,13 +222,11 @@ fn explicit_master_key_wins_over_env() {
 }
 
 #[test]
-fn empty_master_key_is_not_configured() {
+fn empty_master_key_is_kept_so_the_start_refuses_it() {
     let config = ok("general_settings:\n  master_key: ''\n");
-    assert!(config.master_key.is_none());
-    assert!(has_warning(
-        &config,
-        "general_settings.master_key: is empty"
-    ));
+    assert_eq!(config.master_key.as_ref().map(|s| s.expose()), Some(""));
+    let config = ok("general_settings:\n  database_url: ''\n");
+    assert!(config.database_url.is_none());
 }
 
 #[test]

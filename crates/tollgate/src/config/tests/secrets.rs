@@ -65,6 +65,7 @@ fn errors_and_warnings_never_contain_secret_values() {
         "model_list: [{model_name: a, litellm_params: {model: bedrock/x, api_key: sk-live-openai-0123456789}}]",
         "model_list: [{model_name: a, litellm_params: {model: openai/x, api_key: sk-live-openai-0123456789, rpm: x}}]",
         "model_list: [{model_name: a, litellm_params: {model: openai/x, api_key: sk-live-openai-0123456789, api_base: 'http://u:pg-password-5f5f5f@bad host'}}]",
+        "general_settings: {master_key: os.environ/UNSET_MASTER}\nrouter_settings: {redis_password: sk-master-abcdef987654}",
         // Syntax error right after a secret.
         "general_settings:\n  master_key: sk-master-abcdef987654: x\n",
         "general_settings:\n  master_key: \"sk-master-abcdef987654\n",
@@ -76,7 +77,7 @@ fn errors_and_warnings_never_contain_secret_values() {
     }
     let warning_configs = [
         "model_list: [{model_name: a, litellm_params: {model: openai/x, api_key: os.environ/UNSET_KEY}}]",
-        "general_settings: {master_key: os.environ/UNSET_MASTER}\nrouter_settings: {redis_password: sk-master-abcdef987654}",
+        "router_settings: {redis_password: sk-master-abcdef987654}",
         "environment_variables: {HOME: sk-master-abcdef987654}",
         "model_list: [{model_name: a, litellm_params: {model: hosted_vllm/x, api_base: 'http://a/v1', api_base_extra: 1, base_url: 'http://u:pg-password-5f5f5f@b/v1'}}]",
     ];
