@@ -4,6 +4,8 @@
 pub mod master_key;
 pub mod model_name;
 pub mod money;
+pub mod policy;
+pub mod role;
 pub mod secret;
 pub mod usage;
 
