@@ -19,6 +19,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A write collided with an existing row (a duplicate id, email, membership, …).
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    /// A write referred to a row that does not exist (e.g. an invitation for an unknown user).
+    #[error("{what} does not exist")]
+    NotFound { what: String },
 }
 
 /// Adds what the query was doing to a sqlx error.
@@ -29,5 +35,25 @@ pub(crate) trait QueryContext<T> {
 impl<T> QueryContext<T> for Result<T, sqlx::Error> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Query { context, source })
+    }
+}
+
+/// The constraint a failed write broke, when it was one the caller can act on.
+pub(crate) enum Violation {
+    /// Carries the constraint's name (PostgreSQL) or the error message (SQLite, which names
+    /// the columns there), so callers can tell which unique key collided.
+    Unique(String),
+    ForeignKey,
+}
+
+pub(crate) fn violation(e: &sqlx::Error) -> Option<Violation> {
+    let db = e.as_database_error()?;
+    if db.is_unique_violation() {
+        let detail = db.constraint().unwrap_or_else(|| db.message());
+        Some(Violation::Unique(detail.to_string()))
+    } else if db.is_foreign_key_violation() {
+        Some(Violation::ForeignKey)
+    } else {
+        None
     }
 }

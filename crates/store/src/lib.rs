@@ -3,11 +3,23 @@
 //! contract tests in `tests/` run the same checks against both.
 
 mod connect;
+mod db;
 mod error;
 mod migrate;
+
+pub mod audit;
+pub mod invitations;
+pub mod sessions;
 pub mod settings;
 pub mod spend;
+pub mod teams;
+pub mod users;
 
+pub use audit::{AuditEntry, AuditFilter};
 pub use connect::{Backend, Store};
 pub use error::StoreError;
+pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
+pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
+pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
+pub use users::{NewUser, UserFilter, UserPatch, UserRow};

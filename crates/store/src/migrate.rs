@@ -10,17 +10,31 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "settings and spend logs",
-    sql: include_str!("migrations/sqlite/0001_init.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "settings and spend logs",
+        sql: include_str!("migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "users, teams, invitations, sessions, audit log",
+        sql: include_str!("migrations/sqlite/0002_identity.sql"),
+    },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "settings and spend logs",
-    sql: include_str!("migrations/postgres/0001_init.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "settings and spend logs",
+        sql: include_str!("migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "users, teams, invitations, sessions, audit log",
+        sql: include_str!("migrations/postgres/0002_identity.sql"),
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (
     version BIGINT PRIMARY KEY,
@@ -115,6 +129,18 @@ async fn run_postgres(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         tx.commit().await.context("committing a migration")?;
     }
     Ok(())
+}
+
+impl Store {
+    /// The highest migration applied to the database (`None` before the first).
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let sql = "SELECT MAX(version) FROM tollgate_migrations";
+        match &self.backend {
+            Backend::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Backend::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .context("reading the schema version")
+    }
 }
 
 fn check_not_newer(current: Option<i64>, known: &[Migration]) -> Result<(), StoreError> {

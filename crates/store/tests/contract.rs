@@ -1,74 +1,12 @@
-//! The store contract: every backend must pass the same checks. SQLite always runs; PostgreSQL
-//! runs when `TOLLGATE_TEST_POSTGRES_URL` names a server (CI sets it), each test in a fresh
-//! database that is dropped afterwards.
+//! The store contract: every backend must pass the same checks (see `common` for which
+//! backends run).
 
 use chrono::{TimeZone, Utc};
 use tollgate_store::{SpendRecord, SpendStatus, Store};
 
-struct TestDb {
-    store: Store,
-    cleanup: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
+mod common;
 
-impl TestDb {
-    async fn drop_db(self) {
-        self.store.close().await;
-        if let Some((admin_url, name)) = self.cleanup {
-            let admin = admin_pool(&admin_url).await;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .expect("drop test database");
-            admin.close().await;
-        }
-    }
-}
-
-async fn admin_pool(url: &str) -> sqlx::PgPool {
-    sqlx::PgPool::connect(url)
-        .await
-        .expect("connect to TOLLGATE_TEST_POSTGRES_URL")
-}
-
-async fn backends() -> Vec<TestDb> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("contract.db");
-    let sqlite = Store::open(Some(&format!("sqlite:{}", path.display())))
-        .await
-        .unwrap();
-    let mut out = vec![TestDb {
-        store: sqlite,
-        cleanup: None,
-        _dir: Some(dir),
-    }];
-    if let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
-        let name = format!("tollgate_contract_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_pool(&url).await;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let db_url = with_database(&url, &name);
-        let store = Store::open(Some(&db_url)).await.unwrap();
-        assert_eq!(store.backend_name(), "postgresql");
-        out.push(TestDb {
-            store,
-            cleanup: Some((url, name)),
-            _dir: None,
-        });
-    } else if std::env::var("CI").is_ok() {
-        panic!("CI must set TOLLGATE_TEST_POSTGRES_URL so the PostgreSQL backend is tested");
-    }
-    out
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let mut u = url::Url::parse(url).unwrap();
-    u.set_path(&format!("/{name}"));
-    u.to_string()
-}
+use common::{backends, with_database};
 
 fn record(id: &str, second: u32) -> SpendRecord {
     let t = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, second).unwrap();
