@@ -23,6 +23,7 @@ pub struct Caller {
     pub is_master: bool,
 }
 
+#[derive(Clone)]
 pub struct MasterKey {
     digest: [u8; 32],
     hash_hex: String,
@@ -48,6 +49,11 @@ impl MasterKey {
 
     pub fn hash_hex(&self) -> &str {
         &self.hash_hex
+    }
+
+    /// Constant-time check of a presented secret against the master key.
+    pub fn matches(&self, presented: &str) -> bool {
+        digest_eq(&sha256(presented), &self.digest)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `spawn_app`: the real gateway on port 0 with a fresh SQLite store in a temp folder.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -82,6 +83,29 @@ pub async fn spawn_app_with(
     database_url: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TestApp, tollgate::StartError> {
+    spawn_app_env(config_yaml, database_url, env, HashMap::new()).await
+}
+
+/// Starts the gateway with extra environment values for this app only (PROXY_BASE_URL,
+/// PROXY_LOGOUT_URL, SMTP_*, UI_PASSWORD …), which also serve `os.environ/` in the config.
+pub async fn spawn_app_vars(config_yaml: &str, vars: &[(&str, &str)]) -> TestApp {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = vars.clone();
+    let env = move |k: &str| lookup.get(k).cloned().or_else(|| std::env::var(k).ok());
+    spawn_app_env(config_yaml, None, &env, vars)
+        .await
+        .expect("the gateway starts")
+}
+
+async fn spawn_app_env(
+    config_yaml: &str,
+    database_url: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: HashMap<String, String>,
+) -> Result<TestApp, tollgate::StartError> {
     let yaml = config_yaml.replace("{master_key}", TEST_MASTER_KEY);
     let cfg = config::parse(&yaml, "test-config.yaml", env)?;
     let (dir, url) = match database_url {
@@ -99,6 +123,7 @@ pub async fn spawn_app_with(
             database_url: Some(url.clone()),
             prices_file: None,
             spend_flush_interval: Some(Duration::from_millis(50)),
+            env: vars,
         },
     )
     .await?;

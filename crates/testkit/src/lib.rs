@@ -3,7 +3,9 @@
 //! a fresh store.
 
 pub mod app;
+pub mod browser;
+pub mod smtp;
 pub mod upstream;
 
-pub use app::{spawn_app, spawn_app_with, TestApp, TEST_MASTER_KEY};
+pub use app::{spawn_app, spawn_app_vars, spawn_app_with, TestApp, TEST_MASTER_KEY};
 pub use upstream::{Behavior, FakeUpstream};

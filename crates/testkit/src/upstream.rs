@@ -10,8 +10,9 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Html;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use futures_util::stream;
 use serde_json::{json, Value};
@@ -71,6 +72,7 @@ impl FakeUpstream {
                 post(azure_chat),
             )
             .route("/v1/messages", post(anthropic_messages))
+            .route("/logged-out", get(logged_out))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -119,6 +121,11 @@ impl FakeUpstream {
     pub fn streams_dropped_early(&self) -> usize {
         self.inner.streams_dropped_early.load(Ordering::SeqCst)
     }
+}
+
+/// A plain page to land on after logout (tests use `<base_url>/logged-out` as PROXY_LOGOUT_URL).
+async fn logged_out() -> Html<&'static str> {
+    Html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Logged out</title></head><body><h1>Logged out</h1></body></html>")
 }
 
 fn behavior(inner: &Inner, model: &str) -> Behavior {

@@ -20,6 +20,10 @@ use crate::config::{self, ApiKey, Config, Provider, RoutingStrategy};
 use crate::error::StartError;
 use crate::health::{self, HealthState};
 use crate::master_key;
+use tollgate_identity::throttle::LoginThrottle;
+use tollgate_mailer::{Mailer, SmtpConfig};
+use tollgate_web::ui::Ui;
+use tollgate_web::{WebConfig, WebState};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -29,6 +33,28 @@ pub struct Options {
     pub prices_file: Option<PathBuf>,
     /// How often the spend writer commits (default 500 ms).
     pub spend_flush_interval: Option<Duration>,
+    /// Environment values that win over the process environment (tests set PROXY_BASE_URL,
+    /// SMTP_* and the like per app this way).
+    pub env: HashMap<String, String>,
+}
+
+impl Options {
+    fn env_var(&self, key: &str) -> Option<String> {
+        self.env
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
+    }
+}
+
+/// The key that signs `/v2/login` and onboarding tokens: random, made once, kept in the store
+/// so every instance agrees.
+async fn signing_key(store: &Store) -> Result<Vec<u8>, StartError> {
+    const KEY: &str = "token_signing_key";
+    let fresh = tollgate_domain::secret::random_token(32)?;
+    store.put_setting_if_absent(KEY, &fresh).await?;
+    let key = store.get_setting(KEY).await?.unwrap_or(fresh);
+    Ok(key.into_bytes())
 }
 
 pub struct App {
@@ -98,6 +124,25 @@ impl App {
                 warnings.push(w);
             }
         }
+        let env = |k: &str| opts.env_var(k);
+        let web_config = WebConfig::from_env(&env).map_err(StartError::Settings)?;
+        let mail =
+            match SmtpConfig::from_env(&env).map_err(|e| StartError::Settings(e.to_string()))? {
+                Some(cfg) => Some(tollgate_web::mail::Mail {
+                    mailer: Mailer::new(&cfg).map_err(|e| StartError::Settings(e.to_string()))?,
+                }),
+                None => None,
+            };
+        let web = Arc::new(WebState {
+            store: state.store.clone(),
+            master_key: state.master_key.clone(),
+            config: web_config,
+            throttle: LoginThrottle::default(),
+            signing_key: signing_key(&state.store).await?,
+            ui: Ui::new().map_err(|e| StartError::Settings(e.to_string()))?,
+            mail,
+            models: state.router.model_names(true),
+        });
         let health = Arc::new(HealthState {
             proxy: state.clone(),
             shutting_down: AtomicBool::new(false),
@@ -109,6 +154,8 @@ impl App {
             .route("/metrics", get(health::metrics))
             .with_state(health.clone());
         let router = tollgate_proxy::routes(state.clone())
+            .merge(tollgate_web::api::routes(web.clone()))
+            .merge(tollgate_web::ui_routes::routes(web))
             .merge(health_routes)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed);
@@ -135,7 +182,10 @@ impl App {
             axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
                 let _ = tcp.set_nodelay(true);
             });
-        let result = axum::serve(listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 health.shutting_down.store(true, Ordering::Relaxed);

@@ -12,6 +12,8 @@ pub enum StartError {
     CorruptMasterKeyHash,
     #[error(transparent)]
     Random(#[from] tollgate_domain::secret::RandomError),
+    #[error("invalid setting: {0}")]
+    Settings(String),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]

@@ -63,6 +63,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
             database_url: args.database_url.clone(),
             prices_file: args.prices.clone(),
             spend_flush_interval: None,
+            env: Default::default(),
         },
     )
     .await?;

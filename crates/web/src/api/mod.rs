@@ -1,0 +1,117 @@
+//! The LiteLLM-compatible management API. Every route below `authorized()` passes through one
+//! gate: the caller is resolved (master key, login token, or cookie + CSRF) and the route policy
+//! table in `tollgate_domain::policy` decides; handlers then scope rows to the caller.
+
+pub mod audit;
+pub mod auth;
+pub mod invitations;
+pub mod onboarding;
+pub mod teams;
+pub mod users;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tollgate_domain::policy::{decide_for_user, Decision};
+use tollgate_proxy::ApiError;
+
+use crate::principal::{from_api_request, Principal};
+use crate::state::WebState;
+
+pub fn routes(state: Arc<WebState>) -> Router {
+    let authorized = Router::new()
+        .route("/user/new", post(users::new_user))
+        .route("/user/info", get(users::info))
+        .route("/user/update", post(users::update))
+        .route("/user/delete", post(users::delete))
+        .route("/user/list", get(users::list))
+        .route("/user/available_roles", get(users::available_roles))
+        .route("/user/password/change", post(users::change_password))
+        .route("/invitation/new", post(invitations::new_invitation))
+        .route("/invitation/info", get(invitations::info))
+        .route("/invitation/update", post(invitations::update))
+        .route("/invitation/delete", post(invitations::delete))
+        .route("/team/new", post(teams::new_team))
+        .route("/team/info", get(teams::info))
+        .route("/team/list", get(teams::list))
+        .route("/team/update", post(teams::update))
+        .route("/team/delete", post(teams::delete))
+        .route("/team/member_add", post(teams::member_add))
+        .route("/team/member_delete", post(teams::member_delete))
+        .route("/team/member_update", post(teams::member_update))
+        .route("/audit", get(audit::list))
+        .route("/session/logout", post(auth::session_logout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate));
+    let public = Router::new()
+        .route("/login", post(auth::form_login))
+        .route("/v2/login", post(auth::json_login))
+        .route("/onboarding/get_token", get(onboarding::get_token))
+        .route("/onboarding/claim_token", post(onboarding::claim_token))
+        .route("/sso/get/ui_settings", get(auth::ui_settings));
+    authorized.merge(public).with_state(state)
+}
+
+/// The one authorization gate of the management API.
+async fn gate(State(state): State<Arc<WebState>>, mut req: Request, next: Next) -> Response {
+    let principal = match from_api_request(&state, req.method(), req.headers()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let decision = decide_for_user(
+        req.method().as_str(),
+        req.uri().path(),
+        principal.role,
+        Some(&principal.user_id),
+    );
+    if let Decision::Deny { status, message } = &decision {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN);
+        return ApiError::new(status, "auth_error", message.clone()).into_response();
+    }
+    req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(decision);
+    next.run(req).await
+}
+
+/// Parses a JSON body into `T`, answering bad input in the error envelope.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}")
+            .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            format!("Invalid request body: {e}"),
+        )
+    })
+}
+
+/// The client address, for login throttling.
+pub fn client_ip(req_ext: Option<&ConnectInfo<SocketAddr>>, _headers: &HeaderMap) -> IpAddr {
+    // X-Forwarded-For is not trusted here: any client could set it and escape throttling.
+    req_ext
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+pub fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "auth_error", message)
+}
+
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found_error", message)
+}
+
+/// `sees_all` roles read everything; the others only what is theirs.
+pub fn sees_all(p: &Principal) -> bool {
+    p.role.sees_all()
+}

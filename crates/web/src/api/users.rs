@@ -1,0 +1,544 @@
+//! `/user/*`: LiteLLM's user management.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_domain::role::Role;
+use tollgate_domain::NanoUsd;
+use tollgate_identity::password;
+use tollgate_proxy::ApiError;
+use tollgate_store::users::{NewUser, UserFilter, UserPatch, UserRow};
+use tollgate_store::StoreError;
+
+use super::{forbidden, not_found, parse_json, sees_all};
+use crate::api::invitations::create_for_user;
+use crate::audit_log;
+use crate::principal::{store_unavailable, Principal};
+use crate::state::WebState;
+use crate::views;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct NewUserRequest {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    pub user_role: Option<String>,
+    pub teams: Option<Vec<Value>>,
+    pub auto_create_key: Option<bool>,
+    pub send_invite_email: Option<bool>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub password: Option<Value>,
+}
+
+pub fn validate_email(email: &str) -> Result<String, ApiError> {
+    let e = email.trim();
+    let ok = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(e.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+    if ok {
+        Ok(e.to_string())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "'{}' is not a valid email address.",
+            e.chars().take(80).collect::<String>()
+        ))
+        .with_param("user_email"))
+    }
+}
+
+pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
+    match role {
+        None => Ok(Role::InternalUser),
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+                format!("user_role must be one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer; got '{r}'."),
+            )
+            .with_param("user_role")
+        }),
+    }
+}
+
+pub fn budget(v: Option<f64>, field: &str) -> Result<Option<i64>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(NanoUsd::from_usd(x).0)),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            format!("{field} must be a finite number ≥ 0."),
+        )
+        .with_param(field)),
+    }
+}
+
+fn conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { what } => {
+            ApiError::bad_request(format!("A user with this {what} already exists."))
+        }
+        other => store_unavailable(&other),
+    }
+}
+
+/// Creates a user; shared by the API and the UI.
+pub async fn create_user(
+    state: &WebState,
+    actor: &Principal,
+    req: &NewUserRequest,
+) -> Result<UserRow, ApiError> {
+    if req.password.is_some() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            "A password can't be set here: invite the user (/invitation/new) so they choose their own.",
+        )
+        .with_param("password"));
+    }
+    let role = parse_role(req.user_role.as_deref())?;
+    if role.sees_all() && actor.role != Role::ProxyAdmin {
+        return Err(forbidden("Only a proxy_admin may create admin users."));
+    }
+    let email = req.user_email.as_deref().map(validate_email).transpose()?;
+    let user_id = match req.user_id.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(ApiError::bad_request("user_id must not be empty.").with_param("user_id"))
+        }
+        Some(id) if id.contains('\0') || id.len() > 200 => {
+            return Err(ApiError::bad_request("user_id is not valid.").with_param("user_id"))
+        }
+        Some(id) => id.to_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let mut new = NewUser::new(user_id, role.as_str());
+    new.user_email = email;
+    new.user_alias = req.user_alias.clone();
+    new.models = req.models.clone().unwrap_or_default();
+    new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
+    new.budget_duration = req.budget_duration.clone();
+    new.tpm_limit = req.tpm_limit;
+    new.rpm_limit = req.rpm_limit;
+    new.max_parallel_requests = req.max_parallel_requests;
+    if let Some(m) = &req.metadata {
+        new.metadata = m.clone();
+    }
+    let row = state.store.create_user(&new).await.map_err(conflict)?;
+    audit_log::record(
+        state,
+        actor,
+        "user.create",
+        "user",
+        Some(&row.user_id),
+        None,
+        Some(views::user(&row)),
+    )
+    .await;
+    Ok(row)
+}
+
+pub async fn new_user(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req: NewUserRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let row = match create_user(&state, &p, &req).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let mut out = views::user(&row);
+    out["key"] = Value::Null;
+    out["key_alias"] = Value::Null;
+    out["key_name"] = Value::Null;
+    out["token_id"] = Value::Null;
+    out["expires"] = Value::Null;
+    out["model_max_budget"] = json!({});
+    out["message"] = json!("User created. No API key was created: virtual keys arrive with the keys milestone; invite the user so they can sign in.");
+    if req.send_invite_email.unwrap_or(false) {
+        match create_for_user(&state, &p, &row.user_id, &headers).await {
+            Ok(created) => {
+                let mail =
+                    crate::mail::send_invitation(&state, &row, &created.link, &created.row, &p)
+                        .await;
+                out["invitation_link"] = json!(created.link);
+                out["invitation_email"] = mail.to_json();
+            }
+            Err(e) => out["invitation_email"] = json!({"sent": false, "error": e.message}),
+        }
+    }
+    Json(out).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InfoQuery {
+    user_id: Option<String>,
+}
+
+pub async fn info(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<InfoQuery>,
+) -> Response {
+    let user_id = q
+        .user_id
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| p.user_id.clone());
+    if user_id != p.user_id && !sees_all(&p) {
+        return forbidden("key not allowed to access this user's info").into_response();
+    }
+    let user = match state.store.get_user(&user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) if user_id == p.user_id => {
+            return Json(
+                json!({"user_id": user_id, "user_info": Value::Null, "keys": [], "teams": []}),
+            )
+            .into_response()
+        }
+        Ok(None) => return not_found(format!("User {user_id} not found.")).into_response(),
+        Err(e) => return store_unavailable(&e).into_response(),
+    };
+    let mut teams = Vec::new();
+    for t in &user.teams {
+        if let Ok(Some(row)) = state.store.get_team(t).await {
+            let members = state.store.list_members(t).await.unwrap_or_default();
+            teams.push(views::team(&row, &members));
+        }
+    }
+    Json(json!({"user_id": user.user_id, "user_info": views::user(&user), "keys": [], "teams": teams})).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct UpdateRequest {
+    user_id: Option<String>,
+    user_email: Option<String>,
+    password: Option<String>,
+    user_role: Option<String>,
+    user_alias: Option<String>,
+    max_budget: Option<f64>,
+    budget_duration: Option<String>,
+    spend: Option<f64>,
+    metadata: Option<Value>,
+    models: Option<Vec<String>>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    max_parallel_requests: Option<i64>,
+}
+
+pub async fn update(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    match do_update(&state, &p, body).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value, ApiError> {
+    let req: UpdateRequest = parse_json(&body)?;
+    let target = match (&req.user_id, &req.user_email) {
+        (Some(id), _) => state
+            .store
+            .get_user(id)
+            .await
+            .map_err(|e| store_unavailable(&e))?,
+        (None, Some(email)) => state
+            .store
+            .get_user_by_email(email)
+            .await
+            .map_err(|e| store_unavailable(&e))?,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Send user_id or user_email to say which user to update.",
+            ))
+        }
+    }
+    .ok_or_else(|| not_found("User not found."))?;
+    let mut patch = UserPatch::default();
+    let mut kill_sessions = false;
+    if let Some(r) = &req.user_role {
+        let role = parse_role(Some(r))?;
+        if target.user_id == p.user_id && role.as_str() != target.user_role {
+            return Err(forbidden("You can't change your own role."));
+        }
+        if role.as_str() != target.user_role {
+            kill_sessions = true;
+        }
+        patch.user_role = Some(role.as_str().to_string());
+    }
+    if let (Some(email), Some(_)) = (&req.user_email, &req.user_id) {
+        patch.user_email = Some(Some(validate_email(email)?));
+    }
+    if let Some(a) = &req.user_alias {
+        patch.user_alias = Some(Some(a.clone()));
+    }
+    if req.max_budget.is_some() {
+        patch.max_budget_nanos = Some(budget(req.max_budget, "max_budget")?);
+    }
+    if let Some(d) = &req.budget_duration {
+        patch.budget_duration = Some(Some(d.clone()));
+    }
+    if let Some(s) = budget(req.spend, "spend")? {
+        patch.spend_nanos = Some(s);
+    }
+    if let Some(m) = &req.metadata {
+        patch.metadata = Some(m.clone());
+    }
+    if let Some(m) = &req.models {
+        patch.models = Some(m.clone());
+    }
+    if req.tpm_limit.is_some() {
+        patch.tpm_limit = Some(req.tpm_limit);
+    }
+    if req.rpm_limit.is_some() {
+        patch.rpm_limit = Some(req.rpm_limit);
+    }
+    if req.max_parallel_requests.is_some() {
+        patch.max_parallel_requests = Some(req.max_parallel_requests);
+    }
+    if let Some(pw) = &req.password {
+        let inputs: Vec<&str> = target.user_email.iter().map(String::as_str).collect();
+        state
+            .config
+            .password_policy
+            .check(pw, &inputs)
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string())
+                    .with_param("password")
+            })?;
+        let hash = password::hash(pw.clone())
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        state
+            .store
+            .set_password_hash(&target.user_id, &hash)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        kill_sessions = true;
+    }
+    let (before, after) = state
+        .store
+        .update_user(&target.user_id, &patch)
+        .await
+        .map_err(conflict)?
+        .ok_or_else(|| not_found("User not found."))?;
+    if kill_sessions {
+        let _ = state.store.delete_sessions_of_user(&after.user_id).await;
+    }
+    let mut after_json = views::user(&after);
+    if req.password.is_some() {
+        after_json["password_changed"] = json!(true);
+    }
+    audit_log::record(
+        state,
+        p,
+        "user.update",
+        "user",
+        Some(&after.user_id),
+        Some(views::user(&before)),
+        Some(after_json.clone()),
+    )
+    .await;
+    Ok(after_json)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteRequest {
+    user_ids: Vec<String>,
+}
+
+pub async fn delete(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    let req: DeleteRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match delete_users(&state, &p, &req.user_ids).await {
+        Ok(deleted) => Json(json!({"deleted_users": deleted, "status": "success"})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn delete_users(
+    state: &WebState,
+    p: &Principal,
+    ids: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut befores = Vec::new();
+    for id in ids {
+        if let Ok(Some(u)) = state.store.get_user(id).await {
+            befores.push(u);
+        }
+    }
+    // Sessions, invitations and memberships go with the user (foreign keys cascade).
+    let deleted = state
+        .store
+        .delete_users(ids)
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    for u in befores.iter().filter(|u| deleted.contains(&u.user_id)) {
+        audit_log::record(
+            state,
+            p,
+            "user.delete",
+            "user",
+            Some(&u.user_id),
+            Some(views::user(u)),
+            None,
+        )
+        .await;
+    }
+    Ok(deleted)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    role: Option<String>,
+    user_ids: Option<String>,
+    user_email: Option<String>,
+    search: Option<String>,
+    page: Option<u32>,
+    page_size: Option<u32>,
+}
+
+pub async fn list(State(state): State<Arc<WebState>>, Query(q): Query<ListQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1);
+    let page_size = q.page_size.unwrap_or(25).clamp(1, 100);
+    let filter = UserFilter {
+        role: q.role.filter(|r| !r.is_empty()),
+        email_contains: q.user_email.or(q.search).filter(|s| !s.is_empty()),
+        user_ids: q.user_ids.map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        }),
+        page,
+        page_size,
+    };
+    match state.store.list_users(&filter).await {
+        Ok((users, total)) => {
+            let total_pages = (total as u64).div_ceil(page_size as u64).max(1);
+            Json(json!({
+                "users": users.iter().map(views::user).collect::<Vec<_>>(),
+                "total": total,
+                "page": page,
+                "page_size": page_size,
+                "total_pages": total_pages,
+            }))
+            .into_response()
+        }
+        Err(e) => store_unavailable(&e).into_response(),
+    }
+}
+
+pub async fn available_roles() -> Response {
+    let mut out = serde_json::Map::new();
+    for r in Role::ALL {
+        out.insert(
+            r.as_str().to_string(),
+            json!({"description": r.description(), "ui_label": r.ui_label()}),
+        );
+    }
+    Json(Value::Object(out)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    body: Bytes,
+) -> Response {
+    let req: PasswordChange = match parse_json(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match change_own_password(&state, &p, &req.current_password, &req.new_password).await {
+        Ok(()) => Json(json!({"user_id": p.user_id, "message": "Password changed. Every session of this user has ended; log in again."})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn change_own_password(
+    state: &WebState,
+    p: &Principal,
+    current: &str,
+    new: &str,
+) -> Result<(), ApiError> {
+    if p.is_master_key() {
+        return Err(ApiError::bad_request(
+            "The master key has no password to change.",
+        ));
+    }
+    let hash = state
+        .store
+        .get_password_hash(&p.user_id)
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    let ok = password::verify(current.to_string(), hash)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !ok {
+        return Err(
+            ApiError::bad_request("The current password is not correct.")
+                .with_param("current_password"),
+        );
+    }
+    let inputs: Vec<&str> = p.email.iter().map(String::as_str).collect();
+    state
+        .config
+        .password_policy
+        .check(new, &inputs)
+        .map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "validation_error", e.to_string())
+                .with_param("new_password")
+        })?;
+    let hash = password::hash(new.to_string())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    state
+        .store
+        .set_password_hash(&p.user_id, &hash)
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    let _ = state.store.delete_sessions_of_user(&p.user_id).await;
+    audit_log::record(
+        state,
+        p,
+        "user.password_change",
+        "user",
+        Some(&p.user_id),
+        None,
+        None,
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Checking a username and password: the admin's `UI_USERNAME`/`UI_PASSWORD` (default: the master
+//! key), else a user's email and password. Unknown emails cost the same time and get the same
+//! answer as wrong passwords; repeated failures are throttled per email and per client address.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use subtle::ConstantTimeEq;
+use tollgate_domain::role::Role;
+use tollgate_identity::password;
+use tollgate_proxy::ApiError;
+use tollgate_store::users::{NewUser, UserPatch};
+
+use crate::principal::store_unavailable;
+use crate::state::WebState;
+
+pub const INVALID: &str =
+    "Invalid credentials used to access UI. Check 'UI_USERNAME' and 'UI_PASSWORD', or the password set for your user";
+
+#[derive(Debug)]
+pub enum LoginError {
+    Invalid,
+    Throttled(Duration),
+    Unavailable(ApiError),
+}
+
+impl LoginError {
+    pub fn into_api_error(self) -> ApiError {
+        match self {
+            LoginError::Invalid => ApiError::auth(INVALID),
+            LoginError::Throttled(d) => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    format!(
+                        "Too many failed logins. Try again in {} seconds.",
+                        d.as_secs().max(1)
+                    ),
+                );
+                e.retry_after = Some(d.as_secs().max(1));
+                e
+            }
+            LoginError::Unavailable(e) => e,
+        }
+    }
+}
+
+pub struct LoggedIn {
+    pub user_id: String,
+    pub email: Option<String>,
+    pub role: Role,
+}
+
+pub async fn authenticate(
+    state: &WebState,
+    username: &str,
+    pw: &str,
+    ip: IpAddr,
+) -> Result<LoggedIn, LoginError> {
+    let username = username.trim();
+    let key = username.to_lowercase();
+    if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
+        return Err(LoginError::Throttled(wait));
+    }
+    let result = check(state, username, pw).await;
+    match &result {
+        Ok(_) => state.throttle.record_success(&key, Instant::now()),
+        Err(LoginError::Invalid) => state.throttle.record_failure(&key, ip, Instant::now()),
+        Err(_) => {}
+    }
+    result
+}
+
+async fn check(state: &WebState, username: &str, pw: &str) -> Result<LoggedIn, LoginError> {
+    if !username.is_empty() && username == state.config.ui_username {
+        let ok = match &state.config.ui_password {
+            Some(expected) => bool::from(expected.as_bytes().ct_eq(pw.as_bytes())),
+            None => state.master_key.matches(pw),
+        };
+        if !ok {
+            return Err(LoginError::Invalid);
+        }
+        let user_id = state.config.proxy_admin_id.clone();
+        ensure_admin_row(state, &user_id)
+            .await
+            .map_err(LoginError::Unavailable)?;
+        return Ok(LoggedIn {
+            user_id,
+            email: None,
+            role: Role::ProxyAdmin,
+        });
+    }
+    let found = state
+        .store
+        .get_login_by_email(username)
+        .await
+        .map_err(|e| LoginError::Unavailable(store_unavailable(&e)))?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, None),
+    };
+    // Always run the KDF, against a dummy hash when there is no user or no password.
+    let ok = password::verify(pw.to_string(), hash).await.map_err(|e| {
+        LoginError::Unavailable(ApiError::internal(format!("password check failed: {e}")))
+    })?;
+    match (ok, user) {
+        (true, Some(u)) => Ok(LoggedIn {
+            role: Role::parse(&u.user_role).unwrap_or(Role::InternalUser),
+            user_id: u.user_id,
+            email: u.user_email,
+        }),
+        _ => Err(LoginError::Invalid),
+    }
+}
+
+/// The admin login acts as a real user row (sessions belong to users), upserted as LiteLLM does.
+async fn ensure_admin_row(state: &WebState, user_id: &str) -> Result<(), ApiError> {
+    match state
+        .store
+        .get_user(user_id)
+        .await
+        .map_err(|e| store_unavailable(&e))?
+    {
+        Some(u) if u.user_role == Role::ProxyAdmin.as_str() => Ok(()),
+        Some(_) => state
+            .store
+            .update_user(
+                user_id,
+                &UserPatch {
+                    user_role: Some(Role::ProxyAdmin.as_str().to_string()),
+                    ..UserPatch::default()
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| store_unavailable(&e)),
+        None => match state
+            .store
+            .create_user(&NewUser::new(user_id, Role::ProxyAdmin.as_str()))
+            .await
+        {
+            Ok(_) | Err(tollgate_store::StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(store_unavailable(&e)),
+        },
+    }
+}

@@ -1,0 +1,121 @@
+//! What the management API and the UI share: the store, the master key, identity settings.
+
+use std::time::Duration;
+
+use tollgate_identity::password::PasswordPolicy;
+use tollgate_identity::throttle::LoginThrottle;
+use tollgate_proxy::auth::MasterKey;
+use tollgate_store::Store;
+
+use crate::mail::Mail;
+use crate::ui::Ui;
+
+/// Settings read from LiteLLM's environment variables.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// `PROXY_BASE_URL`: used for links in emails and redirects; else the request's origin.
+    pub base_url: Option<String>,
+    /// `PROXY_LOGOUT_URL`: where logout sends the browser.
+    pub logout_url: Option<String>,
+    /// `UI_USERNAME` (default `admin`).
+    pub ui_username: String,
+    /// `UI_PASSWORD`; unset means the master key is the admin password, as in LiteLLM.
+    pub ui_password: Option<String>,
+    /// `PROXY_ADMIN_ID`: the user id the admin login acts as.
+    pub proxy_admin_id: String,
+    /// `LITELLM_UI_SESSION_DURATION` (default 24h): a session's absolute lifetime.
+    pub session_absolute: Duration,
+    /// A session unused this long ends (default 2h).
+    pub session_idle: Duration,
+    pub password_policy: PasswordPolicy,
+    /// Invitations are valid this long (7 days).
+    pub invitation_ttl: Duration,
+}
+
+impl WebConfig {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<WebConfig, String> {
+        let get = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let session_absolute = match get("LITELLM_UI_SESSION_DURATION") {
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                format!(
+                    "LITELLM_UI_SESSION_DURATION: expected a duration like 24h or 30m, got {v:?}"
+                )
+            })?,
+            None => Duration::from_secs(24 * 3600),
+        };
+        let min_len = match get("TOLLGATE_PASSWORD_MIN_LENGTH") {
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                format!("TOLLGATE_PASSWORD_MIN_LENGTH: expected a number, got {v:?}")
+            })?,
+            None => tollgate_identity::password::DEFAULT_MIN_LEN,
+        };
+        let password_policy =
+            PasswordPolicy::new(min_len, tollgate_identity::password::DEFAULT_MAX_LEN)
+                .map_err(|e| format!("TOLLGATE_PASSWORD_MIN_LENGTH: {e}"))?;
+        Ok(WebConfig {
+            base_url: get("PROXY_BASE_URL").map(|u| u.trim_end_matches('/').to_string()),
+            logout_url: get("PROXY_LOGOUT_URL"),
+            ui_username: get("UI_USERNAME").unwrap_or_else(|| "admin".to_string()),
+            ui_password: get("UI_PASSWORD"),
+            proxy_admin_id: get("PROXY_ADMIN_ID").unwrap_or_else(|| "default_user_id".to_string()),
+            session_absolute,
+            session_idle: Duration::from_secs(2 * 3600).min(session_absolute),
+            password_policy,
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+        })
+    }
+}
+
+/// LiteLLM's duration strings: `30s`, `30m`, `24h`, `7d`, `1w`, `1mo`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        "w" => n * 7 * 86_400,
+        "mo" => n * 30 * 86_400,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+pub struct WebState {
+    pub store: Store,
+    pub master_key: MasterKey,
+    pub config: WebConfig,
+    pub throttle: LoginThrottle,
+    /// Key for the tokens `/v2/login` and onboarding hand out; kept in the store so every
+    /// instance signs and checks with the same one.
+    pub signing_key: Vec<u8>,
+    pub ui: Ui,
+    pub mail: Option<Mail>,
+    /// Public model names, for the Models page.
+    pub models: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(
+            parse_duration("1mo"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("5y"), None);
+    }
+}

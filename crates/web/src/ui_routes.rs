@@ -1,0 +1,1298 @@
+//! The web UI's routes: plain HTML forms, every state change a POST with the session's CSRF
+//! token, every permission checked against the same route policy as the management API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+use tollgate_domain::policy::{decide, Decision};
+use tollgate_domain::role::Role;
+use tollgate_proxy::ApiError;
+use tollgate_store::audit::AuditFilter;
+use tollgate_store::users::{UserFilter, UserPatch};
+
+use crate::api::auth::form_fields;
+use crate::api::client_ip;
+use crate::api::{invitations as inv_api, teams as team_api, users as user_api};
+use crate::login::{authenticate, LoginError};
+use crate::onboarding::{self, Checked, ClaimError};
+use crate::principal::{csrf_matches, from_ui_request, Principal};
+use crate::session::{clearing_cookie, same_origin_post, start};
+use crate::state::WebState;
+use crate::views::ts;
+
+pub fn routes(state: Arc<WebState>) -> Router {
+    Router::new()
+        .route("/ui", get(home))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(login_page).post(login_submit))
+        .route(
+            "/ui/onboarding",
+            get(onboarding_page).post(onboarding_submit),
+        )
+        .route("/ui/logout", post(logout))
+        .route("/ui/users", get(users_page).post(users_create))
+        .route("/ui/users/{id}/role", post(user_role))
+        .route("/ui/users/{id}/invite", post(user_invite))
+        .route(
+            "/ui/users/{id}/delete",
+            get(user_delete_confirm).post(user_delete),
+        )
+        .route("/ui/invitations", get(invitations_page))
+        .route(
+            "/ui/invitations/{hash}/delete",
+            get(invitation_delete_confirm).post(invitation_delete),
+        )
+        .route("/ui/teams", get(teams_page).post(team_create))
+        .route("/ui/teams/{id}", get(team_page))
+        .route("/ui/teams/{id}/members", post(team_member_add))
+        .route("/ui/teams/{id}/members/{uid}/role", post(team_member_role))
+        .route(
+            "/ui/teams/{id}/members/{uid}/delete",
+            get(team_member_delete_confirm).post(team_member_delete),
+        )
+        .route(
+            "/ui/teams/{id}/delete",
+            get(team_delete_confirm).post(team_delete),
+        )
+        .route("/ui/audit", get(audit_page))
+        .route("/ui/account", get(account_page))
+        .route("/ui/account/password", post(account_password))
+        .route("/ui/keys", get(keys_page))
+        .route("/ui/usage", get(usage_page))
+        .route("/ui/models", get(models_page))
+        .route("/ui/static/{name}", get(static_file))
+        .with_state(state)
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+/// `form-action` also governs where a form's redirect may go, so logout's redirect to
+/// `PROXY_LOGOUT_URL` needs that origin listed.
+fn content_security_policy(state: &WebState) -> String {
+    let logout_origin = state
+        .config
+        .logout_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action 'self'{logout_origin}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// Headers every page carries: a strict CSP (the pages have no inline script or style), no
+/// caching of personal pages, and no Referer leaving with an invitation id in it.
+fn page(state: &WebState, status: StatusCode, html: String) -> Response {
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&content_security_policy(state))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    r
+}
+
+fn render(state: &WebState, status: StatusCode, name: &str, ctx: &Value) -> Response {
+    match state.ui.render(name, ctx) {
+        Ok(html) => page(state, status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "page failed to render");
+            page(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<!doctype html><title>Error</title><p>This page could not be shown.</p>"
+                    .to_string(),
+            )
+        }
+    }
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn with_cookie(mut r: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The context every signed-in page receives.
+fn base_ctx(p: &Principal, nav: &str, flash: Option<(&str, String)>) -> Value {
+    json!({
+        "me": {"user_id": p.user_id, "email": p.email.clone().unwrap_or_else(|| p.user_id.clone()), "role": p.role.as_str(), "role_label": p.role.ui_label()},
+        "csrf": p.csrf.clone().unwrap_or_default(),
+        "flash": flash.map(|(kind, message)| json!({"kind": kind, "message": message})),
+        "nav_active": nav,
+        "can": {
+            "manage_users": may(p, "POST", "/user/new"),
+            "view_all": p.role.sees_all(),
+            "write": p.role.can_write(),
+        },
+    })
+}
+
+fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+/// The UI asks the same policy table as the API, for the API route an action corresponds to.
+fn may(p: &Principal, method: &str, api_path: &str) -> bool {
+    matches!(
+        decide(method, api_path, p.role),
+        Decision::Allow | Decision::AllowScoped | Decision::HandlerDecides
+    )
+}
+
+fn error_page(
+    state: &WebState,
+    p: Option<&Principal>,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Response {
+    let mut ctx = json!({"title": title, "message": message, "status": status.as_u16()});
+    if let Some(p) = p {
+        ctx = merge(base_ctx(p, "", None), ctx);
+    }
+    render(state, status, "error.html", &ctx)
+}
+
+fn denied(state: &WebState, p: &Principal) -> Response {
+    error_page(
+        state,
+        Some(p),
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        &format!("Your role ({}) can't do this.", p.role.ui_label()),
+    )
+}
+
+/// Flash messages come from a fixed list, so a link can't make the page say anything else.
+fn flash_for(q: &HashMap<String, String>) -> Option<(&'static str, String)> {
+    let msg = match q.get("done").map(String::as_str)? {
+        "user_deleted" => "The user was deleted.",
+        "role_changed" => "The role was changed. The user's sessions have ended.",
+        "invitation_revoked" => "The invitation was revoked.",
+        "team_deleted" => "The team was deleted.",
+        "member_removed" => "The member was removed.",
+        "member_added" => "The member was added.",
+        "member_updated" => "The member's role was changed.",
+        "team_created" => "The team was created.",
+        "password_changed" => "Your password was changed. Log in again with the new one.",
+        _ => return None,
+    };
+    Some(("ok", msg.to_string()))
+}
+
+// ---- session helpers --------------------------------------------------------------------------
+
+async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Principal, Response> {
+    from_ui_request(state, headers)
+        .await
+        .ok_or_else(|| redirect("/ui/login"))
+}
+
+/// A state-changing form: signed in, same origin, and carrying this session's CSRF token.
+async fn form_post(
+    state: &WebState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Principal, HashMap<String, String>), Response> {
+    let p = signed_in(state, headers).await?;
+    let f = form_fields(body);
+    if !same_origin_post(state, headers) || !csrf_matches(&p, f.get("csrf").map(String::as_str)) {
+        return Err(error_page(state, Some(&p), StatusCode::FORBIDDEN, "Request refused", "This form was not sent from this site's own page (its security token is missing or stale). Reload the page and try again."));
+    }
+    Ok((p, f))
+}
+
+fn api_message(e: &ApiError) -> String {
+    e.message.clone()
+}
+
+// ---- public pages -----------------------------------------------------------------------------
+
+async fn home(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let stats = if p.role.sees_all() {
+        let users = state
+            .store
+            .list_users(&UserFilter {
+                page_size: 1,
+                ..UserFilter::default()
+            })
+            .await
+            .map(|(_, t)| t)
+            .ok();
+        let teams = state.store.list_teams(None).await.map(|t| t.len()).ok();
+        let pending = state
+            .store
+            .list_invitations(None)
+            .await
+            .map(|v| {
+                v.iter()
+                    .filter(|i| !i.is_accepted && i.expires_at > chrono::Utc::now())
+                    .count()
+            })
+            .ok();
+        json!({"users": users, "teams": teams, "invitations_pending": pending})
+    } else {
+        json!({"users": null, "teams": null, "invitations_pending": null})
+    };
+    render(
+        &state,
+        StatusCode::OK,
+        "home.html",
+        &merge(base_ctx(&p, "home", None), json!({"stats": stats})),
+    )
+}
+
+async fn login_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    if from_ui_request(&state, &headers).await.is_some() {
+        return redirect("/ui");
+    }
+    render(
+        &state,
+        StatusCode::OK,
+        "login.html",
+        &json!({"error": null, "email": null, "csrf": ""}),
+    )
+}
+
+async fn login_submit(
+    State(state): State<Arc<WebState>>,
+    ci: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = form_fields(&body);
+    let email = f.get("username").cloned().unwrap_or_default();
+    let fail = |status: StatusCode, msg: &str| {
+        render(
+            &state,
+            status,
+            "login.html",
+            &json!({"error": msg, "email": email, "csrf": ""}),
+        )
+    };
+    if !same_origin_post(&state, &headers) {
+        return fail(
+            StatusCode::FORBIDDEN,
+            "This sign-in form was sent from another site and was refused.",
+        );
+    }
+    let pw = f.get("password").cloned().unwrap_or_default();
+    let ip = client_ip(ci.as_ref().map(|e| &e.0), &headers);
+    match authenticate(&state, &email, &pw, ip).await {
+        Ok(l) => match start(&state, &l.user_id, &headers).await {
+            Ok(s) => with_cookie(redirect("/ui"), &s.set_cookie),
+            Err(e) => fail(e.status, &api_message(&e)),
+        },
+        Err(LoginError::Invalid) => fail(
+            StatusCode::UNAUTHORIZED,
+            "The email or password is not correct.",
+        ),
+        Err(LoginError::Throttled(d)) => {
+            let mut r = fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed sign-ins. Wait {} minutes and try again.",
+                    d.as_secs().div_ceil(60).max(1)
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Err(LoginError::Unavailable(e)) => fail(e.status, &api_message(&e)),
+    }
+}
+
+async fn onboarding_page(
+    State(state): State<Arc<WebState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let id = q
+        .get("id")
+        .or_else(|| q.get("invitation_id"))
+        .cloned()
+        .or_else(|| {
+            q.get("token")
+                .and_then(|t| crate::api::onboarding::invitation_from_token(&state, t))
+        })
+        .unwrap_or_default();
+    let min_len = state.config.password_policy.min_len();
+    match onboarding::check(&state, &id).await {
+        Ok(Checked::Usable(_, user)) => render(
+            &state,
+            StatusCode::OK,
+            "onboarding.html",
+            &json!({"state": "ok", "message": "", "email": user.user_email.unwrap_or(user.user_id), "invitation_id": id, "error": null, "min_len": min_len, "csrf": ""}),
+        ),
+        Ok(Checked::Unusable(p)) => render(
+            &state,
+            StatusCode::NOT_FOUND,
+            "onboarding.html",
+            &json!({"state": "invalid", "message": problem_text(p), "email": "", "invitation_id": "", "error": null, "min_len": min_len, "csrf": ""}),
+        ),
+        Err(e) => error_page(
+            &state,
+            None,
+            e.status,
+            "Something went wrong",
+            &api_message(&e),
+        ),
+    }
+}
+
+fn problem_text(p: onboarding::Problem) -> &'static str {
+    match p {
+        onboarding::Problem::Unknown => "This invitation link is not valid. It may have been mistyped or revoked. Ask your administrator for a new one.",
+        onboarding::Problem::Expired => "This invitation link has expired (links are valid for 7 days). Ask your administrator for a new one.",
+        onboarding::Problem::Used => "This invitation link has already been used. Sign in with your email and password instead.",
+        onboarding::Problem::UserMissing => "The account this invitation was for no longer exists. Ask your administrator.",
+    }
+}
+
+async fn onboarding_submit(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = form_fields(&body);
+    let id = f.get("invitation_id").cloned().unwrap_or_default();
+    let pw = f.get("password").cloned().unwrap_or_default();
+    let confirm = f.get("password_confirm").cloned().unwrap_or_default();
+    let min_len = state.config.password_policy.min_len();
+    let email = match onboarding::check(&state, &id).await {
+        Ok(Checked::Usable(_, u)) => u.user_email.unwrap_or(u.user_id),
+        _ => String::new(),
+    };
+    let again = |msg: &str| {
+        render(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "onboarding.html",
+            &json!({"state": "ok", "message": "", "email": email, "invitation_id": id, "error": msg, "min_len": min_len, "csrf": ""}),
+        )
+    };
+    if !same_origin_post(&state, &headers) {
+        return again("This form was sent from another site and was refused.");
+    }
+    if pw != confirm {
+        return again("The two passwords are not the same.");
+    }
+    match onboarding::claim(&state, &id, &pw).await {
+        Ok(user) => match start(&state, &user.user_id, &headers).await {
+            Ok(s) => with_cookie(redirect("/ui"), &s.set_cookie),
+            Err(e) => again(&api_message(&e)),
+        },
+        Err(ClaimError::WeakPassword(m)) => again(&m),
+        Err(ClaimError::Unusable(p)) => render(
+            &state,
+            StatusCode::GONE,
+            "onboarding.html",
+            &json!({"state": "invalid", "message": problem_text(p), "email": "", "invitation_id": "", "error": null, "min_len": min_len, "csrf": ""}),
+        ),
+        Err(ClaimError::Failed(e)) => again(&api_message(&e)),
+    }
+}
+
+async fn logout(State(state): State<Arc<WebState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = state
+        .config
+        .logout_url
+        .clone()
+        .unwrap_or_else(|| "/ui/login".to_string());
+    let (p, _) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        // Not signed in any more: just go where logout goes.
+        Err(_) if from_ui_request(&state, &headers).await.is_none() => {
+            return with_cookie(redirect(&target), &clearing_cookie(&state, &headers))
+        }
+        Err(r) => return r,
+    };
+    if let Some(h) = p.session_hash() {
+        let _ = state.store.delete_session(h).await;
+    }
+    with_cookie(redirect(&target), &clearing_cookie(&state, &headers))
+}
+
+// ---- users ------------------------------------------------------------------------------------
+
+fn roles_ctx() -> Value {
+    Value::Array(
+        Role::ALL
+            .iter()
+            .map(|r| json!({"value": r.as_str(), "label": r.ui_label()}))
+            .collect(),
+    )
+}
+
+async fn users_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let search = q.get("q").cloned().unwrap_or_default();
+    let role = q.get("role").cloned().unwrap_or_default();
+    let filter = UserFilter {
+        role: Some(role.clone()).filter(|r| !r.is_empty()),
+        email_contains: Some(search.clone()).filter(|s| !s.is_empty()),
+        user_ids: None,
+        page,
+        page_size: 25,
+    };
+    let (users, total) = state.store.list_users(&filter).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    for u in &users {
+        let has_password = state
+            .store
+            .get_password_hash(&u.user_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        rows.push(json!({
+            "user_id": u.user_id, "email": u.user_email, "alias": u.user_alias, "role": u.user_role,
+            "role_label": Role::parse(&u.user_role).map(|r| r.ui_label()).unwrap_or(""),
+            "created_at": ts(&u.created_at), "has_password": has_password,
+        }));
+    }
+    merge(
+        base_ctx(p, "users", flash_for(q)),
+        json!({
+            "users": rows, "q": search, "role_filter": role, "page": page,
+            "total_pages": (total as u64).div_ceil(25).max(1), "total": total,
+            "roles": roles_ctx(), "form": {"email": "", "role": "internal_user", "errors": {"email": null, "role": null}},
+            "created": null, "smtp_enabled": state.mail.is_some(),
+        }),
+    )
+}
+
+async fn users_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "GET", "/user/list") {
+        return denied(&state, &p);
+    }
+    render(
+        &state,
+        StatusCode::OK,
+        "users.html",
+        &users_ctx(&state, &p, &q).await,
+    )
+}
+
+async fn users_create(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/user/new") {
+        return denied(&state, &p);
+    }
+    let email = f.get("email").cloned().unwrap_or_default();
+    let role = f
+        .get("role")
+        .cloned()
+        .unwrap_or_else(|| "internal_user".to_string());
+    let req = user_api::NewUserRequest {
+        user_email: Some(email.clone()),
+        user_role: Some(role.clone()),
+        ..Default::default()
+    };
+    let mut ctx = users_ctx(&state, &p, &HashMap::new()).await;
+    match user_api::create_user(&state, &p, &req).await {
+        Ok(user) => {
+            let created = invite_panel(
+                &state,
+                &p,
+                &user.user_id,
+                &headers,
+                f.contains_key("send_email"),
+            )
+            .await;
+            ctx = users_ctx(&state, &p, &HashMap::new()).await;
+            ctx["created"] = created;
+            ctx["flash"] =
+                json!({"kind": "ok", "message": format!("User {} was created.", email.trim())});
+            render(&state, StatusCode::OK, "users.html", &ctx)
+        }
+        Err(e) => {
+            let field = if e.param.as_deref() == Some("user_role") {
+                "role"
+            } else {
+                "email"
+            };
+            ctx["form"] =
+                json!({"email": email, "role": role, "errors": {"email": null, "role": null}});
+            ctx["form"]["errors"][field] = json!(api_message(&e));
+            render(&state, StatusCode::BAD_REQUEST, "users.html", &ctx)
+        }
+    }
+}
+
+/// Creates an invitation (and emails it when asked) for the panel that shows the link once.
+async fn invite_panel(
+    state: &WebState,
+    p: &Principal,
+    user_id: &str,
+    headers: &HeaderMap,
+    send: bool,
+) -> Value {
+    let user = state.store.get_user(user_id).await.ok().flatten();
+    let email = user
+        .as_ref()
+        .and_then(|u| u.user_email.clone())
+        .unwrap_or_default();
+    match inv_api::create_for_user(state, p, user_id, headers).await {
+        Ok(c) => {
+            let (emailed, email_error) = match (send, &user) {
+                (true, Some(u)) => {
+                    let outcome = crate::mail::send_invitation(state, u, &c.link, &c.row, p).await;
+                    (
+                        Some(matches!(outcome, crate::mail::MailOutcome::Sent)),
+                        outcome.error(),
+                    )
+                }
+                _ => (None, None),
+            };
+            json!({"user_id": user_id, "email": email, "invite_link": c.link, "emailed": emailed, "email_error": email_error})
+        }
+        Err(e) => {
+            json!({"user_id": user_id, "email": email, "invite_link": null, "emailed": null, "email_error": api_message(&e)})
+        }
+    }
+}
+
+async fn user_invite(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/invitation/new") || !p.role.can_write() {
+        return denied(&state, &p);
+    }
+    let created = invite_panel(&state, &p, &id, &headers, f.contains_key("send_email")).await;
+    let mut ctx = users_ctx(&state, &p, &HashMap::new()).await;
+    ctx["created"] = created;
+    render(&state, StatusCode::OK, "users.html", &ctx)
+}
+
+async fn user_role(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/user/update") || p.role != Role::ProxyAdmin {
+        return denied(&state, &p);
+    }
+    let Some(role) = f.get("role").and_then(|r| Role::parse(r)) else {
+        return error_page(
+            &state,
+            Some(&p),
+            StatusCode::BAD_REQUEST,
+            "Unknown role",
+            "Choose one of the listed roles.",
+        );
+    };
+    if id == p.user_id {
+        return error_page(
+            &state,
+            Some(&p),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "You can't change your own role.",
+        );
+    }
+    let patch = UserPatch {
+        user_role: Some(role.as_str().to_string()),
+        ..UserPatch::default()
+    };
+    match state.store.update_user(&id, &patch).await {
+        Ok(Some((before, after))) => {
+            if before.user_role != after.user_role {
+                let _ = state.store.delete_sessions_of_user(&id).await;
+            }
+            crate::audit_log::record(
+                &state,
+                &p,
+                "user.update",
+                "user",
+                Some(&id),
+                Some(crate::views::user(&before)),
+                Some(crate::views::user(&after)),
+            )
+            .await;
+            redirect("/ui/users?done=role_changed")
+        }
+        Ok(None) => error_page(
+            &state,
+            Some(&p),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "That user does not exist.",
+        ),
+        Err(e) => error_page(
+            &state,
+            Some(&p),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            &e.to_string(),
+        ),
+    }
+}
+
+fn confirm(
+    state: &WebState,
+    p: &Principal,
+    title: &str,
+    message: &str,
+    action: &str,
+    label: &str,
+    cancel: &str,
+) -> Response {
+    render(
+        state,
+        StatusCode::OK,
+        "confirm.html",
+        &merge(
+            base_ctx(p, "", None),
+            json!({"title": title, "message": message, "action_url": action, "confirm_label": label, "cancel_url": cancel}),
+        ),
+    )
+}
+
+async fn user_delete_confirm(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/user/delete") {
+        return denied(&state, &p);
+    }
+    let who = state
+        .store
+        .get_user(&id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|u| u.user_email)
+        .unwrap_or(id.clone());
+    confirm(
+        &state,
+        &p,
+        "Delete user",
+        &format!("Delete {who}? Their sessions, invitations and team memberships go with them."),
+        &format!("/ui/users/{id}/delete"),
+        "Delete user",
+        "/ui/users",
+    )
+}
+
+async fn user_delete(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/user/delete") {
+        return denied(&state, &p);
+    }
+    match user_api::delete_users(&state, &p, std::slice::from_ref(&id)).await {
+        Ok(_) => redirect("/ui/users?done=user_deleted"),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not deleted", &api_message(&e)),
+    }
+}
+
+// ---- invitations ------------------------------------------------------------------------------
+
+async fn invitations_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "GET", "/invitation/info") {
+        return denied(&state, &p);
+    }
+    let now = chrono::Utc::now();
+    let rows = state.store.list_invitations(None).await.unwrap_or_default();
+    let mut out = Vec::new();
+    for r in rows {
+        let email = state
+            .store
+            .get_user(&r.user_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|u| u.user_email);
+        let status = if r.is_accepted {
+            "accepted"
+        } else if r.expires_at <= now {
+            "expired"
+        } else {
+            "pending"
+        };
+        out.push(json!({"id_hash": r.id_hash, "user_id": r.user_id, "email": email, "status": status, "expires_at": ts(&r.expires_at), "created_at": ts(&r.created_at), "created_by": r.created_by}));
+    }
+    render(
+        &state,
+        StatusCode::OK,
+        "invitations.html",
+        &merge(
+            base_ctx(&p, "invitations", flash_for(&q)),
+            json!({"invitations": out, "new_link": null}),
+        ),
+    )
+}
+
+async fn invitation_delete_confirm(
+    State(state): State<Arc<WebState>>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/invitation/delete") {
+        return denied(&state, &p);
+    }
+    confirm(
+        &state,
+        &p,
+        "Revoke invitation",
+        "Revoke this invitation? Its link stops working at once.",
+        &format!("/ui/invitations/{hash}/delete"),
+        "Revoke",
+        "/ui/invitations",
+    )
+}
+
+async fn invitation_delete(
+    State(state): State<Arc<WebState>>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/invitation/delete") {
+        return denied(&state, &p);
+    }
+    match inv_api::delete_by_hash(&state, &p, &hash).await {
+        Ok(_) => redirect("/ui/invitations?done=invitation_revoked"),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not revoked", &api_message(&e)),
+    }
+}
+
+// ---- teams ------------------------------------------------------------------------------------
+
+async fn teams_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+    let member = if p.role.sees_all() {
+        None
+    } else {
+        Some(p.user_id.as_str())
+    };
+    let teams = state.store.list_teams(member).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    for t in &teams {
+        let n = state
+            .store
+            .list_members(&t.team_id)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        rows.push(json!({"team_id": t.team_id, "alias": t.team_alias, "members": n}));
+    }
+    merge(
+        base_ctx(p, "teams", flash_for(q)),
+        json!({"teams": rows, "form": {"alias": "", "errors": {"alias": null}}}),
+    )
+}
+
+async fn teams_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    render(
+        &state,
+        StatusCode::OK,
+        "teams.html",
+        &teams_ctx(&state, &p, &q).await,
+    )
+}
+
+async fn team_create(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/team/new") {
+        return denied(&state, &p);
+    }
+    let alias = f
+        .get("alias")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if alias.is_empty() {
+        let mut ctx = teams_ctx(&state, &p, &HashMap::new()).await;
+        ctx["form"]["errors"]["alias"] = json!("Give the team a name.");
+        return render(&state, StatusCode::BAD_REQUEST, "teams.html", &ctx);
+    }
+    let req = team_api::NewTeamRequest {
+        team_alias: Some(alias),
+        ..Default::default()
+    };
+    match team_api::create_team(&state, &p, &req).await {
+        Ok(t) => redirect(&format!("/ui/teams/{}?done=team_created", t.team_id)),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not created", &api_message(&e)),
+    }
+}
+
+async fn team_page(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Ok(Some(team)) = state.store.get_team(&id).await else {
+        return error_page(
+            &state,
+            Some(&p),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "That team does not exist.",
+        );
+    };
+    let members = state.store.list_members(&id).await.unwrap_or_default();
+    if !p.role.sees_all() && !members.iter().any(|m| m.user_id == p.user_id) {
+        return denied(&state, &p);
+    }
+    let mut rows = Vec::new();
+    for m in &members {
+        let email = state
+            .store
+            .get_user(&m.user_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|u| u.user_email);
+        rows.push(json!({"user_id": m.user_id, "email": email, "role": m.role}));
+    }
+    let manage = team_api::can_manage(&state, &p, &id).await.unwrap_or(false);
+    // Only roles that may list users get a picker; a team admin types the email instead, so the
+    // page never lists everyone's address to them.
+    let candidates = if manage && p.role.sees_all() {
+        let (all, _) = state
+            .store
+            .list_users(&UserFilter {
+                page_size: 100,
+                ..UserFilter::default()
+            })
+            .await
+            .unwrap_or_default();
+        all.into_iter()
+            .filter(|u| !members.iter().any(|m| m.user_id == u.user_id))
+            .map(|u| json!({"user_id": u.user_id, "email": u.user_email.unwrap_or_default()}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut ctx = merge(
+        base_ctx(&p, "teams", flash_for(&q)),
+        json!({"team": {"team_id": team.team_id, "alias": team.team_alias}, "members": rows, "users": candidates, "errors": null, "add_by_email": manage && !p.role.sees_all()}),
+    );
+    // Team admins manage their own team's members even without the proxy-admin role.
+    ctx["can"]["manage_users"] = json!(manage);
+    render(&state, StatusCode::OK, "team.html", &ctx)
+}
+
+async fn team_member_add(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let uid = match (f.get("user_id"), f.get("user_email")) {
+        (Some(uid), _) => uid.clone(),
+        (None, Some(email)) => match state.store.get_user_by_email(email.trim()).await {
+            Ok(Some(u)) => u.user_id,
+            _ => {
+                return error_page(
+                    &state,
+                    Some(&p),
+                    StatusCode::BAD_REQUEST,
+                    "Member not added",
+                    "No user has that email. Ask an admin to add the user first.",
+                )
+            }
+        },
+        (None, None) => String::new(),
+    };
+    let role = f.get("role").cloned().unwrap_or_else(|| "user".to_string());
+    match team_api::add_member(&state, &p, &id, &uid, &role).await {
+        Ok(()) => redirect(&format!("/ui/teams/{id}?done=member_added")),
+        Err(e) => error_page(
+            &state,
+            Some(&p),
+            e.status,
+            "Member not added",
+            &api_message(&e),
+        ),
+    }
+}
+
+async fn team_member_role(
+    State(state): State<Arc<WebState>>,
+    Path((id, uid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let role = f.get("role").cloned().unwrap_or_else(|| "user".to_string());
+    match team_api::update_member(&state, &p, &id, &uid, Some(&role), None).await {
+        Ok(_) => redirect(&format!("/ui/teams/{id}?done=member_updated")),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not changed", &api_message(&e)),
+    }
+}
+
+async fn team_member_delete_confirm(
+    State(state): State<Arc<WebState>>,
+    Path((id, uid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !team_api::can_manage(&state, &p, &id).await.unwrap_or(false) {
+        return denied(&state, &p);
+    }
+    confirm(
+        &state,
+        &p,
+        "Remove member",
+        "Remove this member from the team?",
+        &format!("/ui/teams/{id}/members/{uid}/delete"),
+        "Remove",
+        &format!("/ui/teams/{id}"),
+    )
+}
+
+async fn team_member_delete(
+    State(state): State<Arc<WebState>>,
+    Path((id, uid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match team_api::remove_member(&state, &p, &id, &uid).await {
+        Ok(()) => redirect(&format!("/ui/teams/{id}?done=member_removed")),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not removed", &api_message(&e)),
+    }
+}
+
+async fn team_delete_confirm(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/team/delete") {
+        return denied(&state, &p);
+    }
+    confirm(
+        &state,
+        &p,
+        "Delete team",
+        "Delete this team? Its memberships go with it.",
+        &format!("/ui/teams/{id}/delete"),
+        "Delete team",
+        &format!("/ui/teams/{id}"),
+    )
+}
+
+async fn team_delete(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, _) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !may(&p, "POST", "/team/delete") {
+        return denied(&state, &p);
+    }
+    match team_api::delete_teams(&state, &p, std::slice::from_ref(&id)).await {
+        Ok(_) => redirect("/ui/teams?done=team_deleted"),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not deleted", &api_message(&e)),
+    }
+}
+
+// ---- audit, account, placeholders -------------------------------------------------------------
+
+async fn audit_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !may(&p, "GET", "/audit") {
+        return denied(&state, &p);
+    }
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let (entries, total) = state
+        .store
+        .list_audit(&AuditFilter {
+            actor_id: None,
+            object_type: None,
+            object_id: None,
+            page,
+            page_size: 50,
+        })
+        .await
+        .unwrap_or_default();
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| json!({"at": ts(&e.at), "actor": e.actor_id, "action": e.action, "object_type": e.object_type, "object_id": e.object_id,
+            "before": e.before.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default()),
+            "after": e.after.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default())}))
+        .collect();
+    render(
+        &state,
+        StatusCode::OK,
+        "audit.html",
+        &merge(
+            base_ctx(&p, "audit", None),
+            json!({"entries": rows, "page": page, "total_pages": (total as u64).div_ceil(50).max(1)}),
+        ),
+    )
+}
+
+async fn account_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    render(
+        &state,
+        StatusCode::OK,
+        "account.html",
+        &merge(
+            base_ctx(&p, "account", flash_for(&q)),
+            json!({"errors": {"current_password": null, "new_password": null}, "min_len": state.config.password_policy.min_len()}),
+        ),
+    )
+}
+
+async fn account_password(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = match form_post(&state, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let current = f.get("current_password").cloned().unwrap_or_default();
+    let new = f.get("new_password").cloned().unwrap_or_default();
+    let again = |field: &str, msg: String| {
+        let mut errors = json!({"current_password": null, "new_password": null});
+        errors[field] = json!(msg);
+        render(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "account.html",
+            &merge(
+                base_ctx(&p, "account", None),
+                json!({"errors": errors, "min_len": state.config.password_policy.min_len()}),
+            ),
+        )
+    };
+    if f.get("new_password_confirm") != Some(&new) {
+        return again(
+            "new_password",
+            "The two new passwords are not the same.".to_string(),
+        );
+    }
+    match user_api::change_own_password(&state, &p, &current, &new).await {
+        // Every session ended, this one included: sign in again with the new password.
+        Ok(()) => with_cookie(redirect("/ui/login"), &clearing_cookie(&state, &headers)),
+        Err(e) if e.param.as_deref() == Some("current_password") => {
+            again("current_password", api_message(&e))
+        }
+        Err(e) => again("new_password", api_message(&e)),
+    }
+}
+
+async fn simple(
+    state: &WebState,
+    headers: &HeaderMap,
+    name: &str,
+    nav: &str,
+    extra: Value,
+) -> Response {
+    match signed_in(state, headers).await {
+        Ok(p) => render(
+            state,
+            StatusCode::OK,
+            name,
+            &merge(base_ctx(&p, nav, None), extra),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn keys_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    simple(&state, &headers, "keys.html", "keys", json!({})).await
+}
+
+async fn usage_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    simple(&state, &headers, "usage.html", "usage", json!({})).await
+}
+
+async fn models_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+    let models: Vec<Value> = state.models.iter().map(|m| json!({"name": m})).collect();
+    simple(
+        &state,
+        &headers,
+        "models.html",
+        "models",
+        json!({ "models": models }),
+    )
+    .await
+}
+
+async fn static_file(Path(name): Path<String>) -> Response {
+    match crate::ui::static_asset(&name) {
+        Some((ct, bytes)) => {
+            let mut r = bytes.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            r
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# PNGs of the web UI's main pages as each role sees them (1280×800, plus phone-sized 390×844),
+# taken in headless Chromium against a freshly seeded gateway. Needs chromium and chromium-driver
+# (`apt-get install chromium chromium-driver`; TOLLGATE_CHROMEDRIVER overrides the driver path).
+# Usage: scripts/screenshots.sh [output dir, default ./screenshots]
+set -euo pipefail
+
+dir=${1:-${TOLLGATE_SCREENSHOTS_DIR:-./screenshots}}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TOLLGATE_SCREENSHOTS_DIR="$dir" cargo test -p tollgate --test ui_browser screenshots -- --ignored
+echo "screenshots: $dir"
