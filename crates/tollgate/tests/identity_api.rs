@@ -785,3 +785,50 @@ async fn invitation_emails_go_through_a_real_smtp_server() {
     );
     app.stop().await;
 }
+
+/// The object dimension of the matrix: for the scoped routes, each role against its own object
+/// and someone else's.
+#[tokio::test]
+async fn rbac_matrix_own_and_other_objects() {
+    let app = spawn_app(CONFIG).await;
+    let mut people = Vec::new();
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let (id, t) = user_with_login(&app, &format!("own{i}@example.com"), role.as_str()).await;
+        people.push((*role, id, t));
+    }
+    let (other_user, _) = user_with_login(&app, "someone.else@example.com", "internal_user").await;
+    let (s, other_team) = admin(&app, "POST", "/team/new", json!({"team_alias": "others", "members_with_roles": [{"user_id": other_user, "role": "admin"}]})).await;
+    assert_eq!(s, 200);
+    let other_team = other_team["team_id"].as_str().unwrap().to_string();
+    for (role, id, token) in &people {
+        // Each person administers a team of their own.
+        let (s, own_team) = admin(&app, "POST", "/team/new", json!({"team_alias": format!("team-of-{id}"), "members_with_roles": [{"user_id": id, "role": "admin"}]})).await;
+        assert_eq!(s, 200);
+        let own_team = own_team["team_id"].as_str().unwrap().to_string();
+        let sees_all = role.sees_all();
+        let writes = role.can_write();
+        let cases: Vec<(&str, String, Value, bool)> = vec![
+            ("GET", format!("/user/info?user_id={id}"), json!({}), true),
+            ("GET", format!("/user/info?user_id={other_user}"), json!({}), sees_all),
+            ("GET", format!("/team/info?team_id={own_team}"), json!({}), true),
+            ("GET", format!("/team/info?team_id={other_team}"), json!({}), sees_all),
+            ("POST", "/team/update".to_string(), json!({"team_id": own_team, "team_alias": "renamed"}), writes && *role != Role::ProxyAdminViewer),
+            ("POST", "/team/update".to_string(), json!({"team_id": other_team, "team_alias": "hijacked"}), *role == Role::ProxyAdmin),
+            ("POST", "/team/member_update".to_string(), json!({"team_id": other_team, "user_id": other_user, "role": "user"}), *role == Role::ProxyAdmin),
+        ];
+        for (method, path, body, allowed) in cases {
+            let (status, v) = call(&app, token, method, &path, body).await;
+            if allowed {
+                assert_eq!(status, 200, "{role:?} {method} {path}: {v}");
+            } else {
+                assert!(status == 401 || status == 403, "{role:?} {method} {path} should be refused: {status} {v}");
+            }
+        }
+        // Restore the other team's admin for the next role's checks.
+        if *role == Role::ProxyAdmin {
+            let (s, _) = admin(&app, "POST", "/team/member_update", json!({"team_id": other_team, "user_id": other_user, "role": "admin"})).await;
+            assert_eq!(s, 200);
+        }
+    }
+    app.stop().await;
+}
