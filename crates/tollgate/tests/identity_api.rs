@@ -809,24 +809,63 @@ async fn rbac_matrix_own_and_other_objects() {
         let writes = role.can_write();
         let cases: Vec<(&str, String, Value, bool)> = vec![
             ("GET", format!("/user/info?user_id={id}"), json!({}), true),
-            ("GET", format!("/user/info?user_id={other_user}"), json!({}), sees_all),
-            ("GET", format!("/team/info?team_id={own_team}"), json!({}), true),
-            ("GET", format!("/team/info?team_id={other_team}"), json!({}), sees_all),
-            ("POST", "/team/update".to_string(), json!({"team_id": own_team, "team_alias": "renamed"}), writes && *role != Role::ProxyAdminViewer),
-            ("POST", "/team/update".to_string(), json!({"team_id": other_team, "team_alias": "hijacked"}), *role == Role::ProxyAdmin),
-            ("POST", "/team/member_update".to_string(), json!({"team_id": other_team, "user_id": other_user, "role": "user"}), *role == Role::ProxyAdmin),
+            (
+                "GET",
+                format!("/user/info?user_id={other_user}"),
+                json!({}),
+                sees_all,
+            ),
+            (
+                "GET",
+                format!("/team/info?team_id={own_team}"),
+                json!({}),
+                true,
+            ),
+            (
+                "GET",
+                format!("/team/info?team_id={other_team}"),
+                json!({}),
+                sees_all,
+            ),
+            (
+                "POST",
+                "/team/update".to_string(),
+                json!({"team_id": own_team, "team_alias": "renamed"}),
+                writes && *role != Role::ProxyAdminViewer,
+            ),
+            (
+                "POST",
+                "/team/update".to_string(),
+                json!({"team_id": other_team, "team_alias": "hijacked"}),
+                *role == Role::ProxyAdmin,
+            ),
+            (
+                "POST",
+                "/team/member_update".to_string(),
+                json!({"team_id": other_team, "user_id": other_user, "role": "user"}),
+                *role == Role::ProxyAdmin,
+            ),
         ];
         for (method, path, body, allowed) in cases {
             let (status, v) = call(&app, token, method, &path, body).await;
             if allowed {
                 assert_eq!(status, 200, "{role:?} {method} {path}: {v}");
             } else {
-                assert!(status == 401 || status == 403, "{role:?} {method} {path} should be refused: {status} {v}");
+                assert!(
+                    status == 401 || status == 403,
+                    "{role:?} {method} {path} should be refused: {status} {v}"
+                );
             }
         }
         // Restore the other team's admin for the next role's checks.
         if *role == Role::ProxyAdmin {
-            let (s, _) = admin(&app, "POST", "/team/member_update", json!({"team_id": other_team, "user_id": other_user, "role": "admin"})).await;
+            let (s, _) = admin(
+                &app,
+                "POST",
+                "/team/member_update",
+                json!({"team_id": other_team, "user_id": other_user, "role": "admin"}),
+            )
+            .await;
             assert_eq!(s, 200);
         }
     }

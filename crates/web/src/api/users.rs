@@ -387,6 +387,9 @@ pub async fn delete_users(
     p: &Principal,
     ids: &[String],
 ) -> Result<Vec<String>, ApiError> {
+    if !p.is_master_key() && ids.iter().any(|id| *id == p.user_id) {
+        return Err(ApiError::bad_request("You can't delete your own user."));
+    }
     let mut befores = Vec::new();
     for id in ids {
         if let Ok(Some(u)) = state.store.get_user(id).await {
