@@ -387,7 +387,7 @@ pub async fn delete_users(
     p: &Principal,
     ids: &[String],
 ) -> Result<Vec<String>, ApiError> {
-    if !p.is_master_key() && ids.iter().any(|id| *id == p.user_id) {
+    if !p.is_master_key() && ids.contains(&p.user_id) {
         return Err(ApiError::bad_request("You can't delete your own user."));
     }
     let mut befores = Vec::new();
