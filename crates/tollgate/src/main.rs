@@ -7,10 +7,17 @@ use tollgate::{config, App, Options, StartError};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one usable core (a pinned or single-CPU container) a single-threaded scheduler avoids
+    // cross-thread wake-ups; otherwise one worker per core.
+    let one_core = std::thread::available_parallelism()
+        .map(|n| n.get() == 1)
+        .unwrap_or(false);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
