@@ -558,10 +558,9 @@ async fn teams_and_team_admins() {
     let (s, list) = call(&app, &dev_t, "GET", "/team/list", json!({})).await;
     assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1));
 
-    // Invitations let their holder set a password, so only a team admin may invite, only their
-    // own members, and never someone who already has a password or an admin role.
+    // Invitations let their holder set a password: only proxy admins create them. (A team admin
+    // who could invite could add any not-yet-onboarded user to their team and take the account.)
     let newbie = new_user(&app, "newbie@example.com", "internal_user").await;
-    let stranger = new_user(&app, "stranger@example.com", "internal_user").await;
     let (s, _) = admin(
         &app,
         "POST",
@@ -578,65 +577,57 @@ async fn teams_and_team_admins() {
         json!({"user_id": newbie}),
     )
     .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = admin(&app, "POST", "/invitation/new", json!({"user_id": newbie})).await;
     assert_eq!(s, 200, "{v}");
     let inv_id = v["id"].as_str().unwrap().to_string();
     let (s, _) = call(
         &app,
         &lead_t,
         "POST",
-        "/invitation/new",
-        json!({"user_id": stranger}),
-    )
-    .await;
-    assert_eq!(s, 400, "not in the lead's team");
-    let (s, _) = call(
-        &app,
-        &lead_t,
-        "POST",
-        "/invitation/new",
-        json!({"user_id": dev}),
+        "/invitation/delete",
+        json!({"invitation_id": inv_id}),
     )
     .await;
     assert_eq!(
         s, 400,
-        "dev already has a password: an invitation would reset it"
+        "only its creator or a proxy admin revokes an invitation"
     );
+    // Team admins don't set money: not even their own budget inside the team.
     let (s, _) = call(
         &app,
         &lead_t,
         "POST",
         "/team/member_update",
-        json!({"team_id": team_id, "user_id": dev, "role": "user"}),
+        json!({"team_id": team_id, "user_id": lead, "max_budget_in_team": 1000000}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // A role change revokes pending invitations (the link would otherwise open the new role).
+    let (s, _) = admin(
+        &app,
+        "POST",
+        "/user/update",
+        json!({"user_id": newbie, "user_role": "proxy_admin"}),
     )
     .await;
     assert_eq!(s, 200);
-    let (s, _) = call(
+    let (s, _) = admin(
         &app,
-        &dev_t,
-        "POST",
-        "/invitation/new",
-        json!({"user_id": newbie}),
+        "GET",
+        &format!("/invitation/info?invitation_id={inv_id}"),
+        json!({}),
     )
     .await;
-    assert_eq!(s, 400, "members who are not team admins can't invite");
-    let (s, _) = call(
-        &app,
-        &dev_t,
-        "POST",
-        "/invitation/delete",
-        json!({"invitation_id": inv_id}),
-    )
-    .await;
-    assert_eq!(s, 400, "only the creator or a proxy admin revokes");
-    let (s, _) = call(
-        &app,
-        &lead_t,
-        "POST",
-        "/invitation/delete",
-        json!({"invitation_id": inv_id}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 400, "revoked");
+    // Encoded slashes can't retarget a confirm page's form.
+    let r = app
+        .client()
+        .get(app.url("/ui/invitations/x%2F..%2F..%2Fusers%2Fvictim/delete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     app.stop().await;
 }
 

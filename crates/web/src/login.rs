@@ -59,7 +59,9 @@ pub async fn authenticate(
     ip: IpAddr,
 ) -> Result<LoggedIn, LoginError> {
     let username = username.trim();
-    let key = username.to_lowercase();
+    // Failures count per (account, address): a stranger guessing from elsewhere can't lock the
+    // real user out, and the per-address limit still stops one client trying many accounts.
+    let key = format!("{}|{ip}", username.to_lowercase());
     if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
         return Err(LoginError::Throttled(wait));
     }

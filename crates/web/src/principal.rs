@@ -17,6 +17,7 @@ use crate::jwt;
 use crate::state::WebState;
 
 pub const SESSION_COOKIE: &str = "tollgate_session";
+pub const SECURE_SESSION_COOKIE: &str = "__Host-tollgate_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,7 @@ pub async fn from_api_request(
             };
         return session_principal(state, &secret, false).await;
     }
-    if let Some(cookie) = cookie_value(headers, SESSION_COOKIE) {
+    if let Some(cookie) = cookie_value(headers, crate::session::cookie_name(state, headers)) {
         let p = session_principal(state, cookie, true).await?;
         if !is_read(method) {
             check_csrf_header(&p, headers)?;
@@ -120,7 +121,7 @@ pub async fn from_api_request(
 
 /// Resolves the signed-in user of a UI page from the session cookie.
 pub async fn from_ui_request(state: &WebState, headers: &HeaderMap) -> Option<Principal> {
-    let cookie = cookie_value(headers, SESSION_COOKIE)?;
+    let cookie = cookie_value(headers, crate::session::cookie_name(state, headers))?;
     session_principal(state, cookie, true).await.ok()
 }
 

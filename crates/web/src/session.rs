@@ -6,7 +6,7 @@ use tollgate_identity::tokens::new_secret_token;
 use tollgate_proxy::ApiError;
 use tollgate_store::sessions::{NewSession, SessionKind};
 
-use crate::principal::{store_unavailable, SESSION_COOKIE};
+use crate::principal::{store_unavailable, SECURE_SESSION_COOKIE, SESSION_COOKIE};
 use crate::state::WebState;
 
 pub struct Started {
@@ -62,24 +62,34 @@ pub async fn start(
         .await
         .map_err(|e| store_unavailable(&e))?;
     let max_age = state.config.session_absolute.as_secs();
+    let name = cookie_name(state, headers);
     let secure = if is_https(state, headers) {
         "; Secure"
     } else {
         ""
     };
-    let set_cookie = format!(
-        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    );
+    let set_cookie =
+        format!("{name}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     Ok(Started { secret, set_cookie })
 }
 
 pub fn clearing_cookie(state: &WebState, headers: &HeaderMap) -> String {
+    let name = cookie_name(state, headers);
     let secure = if is_https(state, headers) {
         "; Secure"
     } else {
         ""
     };
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+}
+
+/// Over HTTPS the cookie carries the `__Host-` prefix, so a sibling subdomain can't plant one.
+pub fn cookie_name(state: &WebState, headers: &HeaderMap) -> &'static str {
+    if is_https(state, headers) {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
 }
 
 /// A browser post that sets or uses a cookie must come from our own pages: refuse cross-site

@@ -30,6 +30,8 @@ pub struct WebConfig {
     pub password_policy: PasswordPolicy,
     /// Invitations are valid this long (7 days).
     pub invitation_ttl: Duration,
+    /// `TOLLGATE_TRUST_X_FORWARDED_FOR`: a trusted reverse proxy sets the client address.
+    pub trust_forwarded_for: bool,
 }
 
 impl WebConfig {
@@ -66,6 +68,8 @@ impl WebConfig {
             session_idle: Duration::from_secs(2 * 3600).min(session_absolute),
             password_policy,
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            trust_forwarded_for: get("TOLLGATE_TRUST_X_FORWARDED_FOR")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         })
     }
 }

@@ -69,7 +69,23 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/ui/usage", get(usage_page))
         .route("/ui/models", get(models_page))
         .route("/ui/static/{name}", get(static_file))
+        .layer(axum::middleware::from_fn(plain_paths_only))
         .with_state(state)
+}
+
+/// Ids from the path end up inside other URLs (confirm pages post to them), so an encoded `/`,
+/// `\` or `.` could retarget a form (`x%2F..%2Fusers%2Fvictim`). The UI's ids never need them.
+async fn plain_paths_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let raw = req.uri().path().to_ascii_lowercase();
+    if raw.contains("%2f")
+        || raw.contains("%5c")
+        || raw.contains("%2e")
+        || raw.contains("/../")
+        || raw.ends_with("/..")
+    {
+        return (StatusCode::BAD_REQUEST, "Bad path").into_response();
+    }
+    next.run(req).await
 }
 
 // ---- rendering ----------------------------------------------------------------------------
@@ -323,7 +339,7 @@ async fn login_submit(
         );
     }
     let pw = f.get("password").cloned().unwrap_or_default();
-    let ip = client_ip(ci.as_ref().map(|e| &e.0), &headers);
+    let ip = client_ip(&state, ci.as_ref().map(|e| &e.0), &headers);
     match authenticate(&state, &email, &pw, ip).await {
         Ok(l) => match start(&state, &l.user_id, &headers).await {
             Ok(s) => with_cookie(redirect("/ui"), &s.set_cookie),
@@ -677,6 +693,7 @@ async fn user_role(
         Ok(Some((before, after))) => {
             if before.user_role != after.user_role {
                 let _ = state.store.delete_sessions_of_user(&id).await;
+                user_api::revoke_pending_invitations(&state, &id).await;
             }
             crate::audit_log::record(
                 &state,

@@ -46,7 +46,7 @@ pub async fn form_login(
         f.get("username").cloned().unwrap_or_default(),
         f.get("password").cloned().unwrap_or_default(),
     );
-    let ip = client_ip(ci.as_ref().map(|e| &e.0), &headers);
+    let ip = client_ip(&state, ci.as_ref().map(|e| &e.0), &headers);
     let logged = match authenticate(&state, &user, &pw, ip).await {
         Ok(l) => l,
         Err(e) => return e.into_api_error().into_response(),
@@ -86,7 +86,7 @@ pub async fn json_login(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let ip = client_ip(ci.as_ref().map(|e| &e.0), &headers);
+    let ip = client_ip(&state, ci.as_ref().map(|e| &e.0), &headers);
     let logged = match authenticate(&state, &req.username, &req.password, ip).await {
         Ok(l) => l,
         Err(e) => return e.into_api_error().into_response(),

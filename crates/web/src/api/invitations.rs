@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DurationRound, Utc};
 use serde::Deserialize;
-use tollgate_domain::role::{Role, TeamRole};
+use tollgate_domain::role::Role;
 use tollgate_identity::tokens::{hash_token, new_invitation_id};
 use tollgate_proxy::ApiError;
 use tollgate_store::invitations::{InvitationRow, NewInvitation};
@@ -29,43 +29,15 @@ pub struct Created {
     pub row: InvitationRow,
 }
 
-/// Who may invite whom. An invitation lets its holder set the user's password, so besides proxy
-/// admins only a team admin may invite, only members of their own team, never an admin-role
-/// user, and never a user who already has a password (that would be a password reset).
+/// Who may invite whom. An invitation lets its holder set the user's password, so only proxy
+/// admins create them. (LiteLLM also lets team and org admins invite their members; combined with
+/// adding any existing user to one's team, that is an account takeover, so Tollgate does not.)
 async fn may_invite(
-    state: &WebState,
+    _state: &WebState,
     actor: &Principal,
-    target: &UserRow,
+    _target: &UserRow,
 ) -> Result<bool, ApiError> {
-    if actor.role == Role::ProxyAdmin {
-        return Ok(true);
-    }
-    if !actor.role.can_write() || Role::parse(&target.user_role).is_none_or(|r| r.sees_all()) {
-        return Ok(false);
-    }
-    let has_password = state
-        .store
-        .get_password_hash(&target.user_id)
-        .await
-        .map_err(|e| store_unavailable(&e))?
-        .is_some();
-    if has_password {
-        return Ok(false);
-    }
-    let mine = state
-        .store
-        .teams_of_user(&actor.user_id)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
-    let theirs = state
-        .store
-        .teams_of_user(&target.user_id)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
-    Ok(mine
-        .iter()
-        .filter(|(_, role)| role == TeamRole::Admin.as_str())
-        .any(|(team, _)| theirs.iter().any(|(t, _)| t == team)))
+    Ok(actor.role == Role::ProxyAdmin)
 }
 
 pub fn link_for(base: &str, id: &str) -> String {

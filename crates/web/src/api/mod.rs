@@ -95,9 +95,24 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// The client address, for login throttling.
-pub fn client_ip(req_ext: Option<&ConnectInfo<SocketAddr>>, _headers: &HeaderMap) -> IpAddr {
-    // X-Forwarded-For is not trusted here: any client could set it and escape throttling.
+/// The client address, for login throttling. `X-Forwarded-For` is used only when the operator
+/// says a trusted reverse proxy sets it (`TOLLGATE_TRUST_X_FORWARDED_FOR=true`): any client could
+/// otherwise pick its own address and escape throttling.
+pub fn client_ip(
+    state: &WebState,
+    req_ext: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+) -> IpAddr {
+    if state.config.trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
     req_ext
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))

@@ -428,6 +428,11 @@ async fn add_members(
         .await
         .map_err(|e| store_unavailable(&e))?
         .ok_or_else(|| not_found("Team not found."))?;
+    if budget_usd.is_some() && p.role != Role::ProxyAdmin {
+        return Err(forbidden(
+            "Only proxy admins set a member's budget in a team.",
+        ));
+    }
     let budget_nanos = budget(budget_usd, "max_budget_in_team")?;
     let mut added = Vec::new();
     for m in members {
@@ -604,6 +609,11 @@ pub async fn update_member(
         }
     }
     if budget_usd.is_some() {
+        if p.role != Role::ProxyAdmin {
+            return Err(forbidden(
+                "Only proxy admins set a member's budget in a team.",
+            ));
+        }
         row = state
             .store
             .set_member_budget(team_id, user_id, budget(budget_usd, "max_budget_in_team")?)

@@ -334,6 +334,8 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
             .set_password_hash(&target.user_id, &hash)
             .await
             .map_err(|e| store_unavailable(&e))?;
+        // The password changed: end every session now, whatever happens to the rest.
+        let _ = state.store.delete_sessions_of_user(&target.user_id).await;
         kill_sessions = true;
     }
     let (before, after) = state
@@ -344,6 +346,9 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         .ok_or_else(|| not_found("User not found."))?;
     if kill_sessions {
         let _ = state.store.delete_sessions_of_user(&after.user_id).await;
+        // A pending invitation would let its holder set the password of the user as they are
+        // now (e.g. after a promotion): revoke them; the admin can invite again.
+        revoke_pending_invitations(state, &after.user_id).await;
     }
     let mut after_json = views::user(&after);
     if req.password.is_some() {
@@ -360,6 +365,14 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     )
     .await;
     Ok(after_json)
+}
+
+pub async fn revoke_pending_invitations(state: &WebState, user_id: &str) {
+    if let Ok(pending) = state.store.list_invitations(Some(user_id)).await {
+        for inv in pending.iter().filter(|i| !i.is_accepted) {
+            let _ = state.store.delete_invitation(&inv.id_hash).await;
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
