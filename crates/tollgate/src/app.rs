@@ -143,6 +143,7 @@ impl App {
             mail,
             models: state.router.model_names(true),
         });
+        spawn_session_sweeper(state.store.clone());
         let health = Arc::new(HealthState {
             proxy: state.clone(),
             shutting_down: AtomicBool::new(false),
@@ -195,6 +196,21 @@ impl App {
         state.store.close().await;
         result
     }
+}
+
+/// Expired sessions are refused when presented anyway; this only keeps the table small.
+fn spawn_session_sweeper(store: Store) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match store.delete_expired_sessions(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            }
+        }
+    });
 }
 
 async fn not_found() -> Response {
