@@ -9,6 +9,7 @@ mod migrate;
 
 pub mod audit;
 pub mod invitations;
+pub mod keys;
 pub mod sessions;
 pub mod settings;
 pub mod spend;
@@ -19,6 +20,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use connect::{Backend, Store};
 pub use error::StoreError;
 pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
+pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};

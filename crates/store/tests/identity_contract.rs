@@ -72,7 +72,8 @@ fn strings(items: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn migrations_reach_version_two() {
     for db in backends().await {
-        assert_eq!(db.store.schema_version().await.unwrap(), Some(2));
+        // Later migrations (keys is 3) build on this one; the exact latest is checked there.
+        assert!(db.store.schema_version().await.unwrap() >= Some(2));
         db.drop_db().await;
     }
 }
@@ -1203,7 +1204,7 @@ async fn a_version_one_database_upgrades_without_touching_spend_logs() {
         let db = empty.open().await;
         let s = &db.store;
         let name = s.backend_name();
-        assert_eq!(s.schema_version().await.unwrap(), Some(2), "{name}");
+        assert!(s.schema_version().await.unwrap() >= Some(2), "{name}");
         assert_eq!(s.count_spend_logs().await.unwrap(), 2);
         let rec = s.get_spend_log("v1-a").await.unwrap().unwrap();
         assert_eq!(rec.spend_nanos, 4321);
