@@ -90,6 +90,16 @@ async fn plain_paths_only(req: axum::extract::Request, next: axum::middleware::N
 
 // ---- rendering ----------------------------------------------------------------------------
 
+/// `?` for handlers whose failures are already pages (a redirect to login, a refusal page).
+macro_rules! or_page {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(page) => return page,
+        }
+    };
+}
+
 /// `form-action` also governs where a form's redirect may go, so logout's redirect to
 /// `PROXY_LOGOUT_URL` needs that origin listed.
 fn content_security_policy(state: &WebState) -> String {
@@ -267,10 +277,7 @@ fn api_message(e: &ApiError) -> String {
 // ---- public pages -----------------------------------------------------------------------------
 
 async fn home(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     let stats = if p.role.sees_all() {
         let users = state
             .store
@@ -534,10 +541,7 @@ async fn users_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "GET", "/user/list") {
         return denied(&state, &p);
     }
@@ -554,10 +558,7 @@ async fn users_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/user/new") {
         return denied(&state, &p);
     }
@@ -641,10 +642,7 @@ async fn user_invite(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/invitation/new") || !p.role.can_write() {
         return denied(&state, &p);
     }
@@ -660,10 +658,7 @@ async fn user_role(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/user/update") || p.role != Role::ProxyAdmin {
         return denied(&state, &p);
     }
@@ -749,10 +744,7 @@ async fn user_delete_confirm(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "POST", "/user/delete") {
         return denied(&state, &p);
     }
@@ -781,10 +773,7 @@ async fn user_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/user/delete") {
         return denied(&state, &p);
     }
@@ -801,10 +790,7 @@ async fn invitations_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "GET", "/invitation/info") {
         return denied(&state, &p);
     }
@@ -844,10 +830,7 @@ async fn invitation_delete_confirm(
     Path(hash): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "POST", "/invitation/delete") {
         return denied(&state, &p);
     }
@@ -868,10 +851,7 @@ async fn invitation_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/invitation/delete") {
         return denied(&state, &p);
     }
@@ -911,10 +891,7 @@ async fn teams_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     render(
         &state,
         StatusCode::OK,
@@ -928,10 +905,7 @@ async fn team_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/team/new") {
         return denied(&state, &p);
     }
@@ -960,10 +934,7 @@ async fn team_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     let Ok(Some(team)) = state.store.get_team(&id).await else {
         return error_page(
             &state,
@@ -1022,10 +993,7 @@ async fn team_member_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     let uid = match (f.get("user_id"), f.get("user_email")) {
         (Some(uid), _) => uid.clone(),
         (None, Some(email)) => match state.store.get_user_by_email(email.trim()).await {
@@ -1061,10 +1029,7 @@ async fn team_member_role(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     let role = f.get("role").cloned().unwrap_or_else(|| "user".to_string());
     match team_api::update_member(&state, &p, &id, &uid, Some(&role), None).await {
         Ok(_) => redirect(&format!("/ui/teams/{id}?done=member_updated")),
@@ -1077,10 +1042,7 @@ async fn team_member_delete_confirm(
     Path((id, uid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !team_api::can_manage(&state, &p, &id).await.unwrap_or(false) {
         return denied(&state, &p);
     }
@@ -1101,10 +1063,7 @@ async fn team_member_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
     match team_api::remove_member(&state, &p, &id, &uid).await {
         Ok(()) => redirect(&format!("/ui/teams/{id}?done=member_removed")),
         Err(e) => error_page(&state, Some(&p), e.status, "Not removed", &api_message(&e)),
@@ -1116,10 +1075,7 @@ async fn team_delete_confirm(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "POST", "/team/delete") {
         return denied(&state, &p);
     }
@@ -1140,10 +1096,7 @@ async fn team_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
     if !may(&p, "POST", "/team/delete") {
         return denied(&state, &p);
     }
@@ -1160,10 +1113,7 @@ async fn audit_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     if !may(&p, "GET", "/audit") {
         return denied(&state, &p);
     }
@@ -1205,10 +1155,7 @@ async fn account_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = match signed_in(&state, &headers).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = or_page!(signed_in(&state, &headers).await);
     render(
         &state,
         StatusCode::OK,
@@ -1225,10 +1172,7 @@ async fn account_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = match form_post(&state, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
     let current = f.get("current_password").cloned().unwrap_or_default();
     let new = f.get("new_password").cloned().unwrap_or_default();
     let again = |field: &str, msg: String| {
