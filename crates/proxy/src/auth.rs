@@ -21,6 +21,22 @@ pub struct Caller {
     /// SHA-256 hex of the key used, as stored in spend logs.
     pub key_hash: String,
     pub is_master: bool,
+    /// The virtual key, when one was used.
+    pub key: Option<std::sync::Arc<crate::keys::KeyInfo>>,
+}
+
+impl Caller {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.may_use(model))
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        self.key.as_ref().and_then(|k| k.user_id.as_deref())
+    }
+
+    pub fn team_id(&self) -> Option<&str> {
+        self.key.as_ref().and_then(|k| k.team_id.as_deref())
+    }
 }
 
 #[derive(Clone)]
@@ -103,25 +119,100 @@ pub fn presented_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     ))
 }
 
+/// The master key only (for callers that have no store).
 pub fn authenticate(master: &MasterKey, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let key = presented_key(headers)?;
     if digest_eq(&sha256(key), &master.digest) {
-        return Ok(Caller {
-            key_hash: master.hash_hex.clone(),
-            is_master: true,
-        });
+        return Ok(master_caller(master));
     }
+    Err(unknown_key(key))
+}
+
+fn master_caller(master: &MasterKey) -> Caller {
+    Caller {
+        key_hash: master.hash_hex.clone(),
+        is_master: true,
+        key: None,
+    }
+}
+
+fn unknown_key(key: &str) -> ApiError {
     if !key.starts_with("sk-") {
         // Never echo the key itself, not even partly: it may be a real secret from elsewhere.
-        return Err(ApiError::auth(
+        return ApiError::auth(
             "Authentication Error, LiteLLM Virtual Key expected. Expected to start with 'sk-'.",
-        ));
+        );
     }
-    Err(ApiError::new(
+    ApiError::new(
         axum::http::StatusCode::UNAUTHORIZED,
         "token_not_found_in_db",
         "Authentication Error, Invalid proxy server token passed. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
-    ))
+    )
+}
+
+/// The master key or a virtual key: blocked and expired keys are refused, and keys of
+/// read-only admins may not call models.
+pub async fn authenticate_call(
+    state: &crate::state::ProxyState,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    let key = presented_key(headers)?;
+    let digest = sha256(key);
+    if digest_eq(&digest, &state.master_key.digest) {
+        return Ok(master_caller(&state.master_key));
+    }
+    if !key.starts_with("sk-") {
+        return Err(unknown_key(key));
+    }
+    let token = hex_encode(&digest);
+    let info = state.keys.get(&state.store, &token).await.map_err(|e| {
+        tracing::error!(error = %e, "key lookup failed");
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no_db_connection",
+            "The key could not be checked because the database is unavailable; try again shortly.",
+        )
+    })?;
+    let Some(info) = info else {
+        return Err(unknown_key(key));
+    };
+    if info.blocked {
+        return Err(ApiError::auth(
+            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+        ));
+    }
+    if let Some(exp) = info.expires {
+        let now = chrono::Utc::now();
+        if exp <= now {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "expired_key",
+                format!("Authentication Error - Expired Key. Key Expiry time {exp} and current time {now}"),
+            ));
+        }
+    }
+    if info.owner_role.as_deref() == Some("proxy_admin_viewer") {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "auth_error",
+            "user not allowed to access this route, role= proxy_admin_viewer",
+        ));
+    }
+    Ok(Caller {
+        key_hash: token,
+        is_master: false,
+        key: Some(info),
+    })
+}
+
+fn hex_encode(bytes: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
 }
 
 #[cfg(test)]

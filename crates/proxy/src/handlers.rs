@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{authenticate, Caller};
+use crate::auth::{authenticate_call, Caller};
 use crate::body::RawBody;
 use crate::deployment::ProviderKind;
 use crate::error::ApiError;
@@ -41,7 +41,7 @@ fn unix_now() -> i64 {
 
 async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Response {
     let start = Instant::now();
-    let caller = match authenticate(&state.master_key, req.headers()) {
+    let caller = match authenticate_call(&state, req.headers()).await {
         Ok(c) => c,
         Err(e) => {
             state.metrics.observe_request(
@@ -108,6 +108,14 @@ async fn run(
     let end_user: Option<String> = body
         .decode::<serde_json::Value>("user")?
         .and_then(|u| u.as_str().map(str::to_string));
+    if !recorder.caller_may_use(&model) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "key_model_access_denied",
+            format!("key not allowed to access model. Tried to access {model}. Call `/v1/models` to see the models this key may use."),
+        )
+        .with_param("model"));
+    }
     if state.router.resolve(&model).is_none() {
         return Err(ApiError::bad_request(format!(
             "Invalid model name passed in model={model}. Call `/v1/models` to view available models for your key."
@@ -326,14 +334,16 @@ pub async fn list_models(
     headers: HeaderMap,
     Query(q): Query<ModelsQuery>,
 ) -> Response {
-    if let Err(e) = authenticate(&state.master_key, &headers) {
-        return e.into_response();
-    }
+    let caller = match authenticate_call(&state, &headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let created = unix_now();
     let data: Vec<_> = state
         .router
         .model_names(q.return_wildcard_routes.unwrap_or(false))
         .iter()
+        .filter(|m| caller.may_use(m))
         .map(|m| model_object(m, created))
         .collect();
     axum::Json(json!({"data": data, "object": "list"})).into_response()
@@ -344,11 +354,11 @@ pub async fn get_model(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let _caller: Caller = match authenticate(&state.master_key, &headers) {
+    let caller: Caller = match authenticate_call(&state, &headers).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    if state.router.resolve(&id).is_none() {
+    if state.router.resolve(&id).is_none() || !caller.may_use(&id) {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found_error",

@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod error;
 pub mod forward;
 pub mod handlers;
+pub mod keys;
 pub mod metrics;
 pub mod providers;
 pub mod record;

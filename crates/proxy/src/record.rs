@@ -89,6 +89,10 @@ impl CallRecorder {
         }
     }
 
+    pub fn caller_may_use(&self, model: &str) -> bool {
+        self.info.as_ref().is_none_or(|i| i.caller.may_use(model))
+    }
+
     pub fn request_id(&self) -> &str {
         self.info
             .as_ref()
@@ -226,9 +230,9 @@ impl CallRecorder {
         let record = SpendRecord {
             request_id: i.request_id,
             call_type: i.call.log_name().to_string(),
+            user_id: i.caller.user_id().map(str::to_string),
+            team_id: i.caller.team_id().map(str::to_string),
             api_key: i.caller.key_hash,
-            user_id: None,
-            team_id: None,
             end_user: i.end_user,
             model: i.upstream_model,
             model_group: i.model_group,

@@ -64,6 +64,8 @@ pub struct ProxyState {
     pub metrics: Metrics,
     pub settings: ProxySettings,
     pub store: Store,
+    /// Virtual keys seen recently; the management API evicts what it changes.
+    pub keys: Arc<crate::keys::KeyCache>,
 }
 
 impl ProxyState {

@@ -110,6 +110,7 @@ impl App {
             metrics: Default::default(),
             settings,
             store,
+            keys: Default::default(),
         });
         for d in state.router.deployments() {
             let s = &d.spec;
@@ -142,6 +143,7 @@ impl App {
             ui: Ui::new().map_err(|e| StartError::Settings(e.to_string()))?,
             mail,
             models: state.router.model_names(true),
+            keys: state.keys.clone(),
         });
         spawn_session_sweeper(state.store.clone());
         let health = Arc::new(HealthState {

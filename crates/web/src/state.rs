@@ -104,6 +104,8 @@ pub struct WebState {
     pub mail: Option<Mail>,
     /// Public model names, for the Models page.
     pub models: Vec<String>,
+    /// The proxy's key cache, evicted when a key changes.
+    pub keys: std::sync::Arc<tollgate_proxy::keys::KeyCache>,
 }
 
 #[cfg(test)]

@@ -689,6 +689,7 @@ async fn user_role(
             if before.user_role != after.user_role {
                 let _ = state.store.delete_sessions_of_user(&id).await;
                 user_api::revoke_pending_invitations(&state, &id).await;
+                state.keys.clear();
             }
             crate::audit_log::record(
                 &state,

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod invitations;
+pub mod keys;
 pub mod onboarding;
 pub mod teams;
 pub mod users;
@@ -47,6 +48,14 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/team/member_add", post(teams::member_add))
         .route("/team/member_delete", post(teams::member_delete))
         .route("/team/member_update", post(teams::member_update))
+        .route("/key/generate", post(keys::generate_route))
+        .route("/key/info", get(keys::info))
+        .route("/key/list", get(keys::list))
+        .route("/key/update", post(keys::update))
+        .route("/key/delete", post(keys::delete))
+        .route("/key/regenerate", post(keys::regenerate))
+        .route("/key/block", post(keys::block))
+        .route("/key/unblock", post(keys::unblock))
         .route("/audit", get(audit::list))
         .route("/session/logout", post(auth::session_logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate));

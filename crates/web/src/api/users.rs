@@ -344,6 +344,8 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         .await
         .map_err(conflict)?
         .ok_or_else(|| not_found("User not found."))?;
+    // The key cache holds each key's owner role and models.
+    state.keys.clear();
     if kill_sessions {
         let _ = state.store.delete_sessions_of_user(&after.user_id).await;
         // A pending invitation would let its holder set the password of the user as they are
@@ -415,6 +417,11 @@ pub async fn delete_users(
         .delete_users(ids)
         .await
         .map_err(|e| store_unavailable(&e))?;
+    // Their keys are archived (LiteLLM deletes a user's keys with the user) and stop working now.
+    for id in &deleted {
+        let _ = state.store.delete_keys_of_user(id, &p.user_id).await;
+    }
+    state.keys.clear();
     for u in befores.iter().filter(|u| deleted.contains(&u.user_id)) {
         audit_log::record(
             state,

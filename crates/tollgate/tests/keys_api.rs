@@ -1,0 +1,274 @@
+//! Virtual keys: users create their own keys, call models with them through the gateway, and
+//! every change (block, delete, regenerate, expiry, model list) takes effect on the next call.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate_testkit::{spawn_app, TestApp};
+
+const CONFIG: &str = r#"
+model_list:
+  - model_name: demo
+    litellm_params: {model: openai/demo, mock_response: "hello from demo", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}
+  - model_name: other
+    litellm_params: {model: openai/other, mock_response: "hello from other", input_cost_per_token: 0, output_cost_per_token: 0}
+general_settings: {master_key: "{master_key}"}
+"#;
+
+const PW: &str = "correct-horse-battery-staple-42";
+
+async fn call(
+    app: &TestApp,
+    bearer: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let c = app.client();
+    let req = if method == "GET" {
+        c.get(app.url(path))
+    } else {
+        c.post(app.url(path)).json(&body)
+    };
+    let r = req.bearer_auth(bearer).send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn user(app: &TestApp, email: &str, role: &str) -> (String, String) {
+    let m = app.master_key.clone();
+    let (s, v) = call(
+        app,
+        &m,
+        "POST",
+        "/user/new",
+        json!({"user_email": email, "user_role": role}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["user_id"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        app,
+        &m,
+        "POST",
+        "/user/update",
+        json!({"user_id": id, "password": PW}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let r = app
+        .client()
+        .post(app.url("/v2/login"))
+        .json(&json!({"username": email, "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    let t: Value = r.json().await.unwrap();
+    (id, t["token"].as_str().unwrap().to_string())
+}
+
+async fn chat(app: &TestApp, key: &str, model: &str) -> StatusCode {
+    app.client()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn users_create_and_use_their_own_keys() {
+    let app = spawn_app(CONFIG).await;
+    let (alice, alice_t) = user(&app, "alice@example.com", "internal_user").await;
+    let (bob, bob_t) = user(&app, "bob@example.com", "internal_user").await;
+
+    let (s, k) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/generate",
+        json!({"key_alias": "laptop"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-") && key.len() >= 40);
+    assert_eq!(k["user_id"], alice.as_str());
+    assert_eq!(k["key_name"], format!("sk-...{}", &key[key.len() - 4..]));
+    assert_eq!(chat(&app, &key, "demo").await, 200);
+    assert_eq!(app.wait_for_spend_logs(1).await, 1);
+    let recent = app.store.recent_spend_logs(1).await.unwrap();
+    assert_eq!(
+        recent[0].user_id.as_deref(),
+        Some(alice.as_str()),
+        "spend is attributed to the key's owner"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (s, info) = call(
+        &app,
+        &alice_t,
+        "GET",
+        &format!("/key/info?key={key}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(info["info"]["spend"].as_f64().unwrap() > 0.0, "{info}");
+    assert!(
+        !info["info"].to_string().contains(&key[3..]),
+        "the plaintext is shown only once"
+    );
+
+    // Ownership: no keys for others, no peeking at others' keys, no moving keys.
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/generate",
+        json!({"user_id": bob}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = call(
+        &app,
+        &bob_t,
+        "GET",
+        &format!("/key/info?key={key}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = call(&app, &bob_t, "POST", "/key/delete", json!({"keys": [key]})).await;
+    assert_eq!(s, 403);
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/update",
+        json!({"key": key, "user_id": bob}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/update",
+        json!({"key": key, "max_budget": 1000}),
+    )
+    .await;
+    assert_eq!(s, 403, "no raising one's own budget");
+    let (s, _) = call(&app, &alice_t, "POST", "/key/block", json!({"key": key})).await;
+    assert_eq!(s, 403);
+    let (s, list) = call(&app, &alice_t, "GET", "/key/list", json!({})).await;
+    assert_eq!((s, list["total_count"].clone()), (StatusCode::OK, json!(1)));
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "GET",
+        &format!("/key/list?user_id={bob}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // Every change takes effect on the next call.
+    let m = app.master_key.clone();
+    let (s, _) = call(&app, &m, "POST", "/key/block", json!({"key": key})).await;
+    assert_eq!(s, 200);
+    assert_eq!(chat(&app, &key, "demo").await, 401);
+    let (s, _) = call(&app, &m, "POST", "/key/unblock", json!({"key": key})).await;
+    assert_eq!(s, 200);
+    assert_eq!(chat(&app, &key, "demo").await, 200);
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/update",
+        json!({"key": key, "models": ["demo"]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(chat(&app, &key, "other").await, 403, "model not allowed");
+    let (s, models) = call(&app, &key, "GET", "/v1/models", json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(models["data"].as_array().unwrap().len(), 1);
+    let (s, regen) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/regenerate",
+        json!({"key": key}),
+    )
+    .await;
+    assert_eq!(s, 200, "{regen}");
+    let new_key = regen["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&app, &key, "demo").await, 401, "the old key stops");
+    assert_eq!(chat(&app, &new_key, "demo").await, 200);
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "POST",
+        "/key/delete",
+        json!({"keys": [new_key]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(chat(&app, &new_key, "demo").await, 401);
+    let (s, _) = call(
+        &app,
+        &alice_t,
+        "GET",
+        &format!("/key/info?key={new_key}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // Expiry, by the key's duration.
+    let (_, k) = call(
+        &app,
+        &bob_t,
+        "POST",
+        "/key/generate",
+        json!({"duration": "1s"}),
+    )
+    .await;
+    let short = k["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&app, &short, "demo").await, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(chat(&app, &short, "demo").await, 401);
+
+    // Deleting the user ends their keys.
+    let (_, k) = call(&app, &bob_t, "POST", "/key/generate", json!({})).await;
+    let bobs = k["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&app, &bobs, "demo").await, 200);
+    let (s, _) = call(&app, &m, "POST", "/user/delete", json!({"user_ids": [bob]})).await;
+    assert_eq!(s, 200);
+    assert_eq!(chat(&app, &bobs, "demo").await, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn viewers_create_no_keys_and_admin_viewer_keys_cannot_call_models() {
+    let app = spawn_app(CONFIG).await;
+    let (_, viewer_t) = user(&app, "v@example.com", "internal_user_viewer").await;
+    let (s, _) = call(&app, &viewer_t, "POST", "/key/generate", json!({})).await;
+    assert!(s == 401 || s == 403, "{s}");
+    let (admin_viewer, _) = user(&app, "av@example.com", "proxy_admin_viewer").await;
+    let m = app.master_key.clone();
+    let (s, k) = call(
+        &app,
+        &m,
+        "POST",
+        "/key/generate",
+        json!({"user_id": admin_viewer}),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(chat(&app, k["key"].as_str().unwrap(), "demo").await, 403);
+    app.stop().await;
+}
