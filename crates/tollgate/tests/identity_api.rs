@@ -86,12 +86,37 @@ async fn admin_creates_user_and_invitation_user_onboards_and_logs_in() {
         &app,
         "POST",
         "/user/new",
-        json!({"user_email": "Ada@Example.com", "user_role": "internal_user"}),
+        json!({"user_email": "Ada@Example.com", "user_role": "internal_user", "auto_create_key": false}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    assert!(v["key"].is_null(), "no key is created yet, and it says so");
-    assert!(v["message"].as_str().unwrap().contains("No API key"));
+    assert!(
+        v["key"].is_null(),
+        "no key when auto_create_key is false, and it says so"
+    );
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("without an API key"));
+    // LiteLLM's default creates a first key for the user, which works at once.
+    let (s, w) = admin(
+        &app,
+        "POST",
+        "/user/new",
+        json!({"user_email": "keyed@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{w}");
+    let first = w["key"].as_str().unwrap();
+    let r = app
+        .client()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(first)
+        .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let user_id = v["user_id"].as_str().unwrap().to_string();
     assert_eq!(user_id.len(), 36, "a uuid");
     assert!(v.get("password").is_none());

@@ -41,6 +41,9 @@ pub struct NewUserRequest {
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
     pub password: Option<Value>,
+    /// Passed to the first key when `auto_create_key` is on.
+    pub key_alias: Option<String>,
+    pub duration: Option<String>,
 }
 
 pub fn validate_email(email: &str) -> Result<String, ApiError> {
@@ -171,7 +174,34 @@ pub async fn new_user(
     out["token_id"] = Value::Null;
     out["expires"] = Value::Null;
     out["model_max_budget"] = json!({});
-    out["message"] = json!("User created. No API key was created: virtual keys arrive with the keys milestone; invite the user so they can sign in.");
+    // LiteLLM's default: a first key for the new user, returned once in this answer.
+    if req.auto_create_key.unwrap_or(true) {
+        let key_req = crate::api::keys::GenerateRequest {
+            user_id: Some(row.user_id.clone()),
+            key_alias: req.key_alias.clone(),
+            duration: req.duration.clone(),
+            models: req.models.clone(),
+            ..Default::default()
+        };
+        match crate::api::keys::generate(&state, &p, &key_req).await {
+            Ok((plain, key)) => {
+                out["key"] = json!(plain);
+                out["key_name"] = json!(key.key_name);
+                out["key_alias"] = json!(key.key_alias);
+                out["token_id"] = json!(key.token);
+                out["expires"] = json!(key.expires.as_ref().map(views::ts));
+                out["message"] = json!("User created with a first API key (shown only in this answer). Invite the user so they can sign in.");
+            }
+            Err(e) => {
+                out["message"] = json!(format!(
+                    "User created, but the first key was not: {}",
+                    e.message
+                ))
+            }
+        }
+    } else {
+        out["message"] = json!("User created without an API key (auto_create_key: false). Invite the user so they can sign in.");
+    }
     if req.send_invite_email.unwrap_or(false) {
         match create_for_user(&state, &p, &row.user_id, &headers).await {
             Ok(created) => {
