@@ -15,7 +15,7 @@
 
   function announce(button, status, text) {
     button.textContent = text;
-    status.textContent = text === "Copied" ? "Link copied to the clipboard" : "";
+    status.textContent = text === "Copied" ? "Copied to the clipboard" : "";
     window.setTimeout(function () {
       button.textContent = "Copy";
       status.textContent = "";
