@@ -43,7 +43,7 @@ async fn user(app: &TestApp, email: &str, role: &str) -> (String, String) {
         &m,
         "POST",
         "/user/new",
-        json!({"user_email": email, "user_role": role}),
+        json!({"user_email": email, "user_role": role, "auto_create_key": false}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
