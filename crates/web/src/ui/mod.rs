@@ -608,12 +608,9 @@ mod tests {
         assert!(admin.contains(">14</span>"));
 
         let viewer = render("home.html", &page_ctx("home.html", Who::Viewer));
-        for href in [
-            "/ui/users\"",
-            "/ui/teams\"",
-            "/ui/invitations\"",
-            "/ui/audit\"",
-        ] {
+        // Non-admins reach the teams they belong to under "You", never the admin pages.
+        assert!(viewer.contains("href=\"/ui/teams\">My teams</a>"));
+        for href in ["/ui/users\"", "/ui/invitations\"", "/ui/audit\""] {
             assert!(
                 !viewer.contains(&format!("href=\"{href}")),
                 "viewer nav has {href}"
