@@ -186,7 +186,6 @@ async fn flush(
     let batch: Vec<SpendRecord> = pending.iter().take(n).cloned().collect();
     match store.insert_spend_batch(&batch).await {
         Ok(inserted) => {
-            add_key_spend(store, &batch, &inserted).await;
             pending.drain(..n);
             stats
                 .written
@@ -206,24 +205,6 @@ async fn flush(
                 tracing::error!(error = %e, pending = pending.len(), "spend batch not written; will retry");
             }
             failures.saturating_add(1)
-        }
-    }
-}
-
-/// Adds the new records' cost to their keys: one increment per key and batch, and only for
-/// records this batch actually inserted, so a retried batch never counts twice.
-async fn add_key_spend(store: &Store, batch: &[SpendRecord], inserted: &[String]) {
-    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut per_key: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for r in batch
-        .iter()
-        .filter(|r| r.spend_nanos > 0 && inserted.contains(r.request_id.as_str()))
-    {
-        *per_key.entry(r.api_key.as_str()).or_default() += r.spend_nanos;
-    }
-    for (key, nanos) in per_key {
-        if let Err(e) = store.add_key_spend(key, nanos).await {
-            tracing::error!(error = %e, "key spend not updated");
         }
     }
 }

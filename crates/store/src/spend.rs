@@ -119,6 +119,24 @@ macro_rules! bind_record {
     };
 }
 
+/// Keys' spend moves with their calls' records, in the same transaction: a record inserted
+/// once adds its cost once, and a retried batch (whose rows already exist) adds nothing.
+const ADD_KEY_SPEND: &str =
+    "UPDATE verification_tokens SET spend_nanos = spend_nanos + $1 WHERE token = $2";
+
+/// The cost per key of the records that were actually inserted.
+fn key_spend<'a>(records: &'a [SpendRecord], inserted: &[String]) -> Vec<(&'a str, i64)> {
+    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let mut per_key: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.spend_nanos > 0 && inserted.contains(r.request_id.as_str()))
+    {
+        *per_key.entry(r.api_key.as_str()).or_default() += r.spend_nanos;
+    }
+    per_key.into_iter().collect()
+}
+
 const COLUMNS_PER_ROW: usize = 29;
 /// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits.
 const ROWS_PER_STATEMENT: usize = 100;
@@ -176,6 +194,14 @@ impl Store {
                             .context("inserting spend records")?,
                     );
                 }
+                for (token, nanos) in key_spend(records, &inserted) {
+                    sqlx::query(ADD_KEY_SPEND)
+                        .bind(nanos)
+                        .bind(token)
+                        .execute(&mut *tx)
+                        .await
+                        .context("adding spend to keys")?;
+                }
                 tx.commit().await.context("committing a spend batch")?;
             }
             Backend::Postgres(p) => {
@@ -191,6 +217,14 @@ impl Store {
                             .await
                             .context("inserting spend records")?,
                     );
+                }
+                for (token, nanos) in key_spend(records, &inserted) {
+                    sqlx::query(ADD_KEY_SPEND)
+                        .bind(nanos)
+                        .bind(token)
+                        .execute(&mut *tx)
+                        .await
+                        .context("adding spend to keys")?;
                 }
                 tx.commit().await.context("committing a spend batch")?;
             }

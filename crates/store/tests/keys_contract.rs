@@ -680,3 +680,57 @@ async fn key_futures_can_move_between_threads() {
         db.drop_db().await;
     }
 }
+
+/// A call's cost reaches its key in the same transaction as the call's record, exactly once.
+#[tokio::test]
+async fn spend_batches_add_to_keys_once() {
+    use tollgate_store::{SpendRecord, SpendStatus};
+    for db in backends().await {
+        let s = &db.store;
+        let token = "a".repeat(64);
+        s.create_key(&NewKey::new(token.clone(), "sk-...aaaa"))
+            .await
+            .unwrap();
+        let rec = |id: &str, nanos: i64, key: &str| SpendRecord {
+            request_id: id.into(),
+            call_type: "acompletion".into(),
+            api_key: key.into(),
+            user_id: None,
+            team_id: None,
+            end_user: None,
+            model: "m".into(),
+            model_group: "m".into(),
+            model_id: None,
+            custom_llm_provider: None,
+            spend_nanos: nanos,
+            priced: true,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+            usage_estimated: false,
+            stream: false,
+            status: SpendStatus::Success,
+            http_status: 200,
+            error_type: None,
+            attempts: 1,
+            start_time: Utc::now(),
+            end_time: Utc::now(),
+            completion_start_time: None,
+            request_duration_ms: 1,
+            ttft_ms: None,
+            metadata: serde_json::json!({}),
+        };
+        let batch = vec![
+            rec("k1", 100, &token),
+            rec("k2", 250, &token),
+            rec("other", 999, &"b".repeat(64)),
+        ];
+        s.insert_spend_batch(&batch).await.unwrap();
+        assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 350);
+        // The same batch again (a retry after an ambiguous failure) adds nothing.
+        s.insert_spend_batch(&batch).await.unwrap();
+        assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 350);
+        db.drop_db().await;
+    }
+}
