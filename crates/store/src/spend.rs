@@ -119,22 +119,40 @@ macro_rules! bind_record {
     };
 }
 
-/// Keys' spend moves with their calls' records, in the same transaction: a record inserted
-/// once adds its cost once, and a retried batch (whose rows already exist) adds nothing.
+/// The spend of keys, users and teams moves with their calls' records, in the same transaction:
+/// a record inserted once adds its cost once, and a retried batch (whose rows already exist)
+/// adds nothing.
 const ADD_KEY_SPEND: &str =
     "UPDATE verification_tokens SET spend_nanos = spend_nanos + $1 WHERE token = $2";
+const ADD_USER_SPEND: &str = "UPDATE users SET spend_nanos = spend_nanos + $1 WHERE user_id = $2";
+const ADD_TEAM_SPEND: &str = "UPDATE teams SET spend_nanos = spend_nanos + $1 WHERE team_id = $2";
 
-/// The cost per key of the records that were actually inserted.
-fn key_spend<'a>(records: &'a [SpendRecord], inserted: &[String]) -> Vec<(&'a str, i64)> {
+/// Per owner (key, user, team), the cost of the records that were actually inserted.
+fn owner_spend<'a>(
+    records: &'a [SpendRecord],
+    inserted: &[String],
+) -> Vec<(&'static str, &'a str, i64)> {
     let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut per_key: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    let mut per_owner: std::collections::BTreeMap<(&'static str, &str), i64> =
+        std::collections::BTreeMap::new();
     for r in records
         .iter()
         .filter(|r| r.spend_nanos > 0 && inserted.contains(r.request_id.as_str()))
     {
-        *per_key.entry(r.api_key.as_str()).or_default() += r.spend_nanos;
+        *per_owner
+            .entry((ADD_KEY_SPEND, r.api_key.as_str()))
+            .or_default() += r.spend_nanos;
+        if let Some(u) = &r.user_id {
+            *per_owner.entry((ADD_USER_SPEND, u.as_str())).or_default() += r.spend_nanos;
+        }
+        if let Some(t) = &r.team_id {
+            *per_owner.entry((ADD_TEAM_SPEND, t.as_str())).or_default() += r.spend_nanos;
+        }
     }
-    per_key.into_iter().collect()
+    per_owner
+        .into_iter()
+        .map(|((sql, owner), n)| (sql, owner, n))
+        .collect()
 }
 
 const COLUMNS_PER_ROW: usize = 29;
@@ -194,13 +212,13 @@ impl Store {
                             .context("inserting spend records")?,
                     );
                 }
-                for (token, nanos) in key_spend(records, &inserted) {
-                    sqlx::query(ADD_KEY_SPEND)
+                for (sql, owner, nanos) in owner_spend(records, &inserted) {
+                    sqlx::query(sql)
                         .bind(nanos)
-                        .bind(token)
+                        .bind(owner)
                         .execute(&mut *tx)
                         .await
-                        .context("adding spend to keys")?;
+                        .context("adding spend to keys, users and teams")?;
                 }
                 tx.commit().await.context("committing a spend batch")?;
             }
@@ -218,13 +236,13 @@ impl Store {
                             .context("inserting spend records")?,
                     );
                 }
-                for (token, nanos) in key_spend(records, &inserted) {
-                    sqlx::query(ADD_KEY_SPEND)
+                for (sql, owner, nanos) in owner_spend(records, &inserted) {
+                    sqlx::query(sql)
                         .bind(nanos)
-                        .bind(token)
+                        .bind(owner)
                         .execute(&mut *tx)
                         .await
-                        .context("adding spend to keys")?;
+                        .context("adding spend to keys, users and teams")?;
                 }
                 tx.commit().await.context("committing a spend batch")?;
             }

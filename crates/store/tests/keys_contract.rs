@@ -691,6 +691,9 @@ async fn spend_batches_add_to_keys_once() {
         s.create_key(&NewKey::new(token.clone(), "sk-...aaaa"))
             .await
             .unwrap();
+        s.create_user(&tollgate_store::NewUser::new("spender", "internal_user"))
+            .await
+            .unwrap();
         let rec = |id: &str, nanos: i64, key: &str| SpendRecord {
             request_id: id.into(),
             call_type: "acompletion".into(),
@@ -721,16 +724,24 @@ async fn spend_batches_add_to_keys_once() {
             ttft_ms: None,
             metadata: serde_json::json!({}),
         };
+        let mut owned = rec("k1", 100, &token);
+        owned.user_id = Some("spender".into());
         let batch = vec![
-            rec("k1", 100, &token),
+            owned,
             rec("k2", 250, &token),
             rec("other", 999, &"b".repeat(64)),
         ];
         s.insert_spend_batch(&batch).await.unwrap();
         assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 350);
+        let user_spend = |s: &tollgate_store::Store| {
+            let s = s.clone();
+            async move { s.get_user("spender").await.unwrap().unwrap().spend_nanos }
+        };
+        assert_eq!(user_spend(s).await, 100, "the user's spend moves too");
         // The same batch again (a retry after an ambiguous failure) adds nothing.
         s.insert_spend_batch(&batch).await.unwrap();
         assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 350);
+        assert_eq!(user_spend(s).await, 100);
         db.drop_db().await;
     }
 }

@@ -117,6 +117,12 @@ async fn users_create_and_use_their_own_keys() {
     .await;
     assert_eq!(s, 200);
     assert!(info["info"]["spend"].as_f64().unwrap() > 0.0, "{info}");
+    let (s, me) = call(&app, &alice_t, "GET", "/user/info", json!({})).await;
+    assert_eq!(s, 200);
+    assert!(
+        me["user_info"]["spend"].as_f64().unwrap() > 0.0,
+        "users see their own spend: {me}"
+    );
     assert!(
         !info["info"].to_string().contains(&key[3..]),
         "the plaintext is shown only once"
