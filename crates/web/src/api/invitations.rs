@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use tollgate_proxy::ApiError;
 use tollgate_store::invitations::{InvitationRow, NewInvitation};
 use tollgate_store::users::UserRow;
 
-use super::{not_found, parse_json};
+use super::{not_found, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
 use crate::session::base_url;
@@ -107,12 +106,8 @@ pub async fn new_invitation(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(req): JsonBody<NewRequest>,
 ) -> Response {
-    let req: NewRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match create_for_user(&state, &p, &req.user_id, &headers).await {
         Ok(c) => {
             let mut v = views::invitation(&c.row, &c.id);
@@ -153,12 +148,8 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<UpdateRequest>,
 ) -> Response {
-    let req: UpdateRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let hash = hash_token(&req.invitation_id);
     let before = match state.store.get_invitation(&hash).await {
         Ok(Some(r)) => r,
@@ -196,12 +187,8 @@ pub struct DeleteRequest {
 pub async fn delete(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<DeleteRequest>,
 ) -> Response {
-    let req: DeleteRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let hash = hash_token(&req.invitation_id);
     match delete_by_hash(&state, &p, &hash).await {
         Ok(row) => Json(views::invitation(&row, &req.invitation_id)).into_response(),

@@ -21,7 +21,7 @@ use tollgate_store::keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 use tollgate_store::StoreError;
 
 use super::users::budget;
-use super::{forbidden, not_found, parse_json, sees_all};
+use super::{forbidden, not_found, parse_json, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
 use crate::state::{parse_duration, WebState};
@@ -272,12 +272,8 @@ pub fn generated_view(plaintext: &str, row: &KeyRow) -> Value {
 pub async fn generate_route(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<GenerateRequest>,
 ) -> Response {
-    let req: GenerateRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match generate(&state, &p, &req).await {
         Ok((plain, row)) => Json(generated_view(&plain, &row)).into_response(),
         Err(e) => e.into_response(),
@@ -366,12 +362,8 @@ pub struct DeleteRequest {
 pub async fn delete(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<DeleteRequest>,
 ) -> Response {
-    let req: DeleteRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let mut rows = Vec::new();
     for k in &req.keys {
         match load(&state, k).await {
@@ -627,12 +619,8 @@ pub async fn unblock(
 pub async fn regenerate(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<KeyOnly>,
 ) -> Response {
-    let req: KeyOnly = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let row = match load(&state, &req.key).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),

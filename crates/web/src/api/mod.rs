@@ -89,6 +89,23 @@ async fn gate(State(state): State<Arc<WebState>>, mut req: Request, next: Next) 
     next.run(req).await
 }
 
+/// A JSON request body, parsed by [`parse_json`]: handlers take the value, and bad input is
+/// answered in the error envelope before they run.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = <Bytes as axum::extract::FromRequest<S>>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 /// Parses a JSON body into `T`, answering bad input in the error envelope.
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.is_empty() {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -15,7 +14,7 @@ use tollgate_store::teams::{NewTeam, TeamPatch, TeamRow};
 use tollgate_store::StoreError;
 
 use super::users::budget;
-use super::{forbidden, not_found, parse_json, sees_all};
+use super::{forbidden, not_found, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
@@ -170,12 +169,8 @@ pub async fn create_team(
 pub async fn new_team(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<NewTeamRequest>,
 ) -> Response {
-    let req: NewTeamRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match create_team(&state, &p, &req).await {
         Ok(t) => Json(team_view(&state, &t).await).into_response(),
         Err(e) => e.into_response(),
@@ -262,12 +257,8 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<UpdateRequest>,
 ) -> Response {
-    let req: UpdateRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match can_manage(&state, &p, &req.team_id).await {
         Ok(true) => {}
         Ok(false) => {
@@ -344,12 +335,8 @@ pub struct DeleteRequest {
 pub async fn delete(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<DeleteRequest>,
 ) -> Response {
-    let req: DeleteRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match delete_teams(&state, &p, &req.team_ids).await {
         Ok(d) => Json(json!({"deleted_teams": d})).into_response(),
         Err(e) => e.into_response(),
@@ -394,12 +381,8 @@ pub struct MemberAdd {
 pub async fn member_add(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<MemberAdd>,
 ) -> Response {
-    let req: MemberAdd = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let members = match req.member {
         OneOrMany::One(m) => vec![m],
         OneOrMany::Many(v) => v,
@@ -487,12 +470,8 @@ pub struct MemberDelete {
 pub async fn member_delete(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<MemberDelete>,
 ) -> Response {
-    let req: MemberDelete = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let spec = MemberSpec {
         user_id: req.user_id,
         user_email: req.user_email,
@@ -554,12 +533,8 @@ pub struct MemberUpdate {
 pub async fn member_update(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<MemberUpdate>,
 ) -> Response {
-    let req: MemberUpdate = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let spec = MemberSpec {
         user_id: req.user_id,
         user_email: req.user_email,

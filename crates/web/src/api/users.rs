@@ -16,7 +16,7 @@ use tollgate_proxy::ApiError;
 use tollgate_store::users::{NewUser, UserFilter, UserPatch, UserRow};
 use tollgate_store::StoreError;
 
-use super::{forbidden, not_found, parse_json, sees_all};
+use super::{forbidden, not_found, parse_json, sees_all, JsonBody};
 use crate::api::invitations::create_for_user;
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
@@ -157,12 +157,8 @@ pub async fn new_user(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(req): JsonBody<NewUserRequest>,
 ) -> Response {
-    let req: NewUserRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     let row = match create_user(&state, &p, &req).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -415,12 +411,8 @@ pub struct DeleteRequest {
 pub async fn delete(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<DeleteRequest>,
 ) -> Response {
-    let req: DeleteRequest = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match delete_users(&state, &p, &req.user_ids).await {
         Ok(deleted) => Json(json!({"deleted_users": deleted, "status": "success"})).into_response(),
         Err(e) => e.into_response(),
@@ -528,12 +520,8 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    JsonBody(req): JsonBody<PasswordChange>,
 ) -> Response {
-    let req: PasswordChange = match parse_json(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
     match change_own_password(&state, &p, &req.current_password, &req.new_password).await {
         Ok(()) => Json(json!({"user_id": p.user_id, "message": "Password changed. Every session of this user has ended; log in again."})).into_response(),
         Err(e) => e.into_response(),
