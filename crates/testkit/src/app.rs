@@ -42,6 +42,30 @@ impl TestApp {
             .expect("request to the gateway")
     }
 
+    /// Calls a management route with a bearer: `GET` without a body, anything else as a JSON
+    /// `POST`. Returns the status and the JSON answer (`null` when it is not JSON).
+    pub async fn api(
+        &self,
+        bearer: &str,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let c = self.client();
+        let req = match method {
+            "GET" => c.get(self.url(path)),
+            _ => c.post(self.url(path)).json(&body),
+        };
+        let resp = req
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request to the gateway");
+        let status = resp.status();
+        let v = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
     /// Waits until the store holds `n` spend records (the writer flushes every 50 ms here).
     pub async fn wait_for_spend_logs(&self, n: i64) -> i64 {
         let mut count = 0;

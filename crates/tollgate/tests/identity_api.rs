@@ -29,15 +29,7 @@ async fn call(
     path: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let c = app.client();
-    let req = match method {
-        "GET" => c.get(app.url(path)),
-        _ => c.post(app.url(path)).json(&body),
-    };
-    let resp = req.bearer_auth(bearer).send().await.expect("request");
-    let status = resp.status();
-    let v = resp.json::<Value>().await.unwrap_or(Value::Null);
-    (status, v)
+    app.api(bearer, method, path, body).await
 }
 
 async fn new_user(app: &TestApp, email: &str, role: &str) -> String {

@@ -25,15 +25,7 @@ async fn call(
     path: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let c = app.client();
-    let req = if method == "GET" {
-        c.get(app.url(path))
-    } else {
-        c.post(app.url(path)).json(&body)
-    };
-    let r = req.bearer_auth(bearer).send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
+    app.api(bearer, method, path, body).await
 }
 
 async fn user(app: &TestApp, email: &str, role: &str) -> (String, String) {
