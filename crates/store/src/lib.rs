@@ -13,6 +13,7 @@ pub mod keys;
 pub mod sessions;
 pub mod settings;
 pub mod spend;
+pub mod spend_views;
 pub mod teams;
 pub mod users;
 
@@ -23,5 +24,9 @@ pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
 pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
+pub use spend_views::{
+    DailyBreakdown, DailyDimension, DailySpend, SpendBreakdown, SpendGroup, SpendLogFilter,
+    SpendScope, SpendTotals,
+};
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};

@@ -26,6 +26,11 @@ const SQLITE: &[Migration] = &[
         name: "virtual keys and deleted keys",
         sql: include_str!("migrations/sqlite/0003_keys.sql"),
     },
+    Migration {
+        version: 4,
+        name: "daily spend aggregates and spend log paging indexes",
+        sql: include_str!("migrations/sqlite/0004_daily_spend.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -43,6 +48,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "virtual keys and deleted keys",
         sql: include_str!("migrations/postgres/0003_keys.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "daily spend aggregates and spend log paging indexes",
+        sql: include_str!("migrations/postgres/0004_daily_spend.sql"),
     },
 ];
 

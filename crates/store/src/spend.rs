@@ -1,5 +1,7 @@
 //! The per-call spend log: one row per request id, written in batches, idempotently.
 
+use std::collections::{BTreeMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -79,7 +81,8 @@ const INSERT_COLUMNS: &str = "request_id, call_type, api_key, user_id, team_id, 
     usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
     completion_start_time, request_duration_ms, ttft_ms, metadata";
 
-const SELECT_COLUMNS: &str = "request_id, call_type, api_key, user_id, team_id, end_user, model, \
+pub(crate) const SELECT_COLUMNS: &str =
+    "request_id, call_type, api_key, user_id, team_id, end_user, model, \
     model_group, model_id, custom_llm_provider, spend_nanos, priced, prompt_tokens, \
     completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, \
     usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
@@ -130,11 +133,9 @@ const ADD_TEAM_SPEND: &str = "UPDATE teams SET spend_nanos = spend_nanos + $1 WH
 /// Per owner (key, user, team), the cost of the records that were actually inserted.
 fn owner_spend<'a>(
     records: &'a [SpendRecord],
-    inserted: &[String],
+    inserted: &HashSet<&str>,
 ) -> Vec<(&'static str, &'a str, i64)> {
-    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let mut per_owner: std::collections::BTreeMap<(&'static str, &str), i64> =
-        std::collections::BTreeMap::new();
+    let mut per_owner: BTreeMap<(&'static str, &str), i64> = BTreeMap::new();
     for r in records
         .iter()
         .filter(|r| r.spend_nanos > 0 && inserted.contains(r.request_id.as_str()))
@@ -153,6 +154,135 @@ fn owner_spend<'a>(
         .into_iter()
         .map(|((sql, owner), n)| (sql, owner, n))
         .collect()
+}
+
+/// One row of `daily_spend`: the key columns, then the counters added on conflict.
+#[derive(Debug, Default, PartialEq)]
+struct DailyDelta {
+    spend_nanos: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    requests: i64,
+    successful_requests: i64,
+    failed_requests: i64,
+}
+
+/// (day, api_key, user_id, team_id, model_group, custom_llm_provider); absent ids are ''.
+type DailyKey<'a> = (String, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// The inserted records summed per day and dimension, so a batch of 500 calls on one key and
+/// model becomes one upsert row. Sorted, so concurrent writers lock rows in the same order.
+fn daily_deltas<'a>(
+    records: &'a [SpendRecord],
+    inserted: &HashSet<&str>,
+) -> BTreeMap<DailyKey<'a>, DailyDelta> {
+    let mut out: BTreeMap<DailyKey<'a>, DailyDelta> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| inserted.contains(r.request_id.as_str()))
+    {
+        let key = (
+            r.start_time.format("%Y-%m-%d").to_string(),
+            r.api_key.as_str(),
+            r.user_id.as_deref().unwrap_or(""),
+            r.team_id.as_deref().unwrap_or(""),
+            r.model_group.as_str(),
+            r.custom_llm_provider.as_deref().unwrap_or(""),
+        );
+        let d = out.entry(key).or_default();
+        d.spend_nanos = d.spend_nanos.saturating_add(r.spend_nanos);
+        d.prompt_tokens = d.prompt_tokens.saturating_add(r.prompt_tokens);
+        d.completion_tokens = d.completion_tokens.saturating_add(r.completion_tokens);
+        d.requests += 1;
+        match r.status {
+            SpendStatus::Success => d.successful_requests += 1,
+            SpendStatus::Failure => d.failed_requests += 1,
+        }
+    }
+    out
+}
+
+const DAILY_COLUMNS: usize = 12;
+/// 12 parameters a row: 1,200 per statement, under SQLite's and PostgreSQL's limits.
+const DAILY_ROWS_PER_STATEMENT: usize = 100;
+
+fn daily_upsert_sql(rows: usize, numbered: bool) -> String {
+    let mut s = String::from(
+        "INSERT INTO daily_spend (day, api_key, user_id, team_id, model_group, \
+         custom_llm_provider, spend_nanos, prompt_tokens, completion_tokens, requests, \
+         successful_requests, failed_requests) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for col in 1..=DAILY_COLUMNS {
+            if col > 1 {
+                s.push_str(", ");
+            }
+            if numbered {
+                s.push_str(&format!("${}", row * DAILY_COLUMNS + col));
+            } else {
+                s.push('?');
+            }
+        }
+        s.push(')');
+    }
+    s.push_str(
+        " ON CONFLICT (day, api_key, user_id, team_id, model_group, custom_llm_provider) \
+         DO UPDATE SET spend_nanos = daily_spend.spend_nanos + excluded.spend_nanos, \
+         prompt_tokens = daily_spend.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = daily_spend.completion_tokens + excluded.completion_tokens, \
+         requests = daily_spend.requests + excluded.requests, \
+         successful_requests = daily_spend.successful_requests + excluded.successful_requests, \
+         failed_requests = daily_spend.failed_requests + excluded.failed_requests",
+    );
+    s
+}
+
+macro_rules! bind_daily {
+    ($q:expr, $k:expr, $d:expr) => {
+        $q.bind(&$k.0)
+            .bind($k.1)
+            .bind($k.2)
+            .bind($k.3)
+            .bind($k.4)
+            .bind($k.5)
+            .bind($d.spend_nanos)
+            .bind($d.prompt_tokens)
+            .bind($d.completion_tokens)
+            .bind($d.requests)
+            .bind($d.successful_requests)
+            .bind($d.failed_requests)
+    };
+}
+
+/// Adds the inserted records to keys, users, teams and the daily aggregates, inside the batch's
+/// transaction. Written once per backend by the caller's macro expansion.
+macro_rules! apply_inserted {
+    ($tx:expr, $records:expr, $inserted:expr, $numbered:expr) => {{
+        let inserted: HashSet<&str> = $inserted.iter().map(String::as_str).collect();
+        for (sql, owner, nanos) in owner_spend($records, &inserted) {
+            sqlx::query(sql)
+                .bind(nanos)
+                .bind(owner)
+                .execute(&mut *$tx)
+                .await
+                .context("adding spend to keys, users and teams")?;
+        }
+        let deltas: Vec<_> = daily_deltas($records, &inserted).into_iter().collect();
+        for chunk in deltas.chunks(DAILY_ROWS_PER_STATEMENT) {
+            let sql = daily_upsert_sql(chunk.len(), $numbered);
+            let mut q = sqlx::query(&sql);
+            for (k, d) in chunk {
+                q = bind_daily!(q, k, d);
+            }
+            q.execute(&mut *$tx)
+                .await
+                .context("adding spend to the daily aggregates")?;
+        }
+    }};
 }
 
 const COLUMNS_PER_ROW: usize = 29;
@@ -212,14 +342,7 @@ impl Store {
                             .context("inserting spend records")?,
                     );
                 }
-                for (sql, owner, nanos) in owner_spend(records, &inserted) {
-                    sqlx::query(sql)
-                        .bind(nanos)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .context("adding spend to keys, users and teams")?;
-                }
+                apply_inserted!(tx, records, inserted, false);
                 tx.commit().await.context("committing a spend batch")?;
             }
             Backend::Postgres(p) => {
@@ -236,19 +359,12 @@ impl Store {
                             .context("inserting spend records")?,
                     );
                 }
-                for (sql, owner, nanos) in owner_spend(records, &inserted) {
-                    sqlx::query(sql)
-                        .bind(nanos)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .context("adding spend to keys, users and teams")?;
-                }
+                apply_inserted!(tx, records, inserted, true);
                 tx.commit().await.context("committing a spend batch")?;
             }
         }
         // RETURNING gives no order guarantee; callers get the ids in batch order.
-        let set: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        let set: HashSet<&str> = inserted.iter().map(String::as_str).collect();
         Ok(records
             .iter()
             .filter(|r| set.contains(r.request_id.as_str()))
@@ -358,12 +474,97 @@ macro_rules! read_record {
     }};
 }
 
-fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<SpendRecord, StoreError> {
+pub(crate) fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<SpendRecord, StoreError> {
     let read = || -> Result<SpendRecord, sqlx::Error> { read_record!(row) };
     read().context("decoding a spend record")
 }
 
-fn pg_row(row: &sqlx::postgres::PgRow) -> Result<SpendRecord, StoreError> {
+pub(crate) fn pg_row(row: &sqlx::postgres::PgRow) -> Result<SpendRecord, StoreError> {
     let read = || -> Result<SpendRecord, sqlx::Error> { read_record!(row) };
     read().context("decoding a spend record")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn call(id: usize, status: SpendStatus) -> SpendRecord {
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        SpendRecord {
+            request_id: format!("r{id}"),
+            call_type: "chat_completion".into(),
+            api_key: "k".into(),
+            user_id: Some("u".into()),
+            team_id: None,
+            end_user: None,
+            model: "m".into(),
+            model_group: "m".into(),
+            model_id: None,
+            custom_llm_provider: None,
+            spend_nanos: 10,
+            priced: true,
+            prompt_tokens: 2,
+            completion_tokens: 1,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+            usage_estimated: false,
+            stream: false,
+            status,
+            http_status: 200,
+            error_type: None,
+            attempts: 1,
+            start_time: t,
+            end_time: t,
+            completion_start_time: None,
+            request_duration_ms: 1,
+            ttft_ms: None,
+            metadata: serde_json::Value::Null,
+        }
+    }
+
+    /// The writer's hot path: a full batch on one key and model is one upsert row, and only
+    /// inserted records count.
+    #[test]
+    fn a_batch_on_one_key_is_one_daily_row() {
+        let records: Vec<SpendRecord> = (0..500)
+            .map(|i| {
+                call(
+                    i,
+                    if i % 5 == 0 {
+                        SpendStatus::Failure
+                    } else {
+                        SpendStatus::Success
+                    },
+                )
+            })
+            .collect();
+        let ids: Vec<String> = records[..400]
+            .iter()
+            .map(|r| r.request_id.clone())
+            .collect();
+        let inserted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let deltas = daily_deltas(&records, &inserted);
+        assert_eq!(deltas.len(), 1);
+        let (key, d) = deltas.iter().next().unwrap();
+        assert_eq!(key, &("2026-01-02".to_string(), "k", "u", "", "m", ""));
+        assert_eq!(
+            d,
+            &DailyDelta {
+                spend_nanos: 4000,
+                prompt_tokens: 800,
+                completion_tokens: 400,
+                requests: 400,
+                successful_requests: 320,
+                failed_requests: 80,
+            }
+        );
+    }
+
+    #[test]
+    fn upserts_number_their_parameters_per_backend() {
+        let pg = daily_upsert_sql(2, true);
+        assert!(pg.contains("($13, $14,") && pg.contains("$24)"));
+        assert!(!daily_upsert_sql(2, false).contains('$'));
+    }
 }

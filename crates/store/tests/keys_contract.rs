@@ -48,9 +48,9 @@ async fn create_all(s: &Store, keys: &[NewKey]) {
 }
 
 #[tokio::test]
-async fn migrations_reach_version_three() {
+async fn migrations_reach_the_latest_version() {
     for db in backends().await {
-        assert_eq!(db.store.schema_version().await.unwrap(), Some(3));
+        assert_eq!(db.store.schema_version().await.unwrap(), Some(4));
         db.drop_db().await;
     }
 }
@@ -643,9 +643,16 @@ async fn a_version_two_database_gains_keys_and_keeps_users() {
         s.create_user(&tollgate_store::NewUser::new("u1", "internal_user"))
             .await
             .unwrap();
-        // Wind the schema back to version 2, as a database from before keys would be.
-        let sql = "DROP TABLE verification_tokens; DROP TABLE deleted_verification_tokens; \
-                   DELETE FROM tollgate_migrations WHERE version = 3;";
+        // Wind the schema back to version 2, as a database from before keys would be (undoing
+        // the daily spend migration first).
+        let sql = "DROP TABLE daily_spend; DROP INDEX spend_logs_time_id; \
+                   DROP INDEX spend_logs_api_key_time_id; DROP INDEX spend_logs_user_time_id; \
+                   DROP INDEX spend_logs_team_time_id; \
+                   CREATE INDEX spend_logs_start_time ON spend_logs (start_time); \
+                   CREATE INDEX spend_logs_api_key_time ON spend_logs (api_key, start_time); \
+                   CREATE INDEX spend_logs_user_time ON spend_logs (user_id, start_time); \
+                   DROP TABLE verification_tokens; DROP TABLE deleted_verification_tokens; \
+                   DELETE FROM tollgate_migrations WHERE version >= 3;";
         match s.backend() {
             Backend::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
             Backend::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
@@ -654,7 +661,7 @@ async fn a_version_two_database_gains_keys_and_keeps_users() {
         assert_eq!(s.schema_version().await.unwrap(), Some(2));
 
         let again = Store::open(Some(&url)).await.unwrap();
-        assert_eq!(again.schema_version().await.unwrap(), Some(3));
+        assert_eq!(again.schema_version().await.unwrap(), Some(4));
         assert!(again.get_user("u1").await.unwrap().is_some());
         again
             .create_key(&owned("k1", Some("u1"), None))

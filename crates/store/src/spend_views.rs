@@ -1,0 +1,401 @@
+//! Read side of spend: summaries from the `daily_spend` aggregates (never a scan of the log),
+//! and the log itself paged newest first by keyset on `(start_time, request_id)`.
+//!
+//! Every filter is a bound parameter; only fixed column names are spliced into the SQL. Each
+//! filter combination has an index: summaries use the primary key (day first) or
+//! `(user_id|team_id|api_key, day)`, log pages `(scope column, start_time, request_id)`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::connect::Store;
+use crate::db::{on_backend, ReadRow};
+use crate::error::{QueryContext, StoreError};
+use crate::spend::{pg_row, sqlite_row, SpendRecord, SpendStatus, SELECT_COLUMNS};
+
+/// Whose spend: all `None` = the whole gateway. Fields combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct SpendScope {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// The key's SHA-256 (as stored), never the plaintext.
+    pub api_key: Option<String>,
+}
+
+/// What a breakdown groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGroup {
+    /// The public model name the caller used (`model_group`).
+    Model,
+    Key,
+    Team,
+    User,
+}
+
+impl SpendGroup {
+    fn column(self) -> &'static str {
+        match self {
+            SpendGroup::Model => "model_group",
+            SpendGroup::Key => "api_key",
+            SpendGroup::Team => "team_id",
+            SpendGroup::User => "user_id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpendTotals {
+    pub spend_nanos: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+}
+
+impl SpendTotals {
+    pub fn total_tokens(&self) -> i64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailySpend {
+    pub day: NaiveDate,
+    pub totals: SpendTotals,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendBreakdown {
+    /// model_group / api_key hash / team_id / user_id; "" when the call had none.
+    pub name: String,
+    pub totals: SpendTotals,
+}
+
+/// One day's totals for one value of a dimension (see [`Store::daily_spend_breakdown`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyBreakdown {
+    pub day: NaiveDate,
+    pub name: String,
+    pub totals: SpendTotals,
+}
+
+/// Dimensions of the per-day breakdown; `Provider` exists only there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DailyDimension {
+    Group(SpendGroup),
+    Provider,
+}
+
+impl DailyDimension {
+    fn column(self) -> &'static str {
+        match self {
+            DailyDimension::Group(g) => g.column(),
+            DailyDimension::Provider => "custom_llm_provider",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SpendLogFilter {
+    pub scope: SpendScope,
+    /// The public model name (`model_group`).
+    pub model: Option<String>,
+    pub status: Option<SpendStatus>,
+    /// Inclusive lower bound on `start_time`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `start_time`.
+    pub to: Option<DateTime<Utc>>,
+    pub request_id: Option<String>,
+}
+
+/// A bound parameter of a dynamically assembled query.
+enum Arg {
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+}
+
+/// WHERE clauses with `$n` placeholders numbered as they are added, and their values.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Where {
+    fn push(&mut self, clause_with_placeholder: &str, arg: Arg) {
+        self.args.push(arg);
+        let n = self.args.len();
+        self.clauses
+            .push(clause_with_placeholder.replace("{}", &format!("${n}")));
+    }
+
+    fn next_placeholder(&self) -> String {
+        format!("${}", self.args.len() + 1)
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    fn scope(&mut self, scope: &SpendScope) {
+        if let Some(u) = &scope.user_id {
+            self.push("user_id = {}", Arg::Text(u.clone()));
+        }
+        if let Some(t) = &scope.team_id {
+            self.push("team_id = {}", Arg::Text(t.clone()));
+        }
+        if let Some(k) = &scope.api_key {
+            self.push("api_key = {}", Arg::Text(k.clone()));
+        }
+    }
+
+    /// Scope and an inclusive range of UTC days, for `daily_spend`.
+    fn daily(scope: &SpendScope, from: NaiveDate, to: NaiveDate) -> Where {
+        let mut w = Where::default();
+        w.scope(scope);
+        w.push("day >= {}", Arg::Text(day_text(from)));
+        w.push("day <= {}", Arg::Text(day_text(to)));
+        w
+    }
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::Time(t) => q.bind(*t),
+            };
+        }
+        q
+    }};
+}
+
+fn day_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, sqlx::Error> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// PostgreSQL's SUM(bigint) is NUMERIC; cast back so both backends decode an i64.
+const SUMS: &str = "CAST(COALESCE(SUM(spend_nanos), 0) AS BIGINT) AS spend_nanos, \
+    CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+    CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+    CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
+    CAST(COALESCE(SUM(successful_requests), 0) AS BIGINT) AS successful_requests, \
+    CAST(COALESCE(SUM(failed_requests), 0) AS BIGINT) AS failed_requests";
+
+fn read_totals<R: ReadRow>(r: &R) -> Result<SpendTotals, sqlx::Error> {
+    Ok(SpendTotals {
+        spend_nanos: r.int("spend_nanos")?,
+        prompt_tokens: r.int("prompt_tokens")?,
+        completion_tokens: r.int("completion_tokens")?,
+        requests: r.int("requests")?,
+        successful_requests: r.int("successful_requests")?,
+        failed_requests: r.int("failed_requests")?,
+    })
+}
+
+fn read_daily<R: ReadRow>(r: &R) -> Result<DailySpend, sqlx::Error> {
+    Ok(DailySpend {
+        day: parse_day(&r.text("day")?)?,
+        totals: read_totals(r)?,
+    })
+}
+
+fn read_breakdown<R: ReadRow>(r: &R) -> Result<SpendBreakdown, sqlx::Error> {
+    Ok(SpendBreakdown {
+        name: r.text("name")?,
+        totals: read_totals(r)?,
+    })
+}
+
+fn read_daily_breakdown<R: ReadRow>(r: &R) -> Result<DailyBreakdown, sqlx::Error> {
+    Ok(DailyBreakdown {
+        day: parse_day(&r.text("day")?)?,
+        name: r.text("name")?,
+        totals: read_totals(r)?,
+    })
+}
+
+/// Runs `$sql` with `$args` and decodes every row with `$read`.
+macro_rules! fetch_rows {
+    ($store:expr, $sql:expr, $args:expr, $read:ident, $what:literal) => {
+        on_backend!($store, ((), ()), |pool, _q| {
+            let rows = bind_args!(sqlx::query($sql), $args)
+                .fetch_all(pool)
+                .await
+                .context($what)?;
+            rows.iter()
+                .map(|r| $read(r))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context($what)
+        })
+    };
+}
+
+impl Store {
+    /// One row per day in [from, to] (inclusive, UTC days) that has spend, ascending; from the
+    /// daily aggregates.
+    pub async fn daily_spend(
+        &self,
+        scope: &SpendScope,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailySpend>, StoreError> {
+        let w = Where::daily(scope, from, to);
+        let sql = format!(
+            "SELECT day, {SUMS} FROM daily_spend{} GROUP BY day ORDER BY day",
+            w.sql()
+        );
+        fetch_rows!(self, &sql, &w.args, read_daily, "summing spend per day")
+    }
+
+    /// Totals over [from, to] grouped by `by`, highest spend first, at most `limit` rows; from
+    /// the daily aggregates.
+    pub async fn spend_breakdown(
+        &self,
+        scope: &SpendScope,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: SpendGroup,
+        limit: u32,
+    ) -> Result<Vec<SpendBreakdown>, StoreError> {
+        let mut w = Where::daily(scope, from, to);
+        let col = by.column();
+        let limit_at = w.next_placeholder();
+        let sql = format!(
+            "SELECT {col} AS name, {SUMS} FROM daily_spend{} GROUP BY {col} \
+             ORDER BY spend_nanos DESC, name LIMIT {limit_at}",
+            w.sql()
+        );
+        w.args.push(Arg::Int(i64::from(limit)));
+        fetch_rows!(
+            self,
+            &sql,
+            &w.args,
+            read_breakdown,
+            "summing spend by group"
+        )
+    }
+
+    /// Totals over [from, to]; from the daily aggregates.
+    pub async fn spend_totals(
+        &self,
+        scope: &SpendScope,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<SpendTotals, StoreError> {
+        let w = Where::daily(scope, from, to);
+        let sql = format!("SELECT {SUMS} FROM daily_spend{}", w.sql());
+        let rows = fetch_rows!(self, &sql, &w.args, read_totals, "summing spend")?;
+        Ok(rows.into_iter().next().unwrap_or_default())
+    }
+
+    /// Per day and per value of `by`, over [from, to], ascending by day then highest spend
+    /// first; from the daily aggregates. Feeds LiteLLM's per-day `breakdown`.
+    pub async fn daily_spend_breakdown(
+        &self,
+        scope: &SpendScope,
+        from: NaiveDate,
+        to: NaiveDate,
+        by: DailyDimension,
+    ) -> Result<Vec<DailyBreakdown>, StoreError> {
+        let w = Where::daily(scope, from, to);
+        let col = by.column();
+        let sql = format!(
+            "SELECT day, {col} AS name, {SUMS} FROM daily_spend{} GROUP BY day, {col} \
+             ORDER BY day, spend_nanos DESC, name",
+            w.sql()
+        );
+        fetch_rows!(
+            self,
+            &sql,
+            &w.args,
+            read_daily_breakdown,
+            "summing spend per day and group"
+        )
+    }
+
+    /// Newest first, keyset-paginated: pass the previous page's last (start_time, request_id)
+    /// as `before`. Ties on start_time are ordered by request_id, descending.
+    pub async fn spend_logs_page(
+        &self,
+        filter: &SpendLogFilter,
+        before: Option<(DateTime<Utc>, String)>,
+        limit: u32,
+    ) -> Result<Vec<SpendRecord>, StoreError> {
+        let mut w = Where::default();
+        w.scope(&filter.scope);
+        if let Some(m) = &filter.model {
+            w.push("model_group = {}", Arg::Text(m.clone()));
+        }
+        if let Some(st) = filter.status {
+            w.push("status = {}", Arg::Text(st.as_str().to_string()));
+        }
+        if let Some(id) = &filter.request_id {
+            w.push("request_id = {}", Arg::Text(id.clone()));
+        }
+        if let Some(f) = filter.from {
+            w.push("start_time >= {}", Arg::Time(f));
+        }
+        if let Some(t) = filter.to {
+            w.push("start_time < {}", Arg::Time(t));
+        }
+        if let Some((t, id)) = before {
+            // A row-value comparison is one index range on (…, start_time, request_id).
+            let at = w.next_placeholder();
+            w.args.push(Arg::Time(t));
+            w.push(
+                &format!("(start_time, request_id) < ({at}, {{}})"),
+                Arg::Text(id),
+            );
+        }
+        let limit_at = w.next_placeholder();
+        w.args.push(Arg::Int(i64::from(limit)));
+        let order = format!(
+            "{} ORDER BY start_time DESC, request_id DESC LIMIT {limit_at}",
+            w.sql()
+        );
+        let sqlite = format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs{order}");
+        let pg =
+            format!("SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs{order}");
+        on_backend!(self, (sqlite, pg), |pool, sql| {
+            let rows = bind_args!(sqlx::query(sql.as_str()), &w.args)
+                .fetch_all(pool)
+                .await
+                .context("paging spend records")?;
+            rows.iter().map(decode).collect()
+        })
+    }
+}
+
+/// Picks the spend module's decoder for the row's backend.
+trait DecodeRecord {
+    fn decode_record(&self) -> Result<SpendRecord, StoreError>;
+}
+
+impl DecodeRecord for sqlx::sqlite::SqliteRow {
+    fn decode_record(&self) -> Result<SpendRecord, StoreError> {
+        sqlite_row(self)
+    }
+}
+
+impl DecodeRecord for sqlx::postgres::PgRow {
+    fn decode_record(&self) -> Result<SpendRecord, StoreError> {
+        pg_row(self)
+    }
+}
+
+fn decode<R: DecodeRecord>(r: &R) -> Result<SpendRecord, StoreError> {
+    r.decode_record()
+}

@@ -1,0 +1,482 @@
+//! Spend views contract: the daily aggregates written with each batch equal the sums of the
+//! records, retried batches add nothing, scopes and day boundaries hold, and log pages neither
+//! skip nor repeat rows. Every check runs on every backend (see `common`).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use tollgate_store::{
+    DailyDimension, SpendGroup, SpendLogFilter, SpendRecord, SpendScope, SpendStatus, SpendTotals,
+    Store,
+};
+
+mod common;
+
+use common::backends;
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn record(id: &str, at: DateTime<Utc>) -> SpendRecord {
+    SpendRecord {
+        request_id: id.to_string(),
+        call_type: "chat_completion".into(),
+        api_key: "k1".repeat(32),
+        user_id: Some("u1".into()),
+        team_id: None,
+        end_user: None,
+        model: "gpt-4o-mini-2024".into(),
+        model_group: "gpt-4o-mini".into(),
+        model_id: Some("0".into()),
+        custom_llm_provider: Some("openai".into()),
+        spend_nanos: 1_000,
+        priced: true,
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        cache_read_input_tokens: 0,
+        cache_creation_input_tokens: 0,
+        usage_estimated: false,
+        stream: false,
+        status: SpendStatus::Success,
+        http_status: 200,
+        error_type: None,
+        attempts: 1,
+        start_time: at,
+        end_time: at + Duration::milliseconds(100),
+        completion_start_time: None,
+        request_duration_ms: 100,
+        ttft_ms: None,
+        metadata: serde_json::json!({}),
+    }
+}
+
+/// A varied set: three users (one without a user id), two teams, four keys, three models,
+/// failures, over five days with calls right at the day boundaries.
+fn varied_records() -> Vec<SpendRecord> {
+    let base = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..240i64 {
+        // Spread over 5 days, landing on 00:00:00 and 23:59:59.999 now and then.
+        let at = match i % 6 {
+            0 => base + Duration::days(i % 5),
+            1 => base + Duration::days(i % 5 + 1) - Duration::milliseconds(1),
+            _ => base + Duration::days(i % 5) + Duration::minutes(i * 7 % 1400),
+        };
+        let mut r = record(&format!("req-{i:04}"), at);
+        r.user_id = match i % 3 {
+            0 => Some("alice".into()),
+            1 => Some("bob".into()),
+            _ => None,
+        };
+        r.team_id = (i % 4 == 0)
+            .then(|| "team-a".to_string())
+            .or_else(|| (i % 4 == 1).then(|| "team-b".to_string()));
+        r.api_key = format!("{:064}", i % 4);
+        r.model_group = ["gpt-4o", "gpt-4o-mini", "claude"][(i % 3 + i / 3) as usize % 3].into();
+        r.custom_llm_provider = if r.model_group == "claude" {
+            Some("anthropic".into())
+        } else {
+            Some("openai".into())
+        };
+        r.spend_nanos = 1_000 + i * 37;
+        r.prompt_tokens = 10 + i;
+        r.completion_tokens = i % 7;
+        if i % 11 == 0 {
+            r.status = SpendStatus::Failure;
+            r.http_status = 500;
+            r.spend_nanos = 0;
+        }
+        out.push(r);
+    }
+    out
+}
+
+fn add(t: &mut SpendTotals, r: &SpendRecord) {
+    t.spend_nanos += r.spend_nanos;
+    t.prompt_tokens += r.prompt_tokens;
+    t.completion_tokens += r.completion_tokens;
+    t.requests += 1;
+    match r.status {
+        SpendStatus::Success => t.successful_requests += 1,
+        SpendStatus::Failure => t.failed_requests += 1,
+    }
+}
+
+fn in_scope(r: &SpendRecord, s: &SpendScope) -> bool {
+    let user = r.user_id.as_deref().unwrap_or("");
+    let team = r.team_id.as_deref().unwrap_or("");
+    s.user_id.as_deref().is_none_or(|u| u == user)
+        && s.team_id.as_deref().is_none_or(|t| t == team)
+        && s.api_key.as_deref().is_none_or(|k| k == r.api_key)
+}
+
+fn expected_daily(
+    records: &[SpendRecord],
+    s: &SpendScope,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> BTreeMap<NaiveDate, SpendTotals> {
+    let mut out: BTreeMap<NaiveDate, SpendTotals> = BTreeMap::new();
+    for r in records.iter().filter(|r| in_scope(r, s)) {
+        let d = r.start_time.date_naive();
+        if d >= from && d <= to {
+            add(out.entry(d).or_default(), r);
+        }
+    }
+    out
+}
+
+fn group_name(r: &SpendRecord, by: SpendGroup) -> String {
+    match by {
+        SpendGroup::Model => r.model_group.clone(),
+        SpendGroup::Key => r.api_key.clone(),
+        SpendGroup::Team => r.team_id.clone().unwrap_or_default(),
+        SpendGroup::User => r.user_id.clone().unwrap_or_default(),
+    }
+}
+
+fn scopes() -> Vec<SpendScope> {
+    vec![
+        SpendScope::default(),
+        SpendScope {
+            user_id: Some("alice".into()),
+            ..Default::default()
+        },
+        SpendScope {
+            team_id: Some("team-b".into()),
+            ..Default::default()
+        },
+        SpendScope {
+            api_key: Some(format!("{:064}", 2)),
+            ..Default::default()
+        },
+        SpendScope {
+            user_id: Some("bob".into()),
+            team_id: Some("team-a".into()),
+            api_key: None,
+        },
+        SpendScope {
+            user_id: Some("nobody".into()),
+            ..Default::default()
+        },
+    ]
+}
+
+async fn insert_in_batches(s: &Store, records: &[SpendRecord]) {
+    for chunk in records.chunks(64) {
+        s.insert_spend_batch(chunk).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn aggregates_equal_the_sums_of_the_records_in_every_scope() {
+    let records = varied_records();
+    let (from, to) = (day(2026, 3, 1), day(2026, 3, 5));
+    for db in backends().await {
+        let s = &db.store;
+        insert_in_batches(s, &records).await;
+        let backend = s.backend_name();
+        for scope in scopes() {
+            let want = expected_daily(&records, &scope, from, to);
+            let got = s.daily_spend(&scope, from, to).await.unwrap();
+            let got: BTreeMap<NaiveDate, SpendTotals> =
+                got.into_iter().map(|d| (d.day, d.totals)).collect();
+            assert_eq!(got, want, "{backend} {scope:?}");
+
+            let mut total = SpendTotals::default();
+            for r in records.iter().filter(|r| in_scope(r, &scope)) {
+                add(&mut total, r);
+            }
+            assert_eq!(
+                s.spend_totals(&scope, from, to).await.unwrap(),
+                total,
+                "{backend} {scope:?}"
+            );
+
+            for by in [
+                SpendGroup::Model,
+                SpendGroup::Key,
+                SpendGroup::Team,
+                SpendGroup::User,
+            ] {
+                let mut want: BTreeMap<String, SpendTotals> = BTreeMap::new();
+                for r in records.iter().filter(|r| in_scope(r, &scope)) {
+                    add(want.entry(group_name(r, by)).or_default(), r);
+                }
+                let got = s.spend_breakdown(&scope, from, to, by, 100).await.unwrap();
+                let spends: Vec<i64> = got.iter().map(|b| b.totals.spend_nanos).collect();
+                let mut sorted = spends.clone();
+                sorted.sort_by(|a, b| b.cmp(a));
+                assert_eq!(spends, sorted, "highest spend first: {by:?}");
+                let got: BTreeMap<String, SpendTotals> =
+                    got.into_iter().map(|b| (b.name, b.totals)).collect();
+                assert_eq!(got, want, "{backend} {scope:?} {by:?}");
+                // The limit keeps the top rows.
+                let top = s.spend_breakdown(&scope, from, to, by, 1).await.unwrap();
+                assert!(top.len() <= 1);
+                if let Some(t) = top.first() {
+                    assert_eq!(Some(&t.totals.spend_nanos), sorted.first());
+                }
+            }
+
+            // Per-day breakdowns add up to the day's totals.
+            let per_day = s
+                .daily_spend_breakdown(&scope, from, to, DailyDimension::Provider)
+                .await
+                .unwrap();
+            let mut sums: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+            for b in &per_day {
+                *sums.entry(b.day).or_default() += b.totals.requests;
+            }
+            let want_requests: BTreeMap<NaiveDate, i64> =
+                want.iter().map(|(d, t)| (*d, t.requests)).collect();
+            assert_eq!(sums, want_requests, "{backend} {scope:?}");
+        }
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn a_retried_batch_changes_no_aggregate() {
+    let records = varied_records();
+    let (from, to) = (day(2026, 3, 1), day(2026, 3, 5));
+    for db in backends().await {
+        let s = &db.store;
+        let (first, rest) = records.split_at(100);
+        s.insert_spend_batch(first).await.unwrap();
+        let before = s
+            .daily_spend(&SpendScope::default(), from, to)
+            .await
+            .unwrap();
+        // The same batch again: nothing new, nothing added.
+        assert!(s.insert_spend_batch(first).await.unwrap().is_empty());
+        assert_eq!(
+            s.daily_spend(&SpendScope::default(), from, to)
+                .await
+                .unwrap(),
+            before
+        );
+        // Overlapping the rest: only the new records count.
+        let mut overlap = first[50..].to_vec();
+        overlap.extend_from_slice(rest);
+        let inserted = s.insert_spend_batch(&overlap).await.unwrap();
+        assert_eq!(inserted.len(), rest.len());
+        let want = expected_daily(&records, &SpendScope::default(), from, to);
+        let got: BTreeMap<NaiveDate, SpendTotals> = s
+            .daily_spend(&SpendScope::default(), from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.day, d.totals))
+            .collect();
+        assert_eq!(got, want, "{}", s.backend_name());
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn days_are_utc_days_and_ranges_are_inclusive() {
+    let midnight = Utc.with_ymd_and_hms(2026, 5, 10, 0, 0, 0).unwrap();
+    let records = vec![
+        record("last-of-9th", midnight - Duration::microseconds(1)),
+        record("first-of-10th", midnight),
+        record(
+            "last-of-10th",
+            midnight + Duration::days(1) - Duration::seconds(1),
+        ),
+        record("first-of-11th", midnight + Duration::days(1)),
+    ];
+    for db in backends().await {
+        let s = &db.store;
+        s.insert_spend_batch(&records).await.unwrap();
+        let all = SpendScope::default();
+        let days: Vec<(NaiveDate, i64)> = s
+            .daily_spend(&all, day(2026, 5, 1), day(2026, 5, 31))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.day, d.totals.requests))
+            .collect();
+        assert_eq!(
+            days,
+            vec![
+                (day(2026, 5, 9), 1),
+                (day(2026, 5, 10), 2),
+                (day(2026, 5, 11), 1)
+            ],
+            "{}",
+            s.backend_name()
+        );
+        // One-day range: both ends inclusive.
+        let one = s
+            .spend_totals(&all, day(2026, 5, 10), day(2026, 5, 10))
+            .await
+            .unwrap();
+        assert_eq!(one.requests, 2);
+        // An empty range sums to zero rather than failing.
+        let none = s
+            .spend_totals(&all, day(2026, 6, 1), day(2026, 6, 30))
+            .await
+            .unwrap();
+        assert_eq!(none, SpendTotals::default());
+        // Log pages: from inclusive, to exclusive, at the same instants.
+        let f = SpendLogFilter {
+            from: Some(midnight),
+            to: Some(midnight + Duration::days(1)),
+            ..Default::default()
+        };
+        let ids: Vec<String> = s
+            .spend_logs_page(&f, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(ids, vec!["last-of-10th", "first-of-10th"]);
+        db.drop_db().await;
+    }
+}
+
+/// 300 records over only 4 distinct start times: pages of 7 must visit every record once, in
+/// (start_time, request_id) descending order, for each filter.
+#[tokio::test]
+async fn log_pages_have_no_gaps_or_repeats_when_times_tie() {
+    let t0 = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
+    let records: Vec<SpendRecord> = (0..300)
+        .map(|i| {
+            let at = t0 + Duration::milliseconds(250 * (i % 4));
+            let mut r = record(&format!("r{:03}", (i * 7919) % 1000), at);
+            r.user_id = Some(if i % 2 == 0 { "alice" } else { "bob" }.into());
+            r.team_id = (i % 3 == 0).then(|| "team-a".to_string());
+            r.api_key = format!("{:064}", i % 5);
+            r.model_group = if i % 5 == 0 { "claude" } else { "gpt-4o" }.into();
+            if i % 13 == 0 {
+                r.status = SpendStatus::Failure;
+            }
+            r
+        })
+        .collect();
+    let filters = vec![
+        SpendLogFilter::default(),
+        SpendLogFilter {
+            scope: SpendScope {
+                user_id: Some("alice".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        SpendLogFilter {
+            scope: SpendScope {
+                team_id: Some("team-a".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        SpendLogFilter {
+            scope: SpendScope {
+                api_key: Some(format!("{:064}", 3)),
+                user_id: Some("bob".into()),
+                team_id: None,
+            },
+            model: Some("gpt-4o".into()),
+            ..Default::default()
+        },
+        SpendLogFilter {
+            status: Some(SpendStatus::Failure),
+            from: Some(t0 + Duration::milliseconds(250)),
+            to: Some(t0 + Duration::milliseconds(750)),
+            ..Default::default()
+        },
+    ];
+    for db in backends().await {
+        let s = &db.store;
+        insert_in_batches(s, &records).await;
+        for f in &filters {
+            let mut want: Vec<&SpendRecord> = records
+                .iter()
+                .filter(|r| in_scope(r, &f.scope))
+                .filter(|r| f.model.as_deref().is_none_or(|m| m == r.model_group))
+                .filter(|r| f.status.is_none_or(|st| st == r.status))
+                .filter(|r| f.from.is_none_or(|t| r.start_time >= t))
+                .filter(|r| f.to.is_none_or(|t| r.start_time < t))
+                .collect();
+            want.sort_by(|a, b| (b.start_time, &b.request_id).cmp(&(a.start_time, &a.request_id)));
+            let want: Vec<String> = want.iter().map(|r| r.request_id.clone()).collect();
+
+            let mut got = Vec::new();
+            let mut before = None;
+            loop {
+                let page = s.spend_logs_page(f, before.clone(), 7).await.unwrap();
+                assert!(page.len() <= 7);
+                let Some(last) = page.last() else { break };
+                before = Some((last.start_time, last.request_id.clone()));
+                got.extend(page.iter().map(|r| r.request_id.clone()));
+            }
+            let unique: HashSet<&String> = got.iter().collect();
+            assert_eq!(unique.len(), got.len(), "repeats: {}", s.backend_name());
+            assert_eq!(got, want, "{} {f:?}", s.backend_name());
+        }
+        // A request id finds its one record.
+        let one = SpendLogFilter {
+            request_id: Some(records[5].request_id.clone()),
+            ..Default::default()
+        };
+        let page = s.spend_logs_page(&one, None, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0], records[5]);
+        db.drop_db().await;
+    }
+}
+
+/// A database from before the aggregates (schema 3) with spend already logged: upgrading fills
+/// `daily_spend` from the log, and later batches add to it.
+#[tokio::test]
+async fn upgrading_backfills_the_aggregates_from_the_log() {
+    use tollgate_store::Backend;
+    let records = varied_records();
+    let (from, to) = (day(2026, 3, 1), day(2026, 3, 5));
+    let (old, new) = records.split_at(200);
+    for empty in common::empty_databases().await {
+        let url = empty.url.clone();
+        let db = empty.open().await;
+        let s = &db.store;
+        insert_in_batches(s, old).await;
+        let sql = "DROP TABLE daily_spend; DROP INDEX spend_logs_time_id; \
+                   DROP INDEX spend_logs_api_key_time_id; DROP INDEX spend_logs_user_time_id; \
+                   DROP INDEX spend_logs_team_time_id; \
+                   CREATE INDEX spend_logs_start_time ON spend_logs (start_time); \
+                   CREATE INDEX spend_logs_api_key_time ON spend_logs (api_key, start_time); \
+                   CREATE INDEX spend_logs_user_time ON spend_logs (user_id, start_time); \
+                   DELETE FROM tollgate_migrations WHERE version = 4;";
+        match s.backend() {
+            Backend::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+            Backend::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
+        }
+        .unwrap();
+
+        let again = Store::open(Some(&url)).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), Some(4));
+        for scope in scopes() {
+            let got: BTreeMap<NaiveDate, SpendTotals> = again
+                .daily_spend(&scope, from, to)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.day, d.totals))
+                .collect();
+            assert_eq!(got, expected_daily(old, &scope, from, to), "{scope:?}");
+        }
+        insert_in_batches(&again, new).await;
+        assert_eq!(
+            again
+                .spend_totals(&SpendScope::default(), from, to)
+                .await
+                .unwrap()
+                .requests,
+            records.len() as i64
+        );
+        again.close().await;
+        db.drop_db().await;
+    }
+}
