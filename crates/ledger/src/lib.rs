@@ -1,10 +1,12 @@
 //! The ledger: what a model costs, what a call cost, and the batched writer that records every
 //! call's usage without slowing the hot path down.
 
+pub mod budgets;
 pub mod cost;
 pub mod prices;
 pub mod writer;
 
+pub use budgets::{BudgetExceeded, Budgets, Limit, Owner, Reservation};
 pub use cost::{cost_of, CallCost};
 pub use prices::{ModelPrice, PriceError, PriceTable};
 pub use writer::{SpendWriter, WriterConfig, WriterStats};

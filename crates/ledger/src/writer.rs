@@ -12,6 +12,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tollgate_store::{SpendRecord, Store};
 
+use crate::budgets::Budgets;
+
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// Longest a record waits before it is committed (LiteLLM's `proxy_batch_write_at`, but
@@ -46,18 +48,31 @@ pub struct WriterStats {
 pub struct SpendWriter {
     tx: mpsc::Sender<SpendRecord>,
     stats: Arc<WriterStats>,
+    capacity: u64,
     shutdown: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl SpendWriter {
     pub fn spawn(store: Store, config: WriterConfig) -> Arc<SpendWriter> {
+        Self::spawn_with_budgets(store, config, Budgets::new())
+    }
+
+    /// A writer that tells `budgets` which records it committed, under the budgets' commit lock.
+    pub fn spawn_with_budgets(
+        store: Store,
+        config: WriterConfig,
+        budgets: Arc<Budgets>,
+    ) -> Arc<SpendWriter> {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(store, config, rx, stop_rx, stats.clone()));
+        let capacity = config.capacity as u64;
+        let sink = Sink { store, budgets };
+        let task = tokio::spawn(run(sink, config, rx, stop_rx, stats.clone()));
         Arc::new(SpendWriter {
             tx,
             stats,
+            capacity,
             shutdown: Mutex::new(Some((stop_tx, task))),
         })
     }
@@ -85,6 +100,14 @@ impl SpendWriter {
         &self.stats
     }
 
+    /// False while the store has been failing long enough that the buffer is nearly full: new
+    /// calls are then refused (fail closed) rather than served without a record of their cost.
+    /// The margin leaves room for calls already in flight.
+    pub fn accepting(&self) -> bool {
+        let pending = self.stats.pending.load(Ordering::Relaxed);
+        pending.saturating_add(self.capacity / 10) < self.capacity
+    }
+
     /// Commits everything queued so far and stops the writer. Idempotent.
     pub async fn shutdown(&self) {
         let taken = self.shutdown.lock().await.take();
@@ -97,8 +120,13 @@ impl SpendWriter {
     }
 }
 
-async fn run(
+struct Sink {
     store: Store,
+    budgets: Arc<Budgets>,
+}
+
+async fn run(
+    store: Sink,
     config: WriterConfig,
     mut rx: mpsc::Receiver<SpendRecord>,
     mut stop: oneshot::Receiver<()>,
@@ -176,7 +204,7 @@ fn enforce_bound(pending: &mut VecDeque<SpendRecord>, capacity: usize, stats: &W
 /// Commits up to `max_batch` records. Returns the new consecutive-failure count; on failure the
 /// records stay pending for the next tick.
 async fn flush(
-    store: &Store,
+    sink: &Sink,
     pending: &mut VecDeque<SpendRecord>,
     max_batch: usize,
     stats: &WriterStats,
@@ -184,7 +212,14 @@ async fn flush(
 ) -> u32 {
     let n = pending.len().min(max_batch);
     let batch: Vec<SpendRecord> = pending.iter().take(n).cloned().collect();
-    match store.insert_spend_batch(&batch).await {
+    // The budgets must never see a batch both in the store and as unflushed.
+    let guard = sink.budgets.commit_guard().await;
+    let result = sink.store.insert_spend_batch(&batch).await;
+    if result.is_ok() {
+        sink.budgets.committed(&batch);
+    }
+    drop(guard);
+    match result {
         Ok(inserted) => {
             pending.drain(..n);
             stats

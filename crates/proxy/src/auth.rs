@@ -181,6 +181,12 @@ pub async fn authenticate_call(
             "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
         ));
     }
+    if info.team_blocked {
+        return Err(ApiError::auth(format!(
+            "Authentication Error, Team={} is blocked. Update via `/team/unblock` if you're an admin.",
+            info.team_id.as_deref().unwrap_or("")
+        )));
+    }
     if let Some(exp) = info.expires {
         let now = chrono::Utc::now();
         if exp <= now {

@@ -13,6 +13,9 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds the caller should wait (sent as `retry-after` on 429).
     pub retry_after: Option<u64>,
+    /// More response headers (the `x-ratelimit-*` family on 429).
+    /// Boxed: errors travel in `Result`s on the hot path and should stay small.
+    pub headers: Option<Box<Vec<(String, String)>>>,
 }
 
 impl ApiError {
@@ -23,6 +26,7 @@ impl ApiError {
             kind,
             param: None,
             retry_after: None,
+            headers: None,
         }
     }
 
@@ -86,6 +90,14 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
+            }
+        }
+        for (name, value) in self.headers.iter().flat_map(|h| h.iter()) {
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                h.insert(n, v);
             }
         }
         resp

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::admission;
 use crate::auth::{authenticate_call, Caller};
 use crate::body::RawBody;
 use crate::deployment::ProviderKind;
@@ -53,30 +54,55 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
             return e.into_response();
         }
     };
+    if !state.writer.accepting() {
+        // Fail closed: a call whose cost cannot be recorded is not made (and costs nothing, so
+        // it adds no record to the backlog).
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_db_connection",
+            "Usage cannot be recorded because the database is unavailable; calls resume when it is back. Try again shortly.",
+        );
+        e.retry_after = Some(5);
+        state
+            .metrics
+            .observe_request(call.metric_name(), "unknown", 503, start.elapsed());
+        return e.into_response();
+    }
     let request_id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let mut recorder = CallRecorder::new(state.clone(), request_id, call, caller, start);
     match run(&state, call, req, &mut recorder).await {
         Ok(Reply::Now(resp)) => {
             let status = resp.status().as_u16();
             let id = recorder.request_id().to_string();
+            let limits = recorder.rate_limit_headers();
             recorder.finish_success(status);
-            with_call_id(resp, &id)
+            with_headers(resp, &id, &limits)
         }
         Ok(Reply::Streaming(build)) => {
             let id = recorder.request_id().to_string();
-            with_call_id(build(recorder), &id)
+            let limits = recorder.rate_limit_headers();
+            with_headers(build(recorder), &id, &limits)
         }
         Err(e) => {
             let id = recorder.request_id().to_string();
             recorder.finish_error(&e);
-            with_call_id(e.into_response(), &id)
+            with_headers(e.into_response(), &id, &[])
         }
     }
 }
 
-fn with_call_id(mut resp: Response, id: &str) -> Response {
+fn with_headers(mut resp: Response, id: &str, extra: &[(String, String)]) -> Response {
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(id) {
-        resp.headers_mut().insert("x-litellm-call-id", v);
+        h.insert("x-litellm-call-id", v);
+    }
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
     }
     resp
 }
@@ -123,6 +149,8 @@ async fn run(
         .with_param("model"));
     }
     body.strip_gateway_fields();
+    let admitted = admission::admit(state, recorder.caller(), call, &mut body, &model)?;
+    recorder.set_admission(admitted);
     let body = Arc::new(body);
     recorder.set_request(&model, stream, body.clone(), end_user);
 

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tollgate_domain::model_name::wildcard_match;
+use tollgate_ledger::{Budgets, Limit, Owner};
 use tollgate_store::{Store, StoreError};
 
-/// What a call needs to know about its key and the key's owner.
+use crate::limits::RateLimit;
+
+/// What a call needs to know about its key and the key's owners.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
     pub token: String,
@@ -19,26 +22,58 @@ pub struct KeyInfo {
     pub team_id: Option<String>,
     pub models: Vec<String>,
     pub blocked: bool,
+    pub team_blocked: bool,
     pub expires: Option<DateTime<Utc>>,
     pub owner_role: Option<String>,
     pub owner_models: Vec<String>,
+    pub team_models: Vec<String>,
+    pub soft_budget_nanos: Option<i64>,
+    pub key_alias: Option<String>,
+    /// The owners whose spend a call adds to: the key, its user, its team.
+    pub spend_path: Vec<Owner>,
+    /// The budgets LiteLLM checks on a call: the key's; the team's for team keys, else the
+    /// user's.
+    pub budget_limits: Vec<Limit>,
+    pub rate_limits: Vec<RateLimit>,
     fetched: Instant,
 }
 
+fn allows(list: &[String], model: &str) -> bool {
+    list.iter()
+        .any(|m| m == "all-proxy-models" || wildcard_match(m, model).is_some())
+}
+
 impl KeyInfo {
-    /// LiteLLM's rule: the key's own list, else its owner's, else every model; a list may hold
-    /// wildcard patterns and `all-proxy-models`.
+    /// LiteLLM's rule: the key's own list narrows what its owner may use; the owner is the team
+    /// for team keys, else the user; an empty list means "whatever the owner may use", and an
+    /// owner with an empty list may use every model. Lists may hold wildcard patterns,
+    /// `all-proxy-models`, `all-team-models` and `no-default-models`.
     pub fn may_use(&self, model: &str) -> bool {
-        let list = if !self.models.is_empty() {
-            &self.models
+        let owner_list = if self.team_id.is_some() {
+            &self.team_models
         } else {
             &self.owner_models
         };
-        list.is_empty()
-            || list
-                .iter()
-                .any(|m| m == "all-proxy-models" || wildcard_match(m, model).is_some())
+        let owner_ok = owner_list.is_empty() || allows(owner_list, model);
+        if !owner_ok {
+            return false;
+        }
+        if self.models.is_empty() {
+            return true;
+        }
+        if self.models.iter().any(|m| m == "all-team-models") && self.team_id.is_some() {
+            return true;
+        }
+        allows(&self.models, model)
     }
+
+    pub fn key_owner(&self) -> Owner {
+        Owner::Key(Arc::from(self.token.as_str()))
+    }
+}
+
+fn limit(n: Option<i64>) -> Option<u64> {
+    n.map(|v| v.max(0) as u64)
 }
 
 /// Most entries kept; past it the cache starts over (keys are few; this only bounds a flood).
@@ -47,18 +82,22 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct KeyCache {
     map: RwLock<HashMap<String, Arc<KeyInfo>>>,
     ttl: Duration,
-}
-
-impl Default for KeyCache {
-    fn default() -> Self {
-        KeyCache {
-            map: RwLock::new(HashMap::new()),
-            ttl: Duration::from_secs(30),
-        }
-    }
+    budgets: Arc<Budgets>,
 }
 
 impl KeyCache {
+    pub fn new(budgets: Arc<Budgets>) -> KeyCache {
+        KeyCache {
+            map: RwLock::new(HashMap::new()),
+            ttl: Duration::from_secs(30),
+            budgets,
+        }
+    }
+
+    pub fn budgets(&self) -> &Arc<Budgets> {
+        &self.budgets
+    }
+
     pub fn evict(&self, token: &str) {
         if let Ok(mut m) = self.map.write() {
             m.remove(token);
@@ -84,6 +123,9 @@ impl KeyCache {
                 }
             }
         }
+        // Spend read from the store and what this process has not committed yet must be one
+        // consistent pair: no spend batch commits while they are read.
+        let guard = self.budgets.read_guard().await;
         let Some(row) = store.get_key(token).await? else {
             return Ok(None);
         };
@@ -91,15 +133,80 @@ impl KeyCache {
             Some(uid) => store.get_user(uid).await?,
             None => None,
         };
+        let team = match &row.team_id {
+            Some(tid) => store.get_team(tid).await?,
+            None => None,
+        };
+        let key_owner = Owner::Key(Arc::from(row.token.as_str()));
+        let mut spend_path = vec![key_owner.clone()];
+        let mut budget_limits = Vec::new();
+        let mut rate_limits = Vec::new();
+        self.budgets.load(&key_owner, row.spend_nanos);
+        if let Some(max) = row.max_budget_nanos {
+            budget_limits.push(Limit {
+                owner: key_owner.clone(),
+                max_budget_nanos: max,
+            });
+        }
+        rate_limits.push(RateLimit {
+            owner: key_owner,
+            rpm: limit(row.rpm_limit),
+            tpm: limit(row.tpm_limit),
+            max_parallel: limit(row.max_parallel_requests),
+        });
+        if let Some(u) = &owner {
+            let o = Owner::User(Arc::from(u.user_id.as_str()));
+            self.budgets.load(&o, u.spend_nanos);
+            spend_path.push(o.clone());
+            // A user's budget covers their personal keys; team keys answer to the team's.
+            if let (Some(max), None) = (u.max_budget_nanos, &row.team_id) {
+                budget_limits.push(Limit {
+                    owner: o.clone(),
+                    max_budget_nanos: max,
+                });
+            }
+            rate_limits.push(RateLimit {
+                owner: o,
+                rpm: limit(u.rpm_limit),
+                tpm: limit(u.tpm_limit),
+                max_parallel: limit(u.max_parallel_requests),
+            });
+        }
+        if let Some(t) = &team {
+            let o = Owner::Team(Arc::from(t.team_id.as_str()));
+            self.budgets.load(&o, t.spend_nanos);
+            spend_path.push(o.clone());
+            if let Some(max) = t.max_budget_nanos {
+                budget_limits.push(Limit {
+                    owner: o.clone(),
+                    max_budget_nanos: max,
+                });
+            }
+            rate_limits.push(RateLimit {
+                owner: o,
+                rpm: limit(t.rpm_limit),
+                tpm: limit(t.tpm_limit),
+                max_parallel: limit(t.max_parallel_requests),
+            });
+        }
+        drop(guard);
+        rate_limits.retain(|l| !l.is_empty());
         let info = Arc::new(KeyInfo {
             token: row.token,
             user_id: row.user_id,
             team_id: row.team_id,
             models: row.models,
             blocked: row.blocked,
+            team_blocked: team.as_ref().is_some_and(|t| t.blocked),
             expires: row.expires,
             owner_role: owner.as_ref().map(|u| u.user_role.clone()),
             owner_models: owner.map(|u| u.models).unwrap_or_default(),
+            team_models: team.map(|t| t.models).unwrap_or_default(),
+            soft_budget_nanos: row.soft_budget_nanos,
+            key_alias: row.key_alias,
+            spend_path,
+            budget_limits,
+            rate_limits,
             fetched: Instant::now(),
         });
         if let Ok(mut m) = self.map.write() {
@@ -123,9 +230,16 @@ mod tests {
             team_id: None,
             models: models.iter().map(|s| s.to_string()).collect(),
             blocked: false,
+            team_blocked: false,
             expires: None,
             owner_role: None,
             owner_models: owner.iter().map(|s| s.to_string()).collect(),
+            team_models: Vec::new(),
+            soft_budget_nanos: None,
+            key_alias: None,
+            spend_path: Vec::new(),
+            budget_limits: Vec::new(),
+            rate_limits: Vec::new(),
             fetched: Instant::now(),
         }
     }
@@ -140,6 +254,22 @@ mod tests {
             !info(&[], &["gpt-4o"]).may_use("claude"),
             "inherits the owner's list"
         );
-        assert!(info(&["all-proxy-models"], &["gpt-4o"]).may_use("claude"));
+        assert!(
+            !info(&["all-proxy-models"], &["gpt-4o"]).may_use("claude"),
+            "a key's list only narrows its owner's"
+        );
+        assert!(
+            !info(&["claude"], &["gpt-4o"]).may_use("claude"),
+            "a key cannot name a model its owner may not use"
+        );
+        assert!(!info(&[], &["no-default-models"]).may_use("gpt-4o"));
+        let mut team_key = info(&["all-team-models"], &["gpt-4o"]);
+        team_key.team_id = Some("t".into());
+        team_key.team_models = vec!["claude".into()];
+        assert!(
+            team_key.may_use("claude"),
+            "team keys answer to the team's list"
+        );
+        assert!(!team_key.may_use("gpt-4o"));
     }
 }

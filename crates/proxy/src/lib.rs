@@ -1,6 +1,7 @@
 //! The hot path of Tollgate: authenticate → route → forward → stream → capture usage → record.
 //! `providers/` translate wire formats; nothing here touches passwords or the UI.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod deployment;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod forward;
 pub mod handlers;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod providers;
 pub mod record;

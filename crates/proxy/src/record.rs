@@ -33,6 +33,13 @@ impl Drop for InFlight {
     }
 }
 
+/// Stands in for the caller once the record is written (nothing asks then).
+static NO_CALLER: Caller = Caller {
+    key_hash: String::new(),
+    is_master: false,
+    key: None,
+};
+
 /// HTTP status recorded when the client went away before the answer was complete (nginx's).
 pub const CLIENT_CLOSED: u16 = 499;
 
@@ -57,6 +64,7 @@ struct CallInfo {
     completion_bytes: usize,
     attempts: u32,
     end_user: Option<String>,
+    admitted: crate::admission::Admitted,
 }
 
 impl CallRecorder {
@@ -85,8 +93,31 @@ impl CallRecorder {
                 completion_bytes: 0,
                 attempts: 0,
                 end_user: None,
+                admitted: Default::default(),
             }),
         }
+    }
+
+    pub fn caller(&self) -> &Caller {
+        match &self.info {
+            Some(i) => &i.caller,
+            None => &NO_CALLER,
+        }
+    }
+
+    /// The call holds its rate-limit slot and budget reservation until it is recorded.
+    pub fn set_admission(&mut self, a: crate::admission::Admitted) {
+        if let Some(i) = &mut self.info {
+            i.admitted = a;
+        }
+    }
+
+    pub fn rate_limit_headers(&self) -> Vec<(String, String)> {
+        self.info
+            .as_ref()
+            .and_then(|i| i.admitted.rate.as_ref())
+            .map(|a| crate::admission::rate_limit_headers(a.remaining()))
+            .unwrap_or_default()
     }
 
     pub fn caller_may_use(&self, model: &str) -> bool {
@@ -187,7 +218,7 @@ impl CallRecorder {
 
     fn write(
         &self,
-        i: CallInfo,
+        mut i: CallInfo,
         status: SpendStatus,
         http_status: u16,
         error_type: Option<String>,
@@ -210,6 +241,13 @@ impl CallRecorder {
         let deployment = i.deployment.as_ref().map(|d| &d.0);
         let price = deployment.and_then(|d| self.state.price_for(&d.spec, &i.upstream_model));
         let cost = cost_of(&usage, price);
+        let crate::admission::Admitted { rate, reservation } = std::mem::take(&mut i.admitted);
+        if let Some(r) = reservation {
+            r.settle(cost.amount.0);
+        }
+        if let Some(a) = rate {
+            a.add_tokens(usage.total_tokens());
+        }
         let route = i.call.metric_name();
         let metric_model = self.metric_model(&i);
         let ttft = i.first_token.map(|t| t.duration_since(i.start));

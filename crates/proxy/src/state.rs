@@ -27,6 +27,9 @@ pub struct ProxySettings {
     pub cooldown: Duration,
     /// Longest wait honoured from an upstream's `retry-after`.
     pub max_retry_after: Duration,
+    /// At a budget's edge, the fewest output tokens worth forwarding a call for; below this the
+    /// call is refused with `budget_exceeded`.
+    pub budget_min_output_tokens: u64,
 }
 
 impl Default for ProxySettings {
@@ -40,6 +43,7 @@ impl Default for ProxySettings {
             allowed_fails: 3,
             cooldown: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            budget_min_output_tokens: 16,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct ProxyState {
     pub store: Store,
     /// Virtual keys seen recently; the management API evicts what it changes.
     pub keys: Arc<crate::keys::KeyCache>,
+    /// Requests, tokens and calls in flight per key, user and team.
+    pub limiter: Arc<crate::limits::RateLimiter>,
 }
 
 impl ProxyState {

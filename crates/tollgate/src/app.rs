@@ -47,6 +47,24 @@ impl Options {
     }
 }
 
+/// `TOLLGATE_SPEND_BUFFER_RECORDS`: spend records held while the store is unavailable; calls are
+/// refused (503) as the buffer nears it.
+fn spend_buffer_records(opts: &Options) -> Result<usize, StartError> {
+    match opts.env_var("TOLLGATE_SPEND_BUFFER_RECORDS") {
+        None => Ok(WriterConfig::default().capacity),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 10)
+            .ok_or_else(|| {
+                StartError::Settings(format!(
+                    "TOLLGATE_SPEND_BUFFER_RECORDS: expected a number of records (at least 10), got {v:?}"
+                ))
+            }),
+    }
+}
+
 /// The key that signs `/v2/login` and onboarding tokens: random, made once, kept in the store
 /// so every instance agrees.
 async fn signing_key(store: &Store) -> Result<Vec<u8>, StartError> {
@@ -92,14 +110,17 @@ impl App {
             .collect();
         let router = ModelRouter::new(deployments, strategy_of(cfg.router.routing_strategy));
         let settings = settings_of(&cfg);
-        let writer = SpendWriter::spawn(
+        let budgets = tollgate_ledger::Budgets::new();
+        let writer = SpendWriter::spawn_with_budgets(
             store.clone(),
             WriterConfig {
                 flush_interval: opts
                     .spend_flush_interval
                     .unwrap_or(Duration::from_millis(500)),
+                capacity: spend_buffer_records(&opts)?,
                 ..WriterConfig::default()
             },
+            budgets.clone(),
         );
         let state = Arc::new(ProxyState {
             router,
@@ -110,7 +131,8 @@ impl App {
             metrics: Default::default(),
             settings,
             store,
-            keys: Default::default(),
+            keys: Arc::new(tollgate_proxy::keys::KeyCache::new(budgets)),
+            limiter: tollgate_proxy::limits::RateLimiter::new(),
         });
         for d in state.router.deployments() {
             let s = &d.spec;
@@ -260,6 +282,7 @@ fn settings_of(cfg: &Config) -> ProxySettings {
         allowed_fails: cfg.router.allowed_fails,
         cooldown: Duration::from_secs_f64(cfg.router.cooldown_time_secs),
         max_retry_after: defaults.max_retry_after,
+        budget_min_output_tokens: defaults.budget_min_output_tokens,
     }
 }
 

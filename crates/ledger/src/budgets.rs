@@ -1,0 +1,380 @@
+//! Budgets as a hard cap: each call reserves its worst-case cost against every budget on its
+//! path before it is forwarded, and settles to its real cost when it ends.
+//!
+//! The in-process account of an owner (key, user, team) holds its settled spend and what is
+//! reserved by calls in flight. Settled spend is the store's spend plus what this process settled
+//! but the spend writer has not committed yet ("unflushed"). The writer takes the commit lock
+//! while it commits a batch and then subtracts the batch from "unflushed"; a reload from the store
+//! takes the same lock for reading, so store spend and unflushed are always read as one
+//! consistent pair and a call is never counted twice or not at all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tollgate_store::SpendRecord;
+
+/// Whose budget.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A virtual key, by its SHA-256 hex.
+    Key(Arc<str>),
+    User(Arc<str>),
+    Team(Arc<str>),
+}
+
+impl Owner {
+    /// LiteLLM's word for the owner in budget errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Owner::Key(_) => "Key",
+            Owner::User(_) => "User",
+            Owner::Team(_) => "Team",
+        }
+    }
+}
+
+/// A budget on a call's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub owner: Owner,
+    pub max_budget_nanos: i64,
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} over budget: spend {spend_nanos} + reserved {reserved_nanos} nano-USD, budget {max_budget_nanos}", owner.kind())]
+pub struct BudgetExceeded {
+    pub owner: Owner,
+    pub spend_nanos: i64,
+    pub reserved_nanos: i64,
+    pub max_budget_nanos: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Account {
+    spend: i64,
+    reserved: i64,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    accounts: HashMap<Owner, Account>,
+    /// Settled here, not yet committed by the writer.
+    unflushed: HashMap<Owner, i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Budgets {
+    ledger: Mutex<Ledger>,
+    commit: RwLock<()>,
+}
+
+/// Most accounts kept; past it the ledger forgets settled spend of idle owners (they reload).
+const MAX_ACCOUNTS: usize = 200_000;
+
+impl Budgets {
+    pub fn new() -> Arc<Budgets> {
+        Arc::new(Budgets::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock leaves plain integers behind; they are still usable.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held while reading owners' spend from the store, so no batch commits in between.
+    pub async fn read_guard(&self) -> RwLockReadGuard<'_, ()> {
+        self.commit.read().await
+    }
+
+    /// Held by the spend writer around a commit and the [`Budgets::committed`] that follows it.
+    pub async fn commit_guard(&self) -> RwLockWriteGuard<'_, ()> {
+        self.commit.write().await
+    }
+
+    /// Sets an owner's settled spend from the store. Call with [`Budgets::read_guard`] held
+    /// since before the store was read.
+    pub fn load(&self, owner: &Owner, store_spend_nanos: i64) {
+        let mut l = self.lock();
+        let unflushed = l.unflushed.get(owner).copied().unwrap_or(0);
+        if l.accounts.len() >= MAX_ACCOUNTS && !l.accounts.contains_key(owner) {
+            // Accounts with calls in flight keep their reservations.
+            l.accounts.retain(|_, a| a.reserved != 0);
+        }
+        let a = l.accounts.entry(owner.clone()).or_default();
+        a.spend = store_spend_nanos.saturating_add(unflushed);
+    }
+
+    /// The owner's settled spend as this process knows it, if loaded.
+    pub fn spend(&self, owner: &Owner) -> Option<i64> {
+        self.lock().accounts.get(owner).map(|a| a.spend)
+    }
+
+    /// What calls in flight have reserved against the owner.
+    pub fn reserved(&self, owner: &Owner) -> i64 {
+        self.lock().accounts.get(owner).map_or(0, |a| a.reserved)
+    }
+
+    /// Admits a call: reserves `want` nano-USD against every limit on its path, or as much as
+    /// the tightest budget still allows if that is at least `min`. All or nothing, atomically.
+    /// `path` are all owners whose spend the call adds to (limits are a subset).
+    /// Returns the reservation and the amount granted.
+    pub fn reserve(
+        self: &Arc<Self>,
+        path: Vec<Owner>,
+        limits: &[Limit],
+        want: i64,
+        min: i64,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let want = want.max(0);
+        let mut l = self.lock();
+        let mut granted = want;
+        for lim in limits {
+            let a = l.accounts.get(&lim.owner).copied().unwrap_or_default();
+            let left = lim.max_budget_nanos - a.spend - a.reserved;
+            // A spent budget refuses even calls that look free (unpriced models): LiteLLM's rule.
+            if a.spend >= lim.max_budget_nanos || left < min.max(0) || left <= 0 && want > 0 {
+                return Err(BudgetExceeded {
+                    owner: lim.owner.clone(),
+                    spend_nanos: a.spend,
+                    reserved_nanos: a.reserved,
+                    max_budget_nanos: lim.max_budget_nanos,
+                });
+            }
+            granted = granted.min(left);
+        }
+        let limited: Vec<Owner> = limits.iter().map(|l| l.owner.clone()).collect();
+        for o in &limited {
+            l.accounts.entry(o.clone()).or_default().reserved += granted;
+        }
+        drop(l);
+        Ok(Reservation {
+            budgets: self.clone(),
+            path,
+            limited,
+            amount: granted,
+            done: false,
+        })
+    }
+
+    /// The writer committed these records: they now count through the store's spend.
+    pub fn committed(&self, records: &[SpendRecord]) {
+        let mut l = self.lock();
+        for r in records.iter().filter(|r| r.spend_nanos > 0) {
+            for o in owners_of(r) {
+                if let Some(n) = l.unflushed.get_mut(&o) {
+                    *n -= r.spend_nanos;
+                    if *n <= 0 {
+                        l.unflushed.remove(&o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A budget period ended: the store set the owner's spend to 0; what is still unflushed
+    /// belongs to the new period once committed, so it stays counted.
+    pub fn reset(&self, owner: &Owner) {
+        let mut l = self.lock();
+        let unflushed = l.unflushed.get(owner).copied().unwrap_or(0);
+        if let Some(a) = l.accounts.get_mut(owner) {
+            a.spend = unflushed;
+        }
+    }
+
+    fn settle(&self, path: &[Owner], limited: &[Owner], reserved: i64, actual: Option<i64>) {
+        let mut l = self.lock();
+        for o in limited {
+            if let Some(a) = l.accounts.get_mut(o) {
+                a.reserved -= reserved;
+            }
+        }
+        let Some(actual) = actual.filter(|n| *n > 0) else {
+            return;
+        };
+        for o in path {
+            *l.unflushed.entry(o.clone()).or_default() += actual;
+            if let Some(a) = l.accounts.get_mut(o) {
+                a.spend = a.spend.saturating_add(actual);
+            }
+        }
+    }
+}
+
+/// The owners whose spend a record adds to, as the store counts them.
+fn owners_of(r: &SpendRecord) -> impl Iterator<Item = Owner> + '_ {
+    std::iter::once(Owner::Key(Arc::from(r.api_key.as_str())))
+        .chain(r.user_id.as_deref().map(|u| Owner::User(Arc::from(u))))
+        .chain(r.team_id.as_deref().map(|t| Owner::Team(Arc::from(t))))
+}
+
+/// A call's hold on its budgets. Settle it with the real cost; dropped unsettled (the call
+/// failed before anything was billed), it releases what it held.
+#[derive(Debug)]
+pub struct Reservation {
+    budgets: Arc<Budgets>,
+    path: Vec<Owner>,
+    limited: Vec<Owner>,
+    amount: i64,
+    done: bool,
+}
+
+impl Reservation {
+    /// What the call may cost at most.
+    pub fn amount(&self) -> i64 {
+        self.amount
+    }
+
+    /// The call ended and cost `actual` nano-USD: release the hold and add the cost to every
+    /// owner on the path (the spend writer will commit the same amount).
+    pub fn settle(mut self, actual: i64) {
+        self.done = true;
+        self.budgets
+            .settle(&self.path, &self.limited, self.amount, Some(actual));
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.budgets
+                .settle(&self.path, &self.limited, self.amount, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> Owner {
+        Owner::Key(Arc::from(s))
+    }
+    fn user(s: &str) -> Owner {
+        Owner::User(Arc::from(s))
+    }
+    fn lim(o: &Owner, max: i64) -> Limit {
+        Limit {
+            owner: o.clone(),
+            max_budget_nanos: max,
+        }
+    }
+
+    #[test]
+    fn reserves_all_or_nothing_and_settles() {
+        let b = Budgets::new();
+        let (k, u) = (key("k"), user("u"));
+        b.load(&k, 0);
+        b.load(&u, 900);
+        let path = vec![k.clone(), u.clone()];
+        let limits = [lim(&k, 1000), lim(&u, 1000)];
+        // The user's budget is the tight one: only 100 is left there, so 100 is granted.
+        let r = b.reserve(path.clone(), &limits, 500, 10).unwrap();
+        assert_eq!(r.amount(), 100);
+        assert_eq!(b.reserved(&k), 100);
+        assert_eq!(b.reserved(&u), 100);
+        // Nothing left for a second call, and nothing is reserved by the refusal.
+        let e = b.reserve(path.clone(), &limits, 500, 10).unwrap_err();
+        assert_eq!(e.owner, u);
+        assert_eq!(b.reserved(&k), 100);
+        r.settle(60);
+        assert_eq!(b.reserved(&u), 0);
+        assert_eq!(b.spend(&u), Some(960));
+        assert_eq!(b.spend(&k), Some(60));
+    }
+
+    #[test]
+    fn dropped_reservation_releases() {
+        let b = Budgets::new();
+        let k = key("k");
+        b.load(&k, 0);
+        let r = b.reserve(vec![k.clone()], &[lim(&k, 10)], 10, 1).unwrap();
+        assert_eq!(b.reserved(&k), 10);
+        drop(r);
+        assert_eq!(b.reserved(&k), 0);
+        assert_eq!(b.spend(&k), Some(0));
+    }
+
+    #[test]
+    fn spent_budget_refuses_even_free_calls() {
+        let b = Budgets::new();
+        let k = key("k");
+        b.load(&k, 10);
+        assert!(b.reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0).is_err());
+        b.load(&k, 9);
+        assert!(b.reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0).is_ok());
+    }
+
+    #[test]
+    fn reload_counts_unflushed_once() {
+        let b = Budgets::new();
+        let k = key("k");
+        b.load(&k, 0);
+        b.reserve(vec![k.clone()], &[], 0, 0).unwrap().settle(7);
+        // The store does not have it yet: a reload keeps it.
+        b.load(&k, 0);
+        assert_eq!(b.spend(&k), Some(7));
+        // The writer committed it: the store has it, unflushed does not.
+        let rec = SpendRecord {
+            request_id: "r".into(),
+            call_type: "chat_completion".into(),
+            api_key: "k".into(),
+            user_id: None,
+            team_id: None,
+            end_user: None,
+            model: "m".into(),
+            model_group: "m".into(),
+            model_id: None,
+            custom_llm_provider: None,
+            spend_nanos: 7,
+            priced: true,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+            usage_estimated: false,
+            stream: false,
+            status: tollgate_store::SpendStatus::Success,
+            http_status: 200,
+            error_type: None,
+            attempts: 1,
+            start_time: chrono::Utc::now(),
+            end_time: chrono::Utc::now(),
+            completion_start_time: None,
+            request_duration_ms: 1,
+            ttft_ms: None,
+            metadata: serde_json::json!({}),
+        };
+        b.committed(&[rec]);
+        b.load(&k, 7);
+        assert_eq!(b.spend(&k), Some(7));
+        b.reset(&k);
+        assert_eq!(b.spend(&k), Some(0));
+    }
+
+    #[test]
+    fn concurrent_reservations_never_overspend() {
+        let b = Budgets::new();
+        let k = key("k");
+        b.load(&k, 0);
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let b = b.clone();
+            let k = k.clone();
+            handles.push(std::thread::spawn(move || {
+                let mut ok = 0;
+                for _ in 0..1000 {
+                    if let Ok(r) = b.reserve(vec![k.clone()], &[lim(&k, 5_000)], 10, 10) {
+                        r.settle(10);
+                        ok += 1;
+                    }
+                }
+                ok
+            }));
+        }
+        let ok: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(ok, 500);
+        assert_eq!(b.spend(&k), Some(5_000));
+    }
+}

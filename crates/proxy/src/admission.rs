@@ -1,0 +1,351 @@
+//! Admission of a virtual-key call before it is forwarded: rate limits first, then the budgets.
+//! A call is admitted only with a reservation of its worst-case cost against every budget on
+//! its path (`DESIGN.md`, "Budgets and spend, precisely").
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use tollgate_ledger::{BudgetExceeded, Owner, Reservation};
+
+use crate::auth::Caller;
+use crate::body::RawBody;
+use crate::error::ApiError;
+use crate::limits::{descriptor, Admission, RateLimited, Remaining};
+use crate::providers::CallType;
+use crate::state::ProxyState;
+
+/// What an admitted call holds until it ends.
+#[derive(Default)]
+pub struct Admitted {
+    pub rate: Option<Admission>,
+    pub reservation: Option<Reservation>,
+}
+
+/// Tokens counted for an image, audio or file part of a prompt: above what providers bill for
+/// one (OpenAI's largest high-detail image is ~1.1k tokens, Anthropic's ~1.6k).
+const MEDIA_PART_TOKENS: u64 = 3_000;
+/// Output bound used when neither the request, the deployment nor the price map gives one.
+const UNKNOWN_MAX_OUTPUT: u64 = 8_192;
+
+pub fn admit(
+    state: &ProxyState,
+    caller: &Caller,
+    call: CallType,
+    body: &mut RawBody,
+    model: &str,
+) -> Result<Admitted, ApiError> {
+    let Some(key) = &caller.key else {
+        return Ok(Admitted::default());
+    };
+    let rate = if key.rate_limits.is_empty() {
+        None
+    } else {
+        Some(
+            state
+                .limiter
+                .admit(&key.rate_limits)
+                .map_err(rate_limited)?,
+        )
+    };
+    let budgets = state.keys.budgets();
+    if key.budget_limits.is_empty() {
+        // No budget to hold against, but the spend still moves the in-process accounts.
+        let r = budgets
+            .reserve(key.spend_path.clone(), &[], 0, 0)
+            .map_err(|e| budget_exceeded(&e))?;
+        return Ok(Admitted {
+            rate,
+            reservation: Some(r),
+        });
+    }
+    let bound = CostBound::of(state, call, body, model)?;
+    let min_output = if call == CallType::Embedding {
+        bound.output_tokens
+    } else {
+        bound
+            .output_tokens
+            .min(state.settings.budget_min_output_tokens)
+    };
+    let want = bound.cost(bound.output_tokens);
+    let min = bound.cost(min_output);
+    let reservation = budgets
+        .reserve(key.spend_path.clone(), &key.budget_limits, want, min)
+        .map_err(|e| budget_exceeded(&e))?;
+    let granted = reservation.amount();
+    if call != CallType::Embedding && (granted < want || bound.output_guessed) {
+        // Spend must not pass the budget: the upstream may produce only what is affordable.
+        let affordable = bound.affordable_output(granted).min(bound.output_tokens);
+        let field = if body.contains("max_completion_tokens") {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body.set(field, &affordable.max(1));
+    }
+    Ok(Admitted {
+        rate,
+        reservation: Some(reservation),
+    })
+}
+
+/// The headers LiteLLM sets for rate limits, from what an admitted call left.
+pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(String, String)> {
+    let mut h = Vec::new();
+    for r in remaining {
+        let d = descriptor(&r.owner);
+        if let Some((limit, left)) = r.requests {
+            h.push((format!("x-ratelimit-{d}-limit-requests"), limit.to_string()));
+            h.push((
+                format!("x-ratelimit-{d}-remaining-requests"),
+                left.to_string(),
+            ));
+            if matches!(r.owner, Owner::Key(_)) {
+                h.push(("x-ratelimit-limit-requests".into(), limit.to_string()));
+                h.push(("x-ratelimit-remaining-requests".into(), left.to_string()));
+            }
+        }
+        if let Some((limit, left)) = r.tokens {
+            h.push((format!("x-ratelimit-{d}-limit-tokens"), limit.to_string()));
+            h.push((
+                format!("x-ratelimit-{d}-remaining-tokens"),
+                left.to_string(),
+            ));
+            if matches!(r.owner, Owner::Key(_)) {
+                h.push(("x-ratelimit-limit-tokens".into(), limit.to_string()));
+                h.push(("x-ratelimit-remaining-tokens".into(), left.to_string()));
+            }
+        }
+    }
+    h
+}
+
+fn rate_limited(e: RateLimited) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        e.message(),
+    );
+    err.retry_after = Some(e.retry_after_secs);
+    let d = descriptor(&e.owner);
+    let what = match e.kind {
+        crate::limits::LimitKind::Tokens => "tokens",
+        _ => "requests",
+    };
+    err.headers = Some(Box::new(vec![
+        (format!("x-ratelimit-{d}-limit-{what}"), e.limit.to_string()),
+        (format!("x-ratelimit-{d}-remaining-{what}"), "0".into()),
+        ("x-ratelimit-reset".into(), e.resets_at.to_string()),
+    ]));
+    err
+}
+
+fn usd(nanos: i64) -> f64 {
+    nanos as f64 / 1e9
+}
+
+fn budget_exceeded(e: &BudgetExceeded) -> ApiError {
+    let message = match &e.owner {
+        // LiteLLM's key message; the key is not named (its hash stays out of error bodies).
+        Owner::Key(_) => format!(
+            "Budget has been exceeded! Current cost: {}, Max budget: {}",
+            usd(e.spend_nanos + e.reserved_nanos),
+            usd(e.max_budget_nanos)
+        ),
+        Owner::User(id) | Owner::Team(id) => format!(
+            "ExceededBudget: {}={id} over budget. Spend={}, Budget={}",
+            e.owner.kind(),
+            usd(e.spend_nanos + e.reserved_nanos),
+            usd(e.max_budget_nanos)
+        ),
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "budget_exceeded", message)
+}
+
+/// The most a call can cost, by its parts: an upper bound on prompt tokens and the priciest
+/// deployment that may serve it (its own group and its fallbacks).
+#[derive(Debug, Clone, PartialEq)]
+struct CostBound {
+    prompt_tokens: u64,
+    output_tokens: u64,
+    /// The output bound is a default, not a known limit: the upstream is told it.
+    output_guessed: bool,
+    input_price: f64,
+    /// Per output token, times `n` choices.
+    output_price: f64,
+}
+
+impl CostBound {
+    fn of(
+        state: &ProxyState,
+        call: CallType,
+        body: &RawBody,
+        model: &str,
+    ) -> Result<CostBound, ApiError> {
+        let mut input_price: f64 = 0.0;
+        let mut output_price: f64 = 0.0;
+        let mut max_output: Option<u64> = None;
+        let mut groups = vec![model.to_string()];
+        groups.extend(state.settings.fallbacks_for(model).iter().cloned());
+        if let Some(cw) = state.settings.context_window_fallbacks.get(model) {
+            groups.extend(cw.iter().cloned());
+        }
+        for g in &groups {
+            let Some(resolved) = state.router.resolve(g) else {
+                continue;
+            };
+            for d in resolved.deployments.iter() {
+                let spec = &d.spec;
+                let upstream = spec.upstream_model.replace('*', &resolved.captured);
+                let price = state.price_for(spec, &upstream);
+                if let Some(p) = price {
+                    input_price = input_price.max(p.input_cost_per_token.unwrap_or(0.0));
+                    output_price = output_price.max(p.output_cost_per_token.unwrap_or(0.0));
+                }
+                let out = spec
+                    .default_params
+                    .get("max_tokens")
+                    .and_then(Value::as_u64)
+                    .or(spec.max_output_tokens)
+                    .or(price.and_then(|p| p.max_output_tokens));
+                if let Some(o) = out {
+                    max_output = Some(max_output.map_or(o, |m| m.max(o)));
+                }
+            }
+        }
+        let requested = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|f| body.decode::<Value>(f).ok().flatten())
+            .and_then(|v| v.as_u64());
+        let n = body
+            .decode::<Value>("n")?
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+            .clamp(1, 128);
+        let (output_tokens, output_guessed) = if call == CallType::Embedding {
+            (0, false)
+        } else {
+            match (requested, max_output) {
+                (Some(r), Some(m)) => (r.min(m), false),
+                (Some(r), None) => (r, false),
+                (None, Some(m)) => (m, false),
+                (None, None) => (UNKNOWN_MAX_OUTPUT, true),
+            }
+        };
+        Ok(CostBound {
+            prompt_tokens: prompt_token_bound(body),
+            output_tokens,
+            output_guessed,
+            input_price,
+            output_price: output_price * n as f64,
+        })
+    }
+
+    /// Nano-USD for the prompt and `output` tokens, rounded up.
+    fn cost(&self, output: u64) -> i64 {
+        let usd = self.prompt_tokens as f64 * self.input_price + output as f64 * self.output_price;
+        let nanos = (usd * 1e9).ceil();
+        if nanos >= i64::MAX as f64 {
+            i64::MAX
+        } else {
+            nanos.max(0.0) as i64
+        }
+    }
+
+    /// Output tokens that `granted` nano-USD pays for after the prompt.
+    fn affordable_output(&self, granted: i64) -> u64 {
+        if self.output_price <= 0.0 {
+            return self.output_tokens;
+        }
+        let left = granted as f64 / 1e9 - self.prompt_tokens as f64 * self.input_price;
+        if left <= 0.0 {
+            return 0;
+        }
+        (left / self.output_price).floor() as u64
+    }
+}
+
+/// An upper bound on the prompt's tokens: every BPE tokenizer emits at most one token per byte,
+/// and the JSON around the text stands in for the chat template's own tokens. Images, audio and
+/// files count by a fixed bound instead of their (base64) bytes.
+fn prompt_token_bound(body: &RawBody) -> u64 {
+    let mut total = 0u64;
+    for field in [
+        "messages",
+        "prompt",
+        "input",
+        "system",
+        "tools",
+        "functions",
+        "response_format",
+    ] {
+        if let Some(raw) = body.get(field) {
+            total += match serde_json::from_str::<Value>(raw.get()) {
+                Ok(v) => value_bound(&v),
+                Err(_) => raw.get().len() as u64,
+            };
+        }
+    }
+    total
+}
+
+fn value_bound(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64 + 2,
+        Value::Array(a) => 2 + a.iter().map(value_bound).sum::<u64>(),
+        Value::Object(o) => {
+            let media = o.get("type").and_then(Value::as_str).is_some_and(|t| {
+                matches!(
+                    t,
+                    "image_url" | "input_image" | "image" | "input_audio" | "file" | "document"
+                )
+            });
+            if media {
+                return MEDIA_PART_TOKENS;
+            }
+            2 + o
+                .iter()
+                .map(|(k, v)| k.len() as u64 + 3 + value_bound(v))
+                .sum::<u64>()
+        }
+        other => other.to_string().len() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_bound_is_at_least_the_text_and_caps_media() {
+        let b = RawBody::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"hello world"}]}"#,
+        )
+        .unwrap();
+        let n = prompt_token_bound(&b);
+        assert!(n >= 11 && n < 64, "{n}");
+        let img = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
+            "A".repeat(100_000)
+        );
+        let b = RawBody::parse(img.as_bytes()).unwrap();
+        let n = prompt_token_bound(&b);
+        assert!(
+            n < 4_000,
+            "an image counts by its bound, not its bytes: {n}"
+        );
+    }
+
+    #[test]
+    fn affordable_output_leaves_room_for_the_prompt() {
+        let b = CostBound {
+            prompt_tokens: 100,
+            output_tokens: 1000,
+            output_guessed: false,
+            input_price: 1e-6,
+            output_price: 2e-6,
+        };
+        assert_eq!(b.cost(1000), 2_100_000);
+        assert_eq!(b.affordable_output(b.cost(1000)), 1000);
+        assert_eq!(b.affordable_output(1_100_000), 500);
+        assert_eq!(b.affordable_output(50_000), 0);
+    }
+}

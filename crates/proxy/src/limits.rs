@@ -1,0 +1,343 @@
+//! Per-key, per-user and per-team rate limits: requests and tokens per minute (fixed windows of
+//! one wall-clock minute, as LiteLLM's limiter) and requests in flight. Counters live in this
+//! process; with several instances each enforces the limit on its own traffic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tollgate_ledger::Owner;
+
+/// The limits one owner puts on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub owner: Owner,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub max_parallel: Option<u64>,
+}
+
+impl RateLimit {
+    pub fn is_empty(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none() && self.max_parallel.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Requests,
+    Tokens,
+    Parallel,
+}
+
+/// A refused call: which owner's limit, and when to try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimited {
+    pub owner: Owner,
+    pub kind: LimitKind,
+    pub limit: u64,
+    pub retry_after_secs: u64,
+    /// Unix time at which the window resets.
+    pub resets_at: u64,
+}
+
+impl RateLimited {
+    /// LiteLLM's v3 limiter message.
+    pub fn message(&self) -> String {
+        let kind = match self.kind {
+            LimitKind::Requests => "requests",
+            LimitKind::Tokens => "tokens",
+            LimitKind::Parallel => "max_parallel_requests",
+        };
+        let at = chrono::DateTime::from_timestamp(self.resets_at as i64, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        // The key is named by kind only: its hash must not reach a client-facing body.
+        format!(
+            "Rate limit exceeded for {}. Limit type: {kind}. Current limit: {}, Remaining: 0. Limit resets at: {at}",
+            descriptor(&self.owner),
+            self.limit
+        )
+    }
+}
+
+/// LiteLLM's descriptor names for the header and message.
+pub fn descriptor(o: &Owner) -> &'static str {
+    match o {
+        Owner::Key(_) => "api_key",
+        Owner::User(_) => "user",
+        Owner::Team(_) => "team",
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    minute: u64,
+    requests: u64,
+    tokens: u64,
+    in_flight: u64,
+}
+
+impl Counters {
+    fn roll(&mut self, minute: u64) {
+        if self.minute != minute {
+            self.minute = minute;
+            self.requests = 0;
+            self.tokens = 0;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    counters: Mutex<HashMap<Owner, Counters>>,
+}
+
+/// Remaining allowance after admission, for the `x-ratelimit-*` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remaining {
+    pub owner: Owner,
+    pub requests: Option<(u64, u64)>,
+    pub tokens: Option<(u64, u64)>,
+}
+
+const MAX_OWNERS: usize = 200_000;
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl RateLimiter {
+    pub fn new() -> Arc<RateLimiter> {
+        Arc::new(RateLimiter::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Owner, Counters>> {
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a call if every limit has room, counting it against all of them at once.
+    pub fn admit(self: &Arc<Self>, limits: &[RateLimit]) -> Result<Admission, RateLimited> {
+        self.admit_at(limits, now_secs())
+    }
+
+    fn admit_at(
+        self: &Arc<Self>,
+        limits: &[RateLimit],
+        now: u64,
+    ) -> Result<Admission, RateLimited> {
+        let minute = now / 60;
+        let resets_at = (minute + 1) * 60;
+        let retry_after_secs = (resets_at - now).max(1);
+        let mut map = self.lock();
+        if map.len() >= MAX_OWNERS {
+            map.retain(|_, c| c.in_flight > 0 || c.minute == minute);
+        }
+        for l in limits {
+            let mut c = map.get(&l.owner).copied().unwrap_or_default();
+            c.roll(minute);
+            let refuse = |kind, limit| RateLimited {
+                owner: l.owner.clone(),
+                kind,
+                limit,
+                retry_after_secs: if kind == LimitKind::Parallel {
+                    1
+                } else {
+                    retry_after_secs
+                },
+                resets_at,
+            };
+            if let Some(p) = l.max_parallel {
+                if c.in_flight >= p {
+                    return Err(refuse(LimitKind::Parallel, p));
+                }
+            }
+            if let Some(r) = l.rpm {
+                if c.requests >= r {
+                    return Err(refuse(LimitKind::Requests, r));
+                }
+            }
+            if let Some(t) = l.tpm {
+                if c.tokens >= t {
+                    return Err(refuse(LimitKind::Tokens, t));
+                }
+            }
+        }
+        let mut remaining = Vec::with_capacity(limits.len());
+        for l in limits {
+            let c = map.entry(l.owner.clone()).or_default();
+            c.roll(minute);
+            c.requests += 1;
+            c.in_flight += 1;
+            remaining.push(Remaining {
+                owner: l.owner.clone(),
+                requests: l.rpm.map(|r| (r, r.saturating_sub(c.requests))),
+                tokens: l.tpm.map(|t| (t, t.saturating_sub(c.tokens))),
+            });
+        }
+        drop(map);
+        Ok(Admission {
+            limiter: self.clone(),
+            owners: limits.iter().map(|l| l.owner.clone()).collect(),
+            minute,
+            remaining,
+        })
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self, o: &Owner) -> u64 {
+        self.lock().get(o).map_or(0, |c| c.in_flight)
+    }
+}
+
+/// A call counted against its limits; dropping it ends the call's "in flight".
+#[derive(Debug)]
+pub struct Admission {
+    limiter: Arc<RateLimiter>,
+    owners: Vec<Owner>,
+    minute: u64,
+    remaining: Vec<Remaining>,
+}
+
+impl Admission {
+    /// The tokens the call used count against this minute's token limits.
+    pub fn add_tokens(&self, tokens: u64) {
+        if tokens == 0 || self.owners.is_empty() {
+            return;
+        }
+        let minute = now_secs() / 60;
+        let mut map = self.limiter.lock();
+        for o in &self.owners {
+            if let Some(c) = map.get_mut(o) {
+                c.roll(minute);
+                c.tokens = c.tokens.saturating_add(tokens);
+            }
+        }
+    }
+
+    pub fn remaining(&self) -> &[Remaining] {
+        &self.remaining
+    }
+
+    /// The window this call was counted in (for tests).
+    pub fn minute(&self) -> u64 {
+        self.minute
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.owners.is_empty() {
+            return;
+        }
+        let mut map = self.limiter.lock();
+        for o in &self.owners {
+            if let Some(c) = map.get_mut(o) {
+                c.in_flight = c.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Owner {
+        Owner::Key(Arc::from("k"))
+    }
+
+    fn lim(rpm: Option<u64>, tpm: Option<u64>, par: Option<u64>) -> Vec<RateLimit> {
+        vec![RateLimit {
+            owner: key(),
+            rpm,
+            tpm,
+            max_parallel: par,
+        }]
+    }
+
+    #[test]
+    fn requests_per_minute_reset_with_the_window() {
+        let l = RateLimiter::new();
+        let t = 6_000_000; // the start of a minute
+        let a = l.admit_at(&lim(Some(2), None, None), t).unwrap();
+        assert_eq!(a.remaining()[0].requests, Some((2, 1)));
+        let _b = l.admit_at(&lim(Some(2), None, None), t + 1).unwrap();
+        let e = l.admit_at(&lim(Some(2), None, None), t + 50).unwrap_err();
+        assert_eq!(e.kind, LimitKind::Requests);
+        assert_eq!(e.retry_after_secs, 10);
+        assert!(e.message().contains("Limit type: requests"));
+        assert!(e.message().contains("api_key"));
+        assert!(l.admit_at(&lim(Some(2), None, None), t + 60).is_ok());
+    }
+
+    #[test]
+    fn tokens_count_after_the_call() {
+        let l = RateLimiter::new();
+        let secret_hash = Owner::Key(Arc::from("0123456789abcdef0123456789abcdef"));
+        let a = l
+            .admit(&[RateLimit {
+                owner: secret_hash.clone(),
+                rpm: None,
+                tpm: Some(5),
+                max_parallel: None,
+            }])
+            .unwrap();
+        a.add_tokens(9);
+        let e = l
+            .admit(&[RateLimit {
+                owner: secret_hash,
+                rpm: None,
+                tpm: Some(5),
+                max_parallel: None,
+            }])
+            .unwrap_err();
+        assert!(
+            !e.message().contains("0123456789abcdef"),
+            "the key hash stays out of errors"
+        );
+        let a = l.admit(&lim(None, Some(100), None)).unwrap();
+        a.add_tokens(100);
+        let e = l.admit(&lim(None, Some(100), None)).unwrap_err();
+        assert_eq!(e.kind, LimitKind::Tokens);
+    }
+
+    #[test]
+    fn parallel_limit_follows_calls_in_flight() {
+        let l = RateLimiter::new();
+        let a = l.admit(&lim(None, None, Some(1))).unwrap();
+        assert_eq!(l.in_flight(&key()), 1);
+        let e = l.admit(&lim(None, None, Some(1))).unwrap_err();
+        assert_eq!(e.kind, LimitKind::Parallel);
+        drop(a);
+        assert_eq!(l.in_flight(&key()), 0);
+        assert!(l.admit(&lim(None, None, Some(1))).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_counts_nothing() {
+        let l = RateLimiter::new();
+        let user = Owner::User(Arc::from("u"));
+        let both = vec![
+            RateLimit {
+                owner: key(),
+                rpm: Some(10),
+                tpm: None,
+                max_parallel: None,
+            },
+            RateLimit {
+                owner: user.clone(),
+                rpm: Some(0),
+                tpm: None,
+                max_parallel: None,
+            },
+        ];
+        let e = l.admit(&both).unwrap_err();
+        assert_eq!(e.owner, user);
+        let a = l.admit(&lim(Some(10), None, None)).unwrap();
+        assert_eq!(a.remaining()[0].requests, Some((10, 9)));
+    }
+}
