@@ -289,6 +289,8 @@ static ROUTES: &[RouteRule] = &[
     rule(POST, "/team/member_add",                A, D403, H,    D401),
     rule(POST, "/team/member_delete",             A, D403, H,    D401),
     rule(POST, "/team/member_update",             A, D403, H,    D401),
+    // Spend of teams: members read their own teams' (the handler checks membership).
+    rule(GET,  "/team/daily/activity",            A, A,    S,    S),
 
     // Invitations: every refusal is LiteLLM's 400.
     rule(POST, "/invitation/new",                 A, D400, H,    D400),
@@ -470,6 +472,8 @@ mod tests {
             ("POST", "/key/unblock"),
             ("GET", "/spend/logs"),
             ("GET", "/user/daily/activity"),
+            ("GET", "/team/daily/activity"),
+            ("GET", "/spend/logs/v2"),
             ("GET", "/global/spend"),
             ("GET", "/global/spend/keys"),
             ("GET", "/global/spend/teams"),

@@ -25,8 +25,8 @@ pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
 pub use spend_views::{
-    DailyBreakdown, DailyDimension, DailySpend, SpendBreakdown, SpendGroup, SpendLogFilter,
-    SpendScope, SpendTotals,
+    DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, SpendBreakdown, SpendGroup,
+    SpendLogFilter, SpendScope, SpendTotals,
 };
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};

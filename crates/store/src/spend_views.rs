@@ -95,6 +95,19 @@ impl DailyDimension {
     }
 }
 
+/// One `daily_spend` row: a day's totals for one key, user, team, model and provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyActivityRow {
+    pub day: NaiveDate,
+    pub api_key: String,
+    /// "" when the call had no user (likewise team and provider).
+    pub user_id: String,
+    pub team_id: String,
+    pub model_group: String,
+    pub custom_llm_provider: String,
+    pub totals: SpendTotals,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SpendLogFilter {
     pub scope: SpendScope,
@@ -227,6 +240,18 @@ fn read_daily_breakdown<R: ReadRow>(r: &R) -> Result<DailyBreakdown, sqlx::Error
     })
 }
 
+fn read_activity<R: ReadRow>(r: &R) -> Result<DailyActivityRow, sqlx::Error> {
+    Ok(DailyActivityRow {
+        day: parse_day(&r.text("day")?)?,
+        api_key: r.text("api_key")?,
+        user_id: r.text("user_id")?,
+        team_id: r.text("team_id")?,
+        model_group: r.text("model_group")?,
+        custom_llm_provider: r.text("custom_llm_provider")?,
+        totals: read_totals(r)?,
+    })
+}
+
 /// Runs `$sql` with `$args` and decodes every row with `$read`.
 macro_rules! fetch_rows {
     ($store:expr, $sql:expr, $args:expr, $read:ident, $what:literal) => {
@@ -323,6 +348,34 @@ impl Store {
             &w.args,
             read_daily_breakdown,
             "summing spend per day and group"
+        )
+    }
+
+    /// The aggregate rows themselves over [from, to], optionally for one model (public name),
+    /// ascending by day: LiteLLM's activity views break each day down several ways at once.
+    pub async fn daily_activity_rows(
+        &self,
+        scope: &SpendScope,
+        model: Option<&str>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyActivityRow>, StoreError> {
+        let mut w = Where::daily(scope, from, to);
+        if let Some(m) = model {
+            w.push("model_group = {}", Arg::Text(m.to_string()));
+        }
+        let sql = format!(
+            "SELECT day, api_key, user_id, team_id, model_group, custom_llm_provider, \
+             spend_nanos, prompt_tokens, completion_tokens, requests, successful_requests, \
+             failed_requests FROM daily_spend{} ORDER BY day",
+            w.sql()
+        );
+        fetch_rows!(
+            self,
+            &sql,
+            &w.args,
+            read_activity,
+            "reading daily spend rows"
         )
     }
 

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod invitations;
 pub mod keys;
 pub mod onboarding;
+pub mod spend;
+pub mod spend_activity;
 pub mod teams;
 pub mod users;
 
@@ -57,6 +59,15 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/key/block", post(keys::block))
         .route("/key/unblock", post(keys::unblock))
         .route("/audit", get(audit::list))
+        .route("/spend/logs", get(spend::logs))
+        .route("/spend/logs/v2", get(spend::logs_v2))
+        .route("/spend/logs/ui", get(spend::logs_v2))
+        .route("/user/daily/activity", get(spend_activity::user_activity))
+        .route("/team/daily/activity", get(spend_activity::team_activity))
+        .route("/global/spend", get(spend::global_spend))
+        .route("/global/spend/keys", get(spend::global_spend_keys))
+        .route("/global/spend/teams", get(spend::global_spend_teams))
+        .route("/global/spend/models", get(spend::global_spend_models))
         .route("/session/logout", post(auth::session_logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate));
     let public = Router::new()

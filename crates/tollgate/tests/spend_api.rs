@@ -1,0 +1,570 @@
+//! Spend views over HTTP: two users call models through the gateway with their own virtual keys,
+//! then every view is checked for its numbers and for who may see what.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tollgate_domain::policy::{decide, routes, Decision};
+use tollgate_domain::role::Role;
+use tollgate_testkit::{spawn_app, TestApp};
+
+const CONFIG: &str = r#"
+model_list:
+  - model_name: demo
+    litellm_params: {model: openai/demo, mock_response: "hello from demo", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}
+  - model_name: other
+    litellm_params: {model: openai/other, mock_response: "hello from other", input_cost_per_token: 0.000003, output_cost_per_token: 0.000001}
+general_settings: {master_key: "{master_key}"}
+"#;
+
+const PW: &str = "correct-horse-battery-staple-42";
+
+/// A user with `role`, signed in: (user id, login token).
+async fn user(app: &TestApp, email: &str, role: &str) -> (String, String) {
+    let m = app.master_key.clone();
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/user/new",
+            json!({"user_email": email, "user_role": role, "auto_create_key": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["user_id"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .api(
+            &m,
+            "POST",
+            "/user/update",
+            json!({"user_id": id, "password": PW}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = app
+        .client()
+        .post(app.url("/v2/login"))
+        .json(&json!({"username": email, "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    let t: Value = r.json().await.unwrap();
+    (id, t["token"].as_str().unwrap().to_string())
+}
+
+/// A new key of the signed-in user: (plaintext, hash).
+async fn key(app: &TestApp, token: &str) -> (String, String) {
+    let (s, v) = app.api(token, "POST", "/key/generate", json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    (
+        v["key"].as_str().unwrap().to_string(),
+        v["token_id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn chat(app: &TestApp, key: &str, model: &str) {
+    let r = app
+        .client()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi there"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+async fn get(app: &TestApp, bearer: &str, path: &str) -> (StatusCode, Value) {
+    app.api(bearer, "GET", path, Value::Null).await
+}
+
+fn today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+fn sum_spend(rows: &[Value]) -> f64 {
+    rows.iter().map(|r| r["spend"].as_f64().unwrap()).sum()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+struct World {
+    app: TestApp,
+    alice: (String, String),
+    bob: (String, String),
+    alice_key: (String, String),
+    bob_key: (String, String),
+}
+
+/// Alice calls `demo` three times; Bob `demo` twice and `other` once.
+async fn world() -> World {
+    let app = spawn_app(CONFIG).await;
+    let alice = user(&app, "alice@example.com", "internal_user").await;
+    let bob = user(&app, "bob@example.com", "internal_user").await;
+    let alice_key = key(&app, &alice.1).await;
+    let bob_key = key(&app, &bob.1).await;
+    for _ in 0..3 {
+        chat(&app, &alice_key.0, "demo").await;
+    }
+    chat(&app, &bob_key.0, "demo").await;
+    chat(&app, &bob_key.0, "demo").await;
+    chat(&app, &bob_key.0, "other").await;
+    assert_eq!(app.wait_for_spend_logs(6).await, 6);
+    World {
+        app,
+        alice,
+        bob,
+        alice_key,
+        bob_key,
+    }
+}
+
+#[tokio::test]
+async fn spend_logs_are_scoped_to_the_caller() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+
+    let (s, all) = get(app, &m, "/spend/logs").await;
+    assert_eq!(s, 200, "{all}");
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), 6);
+    assert!(all.iter().all(|r| r["spend"].as_f64().unwrap() > 0.0));
+    // Newest first.
+    let times: Vec<&str> = all
+        .iter()
+        .map(|r| r["startTime"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+
+    // Alice sees her own three, whatever user she names.
+    for path in ["/spend/logs", &format!("/spend/logs?user_id={}", w.bob.0)] {
+        let (s, v) = get(app, &w.alice.1, path).await;
+        assert_eq!(s, 200, "{v}");
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{path}");
+        assert!(rows.iter().all(|r| r["user"] == w.alice.0.as_str()));
+        assert!(rows.iter().all(|r| r["api_key"] == w.alice_key.1.as_str()));
+    }
+    // Bob's key named by Alice finds nothing of Bob's.
+    let (_, v) = get(
+        app,
+        &w.alice.1,
+        &format!("/spend/logs?api_key={}", w.bob_key.0),
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 0);
+
+    // The admin filters by user, by key (plaintext or hash), by request id, by model.
+    let (_, v) = get(app, &m, &format!("/spend/logs?user_id={}", w.bob.0)).await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let (_, v) = get(app, &m, &format!("/spend/logs?api_key={}", w.alice_key.0)).await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let (_, v) = get(app, &m, &format!("/spend/logs?api_key={}", w.bob_key.1)).await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let rid = all[0]["request_id"].as_str().unwrap();
+    let (_, v) = get(app, &m, &format!("/spend/logs?request_id={rid}")).await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (_, v) = get(
+        app,
+        &m,
+        &format!(
+            "/spend/logs?model=other&summarize=false&start_date={}&end_date={}",
+            today(),
+            today()
+        ),
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+
+    // Summaries per day (LiteLLM's default with both dates).
+    let (s, v) = get(
+        app,
+        &m,
+        &format!("/spend/logs?start_date={}&end_date={}", today(), today()),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let days = v.as_array().unwrap();
+    assert_eq!(days.len(), 1, "{v}");
+    assert!(close(days[0]["spend"].as_f64().unwrap(), sum_spend(&all)));
+    let bob_spend = sum_spend(
+        &all.iter()
+            .filter(|r| r["user"] == w.bob.0.as_str())
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert!(close(
+        days[0]["users"][&w.bob.0].as_f64().unwrap(),
+        bob_spend
+    ));
+    assert!(days[0]["models"]["other"].as_f64().unwrap() > 0.0);
+    assert!(days[0][&w.alice_key.1].as_f64().unwrap() > 0.0);
+
+    // Bad dates are a 400 in the envelope.
+    let (s, v) = get(
+        app,
+        &m,
+        "/spend/logs?start_date=2026-13-01&end_date=2026-12-01",
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("YYYY-MM-DD"),
+        "{v}"
+    );
+    let (s, _) = get(app, &m, "/spend/logs?start_date=yesterday").await;
+    assert_eq!(s, 400);
+    let (s, _) = get(app, &m, "/spend/logs?limit=0").await;
+    assert_eq!(s, 400);
+    app_stop(w).await;
+}
+
+async fn app_stop(w: World) {
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn paged_logs_visit_every_row_once() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/spend/logs/v2?page_size=4&cursor={}", urlencode(c)),
+            None => "/spend/logs/v2?page_size=4".to_string(),
+        };
+        let (s, v) = get(app, &m, &path).await;
+        assert_eq!(s, 200, "{v}");
+        seen.extend(
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["request_id"].as_str().unwrap().to_string()),
+        );
+        if v["has_more"] == false {
+            assert!(v["next_cursor"].is_null());
+            break;
+        }
+        cursor = Some(v["next_cursor"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 6);
+
+    // Bob's pages hold only his calls; a status filter and a bad cursor are checked.
+    let (_, v) = get(app, &w.bob.1, "/spend/logs/ui?page_size=50").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 3);
+    let (_, v) = get(app, &m, "/spend/logs/v2?status_filter=failure").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
+    let (s, _) = get(app, &m, "/spend/logs/v2?cursor=nonsense").await;
+    assert_eq!(s, 400);
+    app_stop(w).await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('|', "%7C")
+}
+
+#[tokio::test]
+async fn daily_activity_adds_up_and_is_scoped() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let (_, logs) = get(app, &m, "/spend/logs").await;
+    let logs = logs.as_array().unwrap().clone();
+    let alice_logs: Vec<Value> = logs
+        .iter()
+        .filter(|r| r["user"] == w.alice.0.as_str())
+        .cloned()
+        .collect();
+    let range = format!("start_date={}&end_date={}", today(), today());
+
+    let (s, v) = get(app, &w.alice.1, &format!("/user/daily/activity?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    let md = &v["metadata"];
+    assert_eq!(md["total_api_requests"], 3);
+    assert_eq!(md["total_successful_requests"], 3);
+    assert!(close(
+        md["total_spend"].as_f64().unwrap(),
+        sum_spend(&alice_logs)
+    ));
+    let prompt: i64 = alice_logs
+        .iter()
+        .map(|r| r["prompt_tokens"].as_i64().unwrap())
+        .sum();
+    assert_eq!(md["total_prompt_tokens"], prompt);
+    let day = &v["results"][0];
+    assert_eq!(day["date"], today());
+    assert_eq!(day["metrics"]["api_requests"], 3);
+    assert_eq!(
+        day["breakdown"]["models"]["demo"]["metrics"]["api_requests"],
+        3
+    );
+    assert!(day["breakdown"]["models"].get("other").is_none());
+    assert_eq!(
+        day["breakdown"]["api_keys"][&w.alice_key.1]["metrics"]["api_requests"],
+        3
+    );
+    assert_eq!(
+        day["breakdown"]["api_keys"][&w.alice_key.1]["metadata"]["key_exists"],
+        true
+    );
+
+    // Naming someone else is refused for a non-admin; the admin sees anyone or everyone.
+    let (s, v) = get(
+        app,
+        &w.alice.1,
+        &format!("/user/daily/activity?{range}&user_id={}", w.bob.0),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["error"]["code"], "403");
+    let (_, v) = get(
+        app,
+        &m,
+        &format!("/user/daily/activity?{range}&user_id={}", w.bob.0),
+    )
+    .await;
+    assert_eq!(v["metadata"]["total_api_requests"], 3);
+    let (_, v) = get(app, &m, &format!("/user/daily/activity?{range}")).await;
+    assert_eq!(v["metadata"]["total_api_requests"], 6);
+    assert!(close(
+        v["metadata"]["total_spend"].as_f64().unwrap(),
+        sum_spend(&logs)
+    ));
+    let (_, v) = get(
+        app,
+        &m,
+        &format!("/user/daily/activity?{range}&model=other"),
+    )
+    .await;
+    assert_eq!(v["metadata"]["total_api_requests"], 1);
+    let (_, v) = get(
+        app,
+        &m,
+        &format!("/user/daily/activity?{range}&api_key={}", w.bob_key.0),
+    )
+    .await;
+    assert_eq!(v["metadata"]["total_api_requests"], 3);
+
+    // A range without calls is empty; dates are required and checked.
+    let (_, v) = get(
+        app,
+        &m,
+        "/user/daily/activity?start_date=2020-01-01&end_date=2020-01-31",
+    )
+    .await;
+    assert_eq!(v["results"], json!([]));
+    let (s, v) = get(app, &m, "/user/daily/activity").await;
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("start_date"));
+    let (s, _) = get(
+        app,
+        &m,
+        "/user/daily/activity?start_date=2026-02-30&end_date=2026-03-01",
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = get(
+        app,
+        &m,
+        "/user/daily/activity?start_date=2026-03-02&end_date=2026-03-01",
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Team activity: no teams here, so a member of none sees nothing and may name none.
+    let (s, v) = get(app, &w.alice.1, &format!("/team/daily/activity?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"], json!([]));
+    let (s, _) = get(
+        app,
+        &w.alice.1,
+        &format!("/team/daily/activity?{range}&team_ids=someone-elses"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (_, v) = get(app, &m, &format!("/team/daily/activity?{range}")).await;
+    assert_eq!(v["metadata"]["total_api_requests"], 6);
+    assert_eq!(
+        v["results"][0]["breakdown"]["entities"][""]["metrics"]["api_requests"],
+        6
+    );
+    app_stop(w).await;
+}
+
+#[tokio::test]
+async fn team_activity_counts_team_keys() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    let (carol, carol_t) = user(&app, "carol@example.com", "internal_user").await;
+    let (_, dave_t) = user(&app, "dave@example.com", "internal_user").await;
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/new",
+            json!({"team_alias": "Research", "members_with_roles": [{"user_id": carol, "role": "user"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let team = v["team_id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/key/generate",
+            json!({"user_id": carol, "team_id": team}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let team_key = v["key"].as_str().unwrap().to_string();
+    chat(&app, &team_key, "demo").await;
+    chat(&app, &team_key, "other").await;
+    assert_eq!(app.wait_for_spend_logs(2).await, 2);
+    let range = format!("start_date={}&end_date={}", today(), today());
+
+    let (s, v) = get(
+        &app,
+        &carol_t,
+        &format!("/team/daily/activity?{range}&team_ids={team}"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["metadata"]["total_api_requests"], 2);
+    assert_eq!(
+        v["results"][0]["breakdown"]["entities"][&team]["metrics"]["api_requests"],
+        2
+    );
+    let (_, v) = get(&app, &carol_t, &format!("/team/daily/activity?{range}")).await;
+    assert_eq!(v["metadata"]["total_api_requests"], 2);
+    let (s, _) = get(
+        &app,
+        &dave_t,
+        &format!("/team/daily/activity?{range}&team_ids={team}"),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // The global team view names the team by its alias.
+    let (s, v) = get(&app, &m, "/global/spend/teams").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["teams"], json!(["Research"]));
+    assert_eq!(v["total_spend_per_team"][0]["team_id"], "Research");
+    assert!(v["daily_spend"][0]["Research"].as_f64().unwrap() > 0.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn global_views_sum_everything_for_admins_only() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let (_, logs) = get(app, &m, "/spend/logs").await;
+    let total = sum_spend(logs.as_array().unwrap());
+
+    let (s, v) = get(app, &m, "/global/spend").await;
+    assert_eq!(s, 200, "{v}");
+    assert!(close(v["spend"].as_f64().unwrap(), total));
+    assert!(v["max_budget"].is_null());
+
+    let (_, v) = get(app, &m, "/global/spend/keys").await;
+    let keys = v.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let got: HashSet<&str> = keys
+        .iter()
+        .map(|k| k["api_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        HashSet::from([w.alice_key.1.as_str(), w.bob_key.1.as_str()])
+    );
+    assert!(keys[0]["total_spend"].as_f64() >= keys[1]["total_spend"].as_f64());
+    assert!(keys[0]["key_name"].as_str().unwrap().starts_with("sk-"));
+    let (_, v) = get(app, &m, "/global/spend/keys?limit=1").await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (s, _) = get(app, &m, "/global/spend/keys?limit=-3").await;
+    assert_eq!(s, 400);
+
+    let (_, v) = get(app, &m, "/global/spend/models").await;
+    let models: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models.len(), 2);
+    assert!(models.contains(&"demo") && models.contains(&"other"));
+    let model_total: f64 = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total_spend"].as_f64().unwrap())
+        .sum();
+    assert!(close(model_total, total));
+
+    let (_, v) = get(app, &m, "/global/spend/teams").await;
+    assert_eq!(v["teams"], json!(["Unassigned"]));
+
+    for path in [
+        "/global/spend",
+        "/global/spend/keys",
+        "/global/spend/teams",
+        "/global/spend/models",
+    ] {
+        let (s, v) = get(app, &w.alice.1, path).await;
+        assert_eq!(s, 401, "{path}: {v}");
+        assert_eq!(v["error"]["type"], "auth_error");
+    }
+    app_stop(w).await;
+}
+
+/// The RBAC matrix for the spend routes this app serves: every role against the policy table.
+#[tokio::test]
+async fn spend_routes_follow_the_policy_table() {
+    let app = spawn_app(CONFIG).await;
+    let served: HashSet<&str> = [
+        "/spend/logs",
+        "/spend/logs/v2",
+        "/spend/logs/ui",
+        "/user/daily/activity",
+        "/team/daily/activity",
+        "/global/spend",
+        "/global/spend/keys",
+        "/global/spend/teams",
+        "/global/spend/models",
+    ]
+    .into_iter()
+    .collect();
+    let mut tokens = Vec::new();
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let (_, t) = user(&app, &format!("matrix{i}@example.com"), role.as_str()).await;
+        tokens.push((*role, t));
+    }
+    let mut checked = 0;
+    let range = format!("start_date={}&end_date={}", today(), today());
+    for rule in routes().iter().filter(|r| served.contains(r.path)) {
+        for (role, token) in &tokens {
+            let (status, body) = get(&app, token, &format!("{}?{range}", rule.path)).await;
+            match decide("GET", rule.path, *role) {
+                Decision::Deny { status: want, .. } => {
+                    assert_eq!(status.as_u16(), want, "{role:?} {}: {body}", rule.path)
+                }
+                _ => assert_eq!(status, 200, "{role:?} {}: {body}", rule.path),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, served.len() * Role::ALL.len());
+    app.stop().await;
+}

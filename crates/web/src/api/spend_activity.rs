@@ -1,0 +1,327 @@
+//! `/user/daily/activity` and `/team/daily/activity`: LiteLLM's per-day activity
+//! (`SpendAnalyticsPaginatedResponse`), built from the daily aggregates in one read. Days come
+//! back whole (no paging across days); `metadata.page` is always 1.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tollgate_proxy::ApiError;
+use tollgate_store::{DailyActivityRow, SpendScope, SpendTotals};
+
+use super::keys::token_of;
+use super::sees_all;
+use super::spend::{not_your_spend, parse_date, usd};
+use crate::principal::{store_unavailable, Principal};
+use crate::state::WebState;
+
+/// Keys whose alias is looked up for `breakdown.api_keys` metadata; past this many distinct
+/// keys the rest are listed without it (one lookup each would dominate a global view).
+const KEY_METADATA_LOOKUPS: usize = 200;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct ActivityQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    model: Option<String>,
+    api_key: Option<String>,
+    user_id: Option<String>,
+    team_ids: Option<String>,
+    team_id: Option<String>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn dates(q: &ActivityQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let (Some(s), Some(e)) = (non_empty(&q.start_date), non_empty(&q.end_date)) else {
+        return Err(ApiError::bad_request(
+            "Please provide start_date and end_date",
+        ));
+    };
+    let (from, to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
+    if from > to {
+        return Err(
+            ApiError::bad_request("start_date must not be after end_date.")
+                .with_param("start_date"),
+        );
+    }
+    Ok((from, to))
+}
+
+/// `GET /user/daily/activity`. Admin roles see anyone (or everyone); others only themselves,
+/// and naming another user is refused as LiteLLM refuses it.
+pub async fn user_activity(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ActivityQuery>,
+) -> Response {
+    let result = async {
+        let (from, to) = dates(&q)?;
+        let asked = non_empty(&q.user_id);
+        let user_id = if sees_all(&p) {
+            asked.map(str::to_string)
+        } else {
+            if asked.is_some_and(|u| u != p.user_id) {
+                return Err(not_your_spend(
+                    "Non-admin users can only view their own spend data.",
+                ));
+            }
+            Some(p.user_id.clone())
+        };
+        let scope = SpendScope {
+            user_id,
+            team_id: None,
+            api_key: non_empty(&q.api_key).map(token_of),
+        };
+        activity(&state, &[scope], non_empty(&q.model), from, to, false).await
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /team/daily/activity?team_ids=a,b`. Admin roles see any team (no ids: all traffic);
+/// others only teams they belong to (no ids: all of theirs).
+pub async fn team_activity(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ActivityQuery>,
+) -> Response {
+    let result = async {
+        let (from, to) = dates(&q)?;
+        let mut asked: Vec<String> = non_empty(&q.team_ids)
+            .or(non_empty(&q.team_id))
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        asked.sort();
+        asked.dedup();
+        if !sees_all(&p) {
+            let mine: HashSet<String> = state
+                .store
+                .teams_of_user(&p.user_id)
+                .await
+                .map_err(|e| store_unavailable(&e))?
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect();
+            if asked.iter().any(|t| !mine.contains(t)) {
+                return Err(not_your_spend(
+                    "Non-admin users can only view spend of teams they belong to.",
+                ));
+            }
+            if asked.is_empty() {
+                asked = mine.into_iter().collect();
+                asked.sort();
+                if asked.is_empty() {
+                    return Ok(render(&BTreeMap::new(), &BTreeMap::new()));
+                }
+            }
+        }
+        let api_key = non_empty(&q.api_key).map(token_of);
+        let scopes: Vec<SpendScope> = if asked.is_empty() {
+            vec![SpendScope {
+                api_key,
+                ..Default::default()
+            }]
+        } else {
+            asked
+                .iter()
+                .map(|t| SpendScope {
+                    user_id: None,
+                    team_id: Some(t.clone()),
+                    api_key: api_key.clone(),
+                })
+                .collect()
+        };
+        activity(&state, &scopes, non_empty(&q.model), from, to, true).await
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One day's totals and breakdowns.
+#[derive(Default)]
+struct Day {
+    totals: SpendTotals,
+    models: BTreeMap<String, SpendTotals>,
+    providers: BTreeMap<String, SpendTotals>,
+    api_keys: BTreeMap<String, SpendTotals>,
+    /// Teams, for the team view.
+    entities: BTreeMap<String, SpendTotals>,
+}
+
+fn add(t: &mut SpendTotals, o: &SpendTotals) {
+    t.spend_nanos = t.spend_nanos.saturating_add(o.spend_nanos);
+    t.prompt_tokens = t.prompt_tokens.saturating_add(o.prompt_tokens);
+    t.completion_tokens = t.completion_tokens.saturating_add(o.completion_tokens);
+    t.requests += o.requests;
+    t.successful_requests += o.successful_requests;
+    t.failed_requests += o.failed_requests;
+}
+
+fn accumulate(days: &mut BTreeMap<NaiveDate, Day>, r: &DailyActivityRow, entities: bool) {
+    let d = days.entry(r.day).or_default();
+    add(&mut d.totals, &r.totals);
+    add(
+        d.models.entry(r.model_group.clone()).or_default(),
+        &r.totals,
+    );
+    add(
+        d.providers
+            .entry(r.custom_llm_provider.clone())
+            .or_default(),
+        &r.totals,
+    );
+    add(d.api_keys.entry(r.api_key.clone()).or_default(), &r.totals);
+    if entities {
+        add(d.entities.entry(r.team_id.clone()).or_default(), &r.totals);
+    }
+}
+
+async fn activity(
+    state: &WebState,
+    scopes: &[SpendScope],
+    model: Option<&str>,
+    from: NaiveDate,
+    to: NaiveDate,
+    entities: bool,
+) -> Result<Value, ApiError> {
+    let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+    for scope in scopes {
+        let rows = state
+            .store
+            .daily_activity_rows(scope, model, from, to)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        for r in &rows {
+            accumulate(&mut days, r, entities);
+        }
+    }
+    let keys = key_metadata(state, &days).await?;
+    Ok(render(&days, &keys))
+}
+
+/// Alias and team of the keys in the breakdown, highest-spend keys first.
+async fn key_metadata(
+    state: &WebState,
+    days: &BTreeMap<NaiveDate, Day>,
+) -> Result<BTreeMap<String, Value>, ApiError> {
+    let mut spend: BTreeMap<&str, i64> = BTreeMap::new();
+    for d in days.values() {
+        for (k, t) in &d.api_keys {
+            *spend.entry(k.as_str()).or_default() += t.spend_nanos;
+        }
+    }
+    let mut ranked: Vec<(&str, i64)> = spend.into_iter().collect();
+    ranked.sort_by_key(|k| std::cmp::Reverse(k.1));
+    let mut out = BTreeMap::new();
+    for (k, _) in ranked.into_iter().take(KEY_METADATA_LOOKUPS) {
+        let row = state
+            .store
+            .get_key(k)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        out.insert(
+            k.to_string(),
+            json!({
+                "key_alias": row.as_ref().and_then(|r| r.key_alias.clone()),
+                "team_id": row.as_ref().and_then(|r| r.team_id.clone()),
+                "user_id": row.as_ref().and_then(|r| r.user_id.clone()),
+                "key_exists": row.is_some(),
+            }),
+        );
+    }
+    Ok(out)
+}
+
+/// LiteLLM's `SpendMetrics` (Tollgate records no cache-token detail per day: zero).
+fn metrics(t: &SpendTotals) -> Value {
+    json!({
+        "spend": usd(t.spend_nanos),
+        "prompt_tokens": t.prompt_tokens,
+        "completion_tokens": t.completion_tokens,
+        "total_tokens": t.total_tokens(),
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "api_requests": t.requests,
+        "successful_requests": t.successful_requests,
+        "failed_requests": t.failed_requests,
+    })
+}
+
+fn with_metadata(m: &BTreeMap<String, SpendTotals>) -> Map<String, Value> {
+    m.iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                json!({"metrics": metrics(t), "metadata": {}, "api_key_breakdown": {}}),
+            )
+        })
+        .collect()
+}
+
+fn render(days: &BTreeMap<NaiveDate, Day>, keys: &BTreeMap<String, Value>) -> Value {
+    let mut total = SpendTotals::default();
+    let results: Vec<Value> = days
+        .iter()
+        .map(|(day, d)| {
+            add(&mut total, &d.totals);
+            let api_keys: Map<String, Value> = d
+                .api_keys
+                .iter()
+                .map(|(k, t)| {
+                    let meta = keys.get(k).cloned().unwrap_or_else(|| json!({}));
+                    (k.clone(), json!({"metrics": metrics(t), "metadata": meta}))
+                })
+                .collect();
+            let models = with_metadata(&d.models);
+            json!({
+                "date": day.to_string(),
+                "metrics": metrics(&d.totals),
+                "breakdown": {
+                    "models": models,
+                    "model_groups": models,
+                    "providers": with_metadata(&d.providers),
+                    "endpoints": {},
+                    "mcp_servers": {},
+                    "api_keys": api_keys,
+                    "entities": with_metadata(&d.entities),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "results": results,
+        "metadata": {
+            "total_spend": usd(total.spend_nanos),
+            "total_prompt_tokens": total.prompt_tokens,
+            "total_completion_tokens": total.completion_tokens,
+            "total_tokens": total.total_tokens(),
+            "total_api_requests": total.requests,
+            "total_successful_requests": total.successful_requests,
+            "total_failed_requests": total.failed_requests,
+            "total_cache_read_input_tokens": 0,
+            "total_cache_creation_input_tokens": 0,
+            "page": 1,
+            "total_pages": 1,
+            "has_more": false,
+        },
+    })
+}
