@@ -165,6 +165,7 @@ impl App {
             ui: Ui::new().map_err(|e| StartError::Settings(e.to_string()))?,
             mail,
             models: state.router.model_names(true),
+            model_catalog: tollgate_web::state::model_catalog(&state),
             keys: state.keys.clone(),
         });
         spawn_session_sweeper(state.store.clone());

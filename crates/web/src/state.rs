@@ -102,10 +102,67 @@ pub struct WebState {
     pub signing_key: Vec<u8>,
     pub ui: Ui,
     pub mail: Option<Mail>,
-    /// Public model names, for the Models page.
+    /// Public model names (wildcard patterns included), for the key form.
     pub models: Vec<String>,
+    /// Each public model name with its price, for the Models page (built by [`model_catalog`]).
+    pub model_catalog: Vec<ModelEntry>,
     /// The proxy's key cache, evicted when a key changes.
     pub keys: std::sync::Arc<tollgate_proxy::keys::KeyCache>,
+}
+
+/// One public model name with what it costs, as the proxy will charge it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelEntry {
+    pub name: String,
+    /// Dollars per token; `None` when no price is known.
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    /// `chat`, `embedding`, `completion` … from the price table, when it says.
+    pub mode: Option<String>,
+    /// A wildcard pattern (`openai/*`): priced per concrete model at call time.
+    pub pattern: bool,
+}
+
+/// The Models page's list, priced the way the proxy prices a call (a deployment's configured
+/// `input_cost_per_token`/`output_cost_per_token` first, then the price table), so the page
+/// never disagrees with what spend records say. With several deployments under one name, the
+/// first priced one is shown.
+pub fn model_catalog(proxy: &tollgate_proxy::ProxyState) -> Vec<ModelEntry> {
+    proxy
+        .router
+        .model_names(true)
+        .into_iter()
+        .map(|name| {
+            let pattern = name.contains('*');
+            let specs: Vec<_> = proxy
+                .router
+                .deployments()
+                .map(|d| &d.spec)
+                .filter(|s| s.model_name == name && !s.upstream_model.contains('*'))
+                .collect();
+            let price = specs
+                .iter()
+                .find_map(|s| proxy.price_for(s, &s.upstream_model));
+            // A config override carries no mode; the table entry for the model may.
+            let mode = price.and_then(|p| p.mode.clone()).or_else(|| {
+                specs.iter().find_map(|s| {
+                    let provider = s.provider.name();
+                    s.base_model
+                        .as_deref()
+                        .and_then(|b| proxy.prices.lookup(provider, b))
+                        .or_else(|| proxy.prices.lookup(provider, &s.upstream_model))
+                        .and_then(|p| p.mode.clone())
+                })
+            });
+            ModelEntry {
+                name,
+                input_cost_per_token: price.and_then(|p| p.input_cost_per_token),
+                output_cost_per_token: price.and_then(|p| p.output_cost_per_token),
+                mode,
+                pattern,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,13 +11,18 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 use tollgate_domain::policy::{decide, Decision};
 use tollgate_domain::role::Role;
+use tollgate_domain::NanoUsd;
 use tollgate_proxy::ApiError;
 use tollgate_store::audit::AuditFilter;
 use tollgate_store::keys::{KeyFilter, KeyRow};
 use tollgate_store::users::{UserFilter, UserPatch};
+use tollgate_store::{
+    DailySpend, SpendGroup, SpendLogFilter, SpendScope, SpendStatus, SpendTotals,
+};
 
 use crate::api::auth::form_fields;
 use crate::api::client_ip;
@@ -309,12 +314,97 @@ async fn home(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Respons
     } else {
         json!({"users": null, "teams": null, "invitations_pending": null})
     };
+    // The admin login acts as PROXY_ADMIN_ID, which may have no user row: then no budget card.
+    let own = state
+        .store
+        .get_user(&p.user_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|u| budget_ctx(u.spend_nanos, u.max_budget_nanos));
+    let gateway = if p.role.sees_all() {
+        gateway_month_ctx(&state).await
+    } else {
+        Value::Null
+    };
     render(
         &state,
         StatusCode::OK,
         "home.html",
-        &merge(base_ctx(&p, "home", None), json!({"stats": stats})),
+        &merge(
+            base_ctx(&p, "home", None),
+            json!({"stats": stats, "own_spend": own, "gateway": gateway}),
+        ),
     )
+}
+
+/// The whole gateway's spend this month (UTC), for admins' Home.
+async fn gateway_month_ctx(state: &WebState) -> Value {
+    let today = chrono::Utc::now().date_naive();
+    let first = today.with_day(1).unwrap_or(today);
+    match state
+        .store
+        .spend_totals(&SpendScope::default(), first, today)
+        .await
+    {
+        Ok(t) => json!({
+            "month": today.format("%B %Y").to_string(),
+            "spend_label": dollars(t.spend_nanos),
+            "requests": thousands(t.requests),
+            "requests_n": t.requests,
+            "tokens": thousands(t.total_tokens()),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "home: gateway spend could not be read");
+            Value::Null
+        }
+    }
+}
+
+/// Spend against a budget, for the bar the Home and Keys pages draw.
+fn budget_ctx(spend_nanos: i64, max_budget_nanos: Option<i64>) -> Value {
+    let pct = match max_budget_nanos {
+        Some(b) if b > 0 => Some(
+            ((spend_nanos as f64 / b as f64) * 100.0)
+                .clamp(0.0, 100.0)
+                .round() as i64,
+        ),
+        _ => None,
+    };
+    json!({
+        "spend_label": dollars(spend_nanos),
+        "budget_label": max_budget_nanos.map(budget_money),
+        "budget_pct": pct,
+        "over": max_budget_nanos.is_some_and(|b| spend_nanos >= b),
+    })
+}
+
+/// A budget: `$10.00` when it is whole cents, else as many digits as [`dollars`] needs.
+fn budget_money(nanos: i64) -> String {
+    if nanos % 10_000_000 == 0 {
+        money(NanoUsd(nanos).to_usd(), 2)
+    } else {
+        dollars(nanos)
+    }
+}
+
+/// Money as `$0.0123`: four decimals, more when a non-zero amount would otherwise read as zero.
+fn dollars(nanos: i64) -> String {
+    let usd = NanoUsd(nanos).to_usd();
+    if nanos == 0 {
+        "$0.00".to_string()
+    } else if nanos.unsigned_abs() >= 100_000 {
+        format!("${usd:.4}")
+    } else {
+        let s = format!("{usd:.9}");
+        let t = s.trim_end_matches('0');
+        let places = t.split('.').nth(1).map_or(0, str::len);
+        if places < 6 {
+            format!("${usd:.6}")
+        } else {
+            format!("${t}")
+        }
+    }
 }
 
 async fn login_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
@@ -1211,24 +1301,6 @@ async fn account_password(
     }
 }
 
-async fn simple(
-    state: &WebState,
-    headers: &HeaderMap,
-    name: &str,
-    nav: &str,
-    extra: Value,
-) -> Response {
-    match signed_in(state, headers).await {
-        Ok(p) => render(
-            state,
-            StatusCode::OK,
-            name,
-            &merge(base_ctx(&p, nav, None), extra),
-        ),
-        Err(r) => r,
-    }
-}
-
 // ---- keys ---------------------------------------------------------------------------------
 
 const KEY_PAGE_SIZE: u32 = 50;
@@ -1292,7 +1364,7 @@ fn key_ctx(k: &KeyRow, user_email: Option<String>) -> Value {
     json!({
         "token": k.token, "alias": k.key_alias, "key_name": k.key_name, "models": k.models,
         "spend": spend, "max_budget": budget, "budget_pct": pct,
-        "spend_label": money(spend, 4), "budget_label": budget.map(|b| money(b, 2)),
+        "spend_label": dollars(k.spend_nanos), "budget_label": k.max_budget_nanos.map(budget_money),
         "tpm_limit": k.tpm_limit, "rpm_limit": k.rpm_limit, "expires": v["expires"],
         "status": v["status"], "user_id": k.user_id, "user_email": user_email,
     })
@@ -1555,20 +1627,363 @@ async fn key_delete(
     }
 }
 
-async fn usage_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
-    simple(&state, &headers, "usage.html", "usage", json!({})).await
+// ---- usage --------------------------------------------------------------------------------
+
+/// The ranges the Usage page offers, in days (the last N UTC days, today included).
+const USAGE_RANGES: &[u32] = &[7, 30, 90];
+const USAGE_DEFAULT_DAYS: u32 = 30;
+const BREAKDOWN_ROWS: u32 = 20;
+const RECENT_ROWS: u32 = 25;
+
+/// Whose usage the page shows. Admins (and view-only admins) choose any user or team, or the
+/// whole gateway; everyone else sees their own, whatever the query says.
+fn usage_scope(p: &Principal, q: &HashMap<String, String>) -> (SpendScope, String) {
+    if !p.role.sees_all() {
+        let scope = SpendScope {
+            user_id: Some(p.user_id.clone()),
+            ..SpendScope::default()
+        };
+        return (scope, String::new());
+    }
+    let chosen = q.get("scope").map(|s| s.trim()).unwrap_or_default();
+    let mut scope = SpendScope::default();
+    if let Some(id) = chosen.strip_prefix("user:").filter(|id| !id.is_empty()) {
+        scope.user_id = Some(id.to_string());
+    } else if let Some(id) = chosen.strip_prefix("team:").filter(|id| !id.is_empty()) {
+        scope.team_id = Some(id.to_string());
+    } else {
+        return (scope, String::new());
+    }
+    (scope, chosen.to_string())
+}
+
+/// `1,234,567`.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn latency(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+fn totals_ctx(t: &SpendTotals) -> Value {
+    json!({
+        "spend": dollars(t.spend_nanos),
+        "tokens": thousands(t.prompt_tokens.saturating_add(t.completion_tokens)),
+        "prompt_tokens": thousands(t.prompt_tokens),
+        "completion_tokens": thousands(t.completion_tokens),
+        "requests": thousands(t.requests),
+        "requests_n": t.requests,
+        "failed": thousands(t.failed_requests),
+        "failed_n": t.failed_requests,
+    })
+}
+
+/// Chart geometry in the SVG's own units: one 10-unit slot per day, bars 100 units tall at most.
+const SLOT: i64 = 10;
+const CHART_H: f64 = 100.0;
+
+/// One bar per day in the range (days without spend are gaps), scaled to the highest day.
+fn chart_ctx(daily: &[DailySpend], from: NaiveDate, days: u32) -> Value {
+    let by_day: HashMap<NaiveDate, &SpendTotals> =
+        daily.iter().map(|d| (d.day, &d.totals)).collect();
+    let max = daily
+        .iter()
+        .map(|d| d.totals.spend_nanos)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut bars = Vec::new();
+    for i in 0..days {
+        let Some(day) = from.checked_add_days(chrono::Days::new(u64::from(i))) else {
+            break;
+        };
+        let Some(t) = by_day.get(&day) else { continue };
+        if t.spend_nanos <= 0 && t.requests == 0 {
+            continue;
+        }
+        // A day with requests but tiny spend still gets a visible sliver.
+        let h = ((t.spend_nanos.max(0) as f64 / max as f64) * (CHART_H - 4.0)).max(1.0);
+        bars.push(json!({
+            "x": i64::from(i) * SLOT + 1, "w": SLOT - 2,
+            "y": format!("{:.2}", CHART_H - h), "h": format!("{h:.2}"),
+            "title": format!("{}: {} · {} {}", day.format("%b %-d"), dollars(t.spend_nanos),
+                thousands(t.requests), if t.requests == 1 { "request" } else { "requests" }),
+        }));
+    }
+    let last = from
+        .checked_add_days(chrono::Days::new(u64::from(days.saturating_sub(1))))
+        .unwrap_or(from);
+    json!({
+        "width": i64::from(days) * SLOT,
+        "height": CHART_H,
+        "bars": bars,
+        "max_label": dollars(daily.iter().map(|d| d.totals.spend_nanos).max().unwrap_or(0)),
+        "first_label": from.format("%b %-d").to_string(),
+        "last_label": last.format("%b %-d").to_string(),
+        "days": daily.iter().map(|d| json!({
+            "day": d.day.format("%Y-%m-%d").to_string(),
+            "spend": dollars(d.totals.spend_nanos),
+            "requests": thousands(d.totals.requests),
+            "tokens": thousands(d.totals.prompt_tokens.saturating_add(d.totals.completion_tokens)),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// How a key is named on the page: its alias and masked name, never its hash or secret.
+async fn key_label(state: &WebState, cache: &mut HashMap<String, Value>, hash: &str) -> Value {
+    if let Some(v) = cache.get(hash) {
+        return v.clone();
+    }
+    let v = if hash == state.master_key.hash_hex() {
+        json!({"alias": "Master key", "key_name": null, "gone": false})
+    } else {
+        match state.store.get_key(hash).await.ok().flatten() {
+            Some(k) => json!({"alias": k.key_alias, "key_name": k.key_name, "gone": false}),
+            None if hash.is_empty() => json!({"alias": "No key", "key_name": null, "gone": true}),
+            None => json!({"alias": "Deleted key", "key_name": null, "gone": true}),
+        }
+    };
+    cache.insert(hash.to_string(), v.clone());
+    v
+}
+
+/// The select's choices for admins: the whole gateway, then users and teams.
+async fn usage_choices(state: &WebState, selected: &str) -> Value {
+    let users = state
+        .store
+        .list_users(&UserFilter {
+            page_size: 500,
+            ..UserFilter::default()
+        })
+        .await
+        .map(|(u, _)| u)
+        .unwrap_or_default();
+    let teams = state.store.list_teams(None).await.unwrap_or_default();
+    let mut users: Vec<Value> = users
+        .iter()
+        .map(|u| {
+            json!({"value": format!("user:{}", u.user_id),
+                   "label": u.user_email.clone().unwrap_or_else(|| u.user_id.clone())})
+        })
+        .collect();
+    let teams: Vec<Value> = teams
+        .iter()
+        .map(|t| {
+            json!({"value": format!("team:{}", t.team_id),
+                   "label": t.team_alias.clone().unwrap_or_else(|| t.team_id.clone())})
+        })
+        .collect();
+    // A chosen user past the list's end (or with spend but no row any more) stays selectable.
+    if selected.starts_with("user:") && !users.iter().any(|u| u["value"] == selected) {
+        users.push(json!({"value": selected, "label": selected.trim_start_matches("user:")}));
+    }
+    json!({"users": users, "teams": teams})
+}
+
+async fn usage_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = or_page!(signed_in(&state, &headers).await);
+    let days = q
+        .get("days")
+        .and_then(|d| d.trim().parse::<u32>().ok())
+        .filter(|d| USAGE_RANGES.contains(d))
+        .unwrap_or(USAGE_DEFAULT_DAYS);
+    let (scope, selected) = usage_scope(&p, &q);
+    let to = chrono::Utc::now().date_naive();
+    let from = to
+        .checked_sub_days(chrono::Days::new(u64::from(days - 1)))
+        .unwrap_or(to);
+    let since = from.and_time(chrono::NaiveTime::MIN).and_utc();
+    let loaded = async {
+        let daily = state.store.daily_spend(&scope, from, to).await?;
+        let totals = state.store.spend_totals(&scope, from, to).await?;
+        let by_model = state
+            .store
+            .spend_breakdown(&scope, from, to, SpendGroup::Model, BREAKDOWN_ROWS)
+            .await?;
+        let by_key = state
+            .store
+            .spend_breakdown(&scope, from, to, SpendGroup::Key, BREAKDOWN_ROWS)
+            .await?;
+        let recent = state
+            .store
+            .spend_logs_page(
+                &SpendLogFilter {
+                    scope: scope.clone(),
+                    from: Some(since),
+                    ..SpendLogFilter::default()
+                },
+                None,
+                RECENT_ROWS,
+            )
+            .await?;
+        Ok::<_, tollgate_store::StoreError>((daily, totals, by_model, by_key, recent))
+    }
+    .await;
+    let (daily, totals, by_model, by_key, recent) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "usage page: spend could not be read");
+            return error_page(
+                &state,
+                Some(&p),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Usage is unavailable",
+                "The spend records could not be read just now. Reload the page in a moment.",
+            );
+        }
+    };
+    let total_spend = totals.spend_nanos.max(1) as f64;
+    let share = |n: i64| ((n.max(0) as f64 / total_spend) * 100.0).round() as i64;
+    let models: Vec<Value> = by_model
+        .iter()
+        .map(|b| {
+            json!({"name": if b.name.is_empty() { "(unknown)" } else { b.name.as_str() },
+                   "share": share(b.totals.spend_nanos), "totals": totals_ctx(&b.totals)})
+        })
+        .collect();
+    let mut labels = HashMap::new();
+    let mut keys = Vec::new();
+    for b in &by_key {
+        let label = key_label(&state, &mut labels, &b.name).await;
+        keys.push(json!({"key": label, "share": share(b.totals.spend_nanos), "totals": totals_ctx(&b.totals)}));
+    }
+    let mut requests = Vec::new();
+    for r in &recent {
+        let label = key_label(&state, &mut labels, &r.api_key).await;
+        requests.push(json!({
+            "at": ts(&r.start_time), "model": r.model_group, "key": label,
+            "prompt_tokens": thousands(r.prompt_tokens), "completion_tokens": thousands(r.completion_tokens),
+            "tokens": thousands(r.total_tokens()), "estimated": r.usage_estimated,
+            "cost": dollars(r.spend_nanos), "priced": r.priced,
+            "ok": r.status == SpendStatus::Success, "http_status": r.http_status,
+            "latency": latency(r.request_duration_ms), "request_id": r.request_id,
+        }));
+    }
+    let choices = if p.role.sees_all() {
+        usage_choices(&state, &selected).await
+    } else {
+        Value::Null
+    };
+    let scope_label = if selected.is_empty() {
+        None
+    } else {
+        choices["users"]
+            .as_array()
+            .into_iter()
+            .chain(choices["teams"].as_array())
+            .flatten()
+            .find(|c| c["value"] == selected.as_str())
+            .and_then(|c| c["label"].as_str().map(str::to_string))
+    };
+    render(
+        &state,
+        StatusCode::OK,
+        "usage.html",
+        &merge(
+            base_ctx(&p, "usage", None),
+            json!({
+                "days": days, "ranges": USAGE_RANGES, "scope": selected, "scope_label": scope_label,
+                "scope_kind": selected.split(':').next().unwrap_or_default(),
+                "choices": choices,
+                "from": from.format("%Y-%m-%d").to_string(), "to": to.format("%Y-%m-%d").to_string(),
+                "totals": totals_ctx(&totals), "chart": chart_ctx(&daily, from, days),
+                "by_model": models, "by_key": keys, "recent": requests,
+                "can_create_keys": can_create_keys(&p),
+            }),
+        ),
+    )
+}
+
+/// The caller's own model list (empty: no restriction). Proxy admins are never restricted.
+async fn own_model_list(state: &WebState, p: &Principal) -> Vec<String> {
+    if p.role == Role::ProxyAdmin {
+        return Vec::new();
+    }
+    state
+        .store
+        .get_user(&p.user_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|u| u.models)
+        .unwrap_or_default()
+}
+
+/// The proxy's rule for a user's list (`may_use` in proxy/src/keys.rs): empty or
+/// `all-proxy-models` allows everything, otherwise an exact name or a matching wildcard.
+fn list_allows(list: &[String], model: &str) -> bool {
+    list.is_empty()
+        || list.iter().any(|m| {
+            m == "all-proxy-models"
+                || tollgate_domain::model_name::wildcard_match(m, model).is_some()
+                || m == model
+        })
+}
+
+/// Dollars per million tokens, with enough digits for cheap models (`$0.075`, `$2.50`).
+fn per_million(cost_per_token: Option<f64>) -> Option<String> {
+    let m = cost_per_token? * 1_000_000.0;
+    if m == 0.0 {
+        return Some("$0.00".to_string());
+    }
+    if m < 0.0001 {
+        return Some("< $0.0001".to_string());
+    }
+    let s = format!("{m:.4}");
+    let trimmed = s.trim_end_matches('0');
+    let places = trimmed.split('.').nth(1).map_or(0, str::len);
+    Some(if places < 2 {
+        format!("${m:.2}")
+    } else {
+        format!("${trimmed}")
+    })
 }
 
 async fn models_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
-    let models: Vec<Value> = state.models.iter().map(|m| json!({"name": m})).collect();
-    simple(
+    let p = or_page!(signed_in(&state, &headers).await);
+    let own = own_model_list(&state, &p).await;
+    let models: Vec<Value> = state
+        .model_catalog
+        .iter()
+        .filter(|m| list_allows(&own, &m.name))
+        .map(|m| {
+            json!({
+                "name": m.name, "pattern": m.pattern, "mode": m.mode,
+                "input": per_million(m.input_cost_per_token),
+                "output": per_million(m.output_cost_per_token),
+            })
+        })
+        .collect();
+    let restricted = !own.is_empty() && !own.iter().any(|m| m == "all-proxy-models");
+    render(
         &state,
-        &headers,
+        StatusCode::OK,
         "models.html",
-        "models",
-        json!({ "models": models }),
+        &merge(
+            base_ctx(&p, "models", None),
+            json!({ "models": models, "restricted": restricted }),
+        ),
     )
-    .await
 }
 
 async fn static_file(Path(name): Path<String>) -> Response {
@@ -1584,5 +1999,54 @@ async fn static_file(Path(name): Path<String>) -> Response {
             r
         }
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_shows_small_spend() {
+        assert_eq!(dollars(0), "$0.00");
+        assert_eq!(dollars(12_300_000), "$0.0123");
+        assert_eq!(dollars(300_000), "$0.0003");
+        assert_eq!(dollars(24_000), "$0.000024");
+        assert_eq!(dollars(1_234), "$0.000001234");
+        assert_eq!(dollars(4_170_200_000), "$4.1702");
+        assert_eq!(budget_money(10_000_000_000), "$10.00");
+        assert_eq!(budget_money(1_000_000), "$0.0010");
+    }
+
+    #[test]
+    fn counts_and_latency() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(2_113_040), "2,113,040");
+        assert_eq!(thousands(-1_234), "-1,234");
+        assert_eq!(latency(340), "340 ms");
+        assert_eq!(latency(1_250), "1.2 s");
+    }
+
+    #[test]
+    fn prices_per_million_tokens() {
+        assert_eq!(per_million(None), None);
+        assert_eq!(per_million(Some(0.0)).as_deref(), Some("$0.00"));
+        assert_eq!(per_million(Some(0.000_000_15)).as_deref(), Some("$0.15"));
+        assert_eq!(per_million(Some(0.000_000_075)).as_deref(), Some("$0.075"));
+        assert_eq!(per_million(Some(0.000_002_5)).as_deref(), Some("$2.50"));
+        assert_eq!(per_million(Some(0.000_01)).as_deref(), Some("$10.00"));
+    }
+
+    #[test]
+    fn model_lists_follow_the_proxy_rule() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(list_allows(&[], "gpt-4o"));
+        assert!(list_allows(&list(&["all-proxy-models"]), "gpt-4o"));
+        assert!(list_allows(&list(&["gpt-*"]), "gpt-4o"));
+        assert!(list_allows(&list(&["gpt-4o"]), "gpt-4o"));
+        assert!(!list_allows(&list(&["gpt-4o"]), "gpt-4o-mini"));
+        assert!(!list_allows(&list(&["claude-*"]), "gpt-4o"));
     }
 }

@@ -276,6 +276,45 @@ mod tests {
         )
     }
 
+    fn usage_ctx(who: Who) -> Json {
+        let admin = who == Who::Admin;
+        let t = |spend: &str, requests: i64| {
+            json!({"spend": spend, "tokens": "2,113,040", "prompt_tokens": "1,500,000",
+                   "completion_tokens": "613,040", "requests": requests.to_string(), "requests_n": requests,
+                   "failed": "3", "failed_n": if admin { 3 } else { 0 }})
+        };
+        let n = if admin { 1284 } else { 0 };
+        signed_in(
+            who,
+            "usage",
+            json!({
+                "days": 30, "ranges": [7, 30, 90], "scope": if admin { "user:u-1" } else { "" },
+                "scope_label": if admin { Json::from("bea@example.com") } else { Json::Null },
+                "scope_kind": if admin { "user" } else { "" },
+                "choices": if admin { json!({
+                    "users": [{"value": "user:u-1", "label": "bea@example.com"}, {"value": "user:u-2", "label": "carl@example.com"}],
+                    "teams": [{"value": "team:t-1", "label": "Research"}],
+                }) } else { Json::Null },
+                "from": "2025-02-03", "to": "2025-03-04",
+                "totals": t("$4.1702", n),
+                "chart": {"width": 300, "height": 100.0, "max_label": "$0.9120", "first_label": "Feb 3", "last_label": "Mar 4",
+                          "bars": [{"x": 1, "w": 8, "y": "4.00", "h": "96.00", "title": "Feb 3: $0.9120 · 12 requests"},
+                                   {"x": 291, "w": 8, "y": "99.00", "h": "1.00", "title": "Mar 4: $0.000024 · 1 request"}],
+                          "days": [{"day": "2025-02-03", "spend": "$0.9120", "requests": "12", "tokens": "1,200"}]},
+                "by_model": [{"name": "gpt-4o-mini", "share": 80, "totals": t("$3.3361", 1000)}],
+                "by_key": [{"key": {"alias": "notebook", "key_name": "sk-...2a5b", "gone": false}, "share": 80, "totals": t("$3.3361", 1000)},
+                           {"key": {"alias": "Deleted key", "key_name": null, "gone": true}, "share": 20, "totals": t("$0.8341", 284)}],
+                "recent": [{"at": "2025-03-04T16:40:12Z", "model": "gpt-4o-mini", "key": {"alias": "notebook", "key_name": "sk-...2a5b", "gone": false},
+                            "prompt_tokens": "12", "completion_tokens": "6", "tokens": "18", "estimated": false,
+                            "cost": "$0.0003", "priced": true, "ok": true, "http_status": 200, "latency": "340 ms", "request_id": "r-1"},
+                           {"at": "2025-03-04T16:41:00Z", "model": "claude-sonnet", "key": {"alias": null, "key_name": "sk-...91c0", "gone": false},
+                            "prompt_tokens": "0", "completion_tokens": "0", "tokens": "0", "estimated": true,
+                            "cost": "$0.00", "priced": false, "ok": false, "http_status": 429, "latency": "1.2 s", "request_id": "r-2"}],
+                "can_create_keys": !admin,
+            }),
+        )
+    }
+
     fn keys_ctx(who: Who) -> Json {
         let admin = who == Who::Admin;
         signed_in(
@@ -312,7 +351,17 @@ mod tests {
                 } else {
                     json!({"users": null, "invitations_pending": null, "teams": null})
                 };
-                signed_in(who, "home", json!({"stats": stats}))
+                let gateway = if who == Who::Admin {
+                    json!({"month": "March 2025", "spend_label": "$41.2031", "requests": "1,284", "requests_n": 1284, "tokens": "2,113,040"})
+                } else {
+                    Json::Null
+                };
+                signed_in(
+                    who,
+                    "home",
+                    json!({"stats": stats, "gateway": gateway,
+                           "own_spend": {"spend_label": "$3.8120", "budget_label": "$10.00", "budget_pct": 38, "over": false}}),
+                )
             }
             "users.html" => users_ctx(who),
             "invitations.html" => signed_in(
@@ -385,11 +434,16 @@ mod tests {
                 json!({"title": "Not allowed", "message": "Your role cannot open this page.", "status": 403}),
             ),
             "keys.html" => keys_ctx(who),
-            "usage.html" => signed_in(who, "usage", json!({})),
+            "usage.html" => usage_ctx(who),
             "models.html" => signed_in(
                 who,
                 "models",
-                json!({"models": [{"name": "gpt-4o-mini"}, {"name": "claude-sonnet"}, {"name": "text-embedding-3-small"}]}),
+                json!({"restricted": false, "models": [
+                    {"name": "gpt-4o-mini", "pattern": false, "mode": "chat", "input": "$0.15", "output": "$0.60"},
+                    {"name": "claude-sonnet", "pattern": false, "mode": null, "input": null, "output": null},
+                    {"name": "text-embedding-3-small", "pattern": false, "mode": "embedding", "input": "$0.02", "output": "$0.00"},
+                    {"name": "openai/*", "pattern": true, "mode": null, "input": null, "output": null},
+                ]}),
             ),
             other => panic!("no sample context for {other}"),
         }
@@ -870,11 +924,27 @@ mod tests {
         );
         assert!(render("keys.html", &keys).contains("No keys yet"));
         let usage = render("usage.html", &page_ctx("usage.html", Who::Viewer));
-        assert!(usage.contains("No usage to show yet"));
+        assert!(usage.contains("No requests in the last 30 days"));
+        assert!(
+            !usage.contains("id=\"usage-scope\""),
+            "no scope select for non-admins"
+        );
+        let usage = render("usage.html", &page_ctx("usage.html", Who::Admin));
+        assert!(usage.contains("<svg class=\"chart\""));
+        assert!(usage.contains("<rect class=\"chart-bar\" x=\"1\" y=\"4.00\" width=\"8\" height=\"96.00\"><title>Feb 3: $0.9120 · 12 requests</title></rect>"));
+        assert!(usage.contains("<option value=\"user:u-1\" selected>bea@example.com</option>"));
+        assert!(usage.contains("<option value=\"30\" selected>Last 30 days</option>"));
+        assert!(usage.contains("Deleted key"));
+        assert!(usage.contains("Failed 429"));
+        assert!(usage.contains("not priced"));
+        assert!(usage.contains("title=\"2025-03-04 16:40:12 UTC\""));
         let models = render("models.html", &page_ctx("models.html", Who::Viewer));
         assert!(models.contains("gpt-4o-mini"));
         assert!(models.contains("text-embedding-3-small"));
-        assert!(models.contains("3 models"));
+        assert!(models.contains("4 models"));
+        assert!(models.contains("$0.15"));
+        assert!(models.contains("not priced"));
+        assert!(models.contains("Priced per model it matches"));
         let none = merge(page_ctx("models.html", Who::Viewer), json!({"models": []}));
         assert!(render("models.html", &none).contains("No models configured"));
     }
