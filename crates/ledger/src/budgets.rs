@@ -183,22 +183,33 @@ impl Budgets {
         }
     }
 
-    fn settle(&self, path: &[Owner], limited: &[Owner], reserved: i64, actual: Option<i64>) {
+    /// Returns the first owner's settled spend before and after, when it is loaded.
+    fn settle(
+        &self,
+        path: &[Owner],
+        limited: &[Owner],
+        reserved: i64,
+        actual: Option<i64>,
+    ) -> Option<(i64, i64)> {
         let mut l = self.lock();
         for o in limited {
             if let Some(a) = l.accounts.get_mut(o) {
                 a.reserved -= reserved;
             }
         }
-        let Some(actual) = actual.filter(|n| *n > 0) else {
-            return;
-        };
-        for o in path {
+        let actual = actual.filter(|n| *n > 0)?;
+        let mut first = None;
+        for (i, o) in path.iter().enumerate() {
             *l.unflushed.entry(o.clone()).or_default() += actual;
             if let Some(a) = l.accounts.get_mut(o) {
+                let before = a.spend;
                 a.spend = a.spend.saturating_add(actual);
+                if i == 0 {
+                    first = Some((before, a.spend));
+                }
             }
         }
+        first
     }
 }
 
@@ -227,11 +238,12 @@ impl Reservation {
     }
 
     /// The call ended and cost `actual` nano-USD: release the hold and add the cost to every
-    /// owner on the path (the spend writer will commit the same amount).
-    pub fn settle(mut self, actual: i64) {
+    /// owner on the path (the spend writer will commit the same amount). Returns the first
+    /// owner's (the key's) spend before and after, so a soft-budget crossing can be told.
+    pub fn settle(mut self, actual: i64) -> Option<(i64, i64)> {
         self.done = true;
         self.budgets
-            .settle(&self.path, &self.limited, self.amount, Some(actual));
+            .settle(&self.path, &self.limited, self.amount, Some(actual))
     }
 }
 

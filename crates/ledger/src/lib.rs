@@ -4,6 +4,7 @@
 pub mod budgets;
 pub mod cost;
 pub mod prices;
+pub mod resets;
 pub mod writer;
 
 pub use budgets::{BudgetExceeded, Budgets, Limit, Owner, Reservation};

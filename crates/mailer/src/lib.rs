@@ -1,6 +1,6 @@
 //! Outgoing email over SMTP. Configuration comes from LiteLLM's `SMTP_*` environment variables
-//! so an existing deployment keeps working; the only message today is the invitation carrying
-//! the onboarding link.
+//! so an existing deployment keeps working. Messages: the invitation carrying the onboarding
+//! link, and plain-text notices such as soft-budget alerts.
 
 mod config;
 mod mailer;

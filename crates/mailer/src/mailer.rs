@@ -146,6 +146,33 @@ impl Mailer {
             .map_err(|e| self.classify(&e))
     }
 
+    /// A plain-text notice (budget alerts and the like) to one address.
+    pub async fn send_notice(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
+        let to: Mailbox = to
+            .trim()
+            .parse()
+            .map_err(|e: lettre::address::AddressError| MailError::BadAddress {
+                address: to.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let message = Message::builder()
+            .from(self.sender.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(None)
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body(text.to_string())),
+            )
+            .map_err(|e| MailError::Message(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|e| self.classify(&e))
+    }
+
     fn classify(&self, e: &SmtpError) -> MailError {
         let server = self.server.clone();
         let reason = self.scrub(e.to_string());

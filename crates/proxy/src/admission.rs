@@ -321,7 +321,7 @@ mod tests {
         )
         .unwrap();
         let n = prompt_token_bound(&b);
-        assert!(n >= 11 && n < 64, "{n}");
+        assert!((11..64).contains(&n), "{n}");
         let img = format!(
             r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
             "A".repeat(100_000)

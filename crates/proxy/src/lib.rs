@@ -2,6 +2,7 @@
 //! `providers/` translate wire formats; nothing here touches passwords or the UI.
 
 pub mod admission;
+pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod deployment;

@@ -72,6 +72,7 @@ pub struct ProxyState {
     pub keys: Arc<crate::keys::KeyCache>,
     /// Requests, tokens and calls in flight per key, user and team.
     pub limiter: Arc<crate::limits::RateLimiter>,
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl ProxyState {

@@ -8,6 +8,7 @@ mod error;
 mod migrate;
 
 pub mod audit;
+pub mod budget_resets;
 pub mod invitations;
 pub mod keys;
 pub mod sessions;
@@ -18,10 +19,12 @@ pub mod teams;
 pub mod users;
 
 pub use audit::{AuditEntry, AuditFilter};
+pub use budget_resets::{BudgetOwnerKind, BudgetReset};
 pub use connect::{Backend, Store};
 pub use error::StoreError;
 pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
 pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
+pub use migrate::SCHEMA_VERSION;
 pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
 pub use spend_views::{

@@ -10,6 +10,9 @@ struct Migration {
     sql: &'static str,
 }
 
+/// The schema this binary writes: the last migration of each backend.
+pub const SCHEMA_VERSION: i64 = 5;
+
 const SQLITE: &[Migration] = &[
     Migration {
         version: 1,
@@ -30,6 +33,11 @@ const SQLITE: &[Migration] = &[
         version: 4,
         name: "daily spend aggregates and spend log paging indexes",
         sql: include_str!("migrations/sqlite/0004_daily_spend.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "budget periods for users and teams",
+        sql: include_str!("migrations/sqlite/0005_budget_resets.sql"),
     },
 ];
 
@@ -53,6 +61,11 @@ const POSTGRES: &[Migration] = &[
         version: 4,
         name: "daily spend aggregates and spend log paging indexes",
         sql: include_str!("migrations/postgres/0004_daily_spend.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "budget periods for users and teams",
+        sql: include_str!("migrations/postgres/0005_budget_resets.sql"),
     },
 ];
 
@@ -171,5 +184,20 @@ fn check_not_newer(current: Option<i64>, known: &[Migration]) -> Result<(), Stor
             known: latest,
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn schema_version_is_the_last_migration_on_both_backends() {
+        for list in [SQLITE, POSTGRES] {
+            assert_eq!(list.last().map(|m| m.version), Some(SCHEMA_VERSION));
+            for (i, m) in list.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            }
+        }
     }
 }

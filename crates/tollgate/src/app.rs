@@ -65,6 +65,25 @@ fn spend_buffer_records(opts: &Options) -> Result<usize, StartError> {
     }
 }
 
+/// `TOLLGATE_BUDGET_RESET_INTERVAL_SECS`: how often ended budget periods are looked for (60 s;
+/// LiteLLM's job runs about every 10 minutes).
+fn budget_reset_interval(opts: &Options) -> Result<Duration, StartError> {
+    match opts.env_var("TOLLGATE_BUDGET_RESET_INTERVAL_SECS") {
+        None => Ok(Duration::from_secs(60)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=86_400).contains(n))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                StartError::Settings(format!(
+                    "TOLLGATE_BUDGET_RESET_INTERVAL_SECS: expected seconds between 1 and 86400, got {v:?}"
+                ))
+            }),
+    }
+}
+
 /// The key that signs `/v2/login` and onboarding tokens: random, made once, kept in the store
 /// so every instance agrees.
 async fn signing_key(store: &Store) -> Result<Vec<u8>, StartError> {
@@ -111,6 +130,7 @@ impl App {
         let router = ModelRouter::new(deployments, strategy_of(cfg.router.routing_strategy));
         let settings = settings_of(&cfg);
         let budgets = tollgate_ledger::Budgets::new();
+        let (alerts, alert_rx) = tollgate_proxy::alerts::Alerts::channel();
         let writer = SpendWriter::spawn_with_budgets(
             store.clone(),
             WriterConfig {
@@ -133,6 +153,7 @@ impl App {
             store,
             keys: Arc::new(tollgate_proxy::keys::KeyCache::new(budgets)),
             limiter: tollgate_proxy::limits::RateLimiter::new(),
+            alerts,
         });
         for d in state.router.deployments() {
             let s = &d.spec;
@@ -149,13 +170,20 @@ impl App {
         }
         let env = |k: &str| opts.env_var(k);
         let web_config = WebConfig::from_env(&env).map_err(StartError::Settings)?;
-        let mail =
-            match SmtpConfig::from_env(&env).map_err(|e| StartError::Settings(e.to_string()))? {
-                Some(cfg) => Some(tollgate_web::mail::Mail {
-                    mailer: Mailer::new(&cfg).map_err(|e| StartError::Settings(e.to_string()))?,
-                }),
-                None => None,
-            };
+        let smtp = SmtpConfig::from_env(&env).map_err(|e| StartError::Settings(e.to_string()))?;
+        let mailer =
+            |cfg: &SmtpConfig| Mailer::new(cfg).map_err(|e| StartError::Settings(e.to_string()));
+        let mail = match &smtp {
+            Some(cfg) => Some(tollgate_web::mail::Mail {
+                mailer: mailer(cfg)?,
+            }),
+            None => None,
+        };
+        crate::alerts::spawn_alert_handler(
+            alert_rx,
+            state.store.clone(),
+            smtp.as_ref().map(mailer).transpose()?,
+        );
         let web = Arc::new(WebState {
             store: state.store.clone(),
             master_key: state.master_key.clone(),
@@ -169,6 +197,11 @@ impl App {
             keys: state.keys.clone(),
         });
         spawn_session_sweeper(state.store.clone());
+        tollgate_ledger::resets::spawn_reset_job(
+            state.store.clone(),
+            state.keys.budgets().clone(),
+            budget_reset_interval(&opts)?,
+        );
         let health = Arc::new(HealthState {
             proxy: state.clone(),
             shutting_down: AtomicBool::new(false),

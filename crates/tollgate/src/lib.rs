@@ -1,6 +1,7 @@
 //! The Tollgate binary's library half: config loading, wiring and serving, so tests and the
 //! benchmark start exactly what `tollgate serve` starts.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

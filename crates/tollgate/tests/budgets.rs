@@ -337,3 +337,106 @@ async fn a_store_outage_fails_closed_and_resumes_without_duplicates() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn budgets_reset_when_their_period_ends() {
+    let (app, _up) = start(&[("TOLLGATE_BUDGET_RESET_INTERVAL_SECS", "1")]).await;
+    // A nonsense period is refused with the field named.
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/key/generate",
+            json!({"budget_duration": "fortnight"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["param"], "budget_duration");
+
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/key/generate",
+            json!({"max_budget": 0.0001, "budget_duration": "2s"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["budget_reset_at"].is_string(), "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    // Each call costs 24e-6 of the 100e-6 budget: a few fit, then the budget is spent.
+    let mut ok = 0;
+    while chat(&app, &key, hi(Some(1))).await.status() == 200 {
+        ok += 1;
+        assert!(ok < 10, "the budget never ran out");
+    }
+    // The period ends within ~2 s and the job runs every second: the budget is whole again.
+    let mut reopened = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if chat(&app, &key, hi(Some(1))).await.status() == 200 {
+            reopened = true;
+            break;
+        }
+    }
+    assert!(reopened, "the budget never reset");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn crossing_a_soft_budget_is_recorded_and_emailed_once() {
+    use tollgate_testkit::smtp::SmtpServer;
+    let smtp = SmtpServer::start().await;
+    let port = smtp.addr.port().to_string();
+    let (app, _up) = start(&[
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", &port),
+        ("SMTP_SENDER_EMAIL", "gateway@example.com"),
+        ("SMTP_TLS", "False"),
+    ])
+    .await;
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/user/new",
+            json!({"user_email": "soft@example.com", "auto_create_key": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let user_id = v["user_id"].as_str().unwrap().to_string();
+    // Two calls (48e-6) cross a 40e-6 soft budget; the third does not cross it again.
+    let key = new_key(
+        &app,
+        json!({"user_id": user_id, "key_alias": "soft-key", "soft_budget": 0.00004}),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(chat(&app, &key, hi(Some(5))).await.status(), 200);
+    }
+    let mails = smtp.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, vec!["soft@example.com".to_string()]);
+    assert!(mails[0].data.contains("soft-key"));
+    assert!(!mails[0].data.contains(&key), "never the key itself");
+    let (entries, _) = app
+        .store
+        .list_audit(&tollgate_store::AuditFilter {
+            object_type: Some("key".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let crossings: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "key.soft_budget_crossed")
+        .collect();
+    assert_eq!(crossings.len(), 1);
+    assert_eq!(
+        crossings[0].after.as_ref().unwrap()["key_alias"],
+        "soft-key"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.messages().len(), 1, "one crossing, one email");
+    app.stop().await;
+}

@@ -38,6 +38,7 @@ pub fn key_view(k: &KeyRow) -> Value {
         "max_budget": usd(k.max_budget_nanos),
         "soft_budget": usd(k.soft_budget_nanos),
         "budget_duration": k.budget_duration,
+        "budget_reset_at": k.budget_reset_at.as_ref().map(ts),
         "spend": NanoUsd(k.spend_nanos).to_usd(),
         "expires": k.expires.as_ref().map(ts),
         "blocked": k.blocked,
@@ -238,7 +239,10 @@ pub async fn generate(
     new.models = models;
     new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
     new.soft_budget_nanos = budget(req.soft_budget, "soft_budget")?;
-    new.budget_duration = req.budget_duration.clone();
+    if let Some(d) = &req.budget_duration {
+        new.budget_reset_at = Some(super::users::checked_budget_duration(d)?);
+        new.budget_duration = Some(d.clone());
+    }
     new.expires = expires_from(req.duration.as_deref())?;
     new.blocked = req.blocked.unwrap_or(false) && is_admin;
     new.tpm_limit = req.tpm_limit;
@@ -507,6 +511,8 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         patch.soft_budget_nanos = Some(budget(req.soft_budget, "soft_budget")?);
     }
     if let Some(d) = req.budget_duration {
+        // A new period starts now, snapped to the calendar.
+        patch.budget_reset_at = Some(Some(super::users::checked_budget_duration(&d)?));
         patch.budget_duration = Some(Some(d));
     }
     if req.duration.is_some() {

@@ -135,6 +135,9 @@ pub async fn create_team(
     new.team_alias = req.team_alias.clone();
     new.models = req.models.clone().unwrap_or_default();
     new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
+    if let Some(d) = &req.budget_duration {
+        super::users::checked_budget_duration(d)?;
+    }
     new.budget_duration = req.budget_duration.clone();
     new.tpm_limit = req.tpm_limit;
     new.rpm_limit = req.rpm_limit;
@@ -291,6 +294,9 @@ pub async fn update(
         }
     }
     if let Some(d) = req.budget_duration {
+        if let Err(e) = super::users::checked_budget_duration(&d) {
+            return e.into_response();
+        }
         patch.budget_duration = Some(Some(d));
     }
     if req.tpm_limit.is_some() {

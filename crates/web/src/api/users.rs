@@ -76,6 +76,17 @@ pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
     }
 }
 
+/// A `budget_duration` LiteLLM would accept ("30s", "1h", "1d", "7d", "30d", "1mo"), and the
+/// first reset of its period.
+pub fn checked_budget_duration(d: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    tollgate_domain::budget_period::next_reset(d, chrono::Utc::now()).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "budget_duration {d:?} is not a duration: use a number and a unit, like 30s, 10m, 1h, 1d, 7d, 30d or 1mo."
+        ))
+        .with_param("budget_duration")
+    })
+}
+
 pub fn budget(v: Option<f64>, field: &str) -> Result<Option<i64>, ApiError> {
     match v {
         None => Ok(None),
@@ -132,6 +143,9 @@ pub async fn create_user(
     new.user_alias = req.user_alias.clone();
     new.models = req.models.clone().unwrap_or_default();
     new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
+    if let Some(d) = &req.budget_duration {
+        checked_budget_duration(d)?;
+    }
     new.budget_duration = req.budget_duration.clone();
     new.tpm_limit = req.tpm_limit;
     new.rpm_limit = req.rpm_limit;
@@ -322,6 +336,7 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         patch.max_budget_nanos = Some(budget(req.max_budget, "max_budget")?);
     }
     if let Some(d) = &req.budget_duration {
+        checked_budget_duration(d)?;
         patch.budget_duration = Some(Some(d.clone()));
     }
     if let Some(s) = budget(req.spend, "spend")? {

@@ -1,0 +1,43 @@
+//! The budget-period job: resets due budgets in the store and in this process's accounts
+//! together, under the spend writer's commit lock, so a batch committed meanwhile is counted in
+//! exactly one period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tollgate_store::{BudgetOwnerKind, BudgetReset, Store, StoreError};
+
+use crate::budgets::{Budgets, Owner};
+
+/// One pass: returns what was reset.
+pub async fn reset_due(store: &Store, budgets: &Budgets) -> Result<Vec<BudgetReset>, StoreError> {
+    let _guard = budgets.commit_guard().await;
+    let done = store.reset_due_budgets(chrono::Utc::now()).await?;
+    for r in &done {
+        let id: Arc<str> = Arc::from(r.id.as_str());
+        budgets.reset(&match r.kind {
+            BudgetOwnerKind::Key => Owner::Key(id),
+            BudgetOwnerKind::User => Owner::User(id),
+            BudgetOwnerKind::Team => Owner::Team(id),
+        });
+    }
+    Ok(done)
+}
+
+/// Runs [`reset_due`] every `every` until the process ends.
+pub fn spawn_reset_job(store: Store, budgets: Arc<Budgets>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match reset_due(&store, &budgets).await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(budgets = done.len(), "budget periods ended; spend reset")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "budget reset pass failed; retrying later"),
+            }
+        }
+    });
+}
