@@ -270,3 +270,54 @@ async fn viewers_create_no_keys_and_admin_viewer_keys_cannot_call_models() {
     assert_eq!(chat(&app, k["key"].as_str().unwrap(), "demo").await, 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_users_key_manages_that_users_keys_with_the_users_role() {
+    let app = spawn_app(CONFIG).await;
+    let (alice, alice_t) = user(&app, "alice.k@example.com", "internal_user").await;
+    let (_, k) = call(&app, &alice_t, "POST", "/key/generate", json!({})).await;
+    let key = k["key"].as_str().unwrap().to_string();
+
+    // The key acts as Alice: it creates and lists her keys.
+    let (s, k2) = call(
+        &app,
+        &key,
+        "POST",
+        "/key/generate",
+        json!({"key_alias": "ci"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{k2}");
+    assert_eq!(k2["user_id"], alice.as_str());
+    let (s, list) = call(&app, &key, "GET", "/key/list", json!({})).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2, "{list}");
+    // …but with her role only: admin routes stay closed.
+    let (s, _) = call(&app, &key, "GET", "/user/list", json!({})).await;
+    assert!(s == 401 || s == 403, "{s}");
+    let (s, _) = call(
+        &app,
+        &key,
+        "POST",
+        "/user/update",
+        json!({"user_id": alice, "user_role": "proxy_admin"}),
+    )
+    .await;
+    assert!(s == 401 || s == 403, "{s}");
+
+    // A blocked key manages nothing; a key without a user is refused too.
+    let m = app.master_key.clone();
+    let (s, _) = call(&app, &m, "POST", "/key/block", json!({"key": key})).await;
+    assert_eq!(s, 200);
+    let (s, v) = call(&app, &key, "GET", "/key/list", json!({})).await;
+    assert_eq!(s, 401, "{v}");
+    let (_, orphan) = call(&app, &m, "POST", "/key/generate", json!({})).await;
+    let orphan = orphan["key"].as_str().unwrap().to_string();
+    let (s, v) = call(&app, &orphan, "GET", "/key/list", json!({})).await;
+    assert_eq!(s, 401, "{v}");
+    assert!(
+        !v.to_string().contains(&orphan[3..]),
+        "no key in the answer"
+    );
+    app.stop().await;
+}

@@ -2,8 +2,9 @@
 //!
 //! Accepted (DESIGN "Who may present what"): the master key (as `proxy_admin`); the bearer from
 //! `/v2/login` or onboarding (the whole signed token or its `key`); the UI session cookie, which
-//! for anything but a read must come with the session's CSRF token. Virtual keys join with the
-//! keys milestone.
+//! for anything but a read must come with the session's CSRF token; a virtual key, acting as its
+//! user with that user's role (LiteLLM semantics: an `internal_user`'s key manages that user's
+//! own keys).
 
 use axum::http::{header, HeaderMap, Method};
 use chrono::{DateTime, Utc};
@@ -28,6 +29,10 @@ pub enum Via {
         id_hash: String,
         cookie: bool,
     },
+    /// A virtual key, by its hash.
+    VirtualKey {
+        token: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +53,7 @@ impl Principal {
     pub fn session_hash(&self) -> Option<&str> {
         match &self.via {
             Via::Session { id_hash, .. } => Some(id_hash),
-            Via::MasterKey => None,
+            Via::MasterKey | Via::VirtualKey { .. } => None,
         }
     }
 }
@@ -100,6 +105,11 @@ pub async fn from_api_request(
     }) {
         if state.master_key.matches(token) {
             return Ok(master_principal(state));
+        }
+        if token.starts_with("sk-") {
+            if let Some(p) = key_principal(state, token).await? {
+                return Ok(p);
+            }
         }
         // The whole signed token from /v2/login, or just its `key`.
         let secret =
@@ -205,6 +215,55 @@ async fn session_principal(
         },
         csrf: cookie.then(|| csrf_token(&state.signing_key, secret)),
     })
+}
+
+/// The user a virtual key belongs to, with the user's role; `None` when it is no key at all.
+async fn key_principal(state: &WebState, key: &str) -> Result<Option<Principal>, ApiError> {
+    let token = tollgate_domain::secret::sha256_hex(key);
+    let Some(k) = state
+        .store
+        .get_key(&token)
+        .await
+        .map_err(|e| store_unavailable(&e))?
+    else {
+        return Ok(None);
+    };
+    if k.blocked {
+        return Err(ApiError::auth(
+            "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+        ));
+    }
+    let now = Utc::now();
+    if let Some(exp) = k.expires.filter(|e| *e <= now) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "expired_key",
+            format!(
+                "Authentication Error - Expired Key. Key Expiry time {exp} and current time {now}"
+            ),
+        ));
+    }
+    let no_user = || {
+        ApiError::auth(
+            "Authentication Error, this key belongs to no user; management routes need a user's key, a login token or the master key.",
+        )
+    };
+    let Some(user_id) = k.user_id.as_deref() else {
+        return Err(no_user());
+    };
+    let user = state
+        .store
+        .get_user(user_id)
+        .await
+        .map_err(|e| store_unavailable(&e))?
+        .ok_or_else(no_user)?;
+    Ok(Some(Principal {
+        role: Role::parse(&user.user_role).unwrap_or(Role::InternalUser),
+        user_id: user.user_id,
+        email: user.user_email,
+        via: Via::VirtualKey { token },
+        csrf: None,
+    }))
 }
 
 /// Slides the idle expiry forward, at most once a minute per session to spare the database.
