@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# PNGs of the web UI's main pages as each role sees them (1280×800, plus phone-sized 390×844),
-# taken in headless Chromium against a freshly seeded gateway. Needs chromium and chromium-driver
+# PNGs of the web UI's main pages as each role sees them (1280×800, plus phone-sized 390×844 and
+# 360×780), taken in headless Chromium against a freshly seeded gateway: users of every role,
+# teams, invitations, keys and two weeks of spend, so Home, Keys, Usage (whole gateway, per user,
+# per team, 7 and 30 days) and Models show real figures. Needs chromium and chromium-driver
 # (`apt-get install chromium chromium-driver`; TOLLGATE_CHROMEDRIVER overrides the driver path).
 # Usage: scripts/screenshots.sh [output dir, default ./screenshots]
 set -euo pipefail

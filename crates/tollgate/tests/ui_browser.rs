@@ -18,6 +18,12 @@ const CONFIG: &str = r#"
 model_list:
   - model_name: demo
     litellm_params: {model: openai/demo, mock_response: "hi", input_cost_per_token: 0, output_cost_per_token: 0}
+  - model_name: gpt-4o-mini
+    litellm_params: {model: openai/gpt-4o-mini, mock_response: "hi"}
+  - model_name: claude-3-5-sonnet
+    litellm_params: {model: anthropic/claude-3-5-sonnet-20241022, mock_response: "hi"}
+  - model_name: in-house-llm
+    litellm_params: {model: openai/in-house-llm, mock_response: "hi"}
 general_settings: {master_key: "{master_key}"}
 "#;
 
@@ -536,20 +542,40 @@ async fn pages_fit_a_narrow_phone_screen() {
         .unwrap();
     assert_eq!(size, json!([390, 844]), "the viewport is a phone's");
     ui_login(&b, app, "admin", &app.master_key).await;
-    for path in [
+    let paths = [
         "/ui/users",
         "/ui",
         "/ui/invitations",
         "/ui/teams",
         "/ui/audit",
-    ] {
-        b.goto(&app.url(path)).await.unwrap();
-        let v = b.execute(OVERFLOW_JS, vec![]).await.unwrap();
-        let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+        "/ui/keys",
+        "/ui/usage",
+        "/ui/models",
+    ];
+    for width in [390, 360] {
+        b.set_viewport(width, 844).await.unwrap();
+        for path in paths {
+            b.goto(&app.url(path)).await.unwrap();
+            let v = b.execute(OVERFLOW_JS, vec![]).await.unwrap();
+            let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+            assert!(
+                scroll <= inner,
+                "{path} overflows horizontally at {width}px: scrollWidth {scroll} > innerWidth {inner}; sticking out: {}",
+                v[2]
+            );
+        }
+        // The users list fits without scrolling sideways (each user becomes a small block).
+        b.goto(&app.url("/ui/users")).await.unwrap();
+        let v = b
+            .execute(
+                "const w = document.querySelector('.table-wrap'); return [w.scrollWidth, w.clientWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
         assert!(
-            scroll <= inner,
-            "{path} overflows horizontally at 390px: scrollWidth {scroll} > innerWidth {inner}; sticking out: {}",
-            v[2]
+            v[0].as_u64().unwrap() <= v[1].as_u64().unwrap(),
+            "the users table scrolls sideways at {width}px: {v}"
         );
     }
     b.close().await.unwrap();
@@ -569,6 +595,94 @@ async fn shoot(b: &Browser, dir: &Path, name: &str) {
     let path = dir.join(format!("{name}.png"));
     b.screenshot_full_page(&path).await.unwrap();
     println!("wrote {}", path.display());
+}
+
+/// A key made by the admin for `user_id`; returns its stored hash (never the secret).
+async fn key_hash_for(app: &TestApp, user_id: &str, alias: &str) -> String {
+    let v = admin_api(
+        app,
+        "/key/generate",
+        json!({"user_id": user_id, "key_alias": alias, "max_budget": 25.0}),
+    )
+    .await;
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// Two weeks of made-up calls on these keys, written the way the spend writer writes them (so
+/// the daily aggregates, users' and keys' spend move too): the Usage, Home and Keys pages then
+/// have something to show.
+async fn seed_spend(app: &TestApp, keys: &[(String, String, Option<String>)]) {
+    use tollgate_store::{SpendRecord, SpendStatus};
+    // (public name, upstream, provider, nano-USD per prompt token, per completion token)
+    let models = [
+        ("gpt-4o-mini", "gpt-4o-mini", "openai", 150, 600),
+        (
+            "claude-3-5-sonnet",
+            "claude-3-5-sonnet-20241022",
+            "anthropic",
+            3_000,
+            15_000,
+        ),
+    ];
+    let now = chrono::Utc::now();
+    let mut records = Vec::new();
+    for day in 0..14_usize {
+        for (k, (hash, user, team)) in keys.iter().enumerate() {
+            let calls = (day * 7 + k * 3) % 5 + 1 + k;
+            for c in 0..calls {
+                let (group, upstream, provider, p_in, p_out) = models[(day + c + k) % 2];
+                let prompt = 400 + ((day * 131 + c * 37 + k * 53) % 1600) as i64;
+                let completion = 80 + ((day * 71 + c * 29) % 700) as i64;
+                let failed = (day + c) % 17 == 3;
+                let start = now
+                    - chrono::TimeDelta::days(day as i64)
+                    - chrono::TimeDelta::minutes((c * 47 + k * 13) as i64 + 5);
+                let ms = 300 + ((day * 97 + c * 61) % 2400) as i64;
+                records.push(SpendRecord {
+                    request_id: format!("seed-{day}-{k}-{c}"),
+                    call_type: "chat_completion".into(),
+                    api_key: hash.clone(),
+                    user_id: Some(user.clone()),
+                    team_id: team.clone(),
+                    end_user: None,
+                    model: upstream.into(),
+                    model_group: group.into(),
+                    model_id: Some("0".into()),
+                    custom_llm_provider: Some(provider.into()),
+                    spend_nanos: if failed {
+                        0
+                    } else {
+                        prompt * p_in + completion * p_out
+                    },
+                    priced: true,
+                    prompt_tokens: if failed { 0 } else { prompt },
+                    completion_tokens: if failed { 0 } else { completion },
+                    cache_read_input_tokens: 0,
+                    cache_creation_input_tokens: 0,
+                    usage_estimated: false,
+                    stream: c % 2 == 0,
+                    status: if failed {
+                        SpendStatus::Failure
+                    } else {
+                        SpendStatus::Success
+                    },
+                    http_status: if failed { 429 } else { 200 },
+                    error_type: failed.then(|| "rate_limit_error".to_string()),
+                    attempts: 1,
+                    start_time: start,
+                    end_time: start + chrono::TimeDelta::milliseconds(ms),
+                    completion_start_time: None,
+                    request_duration_ms: ms,
+                    ttft_ms: None,
+                    metadata: json!({}),
+                });
+            }
+        }
+    }
+    app.store
+        .insert_spend_batch(&records)
+        .await
+        .expect("seed spend records");
 }
 
 /// Not a check: PNGs of the main pages as each role sees them, for people to look at.
@@ -604,6 +718,23 @@ async fn screenshots() {
         json!({"team_alias": "platform", "members_with_roles": [{"user_id": lead, "role": "user"}]}),
     )
     .await;
+    // Keys with two weeks of spend: the lead's two (one billed to the team), the developer's,
+    // the reader's.
+    let keys = vec![
+        (key_hash_for(app, &lead, "laptop").await, lead.clone(), None),
+        (
+            key_hash_for(app, &lead, "research-batch").await,
+            lead.clone(),
+            Some(research.clone()),
+        ),
+        (key_hash_for(app, &dev, "notebook").await, dev.clone(), None),
+        (
+            key_hash_for(app, &reader, "dashboard").await,
+            reader.clone(),
+            None,
+        ),
+    ];
+    seed_spend(app, &keys).await;
     let mut pending_link = String::new();
     for email in [
         "new.hire@example.com",
@@ -657,12 +788,18 @@ async fn screenshots() {
         ("team", team.as_str()),
         ("account", "/ui/account"),
         ("keys", "/ui/keys"),
+        ("usage", "/ui/usage"),
+        ("usage-7-days", "/ui/usage?days=7"),
         ("models", "/ui/models"),
     ];
+    let usage_of_lead = format!("/ui/usage?scope=user:{lead}");
+    let usage_of_team = format!("/ui/usage?scope=team:{research}");
     let admins_only = [
         ("users", "/ui/users"),
         ("invitations", "/ui/invitations"),
         ("audit", "/ui/audit"),
+        ("usage-user", usage_of_lead.as_str()),
+        ("usage-team", usage_of_team.as_str()),
     ];
     let master_key = app.master_key.clone();
     for (role, user, password, admin_pages) in [
@@ -700,8 +837,27 @@ async fn screenshots() {
     let narrow = s.browser(390, 844).await;
     ui_login(&narrow, app, "admin", &master_key).await;
     shoot(&narrow, &dir, "proxy_admin-home-narrow").await;
-    narrow.goto(&app.url("/ui/users")).await.unwrap();
-    shoot(&narrow, &dir, "proxy_admin-users-narrow").await;
+    for (name, path) in [
+        ("users", "/ui/users"),
+        ("usage", "/ui/usage"),
+        ("keys", "/ui/keys"),
+        ("models", "/ui/models"),
+        ("audit", "/ui/audit"),
+    ] {
+        narrow.goto(&app.url(path)).await.unwrap();
+        shoot(&narrow, &dir, &format!("proxy_admin-{name}-narrow")).await;
+    }
+    narrow.close().await.unwrap();
+    let narrow = s.browser(360, 780).await;
+    ui_login(&narrow, app, "lead@example.com", STRONG).await;
+    for (name, path) in [
+        ("home", "/ui"),
+        ("usage", "/ui/usage"),
+        ("keys", "/ui/keys"),
+    ] {
+        narrow.goto(&app.url(path)).await.unwrap();
+        shoot(&narrow, &dir, &format!("internal_user-{name}-narrow-360")).await;
+    }
     narrow.close().await.unwrap();
     println!("screenshots in {}", dir.display());
 }
