@@ -21,7 +21,7 @@ model_list:
   - model_name: gpt-4o-mini
     litellm_params: {model: openai/gpt-4o-mini, mock_response: "hi"}
   - model_name: claude-3-5-sonnet
-    litellm_params: {model: anthropic/claude-3-5-sonnet-20241022, mock_response: "hi"}
+    litellm_params: {model: anthropic/claude-3-5-sonnet-20241022, mock_response: "hi", input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}
   - model_name: in-house-llm
     litellm_params: {model: openai/in-house-llm, mock_response: "hi"}
 general_settings: {master_key: "{master_key}"}
