@@ -535,6 +535,19 @@ async fn pages_fit_a_narrow_phone_screen() {
     )
     .await;
     user_with_password(app, "viewer@example.com", "proxy_admin_viewer").await;
+    // One recorded call, so the Usage page has its chart and tables.
+    let r = app
+        .client()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&app.master_key)
+        .json(
+            &json!({"model": "claude-3-5-sonnet", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.wait_for_spend_logs(1).await, 1);
     let b = s.browser(390, 844).await;
     let size = b
         .execute("return [window.innerWidth, window.innerHeight];", vec![])
@@ -564,19 +577,24 @@ async fn pages_fit_a_narrow_phone_screen() {
                 v[2]
             );
         }
-        // The users list fits without scrolling sideways (each user becomes a small block).
-        b.goto(&app.url("/ui/users")).await.unwrap();
-        let v = b
-            .execute(
-                "const w = document.querySelector('.table-wrap'); return [w.scrollWidth, w.clientWidth];",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert!(
-            v[0].as_u64().unwrap() <= v[1].as_u64().unwrap(),
-            "the users table scrolls sideways at {width}px: {v}"
-        );
+        // The users list and the Usage tables fit without scrolling sideways (a user or a
+        // request becomes a small block).
+        for path in ["/ui/users", "/ui/usage"] {
+            b.goto(&app.url(path)).await.unwrap();
+            let v = b
+                .execute(
+                    "return [...document.querySelectorAll('.table-wrap')].filter(w => w.offsetParent).map(w => [w.scrollWidth, w.clientWidth, w.firstElementChild.className]);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            for pair in v.as_array().unwrap() {
+                assert!(
+                    pair[0].as_u64().unwrap() <= pair[1].as_u64().unwrap(),
+                    "a table on {path} scrolls sideways at {width}px: {pair}"
+                );
+            }
+        }
     }
     b.close().await.unwrap();
 }
