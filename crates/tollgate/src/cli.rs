@@ -29,6 +29,27 @@ pub enum Command {
         #[command(subcommand)]
         action: MasterKeyAction,
     },
+    /// FOR BENCHMARKING ONLY: fill a database with synthetic users, keys and spend records
+    /// (through the gateway's own batch insert, so the daily aggregates are right).
+    SeedSpend(SeedArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Spend records to write (request ids `seed-<n>`: running again adds nothing).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Users owning the keys.
+    #[arg(long, default_value_t = 200)]
+    pub users: u64,
+    /// Virtual keys the calls are spread over (every fourth is a team key).
+    #[arg(long, default_value_t = 1_000)]
+    pub keys: u64,
+    /// Calls are spread evenly over this many days up to now.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod master_key;
+pub mod seed;
 
 pub use app::{App, Options};
 pub use error::StartError;

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             Some(Command::MasterKey {
                 action: MasterKeyAction::Rotate(args),
             }) => rotate(args).await,
+            Some(Command::SeedSpend(args)) => seed_spend(args).await,
         }
     });
     match result {
@@ -140,6 +141,13 @@ async fn rotate(args: StoreArgs) -> Result<(), StartError> {
         "New master key (shown only now): {key}\nRestart running Tollgate instances to use it."
     );
     Ok(())
+}
+
+async fn seed_spend(args: tollgate::cli::SeedArgs) -> Result<(), StartError> {
+    let store = store_for(&args.store).await?;
+    let result = tollgate::seed::run(&args, &store).await;
+    store.close().await;
+    Ok(result?)
 }
 
 async fn shutdown_signal() {
