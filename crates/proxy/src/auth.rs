@@ -150,8 +150,23 @@ fn unknown_key(key: &str) -> ApiError {
     )
 }
 
-/// The master key or a virtual key: blocked and expired keys are refused, and keys of
-/// read-only admins may not call models.
+/// Keys of read-only admins may list models but not call them.
+pub fn refuse_read_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller
+        .key
+        .as_ref()
+        .is_some_and(|k| k.owner_role.as_deref() == Some("proxy_admin_viewer"))
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "auth_error",
+            "user not allowed to access this route, role= proxy_admin_viewer",
+        ));
+    }
+    Ok(())
+}
+
+/// The master key or a virtual key: blocked and expired keys are refused.
 pub async fn authenticate_call(
     state: &crate::state::ProxyState,
     headers: &HeaderMap,
@@ -196,13 +211,6 @@ pub async fn authenticate_call(
                 format!("Authentication Error - Expired Key. Key Expiry time {exp} and current time {now}"),
             ));
         }
-    }
-    if info.owner_role.as_deref() == Some("proxy_admin_viewer") {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "auth_error",
-            "user not allowed to access this route, role= proxy_admin_viewer",
-        ));
     }
     Ok(Caller {
         key_hash: token,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::admission;
-use crate::auth::{authenticate_call, Caller};
+use crate::auth::{authenticate_call, refuse_read_only, Caller};
 use crate::body::RawBody;
 use crate::deployment::ProviderKind;
 use crate::error::ApiError;
@@ -42,7 +42,10 @@ fn unix_now() -> i64 {
 
 async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Response {
     let start = Instant::now();
-    let caller = match authenticate_call(&state, req.headers()).await {
+    let caller = match authenticate_call(&state, req.headers())
+        .await
+        .and_then(|c| refuse_read_only(&c).map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             state.metrics.observe_request(

@@ -194,6 +194,7 @@ impl App {
             mail,
             models: state.router.model_names(true),
             model_catalog: tollgate_web::state::model_catalog(&state),
+            deployments: tollgate_web::state::deployment_catalog(&state),
             keys: state.keys.clone(),
         });
         spawn_session_sweeper(state.store.clone());

@@ -106,6 +106,8 @@ pub struct WebState {
     pub models: Vec<String>,
     /// Each public model name with its price, for the Models page (built by [`model_catalog`]).
     pub model_catalog: Vec<ModelEntry>,
+    /// Every deployment as `/model/info` shows it (built by [`deployment_catalog`]).
+    pub deployments: Vec<DeploymentEntry>,
     /// The proxy's key cache, evicted when a key changes.
     pub keys: std::sync::Arc<tollgate_proxy::keys::KeyCache>,
 }
@@ -121,6 +123,68 @@ pub struct ModelEntry {
     pub mode: Option<String>,
     /// A wildcard pattern (`openai/*`): priced per concrete model at call time.
     pub pattern: bool,
+}
+
+/// One deployment for `/model/info`, in LiteLLM's shape. Never holds a credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentEntry {
+    pub model_name: String,
+    /// `litellm_params` without `api_key`; `api_base` is kept apart so only admins see hosts.
+    pub litellm_params: serde_json::Value,
+    pub api_base: Option<String>,
+    pub model_info: serde_json::Value,
+}
+
+/// `/model/info`'s list: each deployment's public settings and the price the proxy charges by.
+pub fn deployment_catalog(proxy: &tollgate_proxy::ProxyState) -> Vec<DeploymentEntry> {
+    let mut out: Vec<DeploymentEntry> = proxy
+        .router
+        .deployments()
+        .map(|d| {
+            let s = &d.spec;
+            let provider = s.provider.name();
+            let price = if s.upstream_model.contains('*') {
+                None
+            } else {
+                proxy.price_for(s, &s.upstream_model)
+            };
+            let max_output = s
+                .max_output_tokens
+                .or(price.and_then(|p| p.max_output_tokens));
+            DeploymentEntry {
+                model_name: s.model_name.clone(),
+                litellm_params: serde_json::json!({
+                    "model": format!("{provider}/{}", s.upstream_model),
+                    "custom_llm_provider": provider,
+                    "api_version": s.api_version,
+                    "rpm": s.rpm,
+                    "tpm": s.tpm,
+                    "timeout": s.timeout.map(|t| t.as_secs_f64()),
+                    "max_retries": s.max_retries,
+                }),
+                api_base: s.api_base.as_ref().map(|u| u.to_string()),
+                model_info: serde_json::json!({
+                    "id": s.id,
+                    "db_model": false,
+                    "key": s.base_model.clone().unwrap_or_else(|| s.upstream_model.clone()),
+                    "base_model": s.base_model,
+                    "litellm_provider": provider,
+                    "mode": price.and_then(|p| p.mode.clone()),
+                    "input_cost_per_token": price.and_then(|p| p.input_cost_per_token),
+                    "output_cost_per_token": price.and_then(|p| p.output_cost_per_token),
+                    "cache_read_input_token_cost": price.and_then(|p| p.cache_read_input_token_cost),
+                    "cache_creation_input_token_cost": price.and_then(|p| p.cache_creation_input_token_cost),
+                    "max_tokens": max_output,
+                    "max_input_tokens": price.and_then(|p| p.max_input_tokens),
+                    "max_output_tokens": max_output,
+                    "priced": price.is_some(),
+                }),
+            }
+        })
+        .collect();
+    let id = |e: &DeploymentEntry| e.model_info["id"].as_str().unwrap_or("").to_string();
+    out.sort_by_key(|e| (e.model_name.clone(), id(e)));
+    out
 }
 
 /// The Models page's list, priced the way the proxy prices a call (a deployment's configured

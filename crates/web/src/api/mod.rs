@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod invitations;
 pub mod keys;
+pub mod models;
 pub mod onboarding;
 pub mod spend;
 pub mod spend_activity;
@@ -68,6 +69,9 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/global/spend/keys", get(spend::global_spend_keys))
         .route("/global/spend/teams", get(spend::global_spend_teams))
         .route("/global/spend/models", get(spend::global_spend_models))
+        .route("/model/info", get(models::model_info))
+        .route("/v1/model/info", get(models::model_info))
+        .route("/v2/model/info", get(models::model_info))
         .route("/session/logout", post(auth::session_logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate));
     let public = Router::new()
