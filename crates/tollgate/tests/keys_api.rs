@@ -321,3 +321,42 @@ async fn a_users_key_manages_that_users_keys_with_the_users_role() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn regenerate_by_path_replaces_the_secret() {
+    let app = spawn_app(CONFIG).await;
+    let (_, alice_t) = user(&app, "alice.r@example.com", "internal_user").await;
+    let (_, k) = call(&app, &alice_t, "POST", "/key/generate", json!({})).await;
+    let old = k["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&app, &old, "demo").await, 200);
+    let (s, v) = call(
+        &app,
+        &alice_t,
+        "POST",
+        &format!("/key/{old}/regenerate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let new = v["key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        chat(&app, &old, "demo").await,
+        401,
+        "the old secret stops working"
+    );
+    assert_eq!(chat(&app, &new, "demo").await, 200);
+    // By hash too, and someone else's key is refused.
+    let (_, bob_t) = user(&app, "bob.r@example.com", "internal_user").await;
+    let hash = tollgate_domain::secret::sha256_hex(&new);
+    let (s, _) = call(
+        &app,
+        &bob_t,
+        "POST",
+        &format!("/key/{hash}/regenerate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    app.stop().await;
+}

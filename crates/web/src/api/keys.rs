@@ -627,7 +627,20 @@ pub async fn regenerate(
     Extension(p): Extension<Principal>,
     JsonBody(req): JsonBody<KeyOnly>,
 ) -> Response {
-    let row = match load(&state, &req.key).await {
+    regenerate_key(&state, &p, &req.key).await
+}
+
+/// `POST /key/{key}/regenerate`: the key (plaintext or hash) in the path.
+pub async fn regenerate_path(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    regenerate_key(&state, &p, &key).await
+}
+
+async fn regenerate_key(state: &Arc<WebState>, p: &Principal, key: &str) -> Response {
+    let row = match load(&state, key).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

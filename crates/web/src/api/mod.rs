@@ -57,6 +57,7 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/key/update", post(keys::update))
         .route("/key/delete", post(keys::delete))
         .route("/key/regenerate", post(keys::regenerate))
+        .route("/key/{key}/regenerate", post(keys::regenerate_path))
         .route("/key/block", post(keys::block))
         .route("/key/unblock", post(keys::unblock))
         .route("/audit", get(audit::list))
