@@ -62,7 +62,14 @@ pub async fn dispatch(
         };
         let group = &resolved.deployments;
         let mut tried: Vec<usize> = Vec::new();
-        for attempt in 0..=settings.num_retries {
+        // A deployment's own `max_retries` overrides the router's `num_retries` (LiteLLM); in a
+        // group the most generous one applies.
+        let retries = group
+            .iter()
+            .map(|d| d.spec.max_retries.unwrap_or(settings.num_retries))
+            .max()
+            .unwrap_or(settings.num_retries);
+        for attempt in 0..=retries {
             let Some((idx, dep)) = state.router.pick(group, &tried) else {
                 break;
             };

@@ -816,3 +816,34 @@ async fn sqlx_admin(url: &str) -> Admin {
             .expect("connect to TOLLGATE_TEST_POSTGRES_URL"),
     )
 }
+
+#[tokio::test]
+async fn a_deployments_max_retries_overrides_num_retries() {
+    let up = FakeUpstream::start().await;
+    let cfg = format!(
+        r#"
+model_list:
+  - model_name: once
+    litellm_params: {{model: openai/once, api_base: "{base}/v1", api_key: sk-provider-secret-123456, max_retries: 0}}
+  - model_name: twice
+    litellm_params: {{model: openai/twice, api_base: "{base}/v1", api_key: sk-provider-secret-123456}}
+router_settings: {{num_retries: 2}}
+general_settings: {{master_key: "{{master_key}}"}}
+"#,
+        base = up.base_url
+    );
+    let app = spawn_app(&cfg).await;
+    up.script("once", vec![Behavior::Status(503, None)]);
+    let resp = app.post("/v1/chat/completions", &chat("once")).await;
+    assert_eq!(resp.status(), 503, "max_retries: 0 means one attempt");
+    assert_eq!(up.requests(), 1);
+    up.script("twice", vec![Behavior::Status(503, None)]);
+    let resp = app.post("/v1/chat/completions", &chat("twice")).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "num_retries applies without a deployment setting"
+    );
+    assert_eq!(up.requests(), 3);
+    app.stop().await;
+}
