@@ -70,9 +70,6 @@ pub struct Budgets {
     commit: RwLock<()>,
 }
 
-/// Most accounts kept; past it the ledger forgets settled spend of idle owners (they reload).
-const MAX_ACCOUNTS: usize = 200_000;
-
 impl Budgets {
     pub fn new() -> Arc<Budgets> {
         Arc::new(Budgets::default())
@@ -98,10 +95,8 @@ impl Budgets {
     pub fn load(&self, owner: &Owner, store_spend_nanos: i64) {
         let mut l = self.lock();
         let unflushed = l.unflushed.get(owner).copied().unwrap_or(0);
-        if l.accounts.len() >= MAX_ACCOUNTS && !l.accounts.contains_key(owner) {
-            // Accounts with calls in flight keep their reservations.
-            l.accounts.retain(|_, a| a.reserved != 0);
-        }
+        // Accounts are never dropped: there is one per key, user and team that exists and was
+        // used, and a dropped account would read as spend 0 until its key reloaded.
         let a = l.accounts.entry(owner.clone()).or_default();
         a.spend = store_spend_nanos.saturating_add(unflushed);
     }

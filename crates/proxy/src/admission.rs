@@ -36,6 +36,9 @@ pub fn admit(
     let Some(key) = &caller.key else {
         return Ok(Admitted::default());
     };
+    // Budgets first (LiteLLM's order), so a call refused for its budget uses none of its rate
+    // limits; a call refused by a rate limit drops its reservation again.
+    let reservation = reserve(state, key, call, body, model)?;
     let rate = if key.rate_limits.is_empty() {
         None
     } else {
@@ -46,16 +49,25 @@ pub fn admit(
                 .map_err(rate_limited)?,
         )
     };
+    Ok(Admitted {
+        rate,
+        reservation: Some(reservation),
+    })
+}
+
+fn reserve(
+    state: &ProxyState,
+    key: &crate::keys::KeyInfo,
+    call: CallType,
+    body: &mut RawBody,
+    model: &str,
+) -> Result<Reservation, ApiError> {
     let budgets = state.keys.budgets();
     if key.budget_limits.is_empty() {
         // No budget to hold against, but the spend still moves the in-process accounts.
-        let r = budgets
+        return budgets
             .reserve(key.spend_path.clone(), &[], 0, 0)
-            .map_err(|e| budget_exceeded(&e))?;
-        return Ok(Admitted {
-            rate,
-            reservation: Some(r),
-        });
+            .map_err(|e| budget_exceeded(&e));
     }
     let bound = CostBound::of(state, call, body, model)?;
     let min_output = if call == CallType::Embedding {
@@ -81,10 +93,7 @@ pub fn admit(
         };
         body.set(field, &affordable.max(1));
     }
-    Ok(Admitted {
-        rate,
-        reservation: Some(reservation),
-    })
+    Ok(reservation)
 }
 
 /// The headers LiteLLM sets for rate limits, from what an admitted call left.
