@@ -198,7 +198,7 @@ pub async fn authenticate_call(
     }
     if info.team_blocked {
         return Err(ApiError::auth(format!(
-            "Authentication Error, Team={} is blocked. Update via `/team/unblock` if you're an admin.",
+            "Authentication Error, Team={} is blocked or no longer exists. Update via `/team/unblock` if you're an admin.",
             info.team_id.as_deref().unwrap_or("")
         )));
     }

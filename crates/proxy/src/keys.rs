@@ -191,13 +191,15 @@ impl KeyCache {
         }
         drop(guard);
         rate_limits.retain(|l| !l.is_empty());
+        // A team key whose team is gone must not fall back to "every model, no budget".
+        let team_blocked = row.team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
         let info = Arc::new(KeyInfo {
             token: row.token,
             user_id: row.user_id,
             team_id: row.team_id,
             models: row.models,
             blocked: row.blocked,
-            team_blocked: team.as_ref().is_some_and(|t| t.blocked),
+            team_blocked,
             expires: row.expires,
             owner_role: owner.as_ref().map(|u| u.user_role.clone()),
             owner_models: owner.map(|u| u.models).unwrap_or_default(),

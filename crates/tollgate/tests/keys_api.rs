@@ -360,3 +360,44 @@ async fn regenerate_by_path_replaces_the_secret() {
     assert_eq!(s, 403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn team_keys_follow_their_team() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    let (s, t) = call(
+        &app,
+        &m,
+        "POST",
+        "/team/new",
+        json!({"team_alias": "t", "models": ["other"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    let team_id = t["team_id"].as_str().unwrap().to_string();
+    let (_, k) = call(
+        &app,
+        &m,
+        "POST",
+        "/key/generate",
+        json!({"team_id": team_id}),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    // An empty key list inherits the team's models.
+    assert_eq!(chat(&app, &key, "other").await, 200);
+    assert_eq!(chat(&app, &key, "demo").await, 403);
+    // Once the team is gone, its keys stop working instead of opening every model.
+    let (s, v) = call(
+        &app,
+        &m,
+        "POST",
+        "/team/delete",
+        json!({"team_ids": [team_id]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(chat(&app, &key, "other").await, 401);
+    assert_eq!(chat(&app, &key, "demo").await, 401);
+    app.stop().await;
+}

@@ -312,6 +312,9 @@ pub async fn update(
     patch.metadata = req.metadata;
     match state.store.update_team(&req.team_id, &patch).await {
         Ok(Some((before, after))) => {
+            // Team keys carry the team's models, budget, limits and blocking: the next call
+            // must see the change.
+            state.keys.clear();
             let (b, a) = (
                 team_view(&state, &before).await,
                 team_view(&state, &after).await,
@@ -361,6 +364,9 @@ pub async fn delete_teams(
         }
     }
     let deleted = state.store.delete_teams(ids).await.map_err(store_err)?;
+    if !deleted.is_empty() {
+        state.keys.clear();
+    }
     for b in befores {
         let id = b["team_id"].as_str().unwrap_or_default().to_string();
         if deleted.contains(&id) {
