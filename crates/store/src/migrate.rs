@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -38,6 +38,11 @@ const SQLITE: &[Migration] = &[
         version: 5,
         name: "budget periods for users and teams",
         sql: include_str!("migrations/sqlite/0005_budget_resets.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "spend rollups per key and per team and model",
+        sql: include_str!("migrations/sqlite/0006_spend_rollups.sql"),
     },
 ];
 
@@ -66,6 +71,11 @@ const POSTGRES: &[Migration] = &[
         version: 5,
         name: "budget periods for users and teams",
         sql: include_str!("migrations/postgres/0005_budget_resets.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "spend rollups per key and per team and model",
+        sql: include_str!("migrations/postgres/0006_spend_rollups.sql"),
     },
 ];
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::connect::{Backend, Store};
+use crate::db::WritePool;
 use crate::error::{QueryContext, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,42 +123,83 @@ macro_rules! bind_record {
     };
 }
 
+/// Per owner (key, user, team), the cost of the inserted records, sorted by owner so that
+/// concurrent PostgreSQL writers lock owner rows in one order.
+#[derive(Debug, Default, PartialEq)]
+struct OwnerSpend<'a> {
+    keys: Vec<(&'a str, i64)>,
+    users: Vec<(&'a str, i64)>,
+    teams: Vec<(&'a str, i64)>,
+}
+
+impl OwnerSpend<'_> {
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.users.is_empty() && self.teams.is_empty()
+    }
+}
+
 /// The spend of keys, users and teams moves with their calls' records, in the same transaction:
 /// a record inserted once adds its cost once, and a retried batch (whose rows already exist)
 /// adds nothing.
-const ADD_KEY_SPEND: &str =
-    "UPDATE verification_tokens SET spend_nanos = spend_nanos + $1 WHERE token = $2";
-const ADD_USER_SPEND: &str = "UPDATE users SET spend_nanos = spend_nanos + $1 WHERE user_id = $2";
-const ADD_TEAM_SPEND: &str = "UPDATE teams SET spend_nanos = spend_nanos + $1 WHERE team_id = $2";
-
-/// Per owner (key, user, team), the cost of the records that were actually inserted.
-fn owner_spend<'a>(
-    records: &'a [SpendRecord],
-    inserted: &HashSet<&str>,
-) -> Vec<(&'static str, &'a str, i64)> {
-    let mut per_owner: BTreeMap<(&'static str, &str), i64> = BTreeMap::new();
-    for r in records
-        .iter()
-        .filter(|r| r.spend_nanos > 0 && inserted.contains(r.request_id.as_str()))
-    {
-        *per_owner
-            .entry((ADD_KEY_SPEND, r.api_key.as_str()))
-            .or_default() += r.spend_nanos;
+fn owner_spend<'a>(inserted: &[&'a SpendRecord]) -> OwnerSpend<'a> {
+    let mut keys: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut users: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut teams: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in inserted.iter().filter(|r| r.spend_nanos > 0) {
+        *keys.entry(r.api_key.as_str()).or_default() += r.spend_nanos;
         if let Some(u) = &r.user_id {
-            *per_owner.entry((ADD_USER_SPEND, u.as_str())).or_default() += r.spend_nanos;
+            *users.entry(u.as_str()).or_default() += r.spend_nanos;
         }
         if let Some(t) = &r.team_id {
-            *per_owner.entry((ADD_TEAM_SPEND, t.as_str())).or_default() += r.spend_nanos;
+            *teams.entry(t.as_str()).or_default() += r.spend_nanos;
         }
     }
-    per_owner
-        .into_iter()
-        .map(|((sql, owner), n)| (sql, owner, n))
-        .collect()
+    OwnerSpend {
+        keys: keys.into_iter().collect(),
+        users: users.into_iter().collect(),
+        teams: teams.into_iter().collect(),
+    }
 }
 
-/// One row of `daily_spend`: the key columns, then the counters added on conflict.
-#[derive(Debug, Default, PartialEq)]
+/// One statement per owner table, whatever the number of owners: the (owner, nanos) pairs
+/// travel as one JSON parameter. Each owner appears once (summed in Rust), as UPDATE … FROM
+/// applies one source row per target row.
+const SQLITE_ADD_KEY_SPEND: &str = "UPDATE verification_tokens \
+    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
+    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE verification_tokens.token = d.k";
+const SQLITE_ADD_USER_SPEND: &str = "UPDATE users \
+    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
+    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE users.user_id = d.k";
+const SQLITE_ADD_TEAM_SPEND: &str = "UPDATE teams \
+    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
+    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE teams.team_id = d.k";
+
+/// PostgreSQL moves all three owners' spend in one statement (data-modifying CTEs), the
+/// owners and amounts as parallel arrays.
+const PG_ADD_OWNER_SPEND: &str = "WITH \
+    k AS (UPDATE verification_tokens AS t SET spend_nanos = t.spend_nanos + d.n \
+          FROM unnest($1::text[], $2::bigint[]) AS d(id, n) WHERE t.token = d.id RETURNING 1), \
+    u AS (UPDATE users AS t SET spend_nanos = t.spend_nanos + d.n \
+          FROM unnest($3::text[], $4::bigint[]) AS d(id, n) WHERE t.user_id = d.id RETURNING 1) \
+    UPDATE teams AS t SET spend_nanos = t.spend_nanos + d.n \
+    FROM unnest($5::text[], $6::bigint[]) AS d(id, n) WHERE t.team_id = d.id";
+
+fn json_pairs(pairs: &[(&str, i64)]) -> String {
+    serde_json::Value::Array(
+        pairs
+            .iter()
+            .map(|(k, n)| serde_json::json!([k, n]))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn unzip_pairs(pairs: &[(&str, i64)]) -> (Vec<String>, Vec<i64>) {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).unzip()
+}
+
+/// The counters every aggregate row carries, added on conflict.
+#[derive(Debug, Default, PartialEq, Clone)]
 struct DailyDelta {
     spend_nanos: i64,
     prompt_tokens: i64,
@@ -167,20 +209,25 @@ struct DailyDelta {
     failed_requests: i64,
 }
 
+impl DailyDelta {
+    fn add(&mut self, o: &DailyDelta) {
+        self.spend_nanos = self.spend_nanos.saturating_add(o.spend_nanos);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(o.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(o.completion_tokens);
+        self.requests += o.requests;
+        self.successful_requests += o.successful_requests;
+        self.failed_requests += o.failed_requests;
+    }
+}
+
 /// (day, api_key, user_id, team_id, model_group, custom_llm_provider); absent ids are ''.
 type DailyKey<'a> = (String, &'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// The inserted records summed per day and dimension, so a batch of 500 calls on one key and
 /// model becomes one upsert row. Sorted, so concurrent writers lock rows in the same order.
-fn daily_deltas<'a>(
-    records: &'a [SpendRecord],
-    inserted: &HashSet<&str>,
-) -> BTreeMap<DailyKey<'a>, DailyDelta> {
+fn daily_deltas<'a>(inserted: &[&'a SpendRecord]) -> BTreeMap<DailyKey<'a>, DailyDelta> {
     let mut out: BTreeMap<DailyKey<'a>, DailyDelta> = BTreeMap::new();
-    for r in records
-        .iter()
-        .filter(|r| inserted.contains(r.request_id.as_str()))
-    {
+    for r in inserted {
         let key = (
             r.start_time.format("%Y-%m-%d").to_string(),
             r.api_key.as_str(),
@@ -202,54 +249,92 @@ fn daily_deltas<'a>(
     out
 }
 
-const DAILY_COLUMNS: usize = 12;
-/// 12 parameters a row: 1,200 per statement, under SQLite's and PostgreSQL's limits.
-const DAILY_ROWS_PER_STATEMENT: usize = 100;
+/// (day, api_key): the rollup the key views read.
+type KeyRollup<'d> = BTreeMap<(&'d str, &'d str), DailyDelta>;
+/// (day, team_id, model_group, custom_llm_provider): the rollup the gateway-wide views read.
+type TeamModelRollup<'d> = BTreeMap<(&'d str, &'d str, &'d str, &'d str), DailyDelta>;
 
-fn daily_upsert_sql(rows: usize, numbered: bool) -> String {
-    let mut s = String::from(
-        "INSERT INTO daily_spend (day, api_key, user_id, team_id, model_group, \
-         custom_llm_provider, spend_nanos, prompt_tokens, completion_tokens, requests, \
-         successful_requests, failed_requests) VALUES ",
+/// The narrower rollups of migration 0006, summed from the same deltas as `daily_spend`, so
+/// they always agree with it.
+fn rollup_deltas<'d, 'a: 'd>(
+    daily: &'d BTreeMap<DailyKey<'a>, DailyDelta>,
+) -> (KeyRollup<'d>, TeamModelRollup<'d>) {
+    let mut by_key = KeyRollup::new();
+    let mut by_team_model = TeamModelRollup::new();
+    for (k, d) in daily {
+        by_key.entry((k.0.as_str(), k.1)).or_default().add(d);
+        by_team_model
+            .entry((k.0.as_str(), k.3, k.4, k.5))
+            .or_default()
+            .add(d);
+    }
+    (by_key, by_team_model)
+}
+
+const COUNTERS: &[&str] = &[
+    "spend_nanos",
+    "prompt_tokens",
+    "completion_tokens",
+    "requests",
+    "successful_requests",
+    "failed_requests",
+];
+
+/// Rows per upsert statement: at most 12 parameters a row, 12,000 a statement, under SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits; a live batch needs one statement per table.
+const UPSERT_ROWS_PER_STATEMENT: usize = 1000;
+
+/// A multi-row upsert adding the counters of `rows` rows into `table`, keyed by `keys`.
+fn upsert_sql(table: &str, keys: &[&str], rows: usize, numbered: bool) -> String {
+    let cols = keys.len() + COUNTERS.len();
+    let mut s = format!(
+        "INSERT INTO {table} ({}, {}) VALUES ",
+        keys.join(", "),
+        COUNTERS.join(", ")
     );
     for row in 0..rows {
         if row > 0 {
             s.push_str(", ");
         }
         s.push('(');
-        for col in 1..=DAILY_COLUMNS {
+        for col in 1..=cols {
             if col > 1 {
                 s.push_str(", ");
             }
             if numbered {
-                s.push_str(&format!("${}", row * DAILY_COLUMNS + col));
+                s.push_str(&format!("${}", row * cols + col));
             } else {
                 s.push('?');
             }
         }
         s.push(')');
     }
-    s.push_str(
-        " ON CONFLICT (day, api_key, user_id, team_id, model_group, custom_llm_provider) \
-         DO UPDATE SET spend_nanos = daily_spend.spend_nanos + excluded.spend_nanos, \
-         prompt_tokens = daily_spend.prompt_tokens + excluded.prompt_tokens, \
-         completion_tokens = daily_spend.completion_tokens + excluded.completion_tokens, \
-         requests = daily_spend.requests + excluded.requests, \
-         successful_requests = daily_spend.successful_requests + excluded.successful_requests, \
-         failed_requests = daily_spend.failed_requests + excluded.failed_requests",
-    );
+    s.push_str(&format!(
+        " ON CONFLICT ({}) DO UPDATE SET ",
+        keys.join(", ")
+    ));
+    let sets: Vec<String> = COUNTERS
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    s.push_str(&sets.join(", "));
     s
 }
 
-macro_rules! bind_daily {
-    ($q:expr, $k:expr, $d:expr) => {
-        $q.bind(&$k.0)
-            .bind($k.1)
-            .bind($k.2)
-            .bind($k.3)
-            .bind($k.4)
-            .bind($k.5)
-            .bind($d.spend_nanos)
+const DAILY_KEYS: &[&str] = &[
+    "day",
+    "api_key",
+    "user_id",
+    "team_id",
+    "model_group",
+    "custom_llm_provider",
+];
+const BY_KEY_KEYS: &[&str] = &["day", "api_key"];
+const BY_TEAM_MODEL_KEYS: &[&str] = &["day", "team_id", "model_group", "custom_llm_provider"];
+
+macro_rules! bind_counters {
+    ($q:expr, $d:expr) => {
+        $q.bind($d.spend_nanos)
             .bind($d.prompt_tokens)
             .bind($d.completion_tokens)
             .bind($d.requests)
@@ -258,30 +343,53 @@ macro_rules! bind_daily {
     };
 }
 
-/// Adds the inserted records to keys, users, teams and the daily aggregates, inside the batch's
-/// transaction. Written once per backend by the caller's macro expansion.
-macro_rules! apply_inserted {
-    ($tx:expr, $records:expr, $inserted:expr, $numbered:expr) => {{
-        let inserted: HashSet<&str> = $inserted.iter().map(String::as_str).collect();
-        for (sql, owner, nanos) in owner_spend($records, &inserted) {
-            sqlx::query(sql)
-                .bind(nanos)
-                .bind(owner)
-                .execute(&mut *$tx)
-                .await
-                .context("adding spend to keys, users and teams")?;
-        }
-        let deltas: Vec<_> = daily_deltas($records, &inserted).into_iter().collect();
-        for chunk in deltas.chunks(DAILY_ROWS_PER_STATEMENT) {
-            let sql = daily_upsert_sql(chunk.len(), $numbered);
-            let mut q = sqlx::query(&sql);
-            for (k, d) in chunk {
-                q = bind_daily!(q, k, d);
+/// Upserts `$map`'s rows into `$table`; `$bind_key` binds one key tuple.
+macro_rules! upsert_rows {
+    ($tx:expr, $table:expr, $keys:expr, $map:expr, $numbered:expr, |$q:ident, $k:ident| $bind_key:expr) => {{
+        let rows: Vec<_> = $map.iter().collect();
+        for chunk in rows.chunks(UPSERT_ROWS_PER_STATEMENT) {
+            let sql = upsert_sql($table, $keys, chunk.len(), $numbered);
+            let mut $q = sqlx::query(&sql);
+            for ($k, d) in chunk {
+                $q = $bind_key;
+                $q = bind_counters!($q, d);
             }
-            q.execute(&mut *$tx)
+            $q.execute(&mut *$tx)
                 .await
                 .context("adding spend to the daily aggregates")?;
         }
+    }};
+}
+
+/// Adds the inserted records to the daily aggregates (`daily_spend` and its two rollups),
+/// inside the batch's transaction: three statements for a live batch.
+macro_rules! apply_daily {
+    ($tx:expr, $inserted:expr, $numbered:expr) => {{
+        let daily = daily_deltas($inserted);
+        let (by_key, by_team_model) = rollup_deltas(&daily);
+        upsert_rows!($tx, "daily_spend", DAILY_KEYS, daily, $numbered, |q, k| q
+            .bind(&k.0)
+            .bind(k.1)
+            .bind(k.2)
+            .bind(k.3)
+            .bind(k.4)
+            .bind(k.5));
+        upsert_rows!(
+            $tx,
+            "daily_spend_by_key",
+            BY_KEY_KEYS,
+            by_key,
+            $numbered,
+            |q, k| q.bind(k.0).bind(k.1)
+        );
+        upsert_rows!(
+            $tx,
+            "daily_spend_by_team_model",
+            BY_TEAM_MODEL_KEYS,
+            by_team_model,
+            $numbered,
+            |q, k| q.bind(k.0).bind(k.1).bind(k.2).bind(k.3)
+        );
     }};
 }
 
@@ -291,7 +399,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 /// SQLite gets plain `?` placeholders: sqlx resolves `$N` names one by one for each parameter,
 /// which is quadratic in a multi-row statement (it was 40% of the gateway's CPU under load).
-fn insert_sql(rows: usize, json_cast: &str, numbered: bool) -> String {
+fn insert_sql(rows: usize, json_cast: &str, numbered: bool, returning: bool) -> String {
     let mut s = format!("INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ");
     for row in 0..rows {
         if row > 0 {
@@ -313,63 +421,176 @@ fn insert_sql(rows: usize, json_cast: &str, numbered: bool) -> String {
         }
         s.push(')');
     }
-    s.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
+    s.push_str(" ON CONFLICT (request_id) DO NOTHING");
+    if returning {
+        s.push_str(" RETURNING request_id");
+    }
     s
+}
+
+/// Which of the batch's request ids are already stored: one parameter however long the batch.
+const SQLITE_STORED_IDS: &str =
+    "SELECT request_id FROM spend_logs WHERE request_id IN (SELECT value FROM json_each(?))";
+const PG_STORED_IDS: &str = "SELECT request_id FROM spend_logs WHERE request_id = ANY($1)";
+
+/// The records to insert: the first record of each request id that is not in `stored`, in
+/// batch order (a repeated id within the batch counts once, like a retried one).
+fn fresh_records<'a>(records: &'a [SpendRecord], stored: &HashSet<&str>) -> Vec<&'a SpendRecord> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(records.len());
+    records
+        .iter()
+        .filter(|r| !stored.contains(r.request_id.as_str()) && seen.insert(r.request_id.as_str()))
+        .collect()
+}
+
+/// How a batch went in: the fast path (nothing per record comes back) or a concurrent writer
+/// got some of its ids in first, so the batch must be redone with RETURNING.
+enum Attempt {
+    Inserted(Vec<String>),
+    Raced,
 }
 
 impl Store {
     /// Inserts the records in one transaction. Records whose `request_id` is already stored are
-    /// skipped, so a batch retried after an ambiguous failure never counts a call twice.
-    /// Returns the request ids that were newly inserted.
+    /// skipped (and so is a repeat of an id within the batch), so a batch retried after an
+    /// ambiguous failure never counts a call twice. Returns the request ids that were newly
+    /// inserted, in batch order.
     pub async fn insert_spend_batch(
         &self,
         records: &[SpendRecord],
     ) -> Result<Vec<String>, StoreError> {
-        let mut inserted = Vec::with_capacity(records.len());
-        // Multi-row statements: one round trip per chunk instead of per record.
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.insert_spend_batch_fast(records).await? {
+            Attempt::Inserted(ids) => Ok(ids),
+            Attempt::Raced => self.insert_spend_batch_returning(records).await,
+        }
+    }
+
+    /// The common case: one query finds the ids already stored (normally none) and the rest go
+    /// in with plain multi-row INSERTs, so no row crosses back from the database per record
+    /// (with SQLite each returned row is a message from sqlx's worker thread).
+    async fn insert_spend_batch_fast(
+        &self,
+        records: &[SpendRecord],
+    ) -> Result<Attempt, StoreError> {
+        let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+        macro_rules! fast {
+            ($tx:expr, $stored:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
+                let mut tx = $tx;
+                let stored: Vec<String> = $stored
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context("finding spend records already stored")?;
+                let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+                let fresh = fresh_records(records, &stored);
+                let mut affected = 0u64;
+                for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                    let sql = insert_sql(chunk.len(), $json_cast, $numbered, false);
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        q = bind_record!(q, r, r.metadata.to_string());
+                    }
+                    affected += q
+                        .execute(&mut *tx)
+                        .await
+                        .context("inserting spend records")?
+                        .rows_affected();
+                }
+                if affected != fresh.len() as u64 {
+                    // Another writer stored some of these ids since the check (PostgreSQL only:
+                    // SQLite's write lock is held from BEGIN IMMEDIATE).
+                    tx.rollback().await.context("rolling back a spend batch")?;
+                    return Ok(Attempt::Raced);
+                }
+                {
+                    let $tx2 = &mut tx;
+                    let $fresh = &fresh;
+                    $owners;
+                }
+                apply_daily!(tx, &fresh, $numbered);
+                tx.commit().await.context("committing a spend batch")?;
+                Ok(Attempt::Inserted(
+                    fresh.iter().map(|r| r.request_id.clone()).collect(),
+                ))
+            }};
+        }
         match &self.backend {
             Backend::Sqlite(p) => {
-                let mut tx = p.begin().await.context("starting a spend batch")?;
-                for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), "", false);
-                    let mut q = sqlx::query_scalar::<_, String>(&sql);
-                    for r in chunk {
-                        q = bind_record!(q, r, r.metadata.to_string());
-                    }
-                    inserted.extend(
-                        q.fetch_all(&mut *tx)
-                            .await
-                            .context("inserting spend records")?,
-                    );
-                }
-                apply_inserted!(tx, records, inserted, false);
-                tx.commit().await.context("committing a spend batch")?;
+                // IMMEDIATE: the check and the insert must see the same log.
+                let tx = p.begin_write().await.context("starting a spend batch")?;
+                let stored = sqlx::query_scalar::<_, String>(SQLITE_STORED_IDS)
+                    .bind(crate::db::json_strings(&ids));
+                fast!(tx, stored, "", false, |tx, fresh| {
+                    add_owner_spend_sqlite(tx, &owner_spend(fresh)).await?
+                })
             }
             Backend::Postgres(p) => {
-                let mut tx = p.begin().await.context("starting a spend batch")?;
+                let tx = p.begin().await.context("starting a spend batch")?;
+                let stored = sqlx::query_scalar::<_, String>(PG_STORED_IDS).bind(&ids);
+                fast!(tx, stored, "::jsonb", true, |tx, fresh| {
+                    add_owner_spend_pg(tx, &owner_spend(fresh)).await?
+                })
+            }
+        }
+    }
+
+    /// The fallback when a concurrent writer raced the fast path: the insert itself reports
+    /// which rows went in.
+    async fn insert_spend_batch_returning(
+        &self,
+        records: &[SpendRecord],
+    ) -> Result<Vec<String>, StoreError> {
+        macro_rules! returning {
+            ($tx:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
+                let mut tx = $tx;
+                let mut returned: Vec<String> = Vec::with_capacity(records.len());
                 for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), "::jsonb", true);
+                    let sql = insert_sql(chunk.len(), $json_cast, $numbered, true);
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for r in chunk {
                         q = bind_record!(q, r, r.metadata.to_string());
                     }
-                    inserted.extend(
+                    returned.extend(
                         q.fetch_all(&mut *tx)
                             .await
                             .context("inserting spend records")?,
                     );
                 }
-                apply_inserted!(tx, records, inserted, true);
+                // The inserted records are the first of each returned id; any other record
+                // with that id was a repeat.
+                let returned: HashSet<&str> = returned.iter().map(String::as_str).collect();
+                let skipped: HashSet<&str> = records
+                    .iter()
+                    .map(|r| r.request_id.as_str())
+                    .filter(|id| !returned.contains(id))
+                    .collect();
+                let fresh = fresh_records(records, &skipped);
+                {
+                    let $tx2 = &mut tx;
+                    let $fresh = &fresh;
+                    $owners;
+                }
+                apply_daily!(tx, &fresh, $numbered);
                 tx.commit().await.context("committing a spend batch")?;
+                Ok(fresh.iter().map(|r| r.request_id.clone()).collect())
+            }};
+        }
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let tx = p.begin_write().await.context("starting a spend batch")?;
+                returning!(tx, "", false, |tx, fresh| {
+                    add_owner_spend_sqlite(tx, &owner_spend(fresh)).await?
+                })
+            }
+            Backend::Postgres(p) => {
+                let tx = p.begin().await.context("starting a spend batch")?;
+                returning!(tx, "::jsonb", true, |tx, fresh| {
+                    add_owner_spend_pg(tx, &owner_spend(fresh)).await?
+                })
             }
         }
-        // RETURNING gives no order guarantee; callers get the ids in batch order.
-        let set: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-        Ok(records
-            .iter()
-            .filter(|r| set.contains(r.request_id.as_str()))
-            .map(|r| r.request_id.clone())
-            .collect())
     }
 
     pub async fn count_spend_logs(&self) -> Result<i64, StoreError> {
@@ -434,6 +655,52 @@ impl Store {
                 .collect(),
         }
     }
+}
+
+/// At most one statement per owner table (none for a table no record touches).
+async fn add_owner_spend_sqlite(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    owners: &OwnerSpend<'_>,
+) -> Result<(), StoreError> {
+    for (sql, pairs) in [
+        (SQLITE_ADD_KEY_SPEND, &owners.keys),
+        (SQLITE_ADD_USER_SPEND, &owners.users),
+        (SQLITE_ADD_TEAM_SPEND, &owners.teams),
+    ] {
+        if pairs.is_empty() {
+            continue;
+        }
+        sqlx::query(sql)
+            .bind(json_pairs(pairs))
+            .execute(&mut **tx)
+            .await
+            .context("adding spend to keys, users and teams")?;
+    }
+    Ok(())
+}
+
+/// One statement for all three owner tables.
+async fn add_owner_spend_pg(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    owners: &OwnerSpend<'_>,
+) -> Result<(), StoreError> {
+    if owners.is_empty() {
+        return Ok(());
+    }
+    let (keys, key_nanos) = unzip_pairs(&owners.keys);
+    let (users, user_nanos) = unzip_pairs(&owners.users);
+    let (teams, team_nanos) = unzip_pairs(&owners.teams);
+    sqlx::query(PG_ADD_OWNER_SPEND)
+        .bind(keys)
+        .bind(key_nanos)
+        .bind(users)
+        .bind(user_nanos)
+        .bind(teams)
+        .bind(team_nanos)
+        .execute(&mut **tx)
+        .await
+        .context("adding spend to keys, users and teams")?;
+    Ok(())
 }
 
 macro_rules! read_record {
@@ -539,12 +806,8 @@ mod tests {
                 )
             })
             .collect();
-        let ids: Vec<String> = records[..400]
-            .iter()
-            .map(|r| r.request_id.clone())
-            .collect();
-        let inserted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let deltas = daily_deltas(&records, &inserted);
+        let inserted: Vec<&SpendRecord> = records[..400].iter().collect();
+        let deltas = daily_deltas(&inserted);
         assert_eq!(deltas.len(), 1);
         let (key, d) = deltas.iter().next().unwrap();
         assert_eq!(key, &("2026-01-02".to_string(), "k", "u", "", "m", ""));
@@ -563,8 +826,46 @@ mod tests {
 
     #[test]
     fn upserts_number_their_parameters_per_backend() {
-        let pg = daily_upsert_sql(2, true);
+        let pg = upsert_sql("daily_spend", DAILY_KEYS, 2, true);
         assert!(pg.contains("($13, $14,") && pg.contains("$24)"));
-        assert!(!daily_upsert_sql(2, false).contains('$'));
+        assert!(!upsert_sql("daily_spend", DAILY_KEYS, 2, false).contains('$'));
+        assert!(pg
+            .ends_with("failed_requests = daily_spend.failed_requests + excluded.failed_requests"));
+    }
+
+    /// The rollups are sums of the daily rows, so they can never disagree with them.
+    #[test]
+    fn rollups_sum_the_daily_rows() {
+        let mut records: Vec<SpendRecord> =
+            (0..10).map(|i| call(i, SpendStatus::Success)).collect();
+        records[3].api_key = "k2".into();
+        records[4].team_id = Some("t".into());
+        let inserted: Vec<&SpendRecord> = records.iter().collect();
+        let daily = daily_deltas(&inserted);
+        assert_eq!(daily.len(), 3);
+        let (by_key, by_team_model) = rollup_deltas(&daily);
+        assert_eq!(by_key.len(), 2);
+        assert_eq!(by_key[&("2026-01-02", "k")].requests, 9);
+        assert_eq!(by_team_model.len(), 2);
+        assert_eq!(by_team_model[&("2026-01-02", "", "m", "")].spend_nanos, 90);
+        assert_eq!(by_team_model[&("2026-01-02", "t", "m", "")].spend_nanos, 10);
+    }
+
+    /// A repeated id counts once; a stored one not at all.
+    #[test]
+    fn fresh_records_skip_stored_and_repeated_ids() {
+        let records: Vec<SpendRecord> = [1, 2, 1, 3, 2]
+            .iter()
+            .map(|&i| call(i, SpendStatus::Success))
+            .collect();
+        let stored: HashSet<&str> = ["r3"].into_iter().collect();
+        let fresh = fresh_records(&records, &stored);
+        let ids: Vec<&str> = fresh.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r2"]);
+        let owners = owner_spend(&fresh);
+        assert_eq!(owners.keys, [("k", 20)]);
+        assert_eq!(owners.users, [("u", 20)]);
+        assert!(owners.teams.is_empty());
+        assert_eq!(json_pairs(&owners.keys), r#"[["k",20]]"#);
     }
 }

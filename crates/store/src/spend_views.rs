@@ -1,8 +1,13 @@
-//! Read side of spend: summaries from the `daily_spend` aggregates (never a scan of the log),
-//! and the log itself paged newest first by keyset on `(start_time, request_id)`.
+//! Read side of spend: summaries from the daily aggregates (never a scan of the log), and the
+//! log itself paged newest first by keyset on `(start_time, request_id)`.
 //!
-//! Every filter is a bound parameter; only fixed column names are spliced into the SQL. Each
-//! filter combination has an index: summaries use the primary key (day first) or
+//! A summary reads the narrowest aggregate that has every column it filters or groups on (see
+//! [`daily_source`]): `daily_spend_by_team_model` (a few hundred rows a day) for gateway-wide
+//! and per-team totals and team/model/provider breakdowns, `daily_spend_by_key` for key
+//! rankings, `daily_spend` (every dimension) for the rest.
+//!
+//! Every filter is a bound parameter; only fixed column and table names are spliced into the
+//! SQL. Each filter combination has an index: summaries use the primary key (day first) or
 //! `(user_id|team_id|api_key, day)`, log pages `(scope column, start_time, request_id)`.
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -119,6 +124,45 @@ pub struct SpendLogFilter {
     /// Exclusive upper bound on `start_time`.
     pub to: Option<DateTime<Utc>>,
     pub request_id: Option<String>,
+}
+
+/// One day's totals for one team, model and provider (see [`Store::daily_activity`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyGroupRow {
+    pub day: NaiveDate,
+    /// "" when the calls had no team (likewise provider).
+    pub team_id: String,
+    pub model_group: String,
+    pub custom_llm_provider: String,
+    pub totals: SpendTotals,
+}
+
+/// LiteLLM's per-day activity, read in two queries whatever the number of keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DailyActivity {
+    /// Per day, team, model and provider, ascending by day: totals and every breakdown but
+    /// the keys'.
+    pub groups: Vec<DailyGroupRow>,
+    /// Per day, the keys among the range's `key_limit` highest-spend keys (LiteLLM's
+    /// `USAGE_TOP_API_KEYS_LIMIT`), ascending by day then highest spend first.
+    pub keys: Vec<DailyBreakdown>,
+    /// Distinct keys with spend in the range; more than `key_limit` means some were left out.
+    pub distinct_keys: i64,
+}
+
+/// The narrowest aggregate table holding every column a summary filters (`scope`) or groups
+/// on (`group`, besides the day). All three hold the same sums: the writer adds each batch to
+/// all of them in one transaction, and migration 0006 built the rollups from `daily_spend`.
+fn daily_source(scope: &SpendScope, group: &[&str]) -> &'static str {
+    let by_user_or_key = scope.user_id.is_some() || scope.api_key.is_some();
+    let team_model = |c: &&str| matches!(*c, "team_id" | "model_group" | "custom_llm_provider");
+    if !by_user_or_key && group.iter().all(team_model) {
+        "daily_spend_by_team_model"
+    } else if !by_user_or_key && scope.team_id.is_none() && group == ["api_key"] {
+        "daily_spend_by_key"
+    } else {
+        "daily_spend"
+    }
 }
 
 /// A bound parameter of a dynamically assembled query.
@@ -240,6 +284,21 @@ fn read_daily_breakdown<R: ReadRow>(r: &R) -> Result<DailyBreakdown, sqlx::Error
     })
 }
 
+fn read_group_row<R: ReadRow>(r: &R) -> Result<DailyGroupRow, sqlx::Error> {
+    Ok(DailyGroupRow {
+        day: parse_day(&r.text("day")?)?,
+        team_id: r.text("team_id")?,
+        model_group: r.text("model_group")?,
+        custom_llm_provider: r.text("custom_llm_provider")?,
+        totals: read_totals(r)?,
+    })
+}
+
+/// A per-day key row and the range's distinct key count it carries.
+fn read_key_row<R: ReadRow>(r: &R) -> Result<(DailyBreakdown, i64), sqlx::Error> {
+    Ok((read_daily_breakdown(r)?, r.int("distinct_keys")?))
+}
+
 fn read_activity<R: ReadRow>(r: &R) -> Result<DailyActivityRow, sqlx::Error> {
     Ok(DailyActivityRow {
         day: parse_day(&r.text("day")?)?,
@@ -278,8 +337,9 @@ impl Store {
         to: NaiveDate,
     ) -> Result<Vec<DailySpend>, StoreError> {
         let w = Where::daily(scope, from, to);
+        let src = daily_source(scope, &[]);
         let sql = format!(
-            "SELECT day, {SUMS} FROM daily_spend{} GROUP BY day ORDER BY day",
+            "SELECT day, {SUMS} FROM {src}{} GROUP BY day ORDER BY day",
             w.sql()
         );
         fetch_rows!(self, &sql, &w.args, read_daily, "summing spend per day")
@@ -297,9 +357,10 @@ impl Store {
     ) -> Result<Vec<SpendBreakdown>, StoreError> {
         let mut w = Where::daily(scope, from, to);
         let col = by.column();
+        let src = daily_source(scope, &[col]);
         let limit_at = w.next_placeholder();
         let sql = format!(
-            "SELECT {col} AS name, {SUMS} FROM daily_spend{} GROUP BY {col} \
+            "SELECT {col} AS name, {SUMS} FROM {src}{} GROUP BY {col} \
              ORDER BY spend_nanos DESC, name LIMIT {limit_at}",
             w.sql()
         );
@@ -321,7 +382,8 @@ impl Store {
         to: NaiveDate,
     ) -> Result<SpendTotals, StoreError> {
         let w = Where::daily(scope, from, to);
-        let sql = format!("SELECT {SUMS} FROM daily_spend{}", w.sql());
+        let src = daily_source(scope, &[]);
+        let sql = format!("SELECT {SUMS} FROM {src}{}", w.sql());
         let rows = fetch_rows!(self, &sql, &w.args, read_totals, "summing spend")?;
         Ok(rows.into_iter().next().unwrap_or_default())
     }
@@ -337,8 +399,9 @@ impl Store {
     ) -> Result<Vec<DailyBreakdown>, StoreError> {
         let w = Where::daily(scope, from, to);
         let col = by.column();
+        let src = daily_source(scope, &[col]);
         let sql = format!(
-            "SELECT day, {col} AS name, {SUMS} FROM daily_spend{} GROUP BY day, {col} \
+            "SELECT day, {col} AS name, {SUMS} FROM {src}{} GROUP BY day, {col} \
              ORDER BY day, spend_nanos DESC, name",
             w.sql()
         );
@@ -377,6 +440,67 @@ impl Store {
             read_activity,
             "reading daily spend rows"
         )
+    }
+
+    /// Per-day activity over [from, to], optionally for one model (public name), with the
+    /// key breakdown limited to the range's `key_limit` highest-spend keys: two queries, each
+    /// on the narrowest aggregate that can answer it (gateway-wide, ~130 and ~3,000 rows for 30
+    /// days at 1,000 keys, instead of every key's rows of `daily_spend`).
+    pub async fn daily_activity(
+        &self,
+        scope: &SpendScope,
+        model: Option<&str>,
+        from: NaiveDate,
+        to: NaiveDate,
+        key_limit: u32,
+    ) -> Result<DailyActivity, StoreError> {
+        let mut w = Where::daily(scope, from, to);
+        if let Some(m) = model {
+            w.push("model_group = {}", Arg::Text(m.to_string()));
+        }
+        let groups_from = daily_source(scope, &["team_id", "model_group", "custom_llm_provider"]);
+        let groups_sql = format!(
+            "SELECT day, team_id, model_group, custom_llm_provider, {SUMS} FROM {groups_from}{} \
+             GROUP BY day, team_id, model_group, custom_llm_provider ORDER BY day",
+            w.sql()
+        );
+        let groups = fetch_rows!(
+            self,
+            &groups_sql,
+            &w.args,
+            read_group_row,
+            "summing spend per day, team and model"
+        )?;
+        // The key rollup has no model column: a model filter reads `daily_spend`.
+        let keys_from = if model.is_some() {
+            "daily_spend"
+        } else {
+            daily_source(scope, &["api_key"])
+        };
+        // The ranking and the per-day rows share the WHERE clause's parameters.
+        let limit_at = w.next_placeholder();
+        let keys_sql = format!(
+            "WITH top AS (SELECT api_key, COUNT(*) OVER () AS distinct_keys FROM {keys_from}{where_} \
+             GROUP BY api_key ORDER BY SUM(spend_nanos) DESC, api_key LIMIT {limit_at}) \
+             SELECT day, api_key AS name, top.distinct_keys AS distinct_keys, {SUMS} \
+             FROM {keys_from} JOIN top USING (api_key){where_} GROUP BY day, api_key, \
+             top.distinct_keys ORDER BY day, spend_nanos DESC, name",
+            where_ = w.sql()
+        );
+        w.args.push(Arg::Int(i64::from(key_limit)));
+        let rows = fetch_rows!(
+            self,
+            &keys_sql,
+            &w.args,
+            read_key_row,
+            "summing spend per day for the top keys"
+        )?;
+        let distinct_keys = rows.first().map(|(_, n)| *n).unwrap_or(0);
+        Ok(DailyActivity {
+            groups,
+            keys: rows.into_iter().map(|(k, _)| k).collect(),
+            distinct_keys,
+        })
     }
 
     /// Newest first, keyset-paginated: pass the previous page's last (start_time, request_id)

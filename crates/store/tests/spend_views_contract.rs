@@ -483,3 +483,274 @@ async fn the_migration_backfills_the_aggregates_from_the_log() {
         db.drop_db().await;
     }
 }
+
+/// What `daily_activity` must answer, from the records themselves.
+#[allow(clippy::type_complexity)]
+fn expected_activity(
+    records: &[SpendRecord],
+    scope: &SpendScope,
+    model: Option<&str>,
+    key_limit: usize,
+) -> (
+    BTreeMap<(NaiveDate, String, String, String), SpendTotals>,
+    BTreeMap<(NaiveDate, String), SpendTotals>,
+    i64,
+) {
+    let chosen: Vec<&SpendRecord> = records
+        .iter()
+        .filter(|r| in_scope(r, scope) && model.is_none_or(|m| m == r.model_group))
+        .collect();
+    let mut groups = BTreeMap::new();
+    let mut per_key: BTreeMap<String, i64> = BTreeMap::new();
+    for r in &chosen {
+        let k = (
+            r.start_time.date_naive(),
+            r.team_id.clone().unwrap_or_default(),
+            r.model_group.clone(),
+            r.custom_llm_provider.clone().unwrap_or_default(),
+        );
+        add(groups.entry(k).or_default(), r);
+        *per_key.entry(r.api_key.clone()).or_default() += r.spend_nanos;
+    }
+    let mut ranked: Vec<(String, i64)> = per_key.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let distinct = ranked.len() as i64;
+    let top: HashSet<String> = ranked.into_iter().take(key_limit).map(|k| k.0).collect();
+    let mut keys = BTreeMap::new();
+    for r in chosen.iter().filter(|r| top.contains(&r.api_key)) {
+        add(
+            keys.entry((r.start_time.date_naive(), r.api_key.clone()))
+                .or_default(),
+            r,
+        );
+    }
+    (groups, keys, distinct)
+}
+
+/// The activity view's two reads (team/model/provider rows, and the top keys per day) equal
+/// the sums of the records in every scope, with and without a model filter, and the key cap
+/// keeps exactly the range's highest-spend keys.
+#[tokio::test]
+async fn activity_sums_the_records_and_keeps_the_top_keys() {
+    let records = varied_records();
+    let (from, to) = (day(2026, 3, 1), day(2026, 3, 5));
+    for db in backends().await {
+        let s = &db.store;
+        insert_in_batches(s, &records).await;
+        let backend = s.backend_name();
+        for scope in scopes() {
+            for model in [None, Some("claude")] {
+                for limit in [1u32, 2, 100] {
+                    let (want_groups, want_keys, distinct) =
+                        expected_activity(&records, &scope, model, limit as usize);
+                    let got = s
+                        .daily_activity(&scope, model, from, to, limit)
+                        .await
+                        .unwrap();
+                    let what = format!("{backend} {scope:?} {model:?} limit {limit}");
+                    let days: Vec<NaiveDate> = got.groups.iter().map(|g| g.day).collect();
+                    assert!(days.windows(2).all(|w| w[0] <= w[1]), "{what}");
+                    let groups: BTreeMap<_, _> = got
+                        .groups
+                        .into_iter()
+                        .map(|g| {
+                            (
+                                (g.day, g.team_id, g.model_group, g.custom_llm_provider),
+                                g.totals,
+                            )
+                        })
+                        .collect();
+                    assert_eq!(groups, want_groups, "{what}");
+                    let days: Vec<NaiveDate> = got.keys.iter().map(|k| k.day).collect();
+                    assert!(days.windows(2).all(|w| w[0] <= w[1]), "{what}");
+                    let keys: BTreeMap<_, _> = got
+                        .keys
+                        .into_iter()
+                        .map(|k| ((k.day, k.name), k.totals))
+                        .collect();
+                    assert_eq!(keys, want_keys, "{what}");
+                    assert_eq!(got.distinct_keys, distinct, "{what}");
+                }
+            }
+        }
+        // A range without spend: nothing, not an error.
+        let none = s
+            .daily_activity(
+                &SpendScope::default(),
+                None,
+                day(2027, 1, 1),
+                day(2027, 1, 2),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(none, Default::default());
+        db.drop_db().await;
+    }
+}
+
+type KeyRow = (String, String, i64, i64, i64, i64, i64, i64);
+type TeamModelRow = (String, String, String, String, i64, i64, i64, i64, i64, i64);
+
+const COUNTER_SUMS: &str = "CAST(SUM(spend_nanos) AS BIGINT), CAST(SUM(prompt_tokens) AS BIGINT), \
+    CAST(SUM(completion_tokens) AS BIGINT), CAST(SUM(requests) AS BIGINT), \
+    CAST(SUM(successful_requests) AS BIGINT), CAST(SUM(failed_requests) AS BIGINT)";
+const COUNTERS: &str =
+    "spend_nanos, prompt_tokens, completion_tokens, requests, successful_requests, failed_requests";
+
+/// Both rollups as stored, and `daily_spend` summed the same ways.
+async fn rollups(s: &Store) -> [(Vec<KeyRow>, Vec<TeamModelRow>); 2] {
+    use tollgate_store::Backend;
+    let stored_keys =
+        format!("SELECT day, api_key, {COUNTERS} FROM daily_spend_by_key ORDER BY 1, 2");
+    let summed_keys = format!(
+        "SELECT day, api_key, {COUNTER_SUMS} FROM daily_spend GROUP BY day, api_key ORDER BY 1, 2"
+    );
+    let stored_tm = format!(
+        "SELECT day, team_id, model_group, custom_llm_provider, {COUNTERS} \
+         FROM daily_spend_by_team_model ORDER BY 1, 2, 3, 4"
+    );
+    let summed_tm = format!(
+        "SELECT day, team_id, model_group, custom_llm_provider, {COUNTER_SUMS} FROM daily_spend \
+         GROUP BY day, team_id, model_group, custom_llm_provider ORDER BY 1, 2, 3, 4"
+    );
+    macro_rules! read {
+        ($p:expr) => {
+            [
+                (
+                    sqlx::query_as(&stored_keys).fetch_all($p).await.unwrap(),
+                    sqlx::query_as(&stored_tm).fetch_all($p).await.unwrap(),
+                ),
+                (
+                    sqlx::query_as(&summed_keys).fetch_all($p).await.unwrap(),
+                    sqlx::query_as(&summed_tm).fetch_all($p).await.unwrap(),
+                ),
+            ]
+        };
+    }
+    match s.backend() {
+        Backend::Sqlite(p) => read!(p),
+        Backend::Postgres(p) => read!(p),
+    }
+}
+
+/// The statements migration 0006 fills the rollups with, per backend.
+fn rollup_backfill_sql(s: &Store) -> String {
+    let file = match s.backend() {
+        tollgate_store::Backend::Sqlite(_) => {
+            include_str!("../src/migrations/sqlite/0006_spend_rollups.sql")
+        }
+        tollgate_store::Backend::Postgres(_) => {
+            include_str!("../src/migrations/postgres/0006_spend_rollups.sql")
+        }
+    };
+    let at = file.find("INSERT INTO daily_spend_by_key").unwrap();
+    file[at..].to_string()
+}
+
+/// The rollups the writer keeps equal `daily_spend` summed per (day, key) and per (day, team,
+/// model, provider), through retried and overlapping batches (and a batch repeating an id);
+/// migration 0006's backfill rebuilds exactly what the writer kept; later batches add to it.
+#[tokio::test]
+async fn the_rollups_equal_daily_spend_and_the_backfill_rebuilds_them() {
+    use tollgate_store::Backend;
+    let records = varied_records();
+    let (old, new) = records.split_at(200);
+    for db in backends().await {
+        let s = &db.store;
+        let backend = s.backend_name();
+        let (first, rest) = old.split_at(100);
+        s.insert_spend_batch(first).await.unwrap();
+        assert!(s.insert_spend_batch(first).await.unwrap().is_empty());
+        let mut overlap = first[60..].to_vec();
+        overlap.extend_from_slice(rest);
+        overlap.push(rest[0].clone());
+        assert_eq!(
+            s.insert_spend_batch(&overlap).await.unwrap().len(),
+            rest.len()
+        );
+        let [stored, summed] = rollups(s).await;
+        assert!(!stored.0.is_empty() && !stored.1.is_empty());
+        assert_eq!(stored, summed, "{backend}");
+        let expected = expected_daily(
+            old,
+            &SpendScope::default(),
+            day(2026, 3, 1),
+            day(2026, 3, 5),
+        );
+        let requests: i64 = stored.0.iter().map(|r| r.5).sum();
+        assert_eq!(requests, expected.values().map(|t| t.requests).sum::<i64>());
+
+        let sql = format!(
+            "DELETE FROM daily_spend_by_key; DELETE FROM daily_spend_by_team_model; {}",
+            rollup_backfill_sql(s)
+        );
+        match s.backend() {
+            Backend::Sqlite(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
+            Backend::Postgres(p) => sqlx::raw_sql(&sql).execute(p).await.map(drop),
+        }
+        .unwrap();
+        let [backfilled, _] = rollups(s).await;
+        assert_eq!(backfilled, stored, "{backend}");
+
+        insert_in_batches(s, new).await;
+        let [stored, summed] = rollups(s).await;
+        assert_eq!(stored, summed, "{backend}");
+        let requests: i64 = stored.1.iter().map(|r| r.7).sum();
+        assert_eq!(requests, records.len() as i64);
+        db.drop_db().await;
+    }
+}
+
+/// Writers racing on overlapping batches (several gateway instances on one PostgreSQL, or a
+/// retry overlapping a slow first attempt): every record is counted exactly once, in the log,
+/// the aggregates and the returned ids.
+#[tokio::test]
+async fn concurrent_overlapping_batches_count_each_record_once() {
+    let records = varied_records();
+    let (from, to) = (day(2026, 3, 1), day(2026, 3, 5));
+    for db in backends().await {
+        let s = &db.store;
+        let mut tasks = Vec::new();
+        for w in 0..4usize {
+            let s = s.clone();
+            // Each writer covers half the records, starting at a different place.
+            let mine: Vec<SpendRecord> = records
+                .iter()
+                .cycle()
+                .skip(w * 60)
+                .take(records.len() / 2)
+                .cloned()
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for chunk in mine.chunks(30) {
+                    ids.extend(s.insert_spend_batch(chunk).await.unwrap());
+                }
+                ids
+            }));
+        }
+        let mut inserted = Vec::new();
+        for t in tasks {
+            inserted.extend(t.await.unwrap());
+        }
+        inserted.sort();
+        let unique: HashSet<&String> = inserted.iter().collect();
+        assert_eq!(unique.len(), inserted.len(), "{}", s.backend_name());
+        assert_eq!(inserted.len(), records.len());
+        let got: BTreeMap<NaiveDate, SpendTotals> = s
+            .daily_spend(&SpendScope::default(), from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.day, d.totals))
+            .collect();
+        assert_eq!(
+            got,
+            expected_daily(&records, &SpendScope::default(), from, to)
+        );
+        let [stored, summed] = rollups(s).await;
+        assert_eq!(stored, summed);
+        db.drop_db().await;
+    }
+}
