@@ -1,6 +1,8 @@
 //! `/user/daily/activity` and `/team/daily/activity`: LiteLLM's per-day activity
-//! (`SpendAnalyticsPaginatedResponse`), built from the daily aggregates in one read. Days come
-//! back whole (no paging across days); `metadata.page` is always 1.
+//! (`SpendAnalyticsPaginatedResponse`), built from the daily aggregates in two reads per scope
+//! (see `Store::daily_activity`). Days come back whole (no paging across days);
+//! `metadata.page` is always 1. Like LiteLLM's, `breakdown.api_keys` lists only the range's
+//! highest-spend keys, so an admin's everyone-view stays small with thousands of keys.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,13 +14,19 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tollgate_proxy::ApiError;
-use tollgate_store::{DailyActivityRow, SpendScope, SpendTotals};
+use tollgate_store::spend_views::DailyGroupRow;
+use tollgate_store::{SpendScope, SpendTotals};
 
 use super::keys::token_of;
 use super::sees_all;
 use super::spend::{not_your_spend, parse_date, usd};
 use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
+
+/// Keys listed in `breakdown.api_keys`: the range's highest-spend ones, as many as LiteLLM's
+/// activity lists (its `USAGE_TOP_API_KEYS_LIMIT`, 100 by default). Day totals and the other
+/// breakdowns still count every key.
+const TOP_API_KEYS: u32 = 100;
 
 /// Keys whose alias is looked up for `breakdown.api_keys` metadata; past this many distinct
 /// keys the rest are listed without it (one lookup each would dominate a global view).
@@ -176,22 +184,41 @@ fn add(t: &mut SpendTotals, o: &SpendTotals) {
     t.failed_requests += o.failed_requests;
 }
 
-fn accumulate(days: &mut BTreeMap<NaiveDate, Day>, r: &DailyActivityRow, entities: bool) {
-    let d = days.entry(r.day).or_default();
-    add(&mut d.totals, &r.totals);
+fn accumulate(days: &mut BTreeMap<NaiveDate, Day>, g: &DailyGroupRow, entities: bool) {
+    let d = days.entry(g.day).or_default();
+    add(&mut d.totals, &g.totals);
     add(
-        d.models.entry(r.model_group.clone()).or_default(),
-        &r.totals,
+        d.models.entry(g.model_group.clone()).or_default(),
+        &g.totals,
     );
     add(
         d.providers
-            .entry(r.custom_llm_provider.clone())
+            .entry(g.custom_llm_provider.clone())
             .or_default(),
-        &r.totals,
+        &g.totals,
     );
-    add(d.api_keys.entry(r.api_key.clone()).or_default(), &r.totals);
     if entities {
-        add(d.entities.entry(r.team_id.clone()).or_default(), &r.totals);
+        add(d.entities.entry(g.team_id.clone()).or_default(), &g.totals);
+    }
+}
+
+/// Keeps the `limit` highest-spend keys of the whole range in every day's `api_keys` (several
+/// team scopes each bring their own top keys).
+fn keep_top_keys(days: &mut BTreeMap<NaiveDate, Day>, limit: usize) {
+    let mut spend: BTreeMap<String, i64> = BTreeMap::new();
+    for d in days.values() {
+        for (k, t) in &d.api_keys {
+            *spend.entry(k.clone()).or_default() += t.spend_nanos;
+        }
+    }
+    if spend.len() <= limit {
+        return;
+    }
+    let mut ranked: Vec<(String, i64)> = spend.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let keep: HashSet<String> = ranked.into_iter().take(limit).map(|(k, _)| k).collect();
+    for d in days.values_mut() {
+        d.api_keys.retain(|k, _| keep.contains(k));
     }
 }
 
@@ -205,15 +232,20 @@ async fn activity(
 ) -> Result<Value, ApiError> {
     let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
     for scope in scopes {
-        let rows = state
+        let a = state
             .store
-            .daily_activity_rows(scope, model, from, to)
+            .daily_activity(scope, model, from, to, TOP_API_KEYS)
             .await
             .map_err(|e| store_unavailable(&e))?;
-        for r in &rows {
-            accumulate(&mut days, r, entities);
+        for g in &a.groups {
+            accumulate(&mut days, g, entities);
+        }
+        for k in &a.keys {
+            let d = days.entry(k.day).or_default();
+            add(d.api_keys.entry(k.name.clone()).or_default(), &k.totals);
         }
     }
+    keep_top_keys(&mut days, TOP_API_KEYS as usize);
     let keys = key_metadata(state, &days).await?;
     Ok(render(&days, &keys))
 }
@@ -324,4 +356,37 @@ fn render(days: &BTreeMap<NaiveDate, Day>, keys: &BTreeMap<String, Value>) -> Va
             "has_more": false,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spent(n: i64) -> SpendTotals {
+        SpendTotals {
+            spend_nanos: n,
+            requests: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Across days (and scopes), the keys kept are the range's top spenders, not each day's.
+    #[test]
+    fn the_key_breakdown_keeps_the_ranges_top_keys() {
+        let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
+        let d1 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let d2 = d1.succ_opt().unwrap();
+        for (day, key, n) in [(d1, "a", 5), (d1, "b", 1), (d2, "b", 2), (d2, "c", 4)] {
+            days.entry(day)
+                .or_default()
+                .api_keys
+                .insert(key.to_string(), spent(n));
+        }
+        keep_top_keys(&mut days, 2);
+        let kept: Vec<Vec<&str>> = days
+            .values()
+            .map(|d| d.api_keys.keys().map(String::as_str).collect())
+            .collect();
+        assert_eq!(kept, [vec!["a"], vec!["c"]]);
+    }
 }
