@@ -6,9 +6,10 @@
 //! and per-team totals and team/model/provider breakdowns, `daily_spend_by_key` for key
 //! rankings, `daily_spend` (every dimension) for the rest.
 //!
-//! Every filter is a bound parameter; only fixed column and table names are spliced into the
-//! SQL. Each filter combination has an index: summaries use the primary key (day first) or
-//! `(user_id|team_id|api_key, day)`, log pages `(scope column, start_time, request_id)`.
+//! Every filter is a bound parameter; only fixed column and table names (and the status
+//! literal, from its enum) are spliced into the SQL. Each filter combination has an index:
+//! summaries use the primary key (day first) or `(user_id|team_id|api_key, day)`, log pages
+//! `(scope column, start_time, request_id)`, failures a partial index of their own.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -517,7 +518,9 @@ impl Store {
             w.push("model_group = {}", Arg::Text(m.clone()));
         }
         if let Some(st) = filter.status {
-            w.push("status = {}", Arg::Text(st.as_str().to_string()));
+            // A literal (from the enum, never from input), so the planner can use the partial
+            // index of failures; a bound value would hide which rows the query wants.
+            w.clauses.push(format!("status = '{}'", st.as_str()));
         }
         if let Some(id) = &filter.request_id {
             w.push("request_id = {}", Arg::Text(id.clone()));

@@ -652,6 +652,7 @@ async fn a_version_two_database_gains_keys_and_keeps_users() {
         let sql = "ALTER TABLE teams DROP COLUMN budget_reset_at; \
                    ALTER TABLE users DROP COLUMN budget_reset_at; \
                    DROP TABLE daily_spend_by_key; DROP TABLE daily_spend_by_team_model; \
+                   DROP INDEX spend_logs_failures_time_id; \
                    DROP TABLE daily_spend; DROP INDEX spend_logs_time_id; \
                    DROP INDEX spend_logs_api_key_time_id; DROP INDEX spend_logs_user_time_id; \
                    DROP INDEX spend_logs_team_time_id; \

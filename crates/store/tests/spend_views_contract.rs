@@ -645,7 +645,9 @@ fn rollup_backfill_sql(s: &Store) -> String {
         }
     };
     let at = file.find("INSERT INTO daily_spend_by_key").unwrap();
-    file[at..].to_string()
+    let last = file.find("INSERT INTO daily_spend_by_team_model").unwrap();
+    let end = last + file[last..].find(';').unwrap();
+    file[at..=end].to_string()
 }
 
 /// The rollups the writer keeps equal `daily_spend` summed per (day, key) and per (day, team,

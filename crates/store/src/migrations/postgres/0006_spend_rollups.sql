@@ -49,3 +49,9 @@ SELECT day, team_id, model_group, custom_llm_provider, SUM(spend_nanos), SUM(pro
     SUM(completion_tokens), SUM(requests), SUM(successful_requests), SUM(failed_requests)
 FROM daily_spend
 GROUP BY day, team_id, model_group, custom_llm_provider;
+
+-- Log pages of failures (any model or scope) walk only the failures, newest first, instead of
+-- every call until enough rare failures turn up. Partial, so the writer adds to it only for
+-- failed calls. Queries name the status as a literal so the planner can use it.
+CREATE INDEX spend_logs_failures_time_id ON spend_logs (start_time, request_id)
+    WHERE status = 'failure';
