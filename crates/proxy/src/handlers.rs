@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::admission;
 use crate::auth::{authenticate_call, refuse_read_only, Caller};
 use crate::body::RawBody;
-use crate::deployment::ProviderKind;
+use crate::deployment::{Credential, ProviderKind};
 use crate::error::ApiError;
 use crate::forward::{dispatch, Answer, Dispatched};
 use crate::providers::{anthropic, mock, openai, CallType};
@@ -170,6 +170,10 @@ async fn run(
         }
     };
     let provider = in_flight.0.spec.provider;
+    let provider_key = match &in_flight.0.spec.credential {
+        Credential::Key(k) => Some(k.clone()),
+        _ => None,
+    };
     let idle = in_flight
         .0
         .spec
@@ -242,7 +246,7 @@ async fn run(
                 },
             };
             Ok(Reply::Streaming(Box::new(move |recorder| {
-                let s = ProxyStream::new(resp, translation, recorder, idle);
+                let s = ProxyStream::new(resp, translation, recorder, idle).scrubbing(provider_key);
                 sse_response(Body::from_stream(s))
             })))
         }

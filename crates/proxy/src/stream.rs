@@ -41,6 +41,8 @@ pub struct ProxyStream {
     saw_done: bool,
     finished: bool,
     upstream_error: Option<ApiError>,
+    /// The deployment's provider key: an upstream may quote it in an in-band error event.
+    secret: Option<String>,
 }
 
 impl ProxyStream {
@@ -60,7 +62,15 @@ impl ProxyStream {
             saw_done: false,
             finished: false,
             upstream_error: None,
+            secret: None,
         }
+    }
+
+    /// Replaces `secret` (the provider key) wherever an upstream event quotes it.
+    pub fn scrubbing(mut self, secret: Option<String>) -> Self {
+        // As for upstream error bodies: a very short "key" would redact ordinary text.
+        self.secret = secret.filter(|k| k.len() >= 8);
+        self
     }
 
     fn recorder(&mut self) -> Option<&mut CallRecorder> {
@@ -79,7 +89,14 @@ impl ProxyStream {
                     "The upstream sent a stream event that is not valid UTF-8.",
                 )
             })?;
-            self.on_event(text, &event, &mut out)?;
+            if let Some(k) = self.secret.as_deref().filter(|k| text.contains(k)) {
+                let clean_text = text.replace(k, "[redacted]");
+                let mut clean = BytesMut::from(clean_text.as_bytes());
+                clean.extend_from_slice(&event[end..]);
+                self.on_event(&clean_text, &clean.freeze(), &mut out)?;
+            } else {
+                self.on_event(text, &event, &mut out)?;
+            }
         }
         if self.buf.len() > MAX_EVENT_BYTES {
             return Err(ApiError::new(

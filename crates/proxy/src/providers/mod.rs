@@ -292,13 +292,15 @@ pub fn upstream_error(
 
 /// Upstream messages sometimes quote the key they were sent; never pass it on.
 fn scrub(spec: &DeploymentSpec, message: &str) -> String {
-    let mut m: String = message.chars().take(1000).collect();
-    if let Credential::Key(k) = &spec.credential {
-        if k.len() >= 8 && m.contains(k.as_str()) {
-            m = m.replace(k.as_str(), "[redacted]");
-        }
+    // Redact before cutting: a cut through the key would leave most of it unmatched.
+    match &spec.credential {
+        Credential::Key(k) if k.len() >= 8 && message.contains(k.as_str()) => message
+            .replace(k.as_str(), "[redacted]")
+            .chars()
+            .take(1000)
+            .collect(),
+        _ => message.chars().take(1000).collect(),
     }
-    m
 }
 
 /// A connect error, timeout or reset before the answer started.

@@ -161,10 +161,8 @@ fn expires_from(duration: Option<&str>) -> Result<Option<chrono::DateTime<Utc>>,
         None => Ok(None),
         Some(d) => {
             let dur = parse_duration(d).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "duration must look like 30m, 24h, 7d or 1mo; got '{d}'."
-                ))
-                .with_param("duration")
+                ApiError::bad_request("duration must look like 30m, 24h, 7d or 1mo.")
+                    .with_param("duration")
             })?;
             Ok(Some(
                 Utc::now()
@@ -640,11 +638,11 @@ pub async fn regenerate_path(
 }
 
 async fn regenerate_key(state: &Arc<WebState>, p: &Principal, key: &str) -> Response {
-    let row = match load(&state, key).await {
+    let row = match load(state, key).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match may_modify(&state, &p, &row).await {
+    match may_modify(state, p, &row).await {
         Ok(true) => {}
         Ok(false) => return forbidden("You may only regenerate your own keys.").into_response(),
         Err(e) => return e.into_response(),
@@ -666,8 +664,8 @@ async fn regenerate_key(state: &Arc<WebState>, p: &Principal, key: &str) -> Resp
         Ok(Some(after)) => {
             state.keys.evict(&row.token);
             audit_log::record(
-                &state,
-                &p,
+                state,
+                p,
                 "key.regenerate",
                 "key",
                 Some(&after.token),

@@ -132,9 +132,31 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_error",
-            format!("Invalid request body: {e}"),
+            format!("Invalid request body: {}", without_values(&e.to_string())),
         )
     })
+}
+
+/// serde quotes a mistyped string value (`invalid type: string "sk-…", expected f64`); a client
+/// that put a key in the wrong field must not get it back in the error body. Keeps the rest.
+fn without_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(QUOTED) {
+        out.push_str(&rest[..i + "string".len()]);
+        let value = &rest[i + QUOTED.len()..];
+        // The value is Debug-escaped: it ends at the first quote not escaped by a backslash.
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(j, c)| {
+            let closing = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closing.then_some(j)
+        });
+        rest = end.map_or("", |j| &value[j + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The client address, for login throttling. `X-Forwarded-For` is used only when the operator
@@ -171,4 +193,22 @@ pub fn not_found(message: impl Into<String>) -> ApiError {
 /// `sees_all` roles read everything; the others only what is theirs.
 pub fn sees_all(p: &Principal) -> bool {
     p.role.sees_all()
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::without_values;
+
+    #[test]
+    fn serde_messages_lose_quoted_values_only() {
+        assert_eq!(
+            without_values(r#"invalid type: string "sk-abc\"d", expected f64 at line 1 column 9"#),
+            "invalid type: string, expected f64 at line 1 column 9"
+        );
+        assert_eq!(
+            without_values("missing field `key` at line 1 column 2"),
+            "missing field `key` at line 1 column 2"
+        );
+        assert_eq!(without_values(r#"string "unterminated"#), "string");
+    }
 }

@@ -92,10 +92,7 @@ fn team_role(r: Option<&str>) -> Result<&'static str, ApiError> {
     match r.unwrap_or("user") {
         "admin" => Ok(TeamRole::Admin.as_str()),
         "user" => Ok(TeamRole::User.as_str()),
-        other => Err(ApiError::bad_request(format!(
-            "Team role must be 'admin' or 'user', got '{other}'."
-        ))
-        .with_param("role")),
+        _ => Err(ApiError::bad_request("Team role must be 'admin' or 'user'.").with_param("role")),
     }
 }
 

@@ -69,7 +69,7 @@ pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_error",
-                format!("user_role must be one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer; got '{r}'."),
+                "user_role must be one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer.",
             )
             .with_param("user_role")
         }),
@@ -80,9 +80,9 @@ pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
 /// first reset of its period.
 pub fn checked_budget_duration(d: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     tollgate_domain::budget_period::next_reset(d, chrono::Utc::now()).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "budget_duration {d:?} is not a duration: use a number and a unit, like 30s, 10m, 1h, 1d, 7d, 30d or 1mo."
-        ))
+        ApiError::bad_request(
+            "budget_duration is not a duration: use a number and a unit, like 30s, 10m, 1h, 1d, 7d, 30d or 1mo.",
+        )
         .with_param("budget_duration")
     })
 }
