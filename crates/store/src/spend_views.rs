@@ -151,6 +151,16 @@ pub struct DailyActivity {
     pub distinct_keys: i64,
 }
 
+/// What a spend breakdown shows next to a key's hash (see [`Store::key_labels`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyLabel {
+    pub token: String,
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
 /// The narrowest aggregate table holding every column a summary filters (`scope`) or groups
 /// on (`group`, besides the day). All three hold the same sums: the writer adds each batch to
 /// all of them in one transaction, and migration 0006 built the rollups from `daily_spend`.
@@ -298,6 +308,16 @@ fn read_group_row<R: ReadRow>(r: &R) -> Result<DailyGroupRow, sqlx::Error> {
 /// A per-day key row and the range's distinct key count it carries.
 fn read_key_row<R: ReadRow>(r: &R) -> Result<(DailyBreakdown, i64), sqlx::Error> {
     Ok((read_daily_breakdown(r)?, r.int("distinct_keys")?))
+}
+
+fn read_key_label<R: ReadRow>(r: &R) -> Result<KeyLabel, sqlx::Error> {
+    Ok(KeyLabel {
+        token: r.text("token")?,
+        key_name: r.text("key_name")?,
+        key_alias: r.opt_text("key_alias")?,
+        team_id: r.opt_text("team_id")?,
+        user_id: r.opt_text("user_id")?,
+    })
 }
 
 fn read_activity<R: ReadRow>(r: &R) -> Result<DailyActivityRow, sqlx::Error> {
@@ -501,6 +521,34 @@ impl Store {
             groups,
             keys: rows.into_iter().map(|(k, _)| k).collect(),
             distinct_keys,
+        })
+    }
+
+    /// Labels of the existing keys among `tokens` (hashes), in one query however many: a
+    /// breakdown of 100 keys is one round trip, not 100. Deleted or unknown keys are absent.
+    pub async fn key_labels(&self, tokens: &[String]) -> Result<Vec<KeyLabel>, StoreError> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols = "token, key_name, key_alias, team_id, user_id";
+        let sqlite = format!(
+            "SELECT {cols} FROM verification_tokens WHERE token IN (SELECT value FROM json_each($1))"
+        );
+        let pg = format!(
+            "SELECT {cols} FROM verification_tokens \
+             WHERE token IN (SELECT jsonb_array_elements_text($1::jsonb))"
+        );
+        let list = crate::db::json_strings(tokens);
+        on_backend!(self, (sqlite, pg), |pool, sql| {
+            let rows = sqlx::query(sql.as_str())
+                .bind(&list)
+                .fetch_all(pool)
+                .await
+                .context("reading key labels")?;
+            rows.iter()
+                .map(read_key_label)
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("reading key labels")
         })
     }
 

@@ -756,3 +756,34 @@ async fn concurrent_overlapping_batches_count_each_record_once() {
         db.drop_db().await;
     }
 }
+
+/// Key labels come back for existing keys only, in one read whatever the number asked.
+#[tokio::test]
+async fn key_labels_cover_the_existing_keys() {
+    for db in backends().await {
+        let s = &db.store;
+        s.create_user(&tollgate_store::NewUser::new("u1", "internal_user"))
+            .await
+            .unwrap();
+        let mut nk = tollgate_store::NewKey::new("a".repeat(64), "sk-...aaaa");
+        nk.key_alias = Some("first".into());
+        nk.user_id = Some("u1".into());
+        s.create_key(&nk).await.unwrap();
+        s.create_key(&tollgate_store::NewKey::new("b".repeat(64), "sk-...bbbb"))
+            .await
+            .unwrap();
+        assert!(s.key_labels(&[]).await.unwrap().is_empty());
+        let mut got = s
+            .key_labels(&["a".repeat(64), "b".repeat(64), "gone".into()])
+            .await
+            .unwrap();
+        got.sort_by(|x, y| x.token.cmp(&y.token));
+        assert_eq!(got.len(), 2, "{}", s.backend_name());
+        assert_eq!(got[0].key_alias.as_deref(), Some("first"));
+        assert_eq!(got[0].user_id.as_deref(), Some("u1"));
+        assert_eq!(got[0].key_name, "sk-...aaaa");
+        assert_eq!(got[1].key_alias, None);
+        assert_eq!(got[1].team_id, None);
+        db.drop_db().await;
+    }
+}

@@ -11,10 +11,10 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::NaiveDate;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{json, Value};
 use tollgate_proxy::ApiError;
-use tollgate_store::spend_views::DailyGroupRow;
+use tollgate_store::spend_views::{DailyGroupRow, KeyLabel};
 use tollgate_store::{SpendScope, SpendTotals};
 
 use super::keys::token_of;
@@ -92,7 +92,7 @@ pub async fn user_activity(
         activity(&state, &[scope], non_empty(&q.model), from, to, false).await
     };
     match result.await {
-        Ok(v) => Json(v).into_response(),
+        Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
@@ -159,7 +159,7 @@ pub async fn team_activity(
         activity(&state, &scopes, non_empty(&q.model), from, to, true).await
     };
     match result.await {
-        Ok(v) => Json(v).into_response(),
+        Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
@@ -229,7 +229,7 @@ async fn activity(
     from: NaiveDate,
     to: NaiveDate,
     entities: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Response, ApiError> {
     let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
     for scope in scopes {
         let a = state
@@ -250,7 +250,7 @@ async fn activity(
     Ok(render(&days, &keys))
 }
 
-/// Alias and team of the keys in the breakdown, highest-spend keys first.
+/// Alias and team of the keys in the breakdown, highest-spend keys first, in one read.
 async fn key_metadata(
     state: &WebState,
     days: &BTreeMap<NaiveDate, Day>,
@@ -263,99 +263,220 @@ async fn key_metadata(
     }
     let mut ranked: Vec<(&str, i64)> = spend.into_iter().collect();
     ranked.sort_by_key(|k| std::cmp::Reverse(k.1));
-    let mut out = BTreeMap::new();
-    for (k, _) in ranked.into_iter().take(KEY_METADATA_LOOKUPS) {
-        let row = state
-            .store
-            .get_key(k)
-            .await
-            .map_err(|e| store_unavailable(&e))?;
-        out.insert(
-            k.to_string(),
-            json!({
-                "key_alias": row.as_ref().and_then(|r| r.key_alias.clone()),
-                "team_id": row.as_ref().and_then(|r| r.team_id.clone()),
-                "user_id": row.as_ref().and_then(|r| r.user_id.clone()),
+    let wanted: Vec<String> = ranked
+        .into_iter()
+        .take(KEY_METADATA_LOOKUPS)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    let labels: BTreeMap<String, KeyLabel> = state
+        .store
+        .key_labels(&wanted)
+        .await
+        .map_err(|e| store_unavailable(&e))?
+        .into_iter()
+        .map(|l| (l.token.clone(), l))
+        .collect();
+    Ok(wanted
+        .into_iter()
+        .map(|k| {
+            let row = labels.get(&k);
+            let meta = json!({
+                "key_alias": row.and_then(|r| r.key_alias.clone()),
+                "team_id": row.and_then(|r| r.team_id.clone()),
+                "user_id": row.and_then(|r| r.user_id.clone()),
                 "key_exists": row.is_some(),
-            }),
-        );
-    }
-    Ok(out)
+            });
+            (k, meta)
+        })
+        .collect())
 }
 
 /// LiteLLM's `SpendMetrics` (Tollgate records no cache-token detail per day: zero).
-fn metrics(t: &SpendTotals) -> Value {
-    json!({
-        "spend": usd(t.spend_nanos),
-        "prompt_tokens": t.prompt_tokens,
-        "completion_tokens": t.completion_tokens,
-        "total_tokens": t.total_tokens(),
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-        "api_requests": t.requests,
-        "successful_requests": t.successful_requests,
-        "failed_requests": t.failed_requests,
-    })
+#[derive(Serialize)]
+struct Metrics {
+    spend: f64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+    cache_read_input_tokens: i64,
+    cache_creation_input_tokens: i64,
+    api_requests: i64,
+    successful_requests: i64,
+    failed_requests: i64,
 }
 
-fn with_metadata(m: &BTreeMap<String, SpendTotals>) -> Map<String, Value> {
-    m.iter()
-        .map(|(k, t)| {
+impl From<&SpendTotals> for Metrics {
+    fn from(t: &SpendTotals) -> Metrics {
+        Metrics {
+            spend: usd(t.spend_nanos),
+            prompt_tokens: t.prompt_tokens,
+            completion_tokens: t.completion_tokens,
+            total_tokens: t.total_tokens(),
+            cache_read_input_tokens: 0,
+            cache_creation_input_tokens: 0,
+            api_requests: t.requests,
+            successful_requests: t.successful_requests,
+            failed_requests: t.failed_requests,
+        }
+    }
+}
+
+/// `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct Grouped {
+    metrics: Metrics,
+    metadata: Empty,
+    api_key_breakdown: Empty,
+}
+
+/// A breakdown serialized straight from the day's sums.
+struct GroupMap<'a>(&'a BTreeMap<String, SpendTotals>);
+
+impl Serialize for GroupMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, t)| {
             (
-                k.clone(),
-                json!({"metrics": metrics(t), "metadata": {}, "api_key_breakdown": {}}),
+                k,
+                Grouped {
+                    metrics: t.into(),
+                    metadata: Empty {},
+                    api_key_breakdown: Empty {},
+                },
             )
-        })
-        .collect()
+        }))
+    }
 }
 
-fn render(days: &BTreeMap<NaiveDate, Day>, keys: &BTreeMap<String, Value>) -> Value {
-    let mut total = SpendTotals::default();
-    let results: Vec<Value> = days
-        .iter()
-        .map(|(day, d)| {
-            add(&mut total, &d.totals);
-            let api_keys: Map<String, Value> = d
-                .api_keys
-                .iter()
-                .map(|(k, t)| {
-                    let meta = keys.get(k).cloned().unwrap_or_else(|| json!({}));
-                    (k.clone(), json!({"metrics": metrics(t), "metadata": meta}))
-                })
-                .collect();
-            let models = with_metadata(&d.models);
-            json!({
-                "date": day.to_string(),
-                "metrics": metrics(&d.totals),
-                "breakdown": {
-                    "models": models,
-                    "model_groups": models,
-                    "providers": with_metadata(&d.providers),
-                    "endpoints": {},
-                    "mcp_servers": {},
-                    "api_keys": api_keys,
-                    "entities": with_metadata(&d.entities),
+#[derive(Serialize)]
+#[serde(untagged)]
+enum KeyMeta<'a> {
+    Known(&'a Value),
+    Unknown(Empty),
+}
+
+#[derive(Serialize)]
+struct KeyEntry<'a> {
+    metrics: Metrics,
+    metadata: KeyMeta<'a>,
+}
+
+struct KeyMap<'a> {
+    day: &'a BTreeMap<String, SpendTotals>,
+    labels: &'a BTreeMap<String, Value>,
+}
+
+impl Serialize for KeyMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.day.iter().map(|(k, t)| {
+            let metadata = match self.labels.get(k) {
+                Some(v) => KeyMeta::Known(v),
+                None => KeyMeta::Unknown(Empty {}),
+            };
+            (
+                k,
+                KeyEntry {
+                    metrics: t.into(),
+                    metadata,
                 },
-            })
-        })
-        .collect();
-    json!({
-        "results": results,
-        "metadata": {
-            "total_spend": usd(total.spend_nanos),
-            "total_prompt_tokens": total.prompt_tokens,
-            "total_completion_tokens": total.completion_tokens,
-            "total_tokens": total.total_tokens(),
-            "total_api_requests": total.requests,
-            "total_successful_requests": total.successful_requests,
-            "total_failed_requests": total.failed_requests,
-            "total_cache_read_input_tokens": 0,
-            "total_cache_creation_input_tokens": 0,
-            "page": 1,
-            "total_pages": 1,
-            "has_more": false,
+            )
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct Breakdown<'a> {
+    models: GroupMap<'a>,
+    model_groups: GroupMap<'a>,
+    providers: GroupMap<'a>,
+    endpoints: Empty,
+    mcp_servers: Empty,
+    api_keys: KeyMap<'a>,
+    entities: GroupMap<'a>,
+}
+
+#[derive(Serialize)]
+struct DayOut<'a> {
+    date: String,
+    metrics: Metrics,
+    breakdown: Breakdown<'a>,
+}
+
+struct Results<'a> {
+    days: &'a BTreeMap<NaiveDate, Day>,
+    labels: &'a BTreeMap<String, Value>,
+}
+
+impl Serialize for Results<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.days.iter().map(|(day, d)| DayOut {
+            date: day.to_string(),
+            metrics: (&d.totals).into(),
+            breakdown: Breakdown {
+                models: GroupMap(&d.models),
+                model_groups: GroupMap(&d.models),
+                providers: GroupMap(&d.providers),
+                endpoints: Empty {},
+                mcp_servers: Empty {},
+                api_keys: KeyMap {
+                    day: &d.api_keys,
+                    labels: self.labels,
+                },
+                entities: GroupMap(&d.entities),
+            },
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct Totals {
+    total_spend: f64,
+    total_prompt_tokens: i64,
+    total_completion_tokens: i64,
+    total_tokens: i64,
+    total_api_requests: i64,
+    total_successful_requests: i64,
+    total_failed_requests: i64,
+    total_cache_read_input_tokens: i64,
+    total_cache_creation_input_tokens: i64,
+    page: u32,
+    total_pages: u32,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+struct ActivityOut<'a> {
+    results: Results<'a>,
+    metadata: Totals,
+}
+
+/// The answer, serialized straight from the day maps: a `serde_json::Value` tree of a 30-day
+/// everyone-view (~3,000 key entries) took as long to build and free as the queries took.
+fn render(days: &BTreeMap<NaiveDate, Day>, labels: &BTreeMap<String, Value>) -> Response {
+    let mut total = SpendTotals::default();
+    for d in days.values() {
+        add(&mut total, &d.totals);
+    }
+    Json(ActivityOut {
+        results: Results { days, labels },
+        metadata: Totals {
+            total_spend: usd(total.spend_nanos),
+            total_prompt_tokens: total.prompt_tokens,
+            total_completion_tokens: total.completion_tokens,
+            total_tokens: total.total_tokens(),
+            total_api_requests: total.requests,
+            total_successful_requests: total.successful_requests,
+            total_failed_requests: total.failed_requests,
+            total_cache_read_input_tokens: 0,
+            total_cache_creation_input_tokens: 0,
+            page: 1,
+            total_pages: 1,
+            has_more: false,
         },
     })
+    .into_response()
 }
 
 #[cfg(test)]
