@@ -98,6 +98,41 @@ fn record(n: usize) -> SpendRecord {
     }
 }
 
+/// CPU time of the whole process (all threads, sqlx's SQLite worker included), in ms, from
+/// /proc (Linux only; 0 elsewhere).
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15; `f` starts at field 3. Ticks are 10 ms.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Context switches of every thread of the process (a row or a statement crossing to sqlx's
+/// SQLite worker thread and back costs a couple).
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            if line.starts_with("voluntary_ctxt_switches")
+                || line.starts_with("nonvoluntary_ctxt_switches")
+            {
+                n += line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    n
+}
+
 #[tokio::test]
 #[ignore = "timing harness; run with --ignored --nocapture"]
 async fn spend_writer_batches() {
@@ -108,6 +143,7 @@ async fn spend_writer_batches() {
             .map(|b| (0..PER_BATCH).map(|i| record(b * PER_BATCH + i)).collect())
             .collect();
         let mut times: Vec<Duration> = Vec::with_capacity(BATCHES);
+        let (cpu0, switches0) = (cpu_ms(), context_switches());
         let started = Instant::now();
         for batch in &batches {
             let t = Instant::now();
@@ -116,6 +152,8 @@ async fn spend_writer_batches() {
             assert_eq!(inserted.len(), batch.len());
         }
         let total = started.elapsed();
+        let cpu = cpu_ms() - cpu0;
+        let switches = context_switches() - switches0;
         // A retried batch (the writer's ambiguous-failure path): nothing new.
         let t = Instant::now();
         assert!(s.insert_spend_batch(&batches[0]).await.unwrap().is_empty());
@@ -124,13 +162,16 @@ async fn spend_writer_batches() {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "{}: {} batches of {PER_BATCH}: {:.0} records/s; per batch mean {:.2} ms, \
-             median {:.2} ms, max {:.2} ms; a retried batch {:.2} ms",
+             median {:.2} ms, max {:.2} ms; CPU {:.1} ms and {:.0} context switches per batch; \
+             a retried batch {:.2} ms",
             s.backend_name(),
             BATCHES,
             (BATCHES * PER_BATCH) as f64 / total.as_secs_f64(),
             ms(total) / BATCHES as f64,
             ms(times[BATCHES / 2]),
             ms(times[BATCHES - 1]),
+            cpu / BATCHES as f64,
+            switches as f64 / BATCHES as f64,
             ms(retry),
         );
         db.drop_db().await;
