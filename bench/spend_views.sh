@@ -46,6 +46,13 @@ pin() { # pin <cpu> <command…>: taskset when the machine has that CPU
   if command -v taskset >/dev/null && [ "$(nproc)" -gt "$cpu" ]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
 
+# Like pin, but replacing the calling subshell: `( pin_exec … ) &` leaves $! = the command's own
+# pid, so killing it stops the gateway (killing the subshell of `pin … &` left it running).
+pin_exec() {
+  local cpu=$1; shift
+  if command -v taskset >/dev/null && [ "$(nproc)" -gt "$cpu" ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
+}
+
 MASTER_KEY="sk-bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PORT=${PORT:-4077}
 GW_PID=""
@@ -94,13 +101,15 @@ run_backend() {
   t1=$(date +%s.%N)
   echo "seed wall time: $(echo "$t1 - $t0" | bc) s"
 
-  pin "$GW_CPU" "$TOLLGATE_BIN" --config "$WORKDIR/config.yaml" --database-url "$url" \
-    --host 127.0.0.1 --port "$PORT" > "$WORKDIR/gateway-$name.log" 2>&1 &
+  (pin_exec "$GW_CPU" "$TOLLGATE_BIN" --config "$WORKDIR/config.yaml" --database-url "$url" \
+    --host 127.0.0.1 --port "$PORT" > "$WORKDIR/gateway-$name.log" 2>&1) &
   GW_PID=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PORT/health/liveliness" >/dev/null && break
     sleep 0.1
   done
+  # A gateway left on the port would answer instead of this one (and measure the wrong database).
+  kill -0 "$GW_PID" 2>/dev/null || { echo "the $name gateway exited:" >&2; tail -3 "$WORKDIR/gateway-$name.log" >&2; exit 1; }
 
   local today from30 from7 user team
   today=$(date -u +%F)
