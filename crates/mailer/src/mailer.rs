@@ -116,56 +116,46 @@ impl Mailer {
     /// Plain-text + HTML (multipart/alternative) message with the real onboarding link in both
     /// parts; subject "You're invited to Tollgate".
     pub async fn send_invitation(&self, inv: &Invitation<'_>) -> Result<(), MailError> {
-        let to: Mailbox = inv
-            .to
-            .trim()
-            .parse()
-            .map_err(|e: lettre::address::AddressError| MailError::BadAddress {
-                address: inv.to.to_owned(),
-                reason: e.to_string(),
-            })?;
-
         let text = SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .body(body(template::invitation_text(inv)));
         let html = SinglePart::builder()
             .header(ContentType::TEXT_HTML)
             .body(body(template::invitation_html(inv)));
-        let message = Message::builder()
-            .from(self.sender.clone())
-            .to(to)
-            .subject(INVITATION_SUBJECT)
-            .message_id(None)
-            .multipart(MultiPart::alternative().singlepart(text).singlepart(html))
-            .map_err(|e| MailError::Message(e.to_string()))?;
-
-        self.transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|e| self.classify(&e))
+        self.send(inv.to, INVITATION_SUBJECT, |m| {
+            m.multipart(MultiPart::alternative().singlepart(text).singlepart(html))
+        })
+        .await
     }
 
     /// A plain-text notice (budget alerts and the like) to one address.
     pub async fn send_notice(&self, to: &str, subject: &str, text: &str) -> Result<(), MailError> {
-        let to: Mailbox = to
+        let part = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(body(text.to_string()));
+        self.send(to, subject, |m| m.singlepart(part)).await
+    }
+
+    /// Addresses, builds (with `content`) and sends one message.
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        content: impl FnOnce(lettre::message::MessageBuilder) -> Result<Message, lettre::error::Error>,
+    ) -> Result<(), MailError> {
+        let mailbox: Mailbox = to
             .trim()
             .parse()
             .map_err(|e: lettre::address::AddressError| MailError::BadAddress {
                 address: to.to_owned(),
                 reason: e.to_string(),
             })?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.sender.clone())
-            .to(to)
+            .to(mailbox)
             .subject(subject)
-            .message_id(None)
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(body(text.to_string())),
-            )
-            .map_err(|e| MailError::Message(e.to_string()))?;
+            .message_id(None);
+        let message = content(builder).map_err(|e| MailError::Message(e.to_string()))?;
         self.transport
             .send(message)
             .await
