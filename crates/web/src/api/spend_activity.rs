@@ -24,8 +24,8 @@ use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
 
 /// Keys listed in `breakdown.api_keys`: the range's highest-spend ones, as many as LiteLLM's
-/// activity lists (its `USAGE_TOP_API_KEYS_LIMIT`, 100 by default). Day totals and the other
-/// breakdowns still count every key.
+/// activity lists (its `USAGE_TOP_API_KEYS_LIMIT`; 100 as in LiteLLM's own tests). Day totals
+/// and the other breakdowns still count every key.
 const TOP_API_KEYS: u32 = 100;
 
 /// Keys whose alias is looked up for `breakdown.api_keys` metadata; past this many distinct
