@@ -16,6 +16,7 @@
 #   SHARED_BENCH        path to the shared harness folder if it is not at <repo>/../shared/bench
 #   TOLLGATE_BIN        use this binary instead of building target/release/tollgate
 #   SKIP_BUILD=1        don't run cargo build (requires TOLLGATE_BIN or an existing release binary)
+#   PREPARE_ONLY=1      build and install what the harness needs, then stop
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -86,6 +87,9 @@ if want litellm || want portkey; then
   echo "== bench: shared harness setup (LiteLLM / Portkey requested)"
   CARGO_TARGET_DIR=$MOCK_TARGET bash "$SHARED/run.sh" setup
 fi
+
+# PREPARE_ONLY=1: stop here (bench/virtual_key.sh uses the prepared work folder).
+if [ "${PREPARE_ONLY:-0}" = 1 ]; then echo "== bench: prepared $WORKDIR"; exit 0; fi
 
 # 3) Measure.
 echo "== bench: TARGETS=\"$TARGETS\" DUR=$DUR CONCS=${CONCS:-1,10,50,200} GW_CPU=${GW_CPU:-0} LOAD_CPU=${LOAD_CPU:-1} workdir=$WORKDIR"
