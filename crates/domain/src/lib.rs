@@ -1,7 +1,7 @@
 //! Pure types of Tollgate: money, secrets, model-name patterns, token usage. No I/O here, so
 //! every other crate can depend on it without pulling in a runtime.
 
-pub mod budget_period;
+pub mod duration;
 pub mod master_key;
 pub mod model_name;
 pub mod money;

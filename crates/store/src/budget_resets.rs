@@ -4,7 +4,7 @@
 //! the old `budget_reset_at`, so two instances running the job never reset a budget twice.
 
 use chrono::{DateTime, Utc};
-use tollgate_domain::budget_period::next_reset;
+use tollgate_domain::duration::next_reset;
 
 use crate::connect::Store;
 use crate::db::{on_backend, ReadRow};

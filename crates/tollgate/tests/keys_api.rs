@@ -401,3 +401,30 @@ async fn team_keys_follow_their_team() {
     assert_eq!(chat(&app, &key, "demo").await, 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_absurd_duration_is_a_clear_400() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    // Far enough out to overflow a date: refused in the envelope, and the gateway keeps serving.
+    let (s, v) = call(
+        &app,
+        &m,
+        "POST",
+        "/key/generate",
+        json!({"duration": "99999999999d"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["param"], "duration");
+    let (s, _) = call(
+        &app,
+        &m,
+        "POST",
+        "/key/generate",
+        json!({"duration": "30d"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    app.stop().await;
+}

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tollgate_domain::duration::parse_length;
 use tollgate_identity::password::PasswordPolicy;
 use tollgate_identity::throttle::LoginThrottle;
 use tollgate_proxy::auth::MasterKey;
@@ -42,7 +43,7 @@ impl WebConfig {
                 .filter(|v| !v.is_empty())
         };
         let session_absolute = match get("LITELLM_UI_SESSION_DURATION") {
-            Some(v) => parse_duration(&v).ok_or_else(|| {
+            Some(v) => parse_length(&v).ok_or_else(|| {
                 format!(
                     "LITELLM_UI_SESSION_DURATION: expected a duration like 24h or 30m, got {v:?}"
                 )
@@ -72,24 +73,6 @@ impl WebConfig {
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         })
     }
-}
-
-/// LiteLLM's duration strings: `30s`, `30m`, `24h`, `7d`, `1w`, `1mo`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 7 * 86_400,
-        "mo" => n * 30 * 86_400,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 pub struct WebState {
@@ -235,14 +218,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
-        assert_eq!(
-            parse_duration("1mo"),
-            Some(Duration::from_secs(30 * 86_400))
-        );
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("0s"), None);
-        assert_eq!(parse_duration("5y"), None);
+        assert_eq!(parse_length("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_length("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_length("1mo"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_length("h"), None);
+        assert_eq!(parse_length("0s"), None);
+        assert_eq!(parse_length("5y"), None);
     }
 }

@@ -24,7 +24,7 @@ use super::users::budget;
 use super::{forbidden, not_found, parse_json, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
-use crate::state::{parse_duration, WebState};
+use crate::state::WebState;
 use crate::views::{ts, usd};
 
 pub fn key_view(k: &KeyRow) -> Value {
@@ -160,7 +160,7 @@ fn expires_from(duration: Option<&str>) -> Result<Option<chrono::DateTime<Utc>>,
     match duration.map(str::trim).filter(|d| !d.is_empty()) {
         None => Ok(None),
         Some(d) => {
-            let dur = parse_duration(d).ok_or_else(|| {
+            let dur = tollgate_domain::duration::parse_length(d).ok_or_else(|| {
                 ApiError::bad_request("duration must look like 30m, 24h, 7d or 1mo.")
                     .with_param("duration")
             })?;

@@ -79,7 +79,7 @@ pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
 /// A `budget_duration` LiteLLM would accept ("30s", "1h", "1d", "7d", "30d", "1mo"), and the
 /// first reset of its period.
 pub fn checked_budget_duration(d: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    tollgate_domain::budget_period::next_reset(d, chrono::Utc::now()).ok_or_else(|| {
+    tollgate_domain::duration::next_reset(d, chrono::Utc::now()).ok_or_else(|| {
         ApiError::bad_request(
             "budget_duration is not a duration: use a number and a unit, like 30s, 10m, 1h, 1d, 7d, 30d or 1mo.",
         )

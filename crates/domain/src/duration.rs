@@ -1,8 +1,40 @@
-//! `budget_duration` (LiteLLM's "30s", "10m", "1h", "1d", "7d", "30d", "1mo") and the next time
-//! a budget resets. Like LiteLLM, resets snap to calendar boundaries (UTC here): hours to the
-//! top of the hour, days to midnight, 7 days to Monday, 30 days and months to the 1st.
+//! LiteLLM's duration strings ("30s", "10m", "1h", "1d", "7d", "30d", "1mo"), read one way for
+//! all their uses: as a length of time (a key's `duration`, a session's lifetime) and as a budget
+//! period (`budget_duration`) with the next time a budget resets. Like LiteLLM, resets snap to
+//! calendar boundaries (UTC here): hours to the top of the hour, days to midnight, 7 days to
+//! Monday, 30 days and months to the 1st.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+
+/// A duration string split into its count and unit: "30d" → (30, "d").
+fn split(s: &str) -> Option<(u64, &str)> {
+    let s = s.trim();
+    let at = s.find(|c: char| !c.is_ascii_digit())?;
+    let (count, unit) = s.split_at(at);
+    Some((count.parse().ok()?, unit))
+}
+
+/// The longest length accepted: a date computed that far from now must not overflow.
+const MAX_LENGTH_SECS: u64 = 1_000 * 366 * 86_400;
+
+/// A duration as a length of time, months counted as 30 days ("30s", "10m", "24h", "7d", "2w",
+/// "1mo"). `None` for anything else, for zero, and for more than 1,000 years.
+pub fn parse_length(s: &str) -> Option<std::time::Duration> {
+    let (count, unit) = split(s)?;
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "mo" => 30 * 86_400,
+        _ => return None,
+    };
+    let secs = count
+        .checked_mul(unit_secs)
+        .filter(|secs| (1..=MAX_LENGTH_SECS).contains(secs))?;
+    Some(std::time::Duration::from_secs(secs))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BudgetPeriod {
@@ -16,10 +48,10 @@ pub enum BudgetPeriod {
 impl BudgetPeriod {
     /// Parses LiteLLM's duration strings. `None` for anything else (zero included).
     pub fn parse(s: &str) -> Option<BudgetPeriod> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit())?;
-        let (num, unit) = s.split_at(split);
-        let n: u32 = num.parse().ok().filter(|n| *n > 0 && *n <= 10_000)?;
+        let (count, unit) = split(s)?;
+        let n = u32::try_from(count)
+            .ok()
+            .filter(|n| *n > 0 && *n <= 10_000)?;
         Some(match unit {
             "s" => BudgetPeriod::Seconds(n),
             "m" | "min" => BudgetPeriod::Minutes(n),
@@ -91,6 +123,22 @@ mod tests {
         for bad in ["", "d", "0d", "1y", "-1d", "1.5h", "99999999d"] {
             assert_eq!(BudgetPeriod::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn lengths() {
+        use std::time::Duration as Std;
+        assert_eq!(parse_length("24h"), Some(Std::from_secs(86_400)));
+        assert_eq!(parse_length("30m"), Some(Std::from_secs(1_800)));
+        assert_eq!(parse_length(" 2w "), Some(Std::from_secs(14 * 86_400)));
+        assert_eq!(parse_length("1mo"), Some(Std::from_secs(30 * 86_400)));
+        assert_eq!(parse_length("86400s"), Some(Std::from_secs(86_400)));
+        for bad in ["", "h", "0s", "5y", "1min", "-1d", "1.5h"] {
+            assert_eq!(parse_length(bad), None, "{bad}");
+        }
+        // Far enough out to overflow a date (or the multiplication) is refused, not a panic.
+        assert_eq!(parse_length("99999999999d"), None);
+        assert_eq!(parse_length("99999999999999999999s"), None);
     }
 
     #[test]
