@@ -16,6 +16,15 @@ pub fn wildcard_match<'n>(pattern: &str, name: &'n str) -> Option<&'n str> {
     Some(captured)
 }
 
+/// A user's, team's or key's model list as LiteLLM reads it: empty allows every model;
+/// otherwise `all-proxy-models`, an exact name or a matching wildcard pattern.
+pub fn list_allows(list: &[String], model: &str) -> bool {
+    list.is_empty()
+        || list
+            .iter()
+            .any(|m| m == "all-proxy-models" || wildcard_match(m, model).is_some())
+}
+
 /// How specific a pattern is: its length without wildcards. Longer wins, as in LiteLLM.
 pub fn specificity(pattern: &str) -> usize {
     pattern.chars().filter(|c| *c != '*').count()

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tollgate_domain::model_name::wildcard_match;
+use tollgate_domain::model_name::list_allows;
 use tollgate_ledger::{Budgets, Limit, Owner};
 use tollgate_store::{Store, StoreError};
 
@@ -38,11 +38,6 @@ pub struct KeyInfo {
     fetched: Instant,
 }
 
-fn allows(list: &[String], model: &str) -> bool {
-    list.iter()
-        .any(|m| m == "all-proxy-models" || wildcard_match(m, model).is_some())
-}
-
 impl KeyInfo {
     /// LiteLLM's rule: the key's own list narrows what its owner may use; the owner is the team
     /// for team keys, else the user; an empty list means "whatever the owner may use", and an
@@ -54,8 +49,7 @@ impl KeyInfo {
         } else {
             &self.owner_models
         };
-        let owner_ok = owner_list.is_empty() || allows(owner_list, model);
-        if !owner_ok {
+        if !list_allows(owner_list, model) {
             return false;
         }
         if self.models.is_empty() {
@@ -64,7 +58,7 @@ impl KeyInfo {
         if self.models.iter().any(|m| m == "all-team-models") && self.team_id.is_some() {
             return true;
         }
-        allows(&self.models, model)
+        list_allows(&self.models, model)
     }
 
     pub fn key_owner(&self) -> Owner {

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
+use tollgate_domain::model_name::list_allows;
 use tollgate_domain::policy::{decide, Decision};
 use tollgate_domain::role::Role;
 use tollgate_domain::NanoUsd;
@@ -1927,17 +1928,6 @@ async fn own_model_list(state: &WebState, p: &Principal) -> Vec<String> {
         .flatten()
         .map(|u| u.models)
         .unwrap_or_default()
-}
-
-/// The proxy's rule for a user's list (`may_use` in proxy/src/keys.rs): empty or
-/// `all-proxy-models` allows everything, otherwise an exact name or a matching wildcard.
-fn list_allows(list: &[String], model: &str) -> bool {
-    list.is_empty()
-        || list.iter().any(|m| {
-            m == "all-proxy-models"
-                || tollgate_domain::model_name::wildcard_match(m, model).is_some()
-                || m == model
-        })
 }
 
 /// Dollars per million tokens, with enough digits for cheap models (`$0.075`, `$2.50`).

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tollgate_domain::model_name::wildcard_match;
+use tollgate_domain::model_name::list_allows;
 
 use crate::principal::{store_unavailable, Principal, Via};
 use crate::state::{DeploymentEntry, WebState};
@@ -33,11 +33,7 @@ impl Allowed {
         match self {
             Allowed::All => true,
             Allowed::Key(k) => k.may_use(model),
-            Allowed::List(l) => {
-                l.is_empty()
-                    || l.iter()
-                        .any(|m| m == "all-proxy-models" || wildcard_match(m, model).is_some())
-            }
+            Allowed::List(l) => list_allows(l, model),
         }
     }
 }
