@@ -49,14 +49,15 @@ impl MasterKey {
     pub fn from_plaintext(key: &str) -> MasterKey {
         let digest = sha256(key);
         MasterKey {
-            hash_hex: tollgate_domain::secret::sha256_hex(key),
+            hash_hex: hex::encode(digest),
             digest,
         }
     }
 
     /// For a generated master key only its hash is kept.
     pub fn from_hash_hex(hex_digest: &str) -> Option<MasterKey> {
-        let bytes = hex_decode_32(hex_digest)?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
         Some(MasterKey {
             digest: bytes,
             hash_hex: hex_digest.to_ascii_lowercase(),
@@ -71,19 +72,6 @@ impl MasterKey {
     pub fn matches(&self, presented: &str) -> bool {
         digest_eq(&sha256(presented), &self.digest)
     }
-}
-
-fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hi = (chunk[0] as char).to_digit(16)?;
-        let lo = (chunk[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
 }
 
 /// The presented key, from `Authorization: Bearer …` or one of the other key headers.
@@ -179,7 +167,7 @@ pub async fn authenticate_call(
     if !key.starts_with("sk-") {
         return Err(unknown_key(key));
     }
-    let token = hex_encode(&digest);
+    let token = hex::encode(digest);
     let info = state.keys.get(&state.store, &token).await.map_err(|e| {
         tracing::error!(error = %e, "key lookup failed");
         ApiError::new(
@@ -217,16 +205,6 @@ pub async fn authenticate_call(
         is_master: false,
         key: Some(info),
     })
-}
-
-fn hex_encode(bytes: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

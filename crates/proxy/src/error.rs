@@ -92,15 +92,22 @@ impl IntoResponse for ApiError {
                 h.insert(header::RETRY_AFTER, v);
             }
         }
-        for (name, value) in self.headers.iter().flat_map(|h| h.iter()) {
-            if let (Ok(n), Ok(v)) = (
-                header::HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                h.insert(n, v);
-            }
+        if let Some(extra) = &self.headers {
+            insert_headers(h, extra);
         }
         resp
+    }
+}
+
+/// Adds headers given as text; a name or value that is not valid in HTTP is left out.
+pub fn insert_headers(h: &mut header::HeaderMap, extra: &[(String, String)]) {
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
     }
 }
 

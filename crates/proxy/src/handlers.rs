@@ -99,14 +99,7 @@ fn with_headers(mut resp: Response, id: &str, extra: &[(String, String)]) -> Res
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert("x-litellm-call-id", v);
     }
-    for (name, value) in extra {
-        if let (Ok(n), Ok(v)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
-        }
-    }
+    crate::error::insert_headers(h, extra);
     resp
 }
 
