@@ -47,41 +47,50 @@ impl Options {
     }
 }
 
+/// A whole number from the environment within `range`, else `default`; anything else stops
+/// the start, naming the variable and `expected`.
+fn env_number(
+    opts: &Options,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    expected: &str,
+) -> Result<u64, StartError> {
+    match opts.env_var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| StartError::Settings(format!("{name}: expected {expected}, got {v:?}"))),
+    }
+}
+
 /// `TOLLGATE_SPEND_BUFFER_RECORDS`: spend records held while the store is unavailable; calls are
 /// refused (503) as the buffer nears it.
 fn spend_buffer_records(opts: &Options) -> Result<usize, StartError> {
-    match opts.env_var("TOLLGATE_SPEND_BUFFER_RECORDS") {
-        None => Ok(WriterConfig::default().capacity),
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 10)
-            .ok_or_else(|| {
-                StartError::Settings(format!(
-                    "TOLLGATE_SPEND_BUFFER_RECORDS: expected a number of records (at least 10), got {v:?}"
-                ))
-            }),
-    }
+    let n = env_number(
+        opts,
+        "TOLLGATE_SPEND_BUFFER_RECORDS",
+        WriterConfig::default().capacity as u64,
+        10..=usize::MAX as u64,
+        "a number of records (at least 10)",
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// `TOLLGATE_BUDGET_RESET_INTERVAL_SECS`: how often ended budget periods are looked for (60 s;
 /// LiteLLM's job runs about every 10 minutes).
 fn budget_reset_interval(opts: &Options) -> Result<Duration, StartError> {
-    match opts.env_var("TOLLGATE_BUDGET_RESET_INTERVAL_SECS") {
-        None => Ok(Duration::from_secs(60)),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=86_400).contains(n))
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                StartError::Settings(format!(
-                    "TOLLGATE_BUDGET_RESET_INTERVAL_SECS: expected seconds between 1 and 86400, got {v:?}"
-                ))
-            }),
-    }
+    env_number(
+        opts,
+        "TOLLGATE_BUDGET_RESET_INTERVAL_SECS",
+        60,
+        1..=86_400,
+        "seconds between 1 and 86400",
+    )
+    .map(Duration::from_secs)
 }
 
 /// The key that signs `/v2/login` and onboarding tokens: random, made once, kept in the store
