@@ -268,6 +268,39 @@ async fn signed_in(state: &WebState, headers: &HeaderMap) -> Result<Principal, R
         .ok_or_else(|| redirect("/ui/login"))
 }
 
+/// A page that stands for the API route `method api_path`: signed in, and the route policy
+/// lets the role use it.
+async fn page_for(
+    state: &WebState,
+    headers: &HeaderMap,
+    method: &str,
+    api_path: &str,
+) -> Result<Principal, Response> {
+    let p = signed_in(state, headers).await?;
+    if may(&p, method, api_path) {
+        Ok(p)
+    } else {
+        Err(denied(state, &p))
+    }
+}
+
+/// A form that stands for the API route `method api_path`: [`form_post`]'s checks, and the
+/// route policy lets the role use it.
+async fn form_for(
+    state: &WebState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    method: &str,
+    api_path: &str,
+) -> Result<(Principal, HashMap<String, String>), Response> {
+    let (p, f) = form_post(state, headers, body).await?;
+    if may(&p, method, api_path) {
+        Ok((p, f))
+    } else {
+        Err(denied(state, &p))
+    }
+}
+
 /// A state-changing form: signed in, same origin, and carrying this session's CSRF token.
 async fn form_post(
     state: &WebState,
@@ -638,10 +671,7 @@ async fn users_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "GET", "/user/list") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "GET", "/user/list").await);
     render(
         &state,
         StatusCode::OK,
@@ -655,10 +685,7 @@ async fn users_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
-    if !may(&p, "POST", "/user/new") {
-        return denied(&state, &p);
-    }
+    let (p, f) = or_page!(form_for(&state, &headers, &body, "POST", "/user/new").await);
     let email = f.get("email").cloned().unwrap_or_default();
     let role = f
         .get("role")
@@ -842,10 +869,7 @@ async fn user_delete_confirm(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "POST", "/user/delete") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "POST", "/user/delete").await);
     let who = state
         .store
         .get_user(&id)
@@ -871,10 +895,7 @@ async fn user_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
-    if !may(&p, "POST", "/user/delete") {
-        return denied(&state, &p);
-    }
+    let (p, _) = or_page!(form_for(&state, &headers, &body, "POST", "/user/delete").await);
     match user_api::delete_users(&state, &p, std::slice::from_ref(&id)).await {
         Ok(_) => redirect("/ui/users?done=user_deleted"),
         Err(e) => error_page(&state, Some(&p), e.status, "Not deleted", &api_message(&e)),
@@ -888,10 +909,7 @@ async fn invitations_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "GET", "/invitation/info") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "GET", "/invitation/info").await);
     let now = chrono::Utc::now();
     let rows = state.store.list_invitations(None).await.unwrap_or_default();
     let mut out = Vec::new();
@@ -928,10 +946,7 @@ async fn invitation_delete_confirm(
     Path(hash): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "POST", "/invitation/delete") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "POST", "/invitation/delete").await);
     confirm(
         &state,
         &p,
@@ -949,10 +964,7 @@ async fn invitation_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
-    if !may(&p, "POST", "/invitation/delete") {
-        return denied(&state, &p);
-    }
+    let (p, _) = or_page!(form_for(&state, &headers, &body, "POST", "/invitation/delete").await);
     match inv_api::delete_by_hash(&state, &p, &hash).await {
         Ok(_) => redirect("/ui/invitations?done=invitation_revoked"),
         Err(e) => error_page(&state, Some(&p), e.status, "Not revoked", &api_message(&e)),
@@ -1003,10 +1015,7 @@ async fn team_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
-    if !may(&p, "POST", "/team/new") {
-        return denied(&state, &p);
-    }
+    let (p, f) = or_page!(form_for(&state, &headers, &body, "POST", "/team/new").await);
     let alias = f
         .get("alias")
         .map(|s| s.trim().to_string())
@@ -1173,10 +1182,7 @@ async fn team_delete_confirm(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "POST", "/team/delete") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "POST", "/team/delete").await);
     confirm(
         &state,
         &p,
@@ -1194,10 +1200,7 @@ async fn team_delete(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (p, _) = or_page!(form_post(&state, &headers, &body).await);
-    if !may(&p, "POST", "/team/delete") {
-        return denied(&state, &p);
-    }
+    let (p, _) = or_page!(form_for(&state, &headers, &body, "POST", "/team/delete").await);
     match team_api::delete_teams(&state, &p, std::slice::from_ref(&id)).await {
         Ok(_) => redirect("/ui/teams?done=team_deleted"),
         Err(e) => error_page(&state, Some(&p), e.status, "Not deleted", &api_message(&e)),
@@ -1211,10 +1214,7 @@ async fn audit_page(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let p = or_page!(signed_in(&state, &headers).await);
-    if !may(&p, "GET", "/audit") {
-        return denied(&state, &p);
-    }
+    let p = or_page!(page_for(&state, &headers, "GET", "/audit").await);
     let page = q
         .get("page")
         .and_then(|v| v.parse::<u32>().ok())
