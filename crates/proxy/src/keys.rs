@@ -70,6 +70,17 @@ fn limit(n: Option<i64>) -> Option<u64> {
     n.map(|v| v.max(0) as u64)
 }
 
+/// The key, its user and its team as a call meets them: spend, budget and limits.
+struct PathOwner {
+    owner: Owner,
+    spend_nanos: i64,
+    /// The budget LiteLLM checks for this owner on this key's calls.
+    max_budget_nanos: Option<i64>,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+    parallel: Option<i64>,
+}
+
 /// Most entries kept; past it the cache starts over (keys are few; this only bounds a flood).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -131,60 +142,59 @@ impl KeyCache {
             Some(tid) => store.get_team(tid).await?,
             None => None,
         };
-        let key_owner = Owner::Key(Arc::from(row.token.as_str()));
-        let mut spend_path = vec![key_owner.clone()];
-        let mut budget_limits = Vec::new();
-        let mut rate_limits = Vec::new();
-        self.budgets.load(&key_owner, row.spend_nanos);
-        if let Some(max) = row.max_budget_nanos {
-            budget_limits.push(Limit {
-                owner: key_owner.clone(),
-                max_budget_nanos: max,
-            });
-        }
-        rate_limits.push(RateLimit {
-            owner: key_owner,
-            rpm: limit(row.rpm_limit),
-            tpm: limit(row.tpm_limit),
-            max_parallel: limit(row.max_parallel_requests),
-        });
+        let mut path = vec![PathOwner {
+            owner: Owner::Key(Arc::from(row.token.as_str())),
+            spend_nanos: row.spend_nanos,
+            max_budget_nanos: row.max_budget_nanos,
+            rpm: row.rpm_limit,
+            tpm: row.tpm_limit,
+            parallel: row.max_parallel_requests,
+        }];
         if let Some(u) = &owner {
-            let o = Owner::User(Arc::from(u.user_id.as_str()));
-            self.budgets.load(&o, u.spend_nanos);
-            spend_path.push(o.clone());
-            // A user's budget covers their personal keys; team keys answer to the team's.
-            if let (Some(max), None) = (u.max_budget_nanos, &row.team_id) {
-                budget_limits.push(Limit {
-                    owner: o.clone(),
-                    max_budget_nanos: max,
-                });
-            }
-            rate_limits.push(RateLimit {
-                owner: o,
-                rpm: limit(u.rpm_limit),
-                tpm: limit(u.tpm_limit),
-                max_parallel: limit(u.max_parallel_requests),
+            path.push(PathOwner {
+                owner: Owner::User(Arc::from(u.user_id.as_str())),
+                spend_nanos: u.spend_nanos,
+                // A user's budget covers their personal keys; team keys answer to the team's.
+                max_budget_nanos: u.max_budget_nanos.filter(|_| row.team_id.is_none()),
+                rpm: u.rpm_limit,
+                tpm: u.tpm_limit,
+                parallel: u.max_parallel_requests,
             });
         }
         if let Some(t) = &team {
-            let o = Owner::Team(Arc::from(t.team_id.as_str()));
-            self.budgets.load(&o, t.spend_nanos);
-            spend_path.push(o.clone());
-            if let Some(max) = t.max_budget_nanos {
-                budget_limits.push(Limit {
-                    owner: o.clone(),
-                    max_budget_nanos: max,
-                });
-            }
-            rate_limits.push(RateLimit {
-                owner: o,
-                rpm: limit(t.rpm_limit),
-                tpm: limit(t.tpm_limit),
-                max_parallel: limit(t.max_parallel_requests),
+            path.push(PathOwner {
+                owner: Owner::Team(Arc::from(t.team_id.as_str())),
+                spend_nanos: t.spend_nanos,
+                max_budget_nanos: t.max_budget_nanos,
+                rpm: t.rpm_limit,
+                tpm: t.tpm_limit,
+                parallel: t.max_parallel_requests,
             });
         }
+        for p in &path {
+            self.budgets.load(&p.owner, p.spend_nanos);
+        }
         drop(guard);
-        rate_limits.retain(|l| !l.is_empty());
+        let spend_path = path.iter().map(|p| p.owner.clone()).collect();
+        let budget_limits = path
+            .iter()
+            .filter_map(|p| {
+                p.max_budget_nanos.map(|max| Limit {
+                    owner: p.owner.clone(),
+                    max_budget_nanos: max,
+                })
+            })
+            .collect();
+        let rate_limits = path
+            .iter()
+            .map(|p| RateLimit {
+                owner: p.owner.clone(),
+                rpm: limit(p.rpm),
+                tpm: limit(p.tpm),
+                max_parallel: limit(p.parallel),
+            })
+            .filter(|l| !l.is_empty())
+            .collect();
         // A team key whose team is gone must not fall back to "every model, no budget".
         let team_blocked = row.team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
         let info = Arc::new(KeyInfo {
