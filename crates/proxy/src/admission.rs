@@ -101,26 +101,19 @@ pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(String, String)> {
     let mut h = Vec::new();
     for r in remaining {
         let d = descriptor(&r.owner);
-        if let Some((limit, left)) = r.requests {
-            h.push((format!("x-ratelimit-{d}-limit-requests"), limit.to_string()));
+        for (what, counts) in [("requests", r.requests), ("tokens", r.tokens)] {
+            let Some((limit, left)) = counts else {
+                continue;
+            };
+            h.push((format!("x-ratelimit-{d}-limit-{what}"), limit.to_string()));
             h.push((
-                format!("x-ratelimit-{d}-remaining-requests"),
+                format!("x-ratelimit-{d}-remaining-{what}"),
                 left.to_string(),
             ));
+            // OpenAI's unprefixed names carry the key's own limits.
             if matches!(r.owner, Owner::Key(_)) {
-                h.push(("x-ratelimit-limit-requests".into(), limit.to_string()));
-                h.push(("x-ratelimit-remaining-requests".into(), left.to_string()));
-            }
-        }
-        if let Some((limit, left)) = r.tokens {
-            h.push((format!("x-ratelimit-{d}-limit-tokens"), limit.to_string()));
-            h.push((
-                format!("x-ratelimit-{d}-remaining-tokens"),
-                left.to_string(),
-            ));
-            if matches!(r.owner, Owner::Key(_)) {
-                h.push(("x-ratelimit-limit-tokens".into(), limit.to_string()));
-                h.push(("x-ratelimit-remaining-tokens".into(), left.to_string()));
+                h.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
+                h.push((format!("x-ratelimit-remaining-{what}"), left.to_string()));
             }
         }
     }
