@@ -61,8 +61,21 @@ impl KeyInfo {
         list_allows(&self.models, model)
     }
 
-    pub fn key_owner(&self) -> Owner {
-        Owner::Key(Arc::from(self.token.as_str()))
+    /// The alert to raise when a call moved the key's spend from `before` to `after` across
+    /// its soft budget.
+    pub fn soft_budget_crossing(
+        &self,
+        before: i64,
+        after: i64,
+    ) -> Option<crate::alerts::SoftBudgetCrossed> {
+        let soft = self.soft_budget_nanos?;
+        (before < soft && after >= soft).then(|| crate::alerts::SoftBudgetCrossed {
+            token: self.token.clone(),
+            key_alias: self.key_alias.clone(),
+            user_id: self.user_id.clone(),
+            spend_nanos: after,
+            soft_budget_nanos: soft,
+        })
     }
 }
 

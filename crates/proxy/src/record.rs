@@ -242,21 +242,10 @@ impl CallRecorder {
         let price = deployment.and_then(|d| self.state.price_for(&d.spec, &i.upstream_model));
         let cost = cost_of(&usage, price);
         let crate::admission::Admitted { rate, reservation } = std::mem::take(&mut i.admitted);
-        if let Some(r) = reservation {
-            if let (Some((before, after)), Some(key)) = (r.settle(cost.amount.0), &i.caller.key) {
-                if let Some(soft) = key.soft_budget_nanos {
-                    if before < soft && after >= soft {
-                        self.state
-                            .alerts
-                            .soft_budget_crossed(crate::alerts::SoftBudgetCrossed {
-                                token: key.token.clone(),
-                                key_alias: key.key_alias.clone(),
-                                user_id: key.user_id.clone(),
-                                spend_nanos: after,
-                                soft_budget_nanos: soft,
-                            });
-                    }
-                }
+        let settled = reservation.and_then(|r| r.settle(cost.amount.0));
+        if let (Some((before, after)), Some(key)) = (settled, &i.caller.key) {
+            if let Some(alert) = key.soft_budget_crossing(before, after) {
+                self.state.alerts.soft_budget_crossed(alert);
             }
         }
         if let Some(a) = rate {
