@@ -182,7 +182,6 @@ impl RateLimiter {
         Ok(Admission {
             limiter: self.clone(),
             owners: limits.iter().map(|l| l.owner.clone()).collect(),
-            minute,
             remaining,
         })
     }
@@ -198,7 +197,6 @@ impl RateLimiter {
 pub struct Admission {
     limiter: Arc<RateLimiter>,
     owners: Vec<Owner>,
-    minute: u64,
     remaining: Vec<Remaining>,
 }
 
@@ -220,11 +218,6 @@ impl Admission {
 
     pub fn remaining(&self) -> &[Remaining] {
         &self.remaining
-    }
-
-    /// The window this call was counted in (for tests).
-    pub fn minute(&self) -> u64 {
-        self.minute
     }
 }
 
