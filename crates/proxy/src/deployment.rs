@@ -76,9 +76,9 @@ pub struct Deployment {
     pub spec: DeploymentSpec,
     /// Parsed upstream URLs per call type for OpenAI-style providers, so no request pays for URL
     /// parsing (IDNA host processing showed up in profiles).
-    pub urls: [Option<reqwest::Url>; 3],
+    pub urls: [Option<http::Uri>; 3],
     /// The ready `Authorization: Bearer …` value for OpenAI-style providers (marked sensitive).
-    pub bearer: Option<reqwest::header::HeaderValue>,
+    pub bearer: Option<http::HeaderValue>,
     pub in_flight: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 = not measured yet.
     pub latency_ewma_us: AtomicU64,
@@ -105,7 +105,7 @@ impl Deployment {
                 return None;
             }
             let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path);
-            reqwest::Url::parse(&joined).ok()
+            joined.parse::<http::Uri>().ok()
         };
         let urls = [
             url_for("chat/completions"),
@@ -113,14 +113,12 @@ impl Deployment {
             url_for("embeddings"),
         ];
         let bearer = match (&spec.credential, openai_style) {
-            (Credential::Key(k), true) => {
-                reqwest::header::HeaderValue::from_str(&format!("Bearer {k}"))
-                    .ok()
-                    .map(|mut v| {
-                        v.set_sensitive(true);
-                        v
-                    })
-            }
+            (Credential::Key(k), true) => http::HeaderValue::from_str(&format!("Bearer {k}"))
+                .ok()
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                }),
             _ => None,
         };
         Deployment {

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::providers::{self, AttemptError, CallType, UpstreamRequest};
 use crate::record::InFlight;
 use crate::state::ProxyState;
+use crate::upstream::{read_all, UpstreamBody, UpstreamResponse};
 
 /// Largest upstream error body read (to quote its message).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -23,7 +24,7 @@ pub enum Answer {
     /// A complete non-streaming body.
     Full(Bytes),
     /// A streaming response whose status was 2xx.
-    Stream(reqwest::Response),
+    Stream(UpstreamResponse),
     /// The deployment answers with its configured `mock_response`.
     Mock(String),
 }
@@ -184,10 +185,7 @@ async fn attempt_once(
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
     let send = state
         .client
-        .post(req.url)
-        .headers(req.headers)
-        .body(req.body)
-        .send();
+        .post(&req.url, req.headers, Bytes::from(req.body));
     let resp = match tokio::time::timeout(timeout, send).await {
         Err(_) => return Err(providers::timeout_error(spec, timeout)),
         Ok(Err(e)) => return Err(providers::transport_error(spec, &e)),
@@ -197,21 +195,28 @@ async fn attempt_once(
     if !status.is_success() {
         let retry_after = resp
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let body = read_limited(resp, MAX_ERROR_BODY, timeout).await;
+        let body = read_limited(resp.into_body(), MAX_ERROR_BODY, timeout).await;
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         return Err(providers::upstream_error(spec, status, retry_after, &body));
     }
     if stream {
         return Ok(Answer::Stream(resp));
     }
-    match tokio::time::timeout(timeout, resp.bytes()).await {
+    match tokio::time::timeout(timeout, read_all(resp.into_body())).await {
         Err(_) => Err(providers::timeout_error(spec, timeout)),
-        Ok(Err(e)) => Err(providers::transport_error(spec, &e)),
+        // The connection failed while the answer was being read.
+        Ok(Err(_)) => Err(providers::transport_error(
+            spec,
+            &crate::upstream::TransportError {
+                connect: false,
+                timeout: false,
+            },
+        )),
         Ok(Ok(b)) => Ok(Answer::Full(b)),
     }
 }
@@ -241,10 +246,14 @@ fn build(
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response, limit: usize, timeout: Duration) -> Vec<u8> {
+async fn read_limited(mut body: UpstreamBody, limit: usize, timeout: Duration) -> Vec<u8> {
+    use http_body_util::BodyExt;
     let mut out = Vec::new();
     let read = async {
-        while let Ok(Some(chunk)) = resp.chunk().await {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             let room = limit.saturating_sub(out.len());
             out.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if out.len() >= limit {

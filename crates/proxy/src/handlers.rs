@@ -71,7 +71,7 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
             .observe_request(call.metric_name(), "unknown", 503, start.elapsed());
         return e.into_response();
     }
-    let request_id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    let request_id = new_request_id();
     let mut recorder = CallRecorder::new(state.clone(), request_id, call, caller, start);
     match run(&state, call, req, &mut recorder).await {
         Ok(Reply::Now(resp)) => {
@@ -92,6 +92,19 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
             with_headers(e.into_response(), &id, &[])
         }
     }
+}
+
+/// A time-ordered id (UUID v7 layout). Its random part comes from the thread's userspace CSPRNG:
+/// `Uuid::now_v7` asked the kernel (a getrandom syscall) on every call.
+fn new_request_id() -> String {
+    use rand::Rng;
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let random: [u8; 10] = rand::rng().random();
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+    format!("chatcmpl-{}", id.simple())
 }
 
 fn with_headers(mut resp: Response, id: &str, extra: &[(String, String)]) -> Response {
@@ -395,4 +408,25 @@ pub async fn get_model(
         .into_response();
     }
     axum::Json(model_object(&id, unix_now())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_v7_and_ordered_by_time() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            let hex = id.strip_prefix("chatcmpl-").unwrap();
+            let u = uuid::Uuid::parse_str(hex).unwrap();
+            assert_eq!(u.get_version_num(), 7);
+        }
+        let first = uuid::Uuid::parse_str(&ids[0][9..]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = uuid::Uuid::parse_str(&new_request_id()[9..]).unwrap();
+        assert!(later > first);
+    }
 }

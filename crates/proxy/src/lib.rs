@@ -17,6 +17,7 @@ pub mod record;
 pub mod router;
 pub mod state;
 pub mod stream;
+pub mod upstream;
 
 use std::sync::Arc;
 

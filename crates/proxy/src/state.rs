@@ -61,7 +61,7 @@ impl ProxySettings {
 
 pub struct ProxyState {
     pub router: ModelRouter,
-    pub client: reqwest::Client,
+    pub client: crate::upstream::UpstreamClient,
     pub master_key: MasterKey,
     pub prices: PriceTable,
     pub writer: Arc<SpendWriter>,
@@ -94,17 +94,4 @@ impl ProxyState {
             .and_then(|b| self.prices.lookup(provider, b))
             .or_else(|| self.prices.lookup(provider, upstream_model))
     }
-}
-
-/// The upstream HTTP client: pooled keep-alive connections, no Nagle delay, HTTP/2 where the
-/// upstream offers it over TLS.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .connect_timeout(Duration::from_secs(10))
-        // An upstream redirect must not carry the provider key to another host.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
 }

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::providers::anthropic::StreamTranslator;
 use crate::providers::openai;
 use crate::record::CallRecorder;
+use crate::upstream::{BoxError, UpstreamResponse};
 use tollgate_domain::Usage;
 
 /// Longest single SSE event accepted from an upstream; past it the stream is failed instead of
@@ -29,7 +30,7 @@ pub enum Translation {
     Anthropic(Box<StreamTranslator>),
 }
 
-type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 pub struct ProxyStream {
     upstream: Upstream,
@@ -47,13 +48,13 @@ pub struct ProxyStream {
 
 impl ProxyStream {
     pub fn new(
-        resp: reqwest::Response,
+        resp: UpstreamResponse,
         translation: Translation,
         recorder: CallRecorder,
         idle: Duration,
     ) -> Self {
         ProxyStream {
-            upstream: Box::pin(resp.bytes_stream()),
+            upstream: Box::pin(http_body_util::BodyDataStream::new(resp.into_body())),
             translation,
             buf: BytesMut::new(),
             recorder: Some(recorder),

@@ -95,6 +95,15 @@ fn budget_reset_interval(opts: &Options) -> Result<Duration, StartError> {
 
 /// The key that signs `/v2/login` and onboarding tokens: random, made once, kept in the store
 /// so every instance agrees.
+/// The upstream client; an egress proxy from the environment is said once at start.
+fn upstream_client() -> Result<tollgate_proxy::upstream::UpstreamClient, StartError> {
+    let client = tollgate_proxy::upstream::UpstreamClient::from_env()?;
+    if client.is_proxied() {
+        tracing::info!("upstream calls go through the egress proxy set in the environment");
+    }
+    Ok(client)
+}
+
 async fn signing_key(store: &Store) -> Result<Vec<u8>, StartError> {
     const KEY: &str = "token_signing_key";
     let fresh = tollgate_domain::secret::random_token(32)?;
@@ -153,7 +162,7 @@ impl App {
         );
         let state = Arc::new(ProxyState {
             router,
-            client: tollgate_proxy::state::http_client()?,
+            client: upstream_client()?,
             master_key: master.key,
             prices,
             writer,

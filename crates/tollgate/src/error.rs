@@ -14,8 +14,8 @@ pub enum StartError {
     Random(#[from] tollgate_domain::secret::RandomError),
     #[error("invalid setting: {0}")]
     Settings(String),
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    HttpClient(#[from] tollgate_proxy::upstream::ClientError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

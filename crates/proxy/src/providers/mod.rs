@@ -8,7 +8,7 @@ pub mod openai;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use reqwest::header::{HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 
 use crate::body::RawBody;
 use crate::deployment::{Credential, DeploymentSpec, ProviderKind};
@@ -53,7 +53,7 @@ impl CallType {
 }
 
 pub struct UpstreamRequest {
-    pub url: reqwest::Url,
+    pub url: http::Uri,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -159,7 +159,7 @@ pub fn build_request_with_body(
     let idx = call as usize;
     if let (Some(url), ProviderKind::OpenAiCompatible(_)) = (&dep.urls[idx], spec.provider) {
         if let Some(b) = &dep.bearer {
-            headers.insert(reqwest::header::AUTHORIZATION, b.clone());
+            headers.insert(http::header::AUTHORIZATION, b.clone());
         }
         if let Some(org) = &spec.organization {
             headers.insert("openai-organization", header_value(org)?);
@@ -191,7 +191,7 @@ pub fn build_request_with_body(
         _ => {
             if let Some(k) = key {
                 headers.insert(
-                    reqwest::header::AUTHORIZATION,
+                    http::header::AUTHORIZATION,
                     header_value(&format!("Bearer {k}"))?,
                 );
             }
@@ -208,8 +208,8 @@ pub fn build_request_with_body(
     })
 }
 
-fn parse_url(url: &str) -> Result<reqwest::Url, AttemptError> {
-    reqwest::Url::parse(url).map_err(|_| {
+fn parse_url(url: &str) -> Result<http::Uri, AttemptError> {
+    url.parse::<http::Uri>().map_err(|_| {
         AttemptError::fatal(ApiError::internal(
             "The upstream URL built from the deployment's api_base is not valid.",
         ))
@@ -219,7 +219,7 @@ fn parse_url(url: &str) -> Result<reqwest::Url, AttemptError> {
 fn json_headers() -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     headers.insert(
-        reqwest::header::CONTENT_TYPE,
+        http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     headers
@@ -304,10 +304,10 @@ fn scrub(spec: &DeploymentSpec, message: &str) -> String {
 }
 
 /// A connect error, timeout or reset before the answer started.
-pub fn transport_error(spec: &DeploymentSpec, e: &reqwest::Error) -> AttemptError {
-    let (status, kind, what) = if e.is_timeout() {
+pub fn transport_error(spec: &DeploymentSpec, e: &crate::upstream::TransportError) -> AttemptError {
+    let (status, kind, what) = if e.timeout {
         (StatusCode::REQUEST_TIMEOUT, "timeout", "timed out")
-    } else if e.is_connect() {
+    } else if e.connect {
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_connection_error",
