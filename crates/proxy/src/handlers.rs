@@ -98,12 +98,9 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
 /// `Uuid::now_v7` asked the kernel (a getrandom syscall) on every call.
 fn new_request_id() -> String {
     use rand::Rng;
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     let random: [u8; 10] = rand::rng().random();
-    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+    let id =
+        uuid::Builder::from_unix_timestamp_millis(crate::deployment::now_ms(), &random).into_uuid();
     format!("chatcmpl-{}", id.simple())
 }
 

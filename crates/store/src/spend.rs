@@ -284,14 +284,10 @@ const COUNTERS: &[&str] = &[
 /// (32,766) and PostgreSQL's (65,535) limits; a live batch needs one statement per table.
 const UPSERT_ROWS_PER_STATEMENT: usize = 1000;
 
-/// A multi-row upsert adding the counters of `rows` rows into `table`, keyed by `keys`.
-fn upsert_sql(table: &str, keys: &[&str], rows: usize, numbered: bool) -> String {
-    let cols = keys.len() + COUNTERS.len();
-    let mut s = format!(
-        "INSERT INTO {table} ({}, {}) VALUES ",
-        keys.join(", "),
-        COUNTERS.join(", ")
-    );
+/// Appends `rows` placeholder tuples of `cols` values: `$N` numbered across the statement, or
+/// plain `?` (see `insert_sql` for why SQLite gets those). `last_cast` follows each row's last
+/// placeholder (e.g. `::jsonb`).
+fn push_value_rows(s: &mut String, rows: usize, cols: usize, numbered: bool, last_cast: &str) {
     for row in 0..rows {
         if row > 0 {
             s.push_str(", ");
@@ -307,8 +303,20 @@ fn upsert_sql(table: &str, keys: &[&str], rows: usize, numbered: bool) -> String
                 s.push('?');
             }
         }
+        s.push_str(last_cast);
         s.push(')');
     }
+}
+
+/// A multi-row upsert adding the counters of `rows` rows into `table`, keyed by `keys`.
+fn upsert_sql(table: &str, keys: &[&str], rows: usize, numbered: bool) -> String {
+    let cols = keys.len() + COUNTERS.len();
+    let mut s = format!(
+        "INSERT INTO {table} ({}, {}) VALUES ",
+        keys.join(", "),
+        COUNTERS.join(", ")
+    );
+    push_value_rows(&mut s, rows, cols, numbered, "");
     s.push_str(&format!(
         " ON CONFLICT ({}) DO UPDATE SET ",
         keys.join(", ")
@@ -401,26 +409,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// which is quadratic in a multi-row statement (it was 40% of the gateway's CPU under load).
 fn insert_sql(rows: usize, json_cast: &str, numbered: bool, returning: bool) -> String {
     let mut s = format!("INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for col in 1..=COLUMNS_PER_ROW {
-            if col > 1 {
-                s.push_str(", ");
-            }
-            if numbered {
-                s.push_str(&format!("${}", row * COLUMNS_PER_ROW + col));
-            } else {
-                s.push('?');
-            }
-            if col == COLUMNS_PER_ROW {
-                s.push_str(json_cast);
-            }
-        }
-        s.push(')');
-    }
+    push_value_rows(&mut s, rows, COLUMNS_PER_ROW, numbered, json_cast);
     s.push_str(" ON CONFLICT (request_id) DO NOTHING");
     if returning {
         s.push_str(" RETURNING request_id");
