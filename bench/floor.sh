@@ -19,49 +19,22 @@ LOAD_CPU=${LOAD_CPU:-1}
 MOCK_PORT=18097
 MASTER=sk-bench-floor-6a2c9e4f1b3d5a7c8e0f2b4d6a8c1e3f
 
-PREPARE_ONLY=1 bash "$REPO/bench/run.sh" >/dev/null
-SHARED=""
-for cand in "$REPO/../shared/bench" "${SHARED_BENCH:-}"; do
-  if [ -n "$cand" ] && [ -f "$cand/wrk/post.lua" ]; then SHARED=$(cd "$cand" && pwd -P); break; fi
-done
-[ -n "$SHARED" ] || { echo "bench: shared harness not found; set SHARED_BENCH" >&2; exit 1; }
-TOLLGATE_BIN=${TOLLGATE_BIN:-$CARGO_TARGET_DIR/release/tollgate}
-W=$BENCH_WORKDIR
+source "$REPO/bench/lib.sh"
+bench_setup floor-run
 PT_TARGET=$W/passthrough-target
 echo "== floor: building the passthroughs"
 (cd "$REPO/bench/passthrough" && CARGO_TARGET_DIR=$PT_TARGET cargo build --release -q)
-RUN=$W/floor-run
-rm -rf "$RUN"; mkdir -p "$RUN"
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for port in $MOCK_PORT 4191 4192 4193; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is in use" >&2; exit 1; fi
-done
-MOCK_ADDR=127.0.0.1:$MOCK_PORT MOCK_THREADS=1 taskset -c "$LOAD_CPU" \
-  "$W/mock-upstream/target/release/mock-upstream" > "$RUN/mock.log" 2>&1 &
-pids+=($!)
+require_free_ports $MOCK_PORT 4191 4192 4193
+start_mock $MOCK_PORT
 UP=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
 taskset -c "$GW_CPU" "$PT_TARGET/release/passthrough-reqwest" 127.0.0.1:4191 "$UP" > "$RUN/pt-reqwest.log" 2>&1 &
 PT_REQWEST=$!; pids+=($!)
 taskset -c "$GW_CPU" "$PT_TARGET/release/passthrough-hyper" 127.0.0.1:4192 "$UP" > "$RUN/pt-hyper.log" 2>&1 &
 PT_HYPER=$!; pids+=($!)
-cat > "$RUN/config.yaml" <<YAML
-model_list:
-  - model_name: gpt-4o-mini
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: http://127.0.0.1:$MOCK_PORT/v1
-      api_key: sk-mock
-general_settings:
-  master_key: $MASTER
-YAML
+write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 (cd "$RUN" && exec taskset -c "$GW_CPU" "$TOLLGATE_BIN" --config "$RUN/config.yaml" --host 127.0.0.1 --port 4193) > "$RUN/tollgate.log" 2>&1 &
 TG=$!; pids+=($!)
-for u in http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness; do
-  for _ in $(seq 100); do curl -sf -o /dev/null "$u" && break; sleep 0.1; done
-done
+wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness
 sleep 0.5
 
 export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $MASTER"

@@ -19,48 +19,17 @@ MOCK_PORT=18090
 GW_PORT=4190
 MASTER=sk-bench-vkey-4c1e8a2f9b3d5e7a0c6f1b8d2e4a9c3f
 
-PREPARE_ONLY=1 bash "$REPO/bench/run.sh" >/dev/null
-# The harness' load tools, bodies and wrk script are read from where they are (read-only is fine).
-SHARED=""
-for cand in "$REPO/../shared/bench" "${SHARED_BENCH:-}"; do
-  if [ -n "$cand" ] && [ -f "$cand/tools/bench.py" ]; then SHARED=$(cd "$cand" && pwd -P); break; fi
-done
-[ -n "$SHARED" ] || { echo "bench: shared harness not found; set SHARED_BENCH" >&2; exit 1; }
-TOLLGATE_BIN=${TOLLGATE_BIN:-$CARGO_TARGET_DIR/release/tollgate}
-W=$BENCH_WORKDIR
-RUN=$W/vkey-run
-rm -rf "$RUN"; mkdir -p "$RUN"
+source "$REPO/bench/lib.sh"
+bench_setup vkey-run
 OUT=$RUN/results.jsonl
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-for port in $MOCK_PORT $GW_PORT; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is in use" >&2; exit 1; fi
-done
-
-MOCK_ADDR=127.0.0.1:$MOCK_PORT MOCK_THREADS=1 taskset -c "$LOAD_CPU" \
-  "$W/mock-upstream/target/release/mock-upstream" > "$RUN/mock.log" 2>&1 &
-pids+=($!)
-cat > "$RUN/config.yaml" <<YAML
-model_list:
-  - model_name: gpt-4o-mini
-    litellm_params:
-      model: openai/gpt-4o-mini
-      api_base: http://127.0.0.1:$MOCK_PORT/v1
-      api_key: sk-mock
-general_settings:
-  master_key: $MASTER
-YAML
+require_free_ports $MOCK_PORT $GW_PORT
+start_mock $MOCK_PORT
+write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 (cd "$RUN" && exec taskset -c "$GW_CPU" "$TOLLGATE_BIN" --config config.yaml --host 127.0.0.1 --port $GW_PORT) \
   > "$RUN/tollgate.log" 2>&1 &
 GW_PID=$!
 pids+=($GW_PID)
-for _ in $(seq 1 120); do
-  curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/health/liveliness" && \
-  curl -sf -o /dev/null "http://127.0.0.1:$MOCK_PORT/health" && break
-  sleep 0.5
-done
+wait_up "http://127.0.0.1:$GW_PORT/health/liveliness" "http://127.0.0.1:$MOCK_PORT/health"
 
 # A key with a budget and limits far above what the run uses: every check runs, none refuses.
 KEY=$(curl -sf "http://127.0.0.1:$GW_PORT/key/generate" -H "Authorization: Bearer $MASTER" \
