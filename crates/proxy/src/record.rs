@@ -226,13 +226,25 @@ impl CallRecorder {
         let end = Instant::now();
         let duration = end.duration_since(i.start);
         let produced = i.completion_bytes > 0 || i.first_token.is_some();
+        let seen = estimate_tokens(i.completion_bytes);
         let usage = match i.usage {
-            Some(u) => u,
+            // Reported usage is the truth for a finished call. A stream that ended early may
+            // hold only the usage its first event gave (Anthropic's message_start), and an
+            // upstream may report no output for text it did send: then what the client
+            // received is billed, so a stream that carried text never costs nothing.
+            Some(mut u) => {
+                let finished = status == SpendStatus::Success;
+                if u.completion_tokens < seen && (!finished || u.completion_tokens == 0) {
+                    u.completion_tokens = seen;
+                    u.estimated = true;
+                }
+                u
+            }
             // No usage reported: count what we saw. A call that failed before any answer used
             // no tokens we can know of.
             None if status == SpendStatus::Success || produced => Usage {
                 prompt_tokens: i.body.as_deref().map(prompt_tokens_estimate).unwrap_or(0),
-                completion_tokens: estimate_tokens(i.completion_bytes),
+                completion_tokens: seen,
                 estimated: true,
                 ..Usage::default()
             },

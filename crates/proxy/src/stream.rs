@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::providers::anthropic::StreamTranslator;
-use crate::providers::openai;
+use crate::providers::openai_stream;
 use crate::record::CallRecorder;
 use crate::upstream::{BoxError, UpstreamResponse};
 use tollgate_domain::Usage;
@@ -84,11 +84,7 @@ impl ProxyStream {
         while let Some((end, sep)) = find_event_end(&self.buf) {
             let event = self.buf.split_to(end + sep).freeze();
             let text = std::str::from_utf8(&event[..end]).map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    "The upstream sent a stream event that is not valid UTF-8.",
-                )
+                bad_stream("The upstream sent a stream event that is not valid UTF-8.")
             })?;
             if let Some(k) = self.secret.as_deref().filter(|k| text.contains(k)) {
                 let clean_text = text.replace(k, "[redacted]");
@@ -100,9 +96,7 @@ impl ProxyStream {
             }
         }
         if self.buf.len() > MAX_EVENT_BYTES {
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "api_error",
+            return Err(bad_stream(
                 "The upstream sent a stream event larger than the gateway accepts.",
             ));
         }
@@ -110,11 +104,18 @@ impl ProxyStream {
     }
 
     fn on_event(&mut self, text: &str, raw: &Bytes, out: &mut BytesMut) -> Result<(), ApiError> {
-        let (name, data) = parse_event(text);
+        let event = parse_event(text);
+        if event.data.is_none() && event.unknown_lines {
+            // Not SSE as the upstream API defines it: passing it on would hand the client
+            // something no SDK reads, and the call would be recorded as a success.
+            return Err(bad_stream(
+                "The upstream sent a stream line that is not an SSE field.",
+            ));
+        }
         match &mut self.translation {
             Translation::OpenAi { drop_usage_chunk } => {
                 let drop_usage_chunk = *drop_usage_chunk;
-                let Some(data) = data else {
+                let Some(data) = event.data else {
                     // Comments and keep-alives pass through.
                     out.extend_from_slice(raw);
                     return Ok(());
@@ -124,45 +125,25 @@ impl ProxyStream {
                     out.extend_from_slice(raw);
                     return Ok(());
                 }
-                let content = content_bytes(&data);
-                let mut keep = true;
-                if data.contains("\"usage\"") {
-                    if let Some(u) = openai::usage_of(data.as_bytes()) {
-                        if let Some(r) = self.recorder() {
-                            r.set_usage(u);
-                        }
-                        if drop_usage_chunk && is_usage_only(&data) {
-                            keep = false;
-                        }
-                    }
+                let chunk = openai_stream::read_chunk(&data).map_err(|_| {
+                    bad_stream("The upstream sent a stream event that is not a valid JSON chunk.")
+                })?;
+                let keep = !(drop_usage_chunk && chunk.usage.is_some() && chunk.no_choices);
+                if let Some((message, code)) = chunk.error {
+                    // An in-band upstream error: the client sees it as is; the call is a failure.
+                    let status = code
+                        .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                        .filter(|c| c.is_client_error() || c.is_server_error())
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+                    self.upstream_error = Some(ApiError::new(status, "api_error", message));
                 }
-                if data.starts_with("{\"error\"") || data.contains("\"error\":{") {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
-                        if let Some(e) = v.get("error").filter(|e| e.is_object()) {
-                            // An in-band upstream error: the client sees it as is; the call is a failure.
-                            let message = e
-                                .get("message")
-                                .and_then(|m| m.as_str())
-                                .unwrap_or("upstream error");
-                            let code = e
-                                .get("code")
-                                .and_then(|c| {
-                                    c.as_u64()
-                                        .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
-                                })
-                                .and_then(|c| u16::try_from(c).ok())
-                                .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
-                                .filter(|c| c.is_client_error() || c.is_server_error())
-                                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
-                            self.upstream_error =
-                                Some(ApiError::new(code, "api_error", message.to_string()));
-                        }
+                if let Some(r) = self.recorder() {
+                    if let Some(u) = chunk.usage {
+                        r.set_usage(u);
                     }
-                }
-                if content > 0 {
-                    if let Some(r) = self.recorder() {
+                    if chunk.text_bytes > 0 {
                         r.mark_first_token();
-                        r.add_completion_bytes(content);
+                        r.add_completion_bytes(chunk.text_bytes);
                     }
                 }
                 if keep {
@@ -171,31 +152,29 @@ impl ProxyStream {
                 Ok(())
             }
             Translation::Anthropic(t) => {
-                let Some(data) = data else {
+                let Some(data) = event.data else {
                     return Ok(());
                 };
-                let chunks = t.on_event(name, &data).map_err(|e| {
+                let before = t.generated_bytes();
+                let chunks = t.on_event(event.name, &data).map_err(|e| {
                     ApiError::new(
                         axum::http::StatusCode::BAD_GATEWAY,
                         "api_error",
                         format!("AnthropicException - {e}"),
                     )
                 })?;
+                let generated = t.generated_bytes() - before;
                 let usage = t.usage();
                 let finished = t.finished();
-                let is_content = matches!(
-                    name,
-                    Some("content_block_delta") | Some("content_block_start")
-                );
                 for c in &chunks {
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(c.as_bytes());
                     out.extend_from_slice(b"\n\n");
                 }
                 if let Some(r) = self.recorder() {
-                    if is_content && !chunks.is_empty() {
+                    if generated > 0 {
                         r.mark_first_token();
-                        r.add_completion_bytes(chunks.iter().map(|c| content_bytes(c)).sum());
+                        r.add_completion_bytes(generated);
                     }
                     r.set_usage(Usage {
                         prompt_tokens: usage.prompt_tokens,
@@ -325,65 +304,46 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// The event name and the data (several `data:` lines joined by newlines).
-fn parse_event(text: &str) -> (Option<&str>, Option<String>) {
-    let mut name = None;
-    let mut data: Option<String> = None;
+/// One SSE event: its name, its data (several `data:` lines joined by newlines), and whether it
+/// held a line that is none of the SSE fields or a comment.
+struct Event<'a> {
+    name: Option<&'a str>,
+    data: Option<String>,
+    unknown_lines: bool,
+}
+
+fn parse_event(text: &str) -> Event<'_> {
+    let mut event = Event {
+        name: None,
+        data: None,
+        unknown_lines: false,
+    };
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let Some(v) = line.strip_prefix("event:") {
-            name = Some(v.trim());
+            event.name = Some(v.trim());
         } else if let Some(v) = line.strip_prefix("data:") {
             let v = v.strip_prefix(' ').unwrap_or(v);
-            match &mut data {
+            match &mut event.data {
                 Some(d) => {
                     d.push('\n');
                     d.push_str(v);
                 }
-                None => data = Some(v.to_string()),
+                None => event.data = Some(v.to_string()),
             }
+        } else if !(line.is_empty()
+            || line.starts_with(':')
+            || line.starts_with("id:")
+            || line.starts_with("retry:"))
+        {
+            event.unknown_lines = true;
         }
     }
-    (name, data)
+    event
 }
 
-/// A usage-only chunk: no choices, only usage (what `include_usage` adds at the end).
-fn is_usage_only(data: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        choices: Option<Vec<serde::de::IgnoredAny>>,
-    }
-    serde_json::from_str::<Probe>(data)
-        .map(|p| p.choices.is_none_or(|c| c.is_empty()))
-        .unwrap_or(false)
-}
-
-/// Rough size of generated text in a chunk: the bytes of its `content` strings (and tool-call
-/// arguments), for token estimates and time-to-first-token.
-fn content_bytes(data: &str) -> usize {
-    let mut total = 0;
-    for key in ["\"content\":\"", "\"arguments\":\"", "\"text\":\""] {
-        let mut rest = data;
-        while let Some(pos) = rest.find(key) {
-            let s = &rest[pos + key.len()..];
-            let mut len = 0;
-            let mut escaped = false;
-            for b in s.bytes() {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    break;
-                }
-                len += 1;
-            }
-            total += len;
-            rest = &s[len.min(s.len())..];
-        }
-    }
-    total
+fn bad_stream(message: &str) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "api_error", message)
 }
 
 #[cfg(test)]
@@ -399,34 +359,15 @@ mod tests {
 
     #[test]
     fn parses_events() {
-        let (n, d) = parse_event("event: message_start\ndata: {\"a\":1}");
-        assert_eq!(n, Some("message_start"));
-        assert_eq!(d.as_deref(), Some("{\"a\":1}"));
-        let (_, d) = parse_event("data: a\ndata: b");
-        assert_eq!(d.as_deref(), Some("a\nb"));
-        let (_, d) = parse_event(": keep-alive");
-        assert_eq!(d, None);
-    }
-
-    #[test]
-    fn detects_usage_only_chunks() {
-        assert!(is_usage_only(
-            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1}}"#
-        ));
-        assert!(!is_usage_only(
-            r#"{"id":"x","choices":[{"delta":{}}],"usage":{"prompt_tokens":1}}"#
-        ));
-    }
-
-    #[test]
-    fn counts_content_bytes() {
-        assert_eq!(
-            content_bytes(r#"{"choices":[{"delta":{"content":"he\"llo"}}]}"#),
-            7
-        );
-        assert_eq!(
-            content_bytes(r#"{"choices":[{"delta":{"role":"assistant"}}]}"#),
-            0
-        );
+        let e = parse_event("event: message_start\ndata: {\"a\":1}");
+        assert_eq!(e.name, Some("message_start"));
+        assert_eq!(e.data.as_deref(), Some("{\"a\":1}"));
+        let e = parse_event("data: a\ndata: b");
+        assert_eq!(e.data.as_deref(), Some("a\nb"));
+        let e = parse_event(": keep-alive");
+        assert_eq!(e.data, None);
+        assert!(!e.unknown_lines);
+        assert!(parse_event("id: 7\nretry: 10\ndata: x").data.is_some());
+        assert!(parse_event("{\"choices\":[]}").unknown_lines);
     }
 }

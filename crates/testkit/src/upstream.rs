@@ -33,6 +33,9 @@ pub enum Behavior {
     Endless,
     /// Answer 400 with OpenAI's context-length error.
     ContextTooLong,
+    /// Stream exactly these raw SSE events (each written as given, with its own line ends), then
+    /// break the connection when `reset` is set, else end it.
+    RawStream { events: Vec<String>, reset: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +256,14 @@ fn sse(
     r
 }
 
+fn raw_sse(events: Vec<String>, reset: bool, inner: Arc<Inner>, model: String) -> Response {
+    let mut events: Vec<Result<String, std::io::Error>> = events.into_iter().map(Ok).collect();
+    if reset {
+        events.push(Err(std::io::Error::other("connection reset")));
+    }
+    sse(events, Duration::from_millis(2), inner, false, model)
+}
+
 async fn openai_chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
     chat(inner, "/v1/chat/completions".into(), None, headers, body).await
 }
@@ -306,6 +317,9 @@ async fn chat(
         }
         Behavior::Endless => {
             return sse(vec![], Duration::from_millis(20), inner, true, model);
+        }
+        Behavior::RawStream { events, reset } => {
+            return raw_sse(events, reset, inner, model);
         }
     }
     if stream {
@@ -375,12 +389,18 @@ async fn anthropic_messages(
 ) -> Response {
     let req = note(&inner, "/v1/messages", None, &headers, &body);
     let model = req["model"].as_str().unwrap_or("").to_string();
-    if let Behavior::Status(s, _) = behavior(&inner, &model) {
-        return (
-            StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "fake anthropic error"}})),
-        )
-            .into_response();
+    match behavior(&inner, &model) {
+        Behavior::Status(s, _) => {
+            return (
+                StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(json!({"type": "error", "error": {"type": "overloaded_error", "message": "fake anthropic error"}})),
+            )
+                .into_response();
+        }
+        Behavior::RawStream { events, reset } => {
+            return raw_sse(events, reset, inner, model);
+        }
+        _ => {}
     }
     if req["stream"].as_bool().unwrap_or(false) {
         let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");

@@ -653,6 +653,9 @@ pub struct StreamTranslator {
     /// (Anthropic content block index, OpenAI tool_calls index) for each tool_use block seen.
     tool_blocks: Vec<(u64, u64)>,
     finished: bool,
+    /// Bytes of text the model generated so far (text, tool input, thinking): what an aborted
+    /// stream is billed by when its final usage never came.
+    generated_bytes: usize,
 }
 
 impl StreamTranslator {
@@ -668,6 +671,7 @@ impl StreamTranslator {
             cache_creation: 0,
             tool_blocks: Vec::new(),
             finished: false,
+            generated_bytes: 0,
         }
     }
 
@@ -731,6 +735,7 @@ impl StreamTranslator {
                 match block.get("type").and_then(Value::as_str) {
                     Some("text") => {
                         let text = block.get("text").and_then(Value::as_str).unwrap_or("");
+                        self.generated_bytes += text.len();
                         if !text.is_empty() {
                             out.push(self.chunk(json!({"content": text}), Value::Null));
                         }
@@ -765,6 +770,7 @@ impl StreamTranslator {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         let text = delta.get("text").and_then(Value::as_str).unwrap_or("");
+                        self.generated_bytes += text.len();
                         out.push(self.chunk(json!({"content": text}), Value::Null));
                     }
                     Some("input_json_delta") => {
@@ -772,6 +778,7 @@ impl StreamTranslator {
                             .get("partial_json")
                             .and_then(Value::as_str)
                             .unwrap_or("");
+                        self.generated_bytes += partial.len();
                         // Anthropic often opens with an empty fragment; it carries nothing.
                         if !partial.is_empty() {
                             let tool_index = data
@@ -790,7 +797,12 @@ impl StreamTranslator {
                             ));
                         }
                     }
-                    // thinking_delta, signature_delta, ...: no OpenAI equivalent.
+                    // Thinking is generated (and billed) though it has no OpenAI equivalent.
+                    Some("thinking_delta") => {
+                        let text = delta.get("thinking").and_then(Value::as_str).unwrap_or("");
+                        self.generated_bytes += text.len();
+                    }
+                    // signature_delta, ...: no OpenAI equivalent.
                     _ => {}
                 }
             }
@@ -840,6 +852,11 @@ impl StreamTranslator {
             cache_read_input_tokens: self.cache_read,
             cache_creation_input_tokens: self.cache_creation,
         }
+    }
+
+    /// Bytes of generated text seen so far.
+    pub fn generated_bytes(&self) -> usize {
+        self.generated_bytes
     }
 
     /// True once `message_stop` was seen.

@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod mock;
 pub mod openai;
+pub(crate) mod openai_stream;
 
 use std::time::Duration;
 

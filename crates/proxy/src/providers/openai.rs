@@ -6,7 +6,7 @@ use tollgate_domain::Usage;
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 #[derive(Deserialize)]
-struct RawUsage {
+pub(crate) struct RawUsage {
     #[serde(default)]
     prompt_tokens: Option<u64>,
     #[serde(default)]
@@ -25,6 +25,12 @@ struct PromptDetails {
 struct WithUsage {
     #[serde(default)]
     usage: Option<RawUsage>,
+}
+
+impl RawUsage {
+    pub(crate) fn into_usage(self) -> Usage {
+        convert(self)
+    }
 }
 
 fn convert(u: RawUsage) -> Usage {
