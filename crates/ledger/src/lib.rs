@@ -3,11 +3,13 @@
 
 pub mod budgets;
 pub mod cost;
+pub mod journal;
 pub mod prices;
 pub mod resets;
 pub mod writer;
 
 pub use budgets::{BudgetExceeded, Budgets, Limit, Owner, Reservation};
 pub use cost::{cost_of, CallCost};
+pub use journal::{Journal, JournalError, Replay};
 pub use prices::{ModelPrice, PriceError, PriceTable};
 pub use writer::{SpendWriter, WriterConfig, WriterStats};

@@ -13,6 +13,10 @@ use tokio::task::JoinHandle;
 use tollgate_store::{SpendRecord, Store};
 
 use crate::budgets::Budgets;
+use crate::journal::Journal;
+
+/// A queued record and its journal sequence number (0 without a journal).
+type Queued = (u64, SpendRecord);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -43,10 +47,13 @@ pub struct WriterStats {
     pub dropped: AtomicU64,
     pub flush_errors: AtomicU64,
     pub pending: AtomicU64,
+    /// Records the journal could not take (disk full, …); they still went to the store.
+    pub journal_errors: AtomicU64,
 }
 
 pub struct SpendWriter {
-    tx: mpsc::Sender<SpendRecord>,
+    tx: mpsc::Sender<Queued>,
+    journal: Option<Arc<Journal>>,
     stats: Arc<WriterStats>,
     capacity: u64,
     shutdown: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
@@ -54,42 +61,64 @@ pub struct SpendWriter {
 
 impl SpendWriter {
     pub fn spawn(store: Store, config: WriterConfig) -> Arc<SpendWriter> {
-        Self::spawn_with_budgets(store, config, Budgets::new())
+        Self::spawn_with_budgets(store, config, Budgets::new(), None)
     }
 
-    /// A writer that tells `budgets` which records it committed, under the budgets' commit lock.
+    /// A writer that tells `budgets` which records it committed, under the budgets' commit lock,
+    /// and, with a journal, appends each record to it before queueing it.
     pub fn spawn_with_budgets(
         store: Store,
         config: WriterConfig,
         budgets: Arc<Budgets>,
+        journal: Option<Arc<Journal>>,
     ) -> Arc<SpendWriter> {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         let stats = Arc::new(WriterStats::default());
         let capacity = config.capacity as u64;
-        let sink = Sink { store, budgets };
+        let sink = Sink {
+            store,
+            budgets,
+            journal: journal.clone(),
+        };
         let task = tokio::spawn(run(sink, config, rx, stop_rx, stats.clone()));
         Arc::new(SpendWriter {
             tx,
+            journal,
             stats,
             capacity,
             shutdown: Mutex::new(Some((stop_tx, task))),
         })
     }
 
-    /// Queues a record without waiting. A full queue drops it and counts the loss.
+    /// Queues a record without waiting (after appending it to the journal, when there is
+    /// one). A full queue drops it and counts the loss.
     pub fn record(&self, record: SpendRecord) {
-        match self.tx.try_send(record) {
+        // A refused record comes back as its request id, for the log line.
+        let send = |seq: u64, r: SpendRecord| {
+            self.tx
+                .try_send((seq, r))
+                .map_err(|e| e.into_inner().1.request_id)
+        };
+        let sent = match &self.journal {
+            None => send(0, record),
+            Some(j) => {
+                let (sent, failed) = j.append(record, send);
+                if let Some(e) = failed {
+                    self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "spend record not journaled; it is still queued for the store");
+                }
+                sent
+            }
+        };
+        match sent {
             Ok(()) => {
                 self.stats.pending.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
+            Err(request_id) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                let r = match &e {
-                    mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
-                };
                 tracing::error!(
-                    request_id = %r.request_id,
+                    request_id = %request_id,
                     "spend record dropped: the spend queue is full or closed"
                 );
             }
@@ -123,16 +152,17 @@ impl SpendWriter {
 struct Sink {
     store: Store,
     budgets: Arc<Budgets>,
+    journal: Option<Arc<Journal>>,
 }
 
 async fn run(
     store: Sink,
     config: WriterConfig,
-    mut rx: mpsc::Receiver<SpendRecord>,
+    mut rx: mpsc::Receiver<Queued>,
     mut stop: oneshot::Receiver<()>,
     stats: Arc<WriterStats>,
 ) {
-    let mut pending: VecDeque<SpendRecord> = VecDeque::new();
+    let mut pending: VecDeque<Queued> = VecDeque::new();
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures: u32 = 0;
@@ -160,6 +190,9 @@ async fn run(
                 if !pending.is_empty() {
                     failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
                 }
+                if let Some(j) = &store.journal {
+                    sync_journal(j.clone()).await;
+                }
             }
         }
     }
@@ -176,6 +209,11 @@ async fn run(
             }
         }
         if pending.is_empty() {
+            if let Some(j) = &store.journal {
+                if let Err(e) = j.clear() {
+                    tracing::warn!(error = %e, "the spend journal was committed but could not be cleared; the next start replays it harmlessly");
+                }
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(200 * (attempt as u64 + 1))).await;
@@ -191,9 +229,18 @@ async fn run(
     }
 }
 
-fn enforce_bound(pending: &mut VecDeque<SpendRecord>, capacity: usize, stats: &WriterStats) {
+/// Fsyncs the journal on the blocking pool: the disk's latency must not stall the writer.
+async fn sync_journal(journal: Arc<Journal>) {
+    match tokio::task::spawn_blocking(move || journal.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "spend journal sync failed"),
+        Err(e) => tracing::warn!(error = %e, "spend journal sync task failed"),
+    }
+}
+
+fn enforce_bound(pending: &mut VecDeque<Queued>, capacity: usize, stats: &WriterStats) {
     while pending.len() > capacity {
-        if let Some(r) = pending.pop_front() {
+        if let Some((_, r)) = pending.pop_front() {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             stats.pending.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(request_id = %r.request_id, "spend record dropped: the store has been failing and the buffer is full");
@@ -205,13 +252,19 @@ fn enforce_bound(pending: &mut VecDeque<SpendRecord>, capacity: usize, stats: &W
 /// records stay pending for the next tick.
 async fn flush(
     sink: &Sink,
-    pending: &mut VecDeque<SpendRecord>,
+    pending: &mut VecDeque<Queued>,
     max_batch: usize,
     stats: &WriterStats,
     failures: u32,
 ) -> u32 {
     let n = pending.len().min(max_batch);
-    let batch: Vec<SpendRecord> = pending.iter().take(n).cloned().collect();
+    let batch: Vec<SpendRecord> = pending.iter().take(n).map(|(_, r)| r.clone()).collect();
+    let last_seq = pending
+        .iter()
+        .take(n)
+        .map(|(seq, _)| *seq)
+        .max()
+        .unwrap_or(0);
     // The budgets must never see a batch both in the store and as unflushed.
     let guard = sink.budgets.commit_guard().await;
     let result = sink.store.insert_spend_batch(&batch).await;
@@ -222,6 +275,9 @@ async fn flush(
     match result {
         Ok(inserted) => {
             pending.drain(..n);
+            if let Some(j) = &sink.journal {
+                j.committed_through(last_seq);
+            }
             stats
                 .written
                 .fetch_add(inserted.len() as u64, Ordering::Relaxed);
@@ -245,12 +301,12 @@ async fn flush(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::Utc;
     use tollgate_store::SpendStatus;
 
-    fn rec(id: &str) -> SpendRecord {
+    pub(crate) fn rec(id: &str) -> SpendRecord {
         let now = Utc::now();
         SpendRecord {
             request_id: id.into(),

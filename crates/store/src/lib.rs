@@ -20,7 +20,7 @@ pub mod users;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use budget_resets::{BudgetOwnerKind, BudgetReset};
-pub use connect::{Backend, Store};
+pub use connect::{Backend, Store, DEFAULT_SQLITE_PATH};
 pub use error::StoreError;
 pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
 pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};

@@ -9,7 +9,8 @@ use crate::connect::{Backend, Store};
 use crate::db::WritePool;
 use crate::error::{QueryContext, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SpendStatus {
     Success,
     Failure,
@@ -33,7 +34,8 @@ impl SpendStatus {
 }
 
 /// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable so the spend journal can hold records until they are committed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpendRecord {
     pub request_id: String,
     /// `chat_completion`, `text_completion` or `embedding`.

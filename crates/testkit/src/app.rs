@@ -19,7 +19,7 @@ pub struct TestApp {
     pub warnings: Vec<String>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
-    _dir: Option<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -132,14 +132,14 @@ async fn spawn_app_env(
 ) -> Result<TestApp, tollgate::StartError> {
     let yaml = config_yaml.replace("{master_key}", TEST_MASTER_KEY);
     let cfg = config::parse(&yaml, "test-config.yaml", env)?;
-    let (dir, url) = match database_url {
-        Some(u) => (None, u),
-        None => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite:{}", dir.path().join("tollgate.db").display());
-            (Some(dir), url)
-        }
-    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database_url
+        .unwrap_or_else(|| format!("sqlite:{}", dir.path().join("tollgate.db").display()));
+    // Each app journals into its own folder: tests on one PostgreSQL server must never replay
+    // each other's records.
+    let mut vars = vars;
+    vars.entry("TOLLGATE_SPEND_JOURNAL_DIR".to_string())
+        .or_insert_with(|| dir.path().join("spend-journal").display().to_string());
     let configured_key = cfg.master_key.as_ref().map(|k| k.expose().to_string());
     let app = App::build(
         cfg,

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod process;
 pub mod smtp;
 pub mod upstream;
 

@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 impl Options {
-    fn env_var(&self, key: &str) -> Option<String> {
+    pub(crate) fn env_var(&self, key: &str) -> Option<String> {
         self.env
             .get(key)
             .cloned()
@@ -149,6 +149,7 @@ impl App {
         let settings = settings_of(&cfg);
         let budgets = tollgate_ledger::Budgets::new();
         let (alerts, alert_rx) = tollgate_proxy::alerts::Alerts::channel();
+        let journal = crate::spend_journal::open(&opts, db_url.as_deref(), &store).await?;
         let writer = SpendWriter::spawn_with_budgets(
             store.clone(),
             WriterConfig {
@@ -159,6 +160,7 @@ impl App {
                 ..WriterConfig::default()
             },
             budgets.clone(),
+            journal,
         );
         let state = Arc::new(ProxyState {
             router,

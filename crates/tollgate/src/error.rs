@@ -12,6 +12,8 @@ pub enum StartError {
     CorruptMasterKeyHash,
     #[error(transparent)]
     Random(#[from] tollgate_domain::secret::RandomError),
+    #[error("the spend journal cannot be used: {0}. Fix the folder's permissions or free disk space (TOLLGATE_SPEND_JOURNAL_DIR moves it; TOLLGATE_SPEND_JOURNAL=off turns it off)")]
+    Journal(#[source] Box<tollgate_ledger::JournalError>),
     #[error("invalid setting: {0}")]
     Settings(String),
     #[error(transparent)]

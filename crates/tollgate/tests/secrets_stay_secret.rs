@@ -5,126 +5,18 @@
 //! secret may appear anywhere, and a virtual key's SHA-256 only where it is the key's identifier.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 use tollgate_domain::secret::sha256_hex;
+use tollgate_testkit::process::Gateway;
 use tollgate_testkit::{Behavior, FakeUpstream};
 
 fn canary(kind: &str) -> String {
     format!("sk-CANARY{kind}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address").port()
-}
-
-/// The gateway subprocess; killed on drop so a failing test leaves no process behind.
-struct Gateway {
-    child: Option<Child>,
-    base: String,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Gateway {
-    fn start(dir: &Path, config: &str) -> Gateway {
-        let cfg = dir.join("config.yaml");
-        std::fs::write(&cfg, config).expect("write config");
-        let port = free_port();
-        let (stdout, stderr) = (dir.join("stdout.log"), dir.join("stderr.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--database-url")
-            .arg(format!("sqlite:{}", dir.join("t.db").display()))
-            .env("TOLLGATE_LOG", "debug")
-            .env_remove("RUST_LOG")
-            .env_remove("DATABASE_URL")
-            .env_remove("LITELLM_MASTER_KEY")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start tollgate");
-        Gateway {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-            stdout,
-            stderr,
-        }
-    }
-
-    async fn wait_ready(&mut self, http: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("tollgate exited early ({st}): {}", self.output());
-                }
-            }
-            let r = http
-                .get(format!("{}/health/readiness", self.base))
-                .send()
-                .await;
-            if matches!(&r, Ok(r) if r.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tollgate not ready: {}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, so shutdown logging and the final spend flush happen as in production.
-    async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                assert!(st.success(), "tollgate stopped with {st}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("tollgate did not stop within 10 s of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn output(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            read(&self.stdout),
-            read(&self.stderr)
-        )
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Everything the gateway said, by where it was said.
@@ -480,7 +372,12 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let echo = echoing_upstream().await;
-    let mut gw = Gateway::start(dir.path(), &config(&up, &echo, &master, &provider));
+    let mut gw = Gateway::start(
+        env!("CARGO_BIN_EXE_tollgate"),
+        dir.path(),
+        &config(&up, &echo, &master, &provider),
+        &[("TOLLGATE_LOG", "debug")],
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
