@@ -91,8 +91,8 @@ impl PriceTable {
     pub fn merge_json(&mut self, text: &str, file: &str) -> Result<usize, PriceError> {
         // Entries stay raw until each is read into a ModelPrice: a whole Value tree of a large
         // price map would cost megabytes at start for nothing.
-        let raw: HashMap<String, &serde_json::value::RawValue> =
-            serde_json::from_str(text).map_err(|e| PriceError::Format {
+        let raw: HashMap<String, &serde_json::value::RawValue> = serde_json::from_str(text)
+            .map_err(|e| PriceError::Format {
                 file: file.to_string(),
                 message: e.to_string(),
             })?;

@@ -370,4 +370,57 @@ mod tests {
         assert!(parse_event("id: 7\nretry: 10\ndata: x").data.is_some());
         assert!(parse_event("{\"choices\":[]}").unknown_lines);
     }
+
+    mod props {
+        use super::*;
+        use crate::providers::openai_stream::read_chunk;
+        use proptest::prelude::*;
+
+        /// A chat chunk carrying `text`, written with `gap` after every colon and comma, the
+        /// way servers other than OpenAI's often write it.
+        fn chunk_text(text: &str, gap: &str) -> String {
+            let text = serde_json::to_string(text).unwrap();
+            format!(
+                "{{\"id\":{gap}\"x\",{gap}\"choices\":{gap}[{{\"index\":{gap}0,{gap}\"delta\":{gap}{{\"content\":{gap}{text}}}}}]}}"
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn any_event_text_is_read_without_panic(text in "\\PC{0,200}") {
+                let _ = parse_event(&text);
+                let _ = read_chunk(&text);
+                let _ = find_event_end(text.as_bytes());
+            }
+
+            #[test]
+            fn text_is_measured_whatever_the_spacing(text in "\\PC{0,60}", gap in "[ \t\n]{0,3}") {
+                let c = read_chunk(&chunk_text(&text, &gap)).unwrap();
+                prop_assert_eq!(c.text_bytes, text.len());
+            }
+
+            #[test]
+            fn events_split_anywhere_are_found_whole(
+                datas in prop::collection::vec("[a-z0-9 ]{1,20}", 1..6),
+                cut in 0usize..200,
+            ) {
+                let wire: String = datas.iter().map(|d| format!("data: {d}\n\n")).collect();
+                // However the bytes arrive, only whole events come out, in order.
+                let cut = cut.min(wire.len());
+                let mut buf = BytesMut::from(&wire.as_bytes()[..cut]);
+                let mut got = Vec::new();
+                let take = |buf: &mut BytesMut, got: &mut Vec<String>| {
+                    while let Some((end, sep)) = find_event_end(buf) {
+                        let ev = buf.split_to(end + sep);
+                        let text = std::str::from_utf8(&ev[..end]).unwrap();
+                        got.push(parse_event(text).data.unwrap_or_default());
+                    }
+                };
+                take(&mut buf, &mut got);
+                buf.extend_from_slice(&wire.as_bytes()[cut..]);
+                take(&mut buf, &mut got);
+                prop_assert_eq!(got, datas);
+            }
+        }
+    }
 }
