@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tollgate beside the floor, in one run: direct (load generator → mock), two bare Rust passthroughs
 # (axum + reqwest, axum + hyper: forward the body, return the answer, nothing else; see
-# passthrough/) and Tollgate with the master key, every call recorded (SQLite, as out of the box).
+# passthrough/) and Tollgate with the master key, every call recorded (SQLite, as out of the box),
+# once as configured by default (spend journal on) and once with TOLLGATE_SPEND_JOURNAL=off, so
+# the journal's cost is measured in the same run.
 # Same placement as bench/run.sh: the gateway under test on GW_CPU, load and mock on LOAD_CPU.
 # The machine's speed moves between runs, so the ratios to the passthroughs are the figures to
 # quote; absolute numbers compare only within a run.
@@ -24,7 +26,7 @@ bench_setup floor-run
 PT_TARGET=$W/passthrough-target
 echo "== floor: building the passthroughs"
 (cd "$REPO/bench/passthrough" && CARGO_TARGET_DIR=$PT_TARGET cargo build --release -q)
-require_free_ports $MOCK_PORT 4191 4192 4193
+require_free_ports $MOCK_PORT 4191 4192 4193 4195
 start_mock $MOCK_PORT
 UP=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
 taskset -c "$GW_CPU" "$PT_TARGET/release/passthrough-reqwest" 127.0.0.1:4191 "$UP" > "$RUN/pt-reqwest.log" 2>&1 &
@@ -34,7 +36,10 @@ PT_HYPER=$!; pids+=($!)
 write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 (cd "$RUN" && exec taskset -c "$GW_CPU" "$TOLLGATE_BIN" --config "$RUN/config.yaml" --host 127.0.0.1 --port 4193) > "$RUN/tollgate.log" 2>&1 &
 TG=$!; pids+=($!)
-wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness
+mkdir -p "$RUN/nojournal"
+(cd "$RUN/nojournal" && TOLLGATE_SPEND_JOURNAL=off exec taskset -c "$GW_CPU" "$TOLLGATE_BIN" --config "$RUN/config.yaml" --host 127.0.0.1 --port 4195) > "$RUN/tollgate-nojournal.log" 2>&1 &
+TG_NJ=$!; pids+=($!)
+wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness http://127.0.0.1:4195/health/liveliness
 sleep 0.5
 
 export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $MASTER"
@@ -46,7 +51,7 @@ measure() { # name pid url conc
   c1=$(cpu_ticks "$2")
   echo "$1 $4 $((c1 - c0)) $out" >> "$RUN/raw.txt"
 }
-for url in http://127.0.0.1:4191/v1/chat/completions http://127.0.0.1:4192/v1/chat/completions http://127.0.0.1:4193/v1/chat/completions; do
+for url in http://127.0.0.1:4191/v1/chat/completions http://127.0.0.1:4192/v1/chat/completions http://127.0.0.1:4193/v1/chat/completions http://127.0.0.1:4195/v1/chat/completions; do
   taskset -c "$LOAD_CPU" wrk -t1 -c10 -d2s -s "$SHARED/wrk/post.lua" "$url" > /dev/null   # warm-up
 done
 for c in $CONCS; do
@@ -55,6 +60,7 @@ for c in $CONCS; do
   measure passthrough-reqwest "$PT_REQWEST" http://127.0.0.1:4191/v1/chat/completions "$c"
   measure passthrough-hyper "$PT_HYPER" http://127.0.0.1:4192/v1/chat/completions "$c"
   measure tollgate "$TG" http://127.0.0.1:4193/v1/chat/completions "$c"
+  measure tollgate-nojournal "$TG_NJ" http://127.0.0.1:4195/v1/chat/completions "$c"
 done
 RSS_KB=$(awk '/VmHWM/{print $2}' "/proc/$TG/status")
 python3 - "$RUN/raw.txt" "$RSS_KB" <<'PY'
@@ -69,7 +75,7 @@ for line in open(sys.argv[1]):
                                    cpu_us=(int(ticks) * 10_000 / n) if n else 0, errors=errors)
 print("| target | conc | req/s | p50 ms | p99 ms | +p50 vs direct | CPU µs/req | req/s vs reqwest passthrough | errors |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (name, conc), v in sorted(rows.items(), key=lambda kv: (kv[0][1], ["direct", "passthrough-reqwest", "passthrough-hyper", "tollgate"].index(kv[0][0]))):
+for (name, conc), v in sorted(rows.items(), key=lambda kv: (kv[0][1], ["direct", "passthrough-reqwest", "passthrough-hyper", "tollgate", "tollgate-nojournal"].index(kv[0][0]))):
     d = rows.get(("direct", conc)); p = rows.get(("passthrough-reqwest", conc))
     added = "-" if name == "direct" else f"+{v['p50'] - d['p50']:.3f}"
     ratio = "-" if name == "direct" else f"{v['rps'] / p['rps']:.2f}"
