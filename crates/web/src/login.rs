@@ -1,6 +1,7 @@
 //! Checking a username and password: the admin's `UI_USERNAME`/`UI_PASSWORD` (default: the master
 //! key), else a user's email and password. Unknown emails cost the same time and get the same
-//! answer as wrong passwords; repeated failures are throttled per email and per client address.
+//! answer as wrong passwords; repeated failures are throttled per account and address, per
+//! address, and per account (a growing delay), each attempt counted before its password is checked.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -86,17 +87,19 @@ pub async fn authenticate(
     ip: IpAddr,
 ) -> Result<LoggedIn, LoginError> {
     let username = username.trim();
-    // Failures count per (account, address): a stranger guessing from elsewhere can't lock the
-    // real user out, and the per-address limit still stops one client trying many accounts.
-    let key = format!("{}|{ip}", username.to_lowercase());
-    if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
-        return Err(LoginError::Throttled(wait));
-    }
+    // Counted before the KDF runs, in one step with the check, so a burst of parallel attempts
+    // cannot all pass the check before the first failure is recorded.
+    let attempt = state
+        .throttle
+        .begin(username, ip, Instant::now())
+        .map_err(LoginError::Throttled)?;
     let result = check(state, username, pw).await;
     match &result {
-        Ok(_) => state.throttle.record_success(&key, Instant::now()),
-        Err(LoginError::Invalid) => state.throttle.record_failure(&key, ip, Instant::now()),
-        Err(_) => {}
+        Ok(_) => attempt.succeeded(Instant::now()),
+        Err(LoginError::Invalid) => attempt.failed(Instant::now()),
+        Err(LoginError::Busy(_) | LoginError::Unavailable(_) | LoginError::Throttled(_)) => {
+            attempt.abandoned()
+        }
     }
     result
 }

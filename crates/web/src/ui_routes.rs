@@ -486,19 +486,16 @@ async fn login_submit(
             StatusCode::UNAUTHORIZED,
             "The email or password is not correct.",
         ),
-        Err(LoginError::Throttled(d)) => {
-            let mut r = fail(
+        Err(LoginError::Throttled(d)) => with_retry_after(
+            fail(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
-                    "Too many failed sign-ins. Wait {} minutes and try again.",
-                    d.as_secs().div_ceil(60).max(1)
+                    "Too many failed sign-ins. Wait {} and try again.",
+                    wait_text(d)
                 ),
-            );
-            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
-        }
+            ),
+            d,
+        ),
         Err(LoginError::Busy(d)) => with_retry_after(
             fail(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -606,6 +603,16 @@ async fn onboarding_submit(
             d,
         ),
         Err(ClaimError::Failed(e)) => again(&api_message(&e)),
+    }
+}
+
+/// "N seconds" under two minutes, else whole minutes (rounded up).
+fn wait_text(d: std::time::Duration) -> String {
+    let secs = crate::login::whole_seconds(d);
+    if secs < 120 {
+        format!("{secs} seconds")
+    } else {
+        format!("{} minutes", secs.div_ceil(60))
     }
 }
 
