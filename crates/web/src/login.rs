@@ -1,6 +1,7 @@
 //! Checking a username and password: the admin's `UI_USERNAME`/`UI_PASSWORD` (default: the master
 //! key), else a user's email and password. Unknown emails cost the same time and get the same
-//! answer as wrong passwords; repeated failures are throttled per email and per client address.
+//! answer as wrong passwords; repeated failures are throttled per account and address, per
+//! address, and per account (a growing delay), each attempt counted before its password is checked.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use subtle::ConstantTimeEq;
 use tollgate_domain::role::Role;
-use tollgate_identity::password;
+use tollgate_identity::password::{self, PasswordError, BUSY_RETRY_AFTER};
 use tollgate_proxy::ApiError;
 use tollgate_store::users::{NewUser, UserPatch};
 
@@ -22,6 +23,8 @@ pub const INVALID: &str =
 pub enum LoginError {
     Invalid,
     Throttled(Duration),
+    /// Too many passwords are being checked at once; nothing was checked.
+    Busy(Duration),
     Unavailable(ApiError),
 }
 
@@ -30,19 +33,44 @@ impl LoginError {
         match self {
             LoginError::Invalid => ApiError::auth(INVALID),
             LoginError::Throttled(d) => {
+                let secs = whole_seconds(d);
                 let mut e = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_error",
-                    format!(
-                        "Too many failed logins. Try again in {} seconds.",
-                        d.as_secs().max(1)
-                    ),
+                    format!("Too many failed logins. Try again in {secs} seconds."),
                 );
-                e.retry_after = Some(d.as_secs().max(1));
+                e.retry_after = Some(secs);
                 e
             }
+            LoginError::Busy(d) => busy(d),
             LoginError::Unavailable(e) => e,
         }
+    }
+}
+
+/// Seconds to wait, rounded up, at least 1 (a `Retry-After` of 0 invites an immediate retry).
+pub fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .max(1)
+}
+
+/// 503 with `Retry-After`: the password hashing slots are all taken.
+pub fn busy(retry: Duration) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable_error",
+        "Too many passwords are being checked right now. Try again in a moment.",
+    );
+    e.retry_after = Some(whole_seconds(retry));
+    e
+}
+
+/// The answer for a password hashing or checking error: 503 when busy, else 500.
+pub fn password_error(e: PasswordError) -> ApiError {
+    match e {
+        PasswordError::Busy => busy(BUSY_RETRY_AFTER),
+        other => ApiError::internal(other.to_string()),
     }
 }
 
@@ -59,17 +87,19 @@ pub async fn authenticate(
     ip: IpAddr,
 ) -> Result<LoggedIn, LoginError> {
     let username = username.trim();
-    // Failures count per (account, address): a stranger guessing from elsewhere can't lock the
-    // real user out, and the per-address limit still stops one client trying many accounts.
-    let key = format!("{}|{ip}", username.to_lowercase());
-    if let Err(wait) = state.throttle.check(&key, ip, Instant::now()) {
-        return Err(LoginError::Throttled(wait));
-    }
+    // Counted before the KDF runs, in one step with the check, so a burst of parallel attempts
+    // cannot all pass the check before the first failure is recorded.
+    let attempt = state
+        .throttle
+        .begin(username, ip, Instant::now())
+        .map_err(LoginError::Throttled)?;
     let result = check(state, username, pw).await;
     match &result {
-        Ok(_) => state.throttle.record_success(&key, Instant::now()),
-        Err(LoginError::Invalid) => state.throttle.record_failure(&key, ip, Instant::now()),
-        Err(_) => {}
+        Ok(_) => attempt.succeeded(Instant::now()),
+        Err(LoginError::Invalid) => attempt.failed(Instant::now()),
+        Err(LoginError::Busy(_) | LoginError::Unavailable(_) | LoginError::Throttled(_)) => {
+            attempt.abandoned()
+        }
     }
     result
 }
@@ -103,9 +133,14 @@ async fn check(state: &WebState, username: &str, pw: &str) -> Result<LoggedIn, L
         None => (None, None),
     };
     // Always run the KDF, against a dummy hash when there is no user or no password.
-    let ok = password::verify(pw.to_string(), hash).await.map_err(|e| {
-        LoginError::Unavailable(ApiError::internal(format!("password check failed: {e}")))
-    })?;
+    let ok = password::verify(pw.to_string(), hash)
+        .await
+        .map_err(|e| match e {
+            PasswordError::Busy => LoginError::Busy(BUSY_RETRY_AFTER),
+            other => LoginError::Unavailable(ApiError::internal(format!(
+                "password check failed: {other}"
+            ))),
+        })?;
     match (ok, user) {
         (true, Some(u)) => Ok(LoggedIn {
             role: Role::parse(&u.user_role).unwrap_or(Role::InternalUser),
@@ -145,5 +180,33 @@ async fn ensure_admin_row(state: &WebState, user_id: &str) -> Result<(), ApiErro
             Ok(_) | Err(tollgate_store::StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(store_unavailable(&e)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_kdf_is_a_503_with_retry_after_in_the_openai_envelope() {
+        let e = password_error(PasswordError::Busy);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after, Some(1));
+        let body: serde_json::Value = serde_json::from_str(&e.body_json()).unwrap();
+        assert_eq!(body["error"]["code"], "503");
+        assert_eq!(
+            LoginError::Busy(Duration::from_millis(1500))
+                .into_api_error()
+                .retry_after,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(200)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(60)), 60);
+        assert_eq!(whole_seconds(Duration::from_millis(60_001)), 61);
     }
 }

@@ -1,9 +1,11 @@
 //! Accepting an invitation: the checks every entry point shares (API and UI), and the claim that
 //! sets the password exactly once.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use serde::Serialize;
-use tollgate_identity::password;
+use tollgate_identity::password::{self, PasswordError, BUSY_RETRY_AFTER};
 use tollgate_identity::tokens::hash_token;
 use tollgate_proxy::ApiError;
 use tollgate_store::invitations::{ClaimOutcome, InvitationRow};
@@ -68,6 +70,8 @@ pub enum ClaimError {
     Unusable(Problem),
     /// The password does not meet the policy; the message is for the user.
     WeakPassword(String),
+    /// Too many passwords are being hashed at once; nothing was changed. Try again after this.
+    Busy(Duration),
     Failed(ApiError),
 }
 
@@ -93,7 +97,10 @@ pub async fn claim(
         .map_err(|e| ClaimError::WeakPassword(e.to_string()))?;
     let hash = password::hash(new_password.to_string())
         .await
-        .map_err(|e| ClaimError::Failed(ApiError::internal(e.to_string())))?;
+        .map_err(|e| match e {
+            PasswordError::Busy => ClaimError::Busy(BUSY_RETRY_AFTER),
+            other => ClaimError::Failed(ApiError::internal(other.to_string())),
+        })?;
     let outcome = state
         .store
         .claim_invitation_and_set_password(&hash_token(invitation_id.trim()), Utc::now(), &hash)

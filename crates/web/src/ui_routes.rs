@@ -486,19 +486,23 @@ async fn login_submit(
             StatusCode::UNAUTHORIZED,
             "The email or password is not correct.",
         ),
-        Err(LoginError::Throttled(d)) => {
-            let mut r = fail(
+        Err(LoginError::Throttled(d)) => with_retry_after(
+            fail(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
-                    "Too many failed sign-ins. Wait {} minutes and try again.",
-                    d.as_secs().div_ceil(60).max(1)
+                    "Too many failed sign-ins. Wait {} and try again.",
+                    wait_text(d)
                 ),
-            );
-            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
-        }
+            ),
+            d,
+        ),
+        Err(LoginError::Busy(d)) => with_retry_after(
+            fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Many sign-ins are being checked right now. Wait a few seconds and try again.",
+            ),
+            d,
+        ),
         Err(LoginError::Unavailable(e)) => fail(e.status, &api_message(&e)),
     }
 }
@@ -589,8 +593,34 @@ async fn onboarding_submit(
             "onboarding.html",
             &json!({"state": "invalid", "message": problem_text(p), "email": "", "invitation_id": "", "error": null, "min_len": min_len, "csrf": ""}),
         ),
+        Err(ClaimError::Busy(d)) => with_retry_after(
+            render(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "onboarding.html",
+                &json!({"state": "ok", "message": "", "email": email, "invitation_id": id, "error": "Many passwords are being set or checked right now. Wait a few seconds and submit again.", "min_len": min_len, "csrf": ""}),
+            ),
+            d,
+        ),
         Err(ClaimError::Failed(e)) => again(&api_message(&e)),
     }
+}
+
+/// "N seconds" under two minutes, else whole minutes (rounded up).
+fn wait_text(d: std::time::Duration) -> String {
+    let secs = crate::login::whole_seconds(d);
+    if secs < 120 {
+        format!("{secs} seconds")
+    } else {
+        format!("{} minutes", secs.div_ceil(60))
+    }
+}
+
+fn with_retry_after(mut r: Response, d: std::time::Duration) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&crate::login::whole_seconds(d).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 async fn logout(State(state): State<Arc<WebState>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -167,6 +167,7 @@ async fn do_claim(
                     .with_param("password"),
             )
         }
+        Err(ClaimError::Busy(d)) => return Err(crate::login::busy(d)),
         Err(ClaimError::Failed(e)) => return Err(e),
     };
     let started = start(state, &user.user_id, headers).await?;

@@ -369,7 +369,7 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
             })?;
         let hash = password::hash(pw.clone())
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(crate::login::password_error)?;
         state
             .store
             .set_password_hash(&target.user_id, &hash)
@@ -561,7 +561,7 @@ pub async fn change_own_password(
         .map_err(|e| store_unavailable(&e))?;
     let ok = password::verify(current.to_string(), hash)
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(crate::login::password_error)?;
     if !ok {
         return Err(
             ApiError::bad_request("The current password is not correct.")
@@ -579,7 +579,7 @@ pub async fn change_own_password(
         })?;
     let hash = password::hash(new.to_string())
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .map_err(crate::login::password_error)?;
     state
         .store
         .set_password_hash(&p.user_id, &hash)
