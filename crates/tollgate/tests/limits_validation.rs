@@ -272,3 +272,58 @@ async fn team_members_refuse_bad_budgets_and_change_nothing() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_team_with_a_bad_member_is_not_created() {
+    let app = spawn_app(CONFIG).await;
+    let u = post(
+        &app,
+        "/user/new",
+        json!({"user_email": "m@example.com", "auto_create_key": false}),
+    )
+    .await;
+    let stored = counts(&app).await;
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/team/new",
+            json!({"team_alias": "half", "members_with_roles": [
+                {"user_id": u["user_id"], "role": "owner"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["param"], "role");
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/team/new",
+            json!({"team_alias": "half", "members_with_roles": [
+                {"user_email": "nobody@example.com"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(counts(&app).await, stored, "a refused team was created");
+
+    // Adding several members: one bad member adds none of them.
+    let team = post(&app, "/team/new", json!({"team_alias": "whole"})).await["team_id"].clone();
+    let (s, v) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/team/member_add",
+            json!({"team_id": team, "member": [
+                {"user_id": u["user_id"], "role": "user"},
+                {"user_email": "nobody@example.com"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let info = get(
+        &app,
+        &format!("/team/info?team_id={}", team.as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(info["team_memberships"], json!([]), "{info}");
+    app.stop().await;
+}

@@ -143,12 +143,19 @@ pub async fn create_team(
     if let Some(m) = &req.metadata {
         new.metadata = m.clone();
     }
+    // Members are resolved before the team exists, so a bad member leaves no team behind.
+    let mut members = Vec::new();
+    for m in req.members_with_roles.as_deref().unwrap_or_default() {
+        members.push((
+            resolve_member(state, m).await?,
+            team_role(m.role.as_deref())?,
+        ));
+    }
     let team = state.store.create_team(&new).await.map_err(store_err)?;
-    for m in req.members_with_roles.clone().unwrap_or_default() {
-        let uid = resolve_member(state, &m).await?;
+    for (uid, role) in members {
         state
             .store
-            .add_member(&team.team_id, &uid, team_role(m.role.as_deref())?, None)
+            .add_member(&team.team_id, &uid, role, None)
             .await
             .map_err(store_err)?;
     }
@@ -423,12 +430,19 @@ async fn add_members(
         ));
     }
     let budget_nanos = budget.map(Usd::nanos);
-    let mut added = Vec::new();
+    // Every member is resolved before the first is added: one bad member adds none.
+    let mut resolved = Vec::new();
     for m in members {
-        let uid = resolve_member(state, m).await?;
+        resolved.push((
+            resolve_member(state, m).await?,
+            team_role(m.role.as_deref())?,
+        ));
+    }
+    let mut added = Vec::new();
+    for (uid, role) in resolved {
         let row = state
             .store
-            .add_member(team_id, &uid, team_role(m.role.as_deref())?, budget_nanos)
+            .add_member(team_id, &uid, role, budget_nanos)
             .await
             .map_err(store_err)?;
         audit_log::record(
@@ -578,11 +592,18 @@ pub async fn update_member(
             "Only proxy admins and this team's admins can change members.",
         ));
     }
+    // Every refusal comes before the first write: a refused request changes nothing.
+    if budget.is_some() && p.role != Role::ProxyAdmin {
+        return Err(forbidden(
+            "Only proxy admins set a member's budget in a team.",
+        ));
+    }
+    let role = role.map(|r| team_role(Some(r))).transpose()?;
     let mut row = None;
     if let Some(r) = role {
         row = state
             .store
-            .update_member_role(team_id, user_id, team_role(Some(r))?)
+            .update_member_role(team_id, user_id, r)
             .await
             .map_err(store_err)?;
         if row.is_none() {
@@ -590,16 +611,14 @@ pub async fn update_member(
         }
     }
     if let Some(b) = budget {
-        if p.role != Role::ProxyAdmin {
-            return Err(forbidden(
-                "Only proxy admins set a member's budget in a team.",
-            ));
-        }
         row = state
             .store
             .set_member_budget(team_id, user_id, Some(b.nanos()))
             .await
             .map_err(store_err)?;
+        if row.is_none() {
+            return Err(not_found("That user is not a member of this team."));
+        }
     }
     let row = row.ok_or_else(|| {
         ApiError::bad_request("Nothing to change: send role or max_budget_in_team.")
