@@ -327,3 +327,71 @@ async fn a_team_with_a_bad_member_is_not_created() {
     assert_eq!(info["team_memberships"], json!([]), "{info}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_team_admin_refused_a_member_budget_changes_no_role() {
+    let app = spawn_app(CONFIG).await;
+    let pw = "correct-horse-battery-staple-42";
+    let mut ids = Vec::new();
+    for email in ["lead@example.com", "member@example.com"] {
+        let u = post(
+            &app,
+            "/user/new",
+            json!({"user_email": email, "auto_create_key": false}),
+        )
+        .await;
+        ids.push(u["user_id"].as_str().unwrap().to_string());
+    }
+    post(
+        &app,
+        "/user/update",
+        json!({"user_id": ids[0], "password": pw}),
+    )
+    .await;
+    let login: Value = app
+        .client()
+        .post(app.url("/v2/login"))
+        .json(&json!({"username": "lead@example.com", "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lead = login["token"].as_str().unwrap().to_string();
+    let team = post(
+        &app,
+        "/team/new",
+        json!({"team_alias": "t", "members_with_roles": [
+            {"user_id": ids[0], "role": "admin"}, {"user_id": ids[1], "role": "user"}]}),
+    )
+    .await["team_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let info = format!("/team/info?team_id={team}");
+    let before = get(&app, &info).await["team_memberships"].clone();
+
+    let (s, v) = app
+        .api(
+            &lead,
+            "POST",
+            "/team/member_update",
+            json!({"team_id": team, "user_id": ids[1], "role": "admin", "max_budget_in_team": 1}),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(get(&app, &info).await["team_memberships"], before);
+    // The role alone is the team admin's to change.
+    let (s, v) = app
+        .api(
+            &lead,
+            "POST",
+            "/team/member_update",
+            json!({"team_id": team, "user_id": ids[1], "role": "admin"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["role"], "admin");
+    app.stop().await;
+}
