@@ -20,7 +20,7 @@ use tollgate_proxy::ApiError;
 use tollgate_store::keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 use tollgate_store::StoreError;
 
-use super::users::budget;
+use super::validate::{self, Count, Usd};
 use super::{forbidden, not_found, parse_json, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
@@ -143,33 +143,17 @@ pub struct GenerateRequest {
     pub key_alias: Option<String>,
     pub duration: Option<String>,
     pub models: Option<Vec<String>>,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
+    pub max_budget: Option<Usd>,
+    pub soft_budget: Option<Usd>,
     pub budget_duration: Option<String>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
     pub metadata: Option<Value>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<Count>,
+    pub rpm_limit: Option<Count>,
+    pub max_parallel_requests: Option<Count>,
     pub blocked: Option<bool>,
     pub key: Option<String>,
-}
-
-fn expires_from(duration: Option<&str>) -> Result<Option<chrono::DateTime<Utc>>, ApiError> {
-    match duration.map(str::trim).filter(|d| !d.is_empty()) {
-        None => Ok(None),
-        Some(d) => {
-            let dur = tollgate_domain::duration::parse_length(d).ok_or_else(|| {
-                ApiError::bad_request("duration must look like 30m, 24h, 7d or 1mo.")
-                    .with_param("duration")
-            })?;
-            Ok(Some(
-                Utc::now()
-                    + chrono::Duration::from_std(dur).unwrap_or(chrono::Duration::days(36500)),
-            ))
-        }
-    }
 }
 
 /// Creates a key; shared by the API, `/user/new` with `auto_create_key`, and the UI.
@@ -235,17 +219,17 @@ pub async fn generate(
     new.user_id = user_id;
     new.team_id = req.team_id.clone();
     new.models = models;
-    new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
-    new.soft_budget_nanos = budget(req.soft_budget, "soft_budget")?;
+    new.max_budget_nanos = req.max_budget.map(Usd::nanos);
+    new.soft_budget_nanos = req.soft_budget.map(Usd::nanos);
     if let Some(d) = &req.budget_duration {
-        new.budget_reset_at = Some(super::users::checked_budget_duration(d)?);
+        new.budget_reset_at = Some(validate::budget_duration(d)?);
         new.budget_duration = Some(d.clone());
     }
-    new.expires = expires_from(req.duration.as_deref())?;
+    new.expires = validate::expiry(req.duration.as_deref())?;
     new.blocked = req.blocked.unwrap_or(false) && is_admin;
-    new.tpm_limit = req.tpm_limit;
-    new.rpm_limit = req.rpm_limit;
-    new.max_parallel_requests = req.max_parallel_requests;
+    new.tpm_limit = req.tpm_limit.map(Count::get);
+    new.rpm_limit = req.rpm_limit.map(Count::get);
+    new.max_parallel_requests = req.max_parallel_requests.map(Count::get);
     if let Some(m) = &req.metadata {
         new.metadata = m.clone();
     }
@@ -433,16 +417,16 @@ pub struct UpdateRequest {
     key: Option<String>,
     key_alias: Option<String>,
     models: Option<Vec<String>>,
-    max_budget: Option<f64>,
-    soft_budget: Option<f64>,
+    max_budget: Option<Usd>,
+    soft_budget: Option<Usd>,
     budget_duration: Option<String>,
     duration: Option<String>,
     user_id: Option<String>,
     team_id: Option<String>,
     metadata: Option<Value>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<Count>,
+    rpm_limit: Option<Count>,
+    max_parallel_requests: Option<Count>,
     blocked: Option<bool>,
 }
 
@@ -502,19 +486,19 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         }
         patch.models = Some(m);
     }
-    if req.max_budget.is_some() {
-        patch.max_budget_nanos = Some(budget(req.max_budget, "max_budget")?);
+    if let Some(b) = req.max_budget {
+        patch.max_budget_nanos = Some(Some(b.nanos()));
     }
-    if req.soft_budget.is_some() {
-        patch.soft_budget_nanos = Some(budget(req.soft_budget, "soft_budget")?);
+    if let Some(b) = req.soft_budget {
+        patch.soft_budget_nanos = Some(Some(b.nanos()));
     }
     if let Some(d) = req.budget_duration {
         // A new period starts now, snapped to the calendar.
-        patch.budget_reset_at = Some(Some(super::users::checked_budget_duration(&d)?));
+        patch.budget_reset_at = Some(Some(validate::budget_duration(&d)?));
         patch.budget_duration = Some(Some(d));
     }
     if req.duration.is_some() {
-        patch.expires = Some(expires_from(req.duration.as_deref())?);
+        patch.expires = Some(validate::expiry(req.duration.as_deref())?);
     }
     if let Some(u) = req.user_id {
         patch.user_id = Some(Some(u));
@@ -523,14 +507,14 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
         patch.team_id = Some(Some(t));
     }
     patch.metadata = req.metadata;
-    if req.tpm_limit.is_some() {
-        patch.tpm_limit = Some(req.tpm_limit);
+    if let Some(n) = req.tpm_limit {
+        patch.tpm_limit = Some(Some(n.get()));
     }
-    if req.rpm_limit.is_some() {
-        patch.rpm_limit = Some(req.rpm_limit);
+    if let Some(n) = req.rpm_limit {
+        patch.rpm_limit = Some(Some(n.get()));
     }
-    if req.max_parallel_requests.is_some() {
-        patch.max_parallel_requests = Some(req.max_parallel_requests);
+    if let Some(n) = req.max_parallel_requests {
+        patch.max_parallel_requests = Some(Some(n.get()));
     }
     patch.blocked = req.blocked;
     let (before, after) = state

@@ -12,6 +12,7 @@ pub mod spend;
 pub mod spend_activity;
 pub mod teams;
 pub mod users;
+pub mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -128,13 +129,38 @@ pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         return serde_json::from_slice(b"{}")
             .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            format!("Invalid request body: {}", without_values(&e.to_string())),
-        )
-    })
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => {
+            let (path, detail) = failing_field::<T>(&rejection, body);
+            Err(validate::body_error(
+                path.as_deref(),
+                &without_values(&detail),
+            ))
+        }
+    }
+}
+
+/// Which field of the body failed, and serde's detail. axum's rejection reads the body with
+/// serde_path_to_error, so its message is serde's prefixed with the field's path; reading the
+/// body again without the path tells the two apart (this runs on refusals only).
+fn failing_field<T: DeserializeOwned>(
+    rejection: &axum::extract::rejection::JsonRejection,
+    body: &[u8],
+) -> (Option<String>, String) {
+    let with_path = std::error::Error::source(rejection)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| rejection.body_text());
+    let detail = match serde_json::from_slice::<T>(body) {
+        Err(e) => e.to_string(),
+        Ok(_) => return (None, with_path),
+    };
+    let path = with_path
+        .strip_suffix(detail.as_str())
+        .and_then(|p| p.strip_suffix(": "))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    (path, detail)
 }
 
 /// serde quotes a mistyped string value (`invalid type: string "sk-…", expected f64`); a client
@@ -197,7 +223,57 @@ pub fn sees_all(p: &Principal) -> bool {
 
 #[cfg(test)]
 mod value_tests {
-    use super::without_values;
+    use super::{parse_json, without_values};
+    use axum::body::Bytes;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        max_budget: Option<super::validate::Usd>,
+        tpm_limit: Option<super::validate::Count>,
+        alias: Option<String>,
+        members: Option<Vec<Member>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Member {
+        role: String,
+    }
+
+    fn param_and_message(body: &str) -> (Option<String>, String) {
+        let e = parse_json::<Body>(&Bytes::from(body.to_string())).unwrap_err();
+        assert_eq!(e.status.as_u16(), 422, "{body}");
+        assert_eq!(e.kind, "validation_error", "{body}");
+        (e.param, e.message)
+    }
+
+    #[test]
+    fn refusals_name_the_field_that_failed() {
+        for (body, field) in [
+            (r#"{"max_budget": -1}"#, "max_budget"),
+            (r#"{"max_budget": 1e400}"#, "max_budget"),
+            (r#"{"max_budget": "sk-secret"}"#, "max_budget"),
+            (r#"{"alias": "a", "tpm_limit": -5}"#, "tpm_limit"),
+            (r#"{"tpm_limit": 18446744073709551615}"#, "tpm_limit"),
+            (r#"{"tpm_limit": 2.5}"#, "tpm_limit"),
+            (r#"{"alias": 7}"#, "alias"),
+            (r#"{"members": [{"role": 1}]}"#, "members[0].role"),
+        ] {
+            let (param, message) = param_and_message(body);
+            assert_eq!(param.as_deref(), Some(field), "{body}: {message}");
+            assert!(message.contains(field), "{body}: {message}");
+            assert!(!message.contains("sk-secret"), "{message}");
+        }
+        let (param, message) = param_and_message("1");
+        assert_eq!(param, None);
+        assert!(
+            message.starts_with("Invalid request body: invalid type"),
+            "{message}"
+        );
+        let (param, _) = param_and_message(r#"{"alias": "a""#);
+        assert_eq!(param, None);
+    }
 
     #[test]
     fn serde_messages_lose_quoted_values_only() {

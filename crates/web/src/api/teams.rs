@@ -13,7 +13,7 @@ use tollgate_proxy::ApiError;
 use tollgate_store::teams::{NewTeam, TeamPatch, TeamRow};
 use tollgate_store::StoreError;
 
-use super::users::budget;
+use super::validate::{self, Count, Usd};
 use super::{forbidden, not_found, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal};
@@ -70,11 +70,11 @@ pub struct NewTeamRequest {
     pub team_id: Option<String>,
     pub team_alias: Option<String>,
     pub models: Option<Vec<String>>,
-    pub max_budget: Option<f64>,
+    pub max_budget: Option<Usd>,
     pub budget_duration: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<Count>,
+    pub rpm_limit: Option<Count>,
+    pub max_parallel_requests: Option<Count>,
     pub blocked: Option<bool>,
     pub metadata: Option<Value>,
     pub members_with_roles: Option<Vec<MemberSpec>>,
@@ -131,24 +131,31 @@ pub async fn create_team(
     );
     new.team_alias = req.team_alias.clone();
     new.models = req.models.clone().unwrap_or_default();
-    new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
+    new.max_budget_nanos = req.max_budget.map(Usd::nanos);
     if let Some(d) = &req.budget_duration {
-        super::users::checked_budget_duration(d)?;
+        validate::budget_duration(d)?;
     }
     new.budget_duration = req.budget_duration.clone();
-    new.tpm_limit = req.tpm_limit;
-    new.rpm_limit = req.rpm_limit;
-    new.max_parallel_requests = req.max_parallel_requests;
+    new.tpm_limit = req.tpm_limit.map(Count::get);
+    new.rpm_limit = req.rpm_limit.map(Count::get);
+    new.max_parallel_requests = req.max_parallel_requests.map(Count::get);
     new.blocked = req.blocked.unwrap_or(false);
     if let Some(m) = &req.metadata {
         new.metadata = m.clone();
     }
+    // Members are resolved before the team exists, so a bad member leaves no team behind.
+    let mut members = Vec::new();
+    for m in req.members_with_roles.as_deref().unwrap_or_default() {
+        members.push((
+            resolve_member(state, m).await?,
+            team_role(m.role.as_deref())?,
+        ));
+    }
     let team = state.store.create_team(&new).await.map_err(store_err)?;
-    for m in req.members_with_roles.clone().unwrap_or_default() {
-        let uid = resolve_member(state, &m).await?;
+    for (uid, role) in members {
         state
             .store
-            .add_member(&team.team_id, &uid, team_role(m.role.as_deref())?, None)
+            .add_member(&team.team_id, &uid, role, None)
             .await
             .map_err(store_err)?;
     }
@@ -245,11 +252,11 @@ pub struct UpdateRequest {
     team_id: String,
     team_alias: Option<String>,
     models: Option<Vec<String>>,
-    max_budget: Option<f64>,
+    max_budget: Option<Usd>,
     budget_duration: Option<String>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<Count>,
+    rpm_limit: Option<Count>,
+    max_parallel_requests: Option<Count>,
     blocked: Option<bool>,
     metadata: Option<Value>,
 }
@@ -284,26 +291,23 @@ pub async fn update(
         patch.team_alias = Some(Some(a));
     }
     patch.models = req.models;
-    if req.max_budget.is_some() {
-        match budget(req.max_budget, "max_budget") {
-            Ok(b) => patch.max_budget_nanos = Some(b),
-            Err(e) => return e.into_response(),
-        }
+    if let Some(b) = req.max_budget {
+        patch.max_budget_nanos = Some(Some(b.nanos()));
     }
     if let Some(d) = req.budget_duration {
-        if let Err(e) = super::users::checked_budget_duration(&d) {
+        if let Err(e) = validate::budget_duration(&d) {
             return e.into_response();
         }
         patch.budget_duration = Some(Some(d));
     }
-    if req.tpm_limit.is_some() {
-        patch.tpm_limit = Some(req.tpm_limit);
+    if let Some(n) = req.tpm_limit {
+        patch.tpm_limit = Some(Some(n.get()));
     }
-    if req.rpm_limit.is_some() {
-        patch.rpm_limit = Some(req.rpm_limit);
+    if let Some(n) = req.rpm_limit {
+        patch.rpm_limit = Some(Some(n.get()));
     }
-    if req.max_parallel_requests.is_some() {
-        patch.max_parallel_requests = Some(req.max_parallel_requests);
+    if let Some(n) = req.max_parallel_requests {
+        patch.max_parallel_requests = Some(Some(n.get()));
     }
     patch.blocked = req.blocked;
     patch.metadata = req.metadata;
@@ -384,7 +388,7 @@ enum OneOrMany {
 pub struct MemberAdd {
     team_id: String,
     member: OneOrMany,
-    max_budget_in_team: Option<f64>,
+    max_budget_in_team: Option<Usd>,
 }
 
 pub async fn member_add(
@@ -407,7 +411,7 @@ async fn add_members(
     p: &Principal,
     team_id: &str,
     members: &[MemberSpec],
-    budget_usd: Option<f64>,
+    budget: Option<Usd>,
 ) -> Result<Value, ApiError> {
     if !can_manage(state, p, team_id).await? {
         return Err(forbidden(
@@ -420,18 +424,25 @@ async fn add_members(
         .await
         .map_err(|e| store_unavailable(&e))?
         .ok_or_else(|| not_found("Team not found."))?;
-    if budget_usd.is_some() && p.role != Role::ProxyAdmin {
+    if budget.is_some() && p.role != Role::ProxyAdmin {
         return Err(forbidden(
             "Only proxy admins set a member's budget in a team.",
         ));
     }
-    let budget_nanos = budget(budget_usd, "max_budget_in_team")?;
-    let mut added = Vec::new();
+    let budget_nanos = budget.map(Usd::nanos);
+    // Every member is resolved before the first is added: one bad member adds none.
+    let mut resolved = Vec::new();
     for m in members {
-        let uid = resolve_member(state, m).await?;
+        resolved.push((
+            resolve_member(state, m).await?,
+            team_role(m.role.as_deref())?,
+        ));
+    }
+    let mut added = Vec::new();
+    for (uid, role) in resolved {
         let row = state
             .store
-            .add_member(team_id, &uid, team_role(m.role.as_deref())?, budget_nanos)
+            .add_member(team_id, &uid, role, budget_nanos)
             .await
             .map_err(store_err)?;
         audit_log::record(
@@ -536,7 +547,7 @@ pub struct MemberUpdate {
     user_id: Option<String>,
     user_email: Option<String>,
     role: Option<String>,
-    max_budget_in_team: Option<f64>,
+    max_budget_in_team: Option<Usd>,
 }
 
 pub async fn member_update(
@@ -574,35 +585,40 @@ pub async fn update_member(
     team_id: &str,
     user_id: &str,
     role: Option<&str>,
-    budget_usd: Option<f64>,
+    budget: Option<Usd>,
 ) -> Result<Value, ApiError> {
     if !can_manage(state, p, team_id).await? {
         return Err(forbidden(
             "Only proxy admins and this team's admins can change members.",
         ));
     }
+    // Every refusal comes before the first write: a refused request changes nothing.
+    if budget.is_some() && p.role != Role::ProxyAdmin {
+        return Err(forbidden(
+            "Only proxy admins set a member's budget in a team.",
+        ));
+    }
+    let role = role.map(|r| team_role(Some(r))).transpose()?;
     let mut row = None;
     if let Some(r) = role {
         row = state
             .store
-            .update_member_role(team_id, user_id, team_role(Some(r))?)
+            .update_member_role(team_id, user_id, r)
             .await
             .map_err(store_err)?;
         if row.is_none() {
             return Err(not_found("That user is not a member of this team."));
         }
     }
-    if budget_usd.is_some() {
-        if p.role != Role::ProxyAdmin {
-            return Err(forbidden(
-                "Only proxy admins set a member's budget in a team.",
-            ));
-        }
+    if let Some(b) = budget {
         row = state
             .store
-            .set_member_budget(team_id, user_id, budget(budget_usd, "max_budget_in_team")?)
+            .set_member_budget(team_id, user_id, Some(b.nanos()))
             .await
             .map_err(store_err)?;
+        if row.is_none() {
+            return Err(not_found("That user is not a member of this team."));
+        }
     }
     let row = row.ok_or_else(|| {
         ApiError::bad_request("Nothing to change: send role or max_budget_in_team.")

@@ -10,12 +10,12 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tollgate_domain::role::Role;
-use tollgate_domain::NanoUsd;
 use tollgate_identity::password;
 use tollgate_proxy::ApiError;
 use tollgate_store::users::{NewUser, UserFilter, UserPatch, UserRow};
 use tollgate_store::StoreError;
 
+use super::validate::{self, Count, Usd};
 use super::{forbidden, not_found, parse_json, sees_all, JsonBody};
 use crate::api::invitations::create_for_user;
 use crate::audit_log;
@@ -33,13 +33,13 @@ pub struct NewUserRequest {
     pub teams: Option<Vec<Value>>,
     pub auto_create_key: Option<bool>,
     pub send_invite_email: Option<bool>,
-    pub max_budget: Option<f64>,
+    pub max_budget: Option<Usd>,
     pub budget_duration: Option<String>,
     pub models: Option<Vec<String>>,
     pub metadata: Option<Value>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<Count>,
+    pub rpm_limit: Option<Count>,
+    pub max_parallel_requests: Option<Count>,
     pub password: Option<Value>,
     /// Passed to the first key when `auto_create_key` is on.
     pub key_alias: Option<String>,
@@ -73,30 +73,6 @@ pub fn parse_role(role: Option<&str>) -> Result<Role, ApiError> {
             )
             .with_param("user_role")
         }),
-    }
-}
-
-/// A `budget_duration` LiteLLM would accept ("30s", "1h", "1d", "7d", "30d", "1mo"), and the
-/// first reset of its period.
-pub fn checked_budget_duration(d: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    tollgate_domain::duration::next_reset(d, chrono::Utc::now()).ok_or_else(|| {
-        ApiError::bad_request(
-            "budget_duration is not a duration: use a number and a unit, like 30s, 10m, 1h, 1d, 7d, 30d or 1mo.",
-        )
-        .with_param("budget_duration")
-    })
-}
-
-pub fn budget(v: Option<f64>, field: &str) -> Result<Option<i64>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(NanoUsd::from_usd(x).0)),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_error",
-            format!("{field} must be a finite number ≥ 0."),
-        )
-        .with_param(field)),
     }
 }
 
@@ -142,14 +118,14 @@ pub async fn create_user(
     new.user_email = email;
     new.user_alias = req.user_alias.clone();
     new.models = req.models.clone().unwrap_or_default();
-    new.max_budget_nanos = budget(req.max_budget, "max_budget")?;
+    new.max_budget_nanos = req.max_budget.map(Usd::nanos);
     if let Some(d) = &req.budget_duration {
-        checked_budget_duration(d)?;
+        validate::budget_duration(d)?;
     }
     new.budget_duration = req.budget_duration.clone();
-    new.tpm_limit = req.tpm_limit;
-    new.rpm_limit = req.rpm_limit;
-    new.max_parallel_requests = req.max_parallel_requests;
+    new.tpm_limit = req.tpm_limit.map(Count::get);
+    new.rpm_limit = req.rpm_limit.map(Count::get);
+    new.max_parallel_requests = req.max_parallel_requests.map(Count::get);
     if let Some(m) = &req.metadata {
         new.metadata = m.clone();
     }
@@ -273,14 +249,14 @@ pub struct UpdateRequest {
     password: Option<String>,
     user_role: Option<String>,
     user_alias: Option<String>,
-    max_budget: Option<f64>,
+    max_budget: Option<Usd>,
     budget_duration: Option<String>,
-    spend: Option<f64>,
+    spend: Option<Usd>,
     metadata: Option<Value>,
     models: Option<Vec<String>>,
-    tpm_limit: Option<i64>,
-    rpm_limit: Option<i64>,
-    max_parallel_requests: Option<i64>,
+    tpm_limit: Option<Count>,
+    rpm_limit: Option<Count>,
+    max_parallel_requests: Option<Count>,
 }
 
 pub async fn update(
@@ -332,15 +308,15 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     if let Some(a) = &req.user_alias {
         patch.user_alias = Some(Some(a.clone()));
     }
-    if req.max_budget.is_some() {
-        patch.max_budget_nanos = Some(budget(req.max_budget, "max_budget")?);
+    if let Some(b) = req.max_budget {
+        patch.max_budget_nanos = Some(Some(b.nanos()));
     }
     if let Some(d) = &req.budget_duration {
-        checked_budget_duration(d)?;
+        validate::budget_duration(d)?;
         patch.budget_duration = Some(Some(d.clone()));
     }
-    if let Some(s) = budget(req.spend, "spend")? {
-        patch.spend_nanos = Some(s);
+    if let Some(s) = req.spend {
+        patch.spend_nanos = Some(s.nanos());
     }
     if let Some(m) = &req.metadata {
         patch.metadata = Some(m.clone());
@@ -348,14 +324,14 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     if let Some(m) = &req.models {
         patch.models = Some(m.clone());
     }
-    if req.tpm_limit.is_some() {
-        patch.tpm_limit = Some(req.tpm_limit);
+    if let Some(n) = req.tpm_limit {
+        patch.tpm_limit = Some(Some(n.get()));
     }
-    if req.rpm_limit.is_some() {
-        patch.rpm_limit = Some(req.rpm_limit);
+    if let Some(n) = req.rpm_limit {
+        patch.rpm_limit = Some(Some(n.get()));
     }
-    if req.max_parallel_requests.is_some() {
-        patch.max_parallel_requests = Some(req.max_parallel_requests);
+    if let Some(n) = req.max_parallel_requests {
+        patch.max_parallel_requests = Some(Some(n.get()));
     }
     if let Some(pw) = &req.password {
         let inputs: Vec<&str> = target.user_email.iter().map(String::as_str).collect();
