@@ -65,6 +65,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 impl Cluster {
     /// Connects (the first connection must succeed; later drops reconnect in the background).
     pub async fn connect(settings: &RedisSettings) -> Result<Cluster, ClusterError> {
+        if settings.url.starts_with("rediss:") {
+            // rustls needs a process-wide crypto provider for TLS to Redis; ring is the one the
+            // upstream client already uses. Installing twice is refused harmlessly.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| ClusterError::BadUrl(format!("{:?}", e.kind())))?;
         let config = ConnectionManagerConfig::new()

@@ -214,7 +214,10 @@ async fn spend_starts_from_the_store_and_is_forgotten_after_a_reset() {
         }))
     ));
     // The store's budget period ended: spend is 0 there, and Redis forgets its copy.
-    nodes[1].forget_spend(std::slice::from_ref(&k)).await.unwrap();
+    nodes[1]
+        .forget_spend(std::slice::from_ref(&k))
+        .await
+        .unwrap();
     b.store_spend_nanos = 0;
     let a = nodes[2]
         .admit("b", &[b], &[], 10, 10, 60_000)

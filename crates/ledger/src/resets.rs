@@ -14,18 +14,28 @@ pub async fn reset_due(store: &Store, budgets: &Budgets) -> Result<Vec<BudgetRes
     let _guard = budgets.commit_guard().await;
     let done = store.reset_due_budgets(chrono::Utc::now()).await?;
     for r in &done {
-        let id: Arc<str> = Arc::from(r.id.as_str());
-        budgets.reset(&match r.kind {
-            BudgetOwnerKind::Key => Owner::Key(id),
-            BudgetOwnerKind::User => Owner::User(id),
-            BudgetOwnerKind::Team => Owner::Team(id),
-        });
+        budgets.reset(&owner_of(r));
     }
     Ok(done)
 }
 
-/// Runs [`reset_due`] every `every` until the process ends.
-pub fn spawn_reset_job(store: Store, budgets: Arc<Budgets>, every: Duration) {
+fn owner_of(r: &BudgetReset) -> Owner {
+    let id: Arc<str> = Arc::from(r.id.as_str());
+    match r.kind {
+        BudgetOwnerKind::Key => Owner::Key(id),
+        BudgetOwnerKind::User => Owner::User(id),
+        BudgetOwnerKind::Team => Owner::Team(id),
+    }
+}
+
+/// Runs [`reset_due`] every `every` until the process ends; `on_reset` hears which owners'
+/// spend this instance reset (another instance's pass never resets the same row twice).
+pub fn spawn_reset_job(
+    store: Store,
+    budgets: Arc<Budgets>,
+    every: Duration,
+    on_reset: impl Fn(Vec<Owner>) + Send + 'static,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,7 +43,8 @@ pub fn spawn_reset_job(store: Store, budgets: Arc<Budgets>, every: Duration) {
             tick.tick().await;
             match reset_due(&store, &budgets).await {
                 Ok(done) if !done.is_empty() => {
-                    tracing::info!(budgets = done.len(), "budget periods ended; spend reset")
+                    tracing::info!(budgets = done.len(), "budget periods ended; spend reset");
+                    on_reset(done.iter().map(owner_of).collect());
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "budget reset pass failed; retrying later"),

@@ -18,6 +18,24 @@ use crate::state::ProxyState;
 pub struct Admitted {
     pub rate: Option<Admission>,
     pub reservation: Option<Reservation>,
+    /// Admitted through Redis, against every instance's calls.
+    pub shared: Option<SharedAdmission>,
+}
+
+impl Admitted {
+    /// What the call's limits have left, for the `x-ratelimit-*` headers.
+    pub fn remaining(&self) -> &[Remaining] {
+        match (&self.rate, &self.shared) {
+            (Some(a), _) => a.remaining(),
+            (None, Some(s)) => &s.remaining,
+            (None, None) => &[],
+        }
+    }
+}
+
+pub struct SharedAdmission {
+    pub ticket: tollgate_cluster::Ticket,
+    pub remaining: Vec<Remaining>,
 }
 
 /// Tokens counted for an image, audio or file part of a prompt: above what providers bill for
@@ -26,9 +44,10 @@ const MEDIA_PART_TOKENS: u64 = 3_000;
 /// Output bound used when neither the request, the deployment nor the price map gives one.
 const UNKNOWN_MAX_OUTPUT: u64 = 8_192;
 
-pub fn admit(
+pub async fn admit(
     state: &ProxyState,
     caller: &Caller,
+    request_id: &str,
     call: CallType,
     body: &mut RawBody,
     model: &str,
@@ -36,6 +55,25 @@ pub fn admit(
     let Some(key) = &caller.key else {
         return Ok(Admitted::default());
     };
+    if let Some(cluster) = &state.cluster {
+        if !key.budget_limits.is_empty() || !key.rate_limits.is_empty() {
+            match admit_shared(state, cluster, key, request_id, call, body, model).await? {
+                Some(admitted) => return Ok(admitted),
+                None if !key.budget_limits.is_empty()
+                    && !state.settings.redis_budgets_fail_open =>
+                {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "service_unavailable",
+                        "Budgets are shared through Redis, which is unreachable. Try again shortly.",
+                    )
+                    .with_retry_after(1));
+                }
+                // Redis is unreachable: this instance counts on its own until it is back.
+                None => {}
+            }
+        }
+    }
     // Budgets first (LiteLLM's order), so a call refused for its budget uses none of its rate
     // limits; a call refused by a rate limit drops its reservation again.
     let reservation = reserve(state, key, call, body, model)?;
@@ -52,7 +90,143 @@ pub fn admit(
     Ok(Admitted {
         rate,
         reservation: Some(reservation),
+        shared: None,
     })
+}
+
+/// Admission through Redis: `Ok(None)` when Redis could not be reached.
+async fn admit_shared(
+    state: &ProxyState,
+    cluster: &tollgate_cluster::Cluster,
+    key: &crate::keys::KeyInfo,
+    request_id: &str,
+    call: CallType,
+    body: &mut RawBody,
+    model: &str,
+) -> Result<Option<Admitted>, ApiError> {
+    use tollgate_cluster::{AdmitError, BudgetOwner, RateOwner, Refusal};
+    let (bound, want, min) = if key.budget_limits.is_empty() {
+        (None, 0, 0)
+    } else {
+        let (bound, want, min) = budget_ask(state, call, body, model)?;
+        (Some(bound), want, min)
+    };
+    let budgets: Vec<BudgetOwner> = if key.budget_limits.is_empty() {
+        Vec::new()
+    } else {
+        key.spend_path
+            .iter()
+            .zip(&key.spend_at_load)
+            .map(|(owner, spend)| BudgetOwner {
+                owner: owner.clone(),
+                max_budget_nanos: key
+                    .budget_limits
+                    .iter()
+                    .find(|l| &l.owner == owner)
+                    .map(|l| l.max_budget_nanos),
+                store_spend_nanos: *spend,
+            })
+            .collect()
+    };
+    let rates: Vec<RateOwner> = key
+        .rate_limits
+        .iter()
+        .map(|l| RateOwner {
+            owner: l.owner.clone(),
+            rpm: l.rpm,
+            tpm: l.tpm,
+            max_parallel: l.max_parallel,
+        })
+        .collect();
+    // A lease outlives the longest call, so only a dead instance's calls expire.
+    let lease_ms = (state.settings.default_timeout + std::time::Duration::from_secs(60))
+        .as_millis()
+        .min(u64::MAX as u128) as u64;
+    match cluster
+        .admit(request_id, &budgets, &rates, want, min, lease_ms)
+        .await
+    {
+        Ok(a) => {
+            if let Some(bound) = &bound {
+                limit_output(body, call, bound, a.ticket.granted_nanos, want);
+            }
+            let remaining = key
+                .rate_limits
+                .iter()
+                .zip(&a.remaining)
+                .map(|(l, r)| Remaining {
+                    owner: l.owner.clone(),
+                    requests: l.rpm.map(|n| (n, n.saturating_sub(r.requests_used))),
+                    tokens: l.tpm.map(|n| (n, n.saturating_sub(r.tokens_used))),
+                })
+                .collect();
+            Ok(Some(Admitted {
+                rate: None,
+                reservation: None,
+                shared: Some(SharedAdmission {
+                    ticket: a.ticket,
+                    remaining,
+                }),
+            }))
+        }
+        Err(AdmitError::Refused(Refusal::Budget {
+            owner,
+            spend_nanos,
+            reserved_nanos,
+            max_budget_nanos,
+        })) => Err(budget_exceeded(&BudgetExceeded {
+            owner,
+            spend_nanos,
+            reserved_nanos,
+            max_budget_nanos,
+        })),
+        Err(AdmitError::Refused(Refusal::Rate { owner, kind, limit })) => {
+            let kind = match kind {
+                0 => crate::limits::LimitKind::Requests,
+                1 => crate::limits::LimitKind::Tokens,
+                _ => crate::limits::LimitKind::Parallel,
+            };
+            Err(rate_limited(RateLimited::now(owner, kind, limit)))
+        }
+        Err(AdmitError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "Redis unreachable; admission falls back to this instance");
+            Ok(None)
+        }
+    }
+}
+
+/// The call's worst-case cost and the least worth admitting it for.
+fn budget_ask(
+    state: &ProxyState,
+    call: CallType,
+    body: &RawBody,
+    model: &str,
+) -> Result<(CostBound, i64, i64), ApiError> {
+    let bound = CostBound::of(state, call, body, model)?;
+    let min_output = if call == CallType::Embedding {
+        bound.output_tokens
+    } else {
+        bound
+            .output_tokens
+            .min(state.settings.budget_min_output_tokens)
+    };
+    let want = bound.cost(bound.output_tokens);
+    let min = bound.cost(min_output);
+    Ok((bound, want, min))
+}
+
+/// Spend must not pass the budget: when less than the worst case was granted (or the output
+/// bound was only a default), the upstream is told to produce only what is affordable.
+fn limit_output(body: &mut RawBody, call: CallType, bound: &CostBound, granted: i64, want: i64) {
+    if call != CallType::Embedding && (granted < want || bound.output_guessed) {
+        let affordable = bound.affordable_output(granted).min(bound.output_tokens);
+        let field = if body.contains("max_completion_tokens") {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body.set(field, &affordable.max(1));
+    }
 }
 
 fn reserve(
@@ -69,30 +243,11 @@ fn reserve(
             .reserve(key.spend_path.clone(), &[], 0, 0)
             .map_err(|e| budget_exceeded(&e));
     }
-    let bound = CostBound::of(state, call, body, model)?;
-    let min_output = if call == CallType::Embedding {
-        bound.output_tokens
-    } else {
-        bound
-            .output_tokens
-            .min(state.settings.budget_min_output_tokens)
-    };
-    let want = bound.cost(bound.output_tokens);
-    let min = bound.cost(min_output);
+    let (bound, want, min) = budget_ask(state, call, body, model)?;
     let reservation = budgets
         .reserve(key.spend_path.clone(), &key.budget_limits, want, min)
         .map_err(|e| budget_exceeded(&e))?;
-    let granted = reservation.amount();
-    if call != CallType::Embedding && (granted < want || bound.output_guessed) {
-        // Spend must not pass the budget: the upstream may produce only what is affordable.
-        let affordable = bound.affordable_output(granted).min(bound.output_tokens);
-        let field = if body.contains("max_completion_tokens") {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        body.set(field, &affordable.max(1));
-    }
+    limit_output(body, call, &bound, reservation.amount(), want);
     Ok(reservation)
 }
 

@@ -19,6 +19,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Tells the client when to try again (`retry-after`, in seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,

@@ -155,7 +155,16 @@ async fn run(
         .with_param("model"));
     }
     body.strip_gateway_fields();
-    let admitted = admission::admit(state, recorder.caller(), call, &mut body, &model)?;
+    let request_id = recorder.request_id().to_string();
+    let admitted = admission::admit(
+        state,
+        recorder.caller(),
+        &request_id,
+        call,
+        &mut body,
+        &model,
+    )
+    .await?;
     recorder.set_admission(admitted);
     let body = Arc::new(body);
     recorder.set_request(&model, stream, body.clone(), end_user);

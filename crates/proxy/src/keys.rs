@@ -1,13 +1,15 @@
 //! Virtual keys on the hot path: the key's hash is looked up in an in-process cache, filled from
 //! the store on first use. Management changes evict the entry, so an update, block, delete or
-//! regenerate takes effect on the next call; a short TTL bounds staleness when another instance
-//! made the change.
+//! regenerate takes effect on the next call. With several instances the evictions travel over
+//! Redis to the others; the short TTL is only a safety net for a lost message.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tollgate_cluster::Invalidation;
 use tollgate_domain::model_name::list_allows;
 use tollgate_ledger::{Budgets, Limit, Owner};
 use tollgate_store::{Store, StoreError};
@@ -31,6 +33,9 @@ pub struct KeyInfo {
     pub key_alias: Option<String>,
     /// The owners whose spend a call adds to: the key, its user, its team.
     pub spend_path: Vec<Owner>,
+    /// Each of those owners' spend in the store when the key was loaded (same order): where a
+    /// shared spend counter starts when Redis has none.
+    pub spend_at_load: Vec<i64>,
     /// The budgets LiteLLM checks on a call: the key's; the team's for team keys, else the
     /// user's.
     pub budget_limits: Vec<Limit>,
@@ -101,6 +106,8 @@ pub struct KeyCache {
     map: RwLock<HashMap<String, Arc<KeyInfo>>>,
     ttl: Duration,
     budgets: Arc<Budgets>,
+    /// Where this instance's evictions go so the other instances make them too.
+    publisher: OnceLock<mpsc::UnboundedSender<Invalidation>>,
 }
 
 impl KeyCache {
@@ -109,6 +116,27 @@ impl KeyCache {
             map: RwLock::new(HashMap::new()),
             ttl: Duration::from_secs(30),
             budgets,
+            publisher: OnceLock::new(),
+        }
+    }
+
+    /// Sends every later eviction to `tx` as well (the instances' shared invalidation bus).
+    pub fn publish_to(&self, tx: mpsc::UnboundedSender<Invalidation>) {
+        let _ = self.publisher.set(tx);
+    }
+
+    fn publish(&self, inv: Invalidation) {
+        if let Some(tx) = self.publisher.get() {
+            // A closed channel means the process is stopping; nothing is left to tell.
+            let _ = tx.send(inv);
+        }
+    }
+
+    /// An eviction made by another instance: applied here only.
+    pub fn apply(&self, inv: Invalidation) {
+        match inv {
+            Invalidation::Key(token) => self.evict_here(&token),
+            Invalidation::All => self.clear_here(),
         }
     }
 
@@ -116,14 +144,25 @@ impl KeyCache {
         &self.budgets
     }
 
+    /// Forgets a key here and on every other instance.
     pub fn evict(&self, token: &str) {
+        self.evict_here(token);
+        self.publish(Invalidation::Key(token.to_string()));
+    }
+
+    /// Forgets every key (a user or team change may touch many), here and everywhere.
+    pub fn clear(&self) {
+        self.clear_here();
+        self.publish(Invalidation::All);
+    }
+
+    fn evict_here(&self, token: &str) {
         if let Ok(mut m) = self.map.write() {
             m.remove(token);
         }
     }
 
-    /// Forgets every key (a user or team change may touch many).
-    pub fn clear(&self) {
+    fn clear_here(&self) {
         if let Ok(mut m) = self.map.write() {
             m.clear();
         }
@@ -189,6 +228,7 @@ impl KeyCache {
         }
         drop(guard);
         let spend_path = path.iter().map(|p| p.owner.clone()).collect();
+        let spend_at_load = path.iter().map(|p| p.spend_nanos).collect();
         let budget_limits = path
             .iter()
             .filter_map(|p| {
@@ -224,6 +264,7 @@ impl KeyCache {
             soft_budget_nanos: row.soft_budget_nanos,
             key_alias: row.key_alias,
             spend_path,
+            spend_at_load,
             budget_limits,
             rate_limits,
             fetched: Instant::now(),
@@ -257,6 +298,7 @@ mod tests {
             soft_budget_nanos: None,
             key_alias: None,
             spend_path: Vec::new(),
+            spend_at_load: Vec::new(),
             budget_limits: Vec::new(),
             rate_limits: Vec::new(),
             fetched: Instant::now(),

@@ -42,6 +42,27 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
+    /// A refusal at `now` (Unix seconds): per-minute limits reset at the next wall-clock minute;
+    /// a parallel limit may be retried in a second.
+    fn at(owner: Owner, kind: LimitKind, limit: u64, now: u64) -> RateLimited {
+        let resets_at = (now / 60 + 1) * 60;
+        RateLimited {
+            owner,
+            kind,
+            limit,
+            retry_after_secs: if kind == LimitKind::Parallel {
+                1
+            } else {
+                (resets_at - now).max(1)
+            },
+            resets_at,
+        }
+    }
+
+    pub fn now(owner: Owner, kind: LimitKind, limit: u64) -> RateLimited {
+        RateLimited::at(owner, kind, limit, now_secs())
+    }
+
     /// LiteLLM's v3 limiter message.
     pub fn message(&self) -> String {
         let kind = match self.kind {
@@ -130,8 +151,6 @@ impl RateLimiter {
         now: u64,
     ) -> Result<Admission, RateLimited> {
         let minute = now / 60;
-        let resets_at = (minute + 1) * 60;
-        let retry_after_secs = (resets_at - now).max(1);
         let mut map = self.lock();
         if map.len() >= MAX_OWNERS {
             map.retain(|_, c| c.in_flight > 0 || c.minute == minute);
@@ -139,17 +158,7 @@ impl RateLimiter {
         for l in limits {
             let mut c = map.get(&l.owner).copied().unwrap_or_default();
             c.roll(minute);
-            let refuse = |kind, limit| RateLimited {
-                owner: l.owner.clone(),
-                kind,
-                limit,
-                retry_after_secs: if kind == LimitKind::Parallel {
-                    1
-                } else {
-                    retry_after_secs
-                },
-                resets_at,
-            };
+            let refuse = |kind, limit| RateLimited::at(l.owner.clone(), kind, limit, now);
             if let Some(p) = l.max_parallel {
                 if c.in_flight >= p {
                     return Err(refuse(LimitKind::Parallel, p));

@@ -115,8 +115,7 @@ impl CallRecorder {
     pub fn rate_limit_headers(&self) -> Vec<(String, String)> {
         self.info
             .as_ref()
-            .and_then(|i| i.admitted.rate.as_ref())
-            .map(|a| crate::admission::rate_limit_headers(a.remaining()))
+            .map(|i| crate::admission::rate_limit_headers(i.admitted.remaining()))
             .unwrap_or_default()
     }
 
@@ -253,7 +252,11 @@ impl CallRecorder {
         let deployment = i.deployment.as_ref().map(|d| &d.0);
         let price = deployment.and_then(|d| self.state.price_for(&d.spec, &i.upstream_model));
         let cost = cost_of(&usage, price);
-        let crate::admission::Admitted { rate, reservation } = std::mem::take(&mut i.admitted);
+        let crate::admission::Admitted {
+            rate,
+            reservation,
+            shared,
+        } = std::mem::take(&mut i.admitted);
         let settled = reservation.and_then(|r| r.settle(cost.amount.0));
         if let (Some((before, after)), Some(key)) = (settled, &i.caller.key) {
             if let Some(alert) = key.soft_budget_crossing(before, after) {
@@ -262,6 +265,9 @@ impl CallRecorder {
         }
         if let Some(a) = rate {
             a.add_tokens(usage.total_tokens());
+        }
+        if let Some(s) = shared {
+            self.settle_shared(s, cost.amount.0, usage.total_tokens(), i.caller.key.clone());
         }
         let route = i.call.metric_name();
         let metric_model = self.metric_model(&i);
@@ -312,6 +318,40 @@ impl CallRecorder {
             metadata: serde_json::json!({}),
         };
         self.state.writer.record(record);
+    }
+}
+
+impl CallRecorder {
+    /// Settles a call admitted through Redis, off the answer's path: the call's slot and
+    /// reservation are released and its cost counted on every instance. If Redis cannot be
+    /// reached, the reservation and slot expire with their lease and the spend reaches the
+    /// store through the writer as always.
+    fn settle_shared(
+        &self,
+        shared: crate::admission::SharedAdmission,
+        cost_nanos: i64,
+        tokens: u64,
+        key: Option<Arc<crate::keys::KeyInfo>>,
+    ) {
+        let (Some(cluster), Ok(rt)) = (
+            self.state.cluster.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let alerts = self.state.alerts.clone();
+        rt.spawn(async move {
+            match cluster.settle(&shared.ticket, cost_nanos, tokens).await {
+                Ok(settled) => {
+                    if let (Some((before, after)), Some(key)) = (settled.key_spend, key) {
+                        if let Some(alert) = key.soft_budget_crossing(before, after) {
+                            alerts.soft_budget_crossed(alert);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not settle a call in Redis; its lease will expire"),
+            }
+        });
     }
 }
 

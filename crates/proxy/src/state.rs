@@ -30,6 +30,9 @@ pub struct ProxySettings {
     /// At a budget's edge, the fewest output tokens worth forwarding a call for; below this the
     /// call is refused with `budget_exceeded`.
     pub budget_min_output_tokens: u64,
+    /// With Redis unreachable: refuse calls on keys with a budget (503), or admit them against
+    /// this instance's own accounts.
+    pub redis_budgets_fail_open: bool,
 }
 
 impl Default for ProxySettings {
@@ -44,6 +47,7 @@ impl Default for ProxySettings {
             cooldown: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
             budget_min_output_tokens: 16,
+            redis_budgets_fail_open: false,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct ProxyState {
     /// Requests, tokens and calls in flight per key, user and team.
     pub limiter: Arc<crate::limits::RateLimiter>,
     pub alerts: crate::alerts::Alerts,
+    /// Shared budgets, limits and invalidations when several instances run on one Redis.
+    pub cluster: Option<tollgate_cluster::Cluster>,
 }
 
 impl ProxyState {

@@ -113,13 +113,27 @@ pub async fn spawn_app_with(
 /// Starts the gateway with extra environment values for this app only (PROXY_BASE_URL,
 /// PROXY_LOGOUT_URL, SMTP_*, UI_PASSWORD …), which also serve `os.environ/` in the config.
 pub async fn spawn_app_vars(config_yaml: &str, vars: &[(&str, &str)]) -> TestApp {
+    spawn_with_vars(config_yaml, None, vars).await
+}
+
+/// Like [`spawn_app_vars`], on a given database (several apps on one database and one Redis
+/// stand for several instances).
+pub async fn spawn_app_on(config_yaml: &str, database_url: &str, vars: &[(&str, &str)]) -> TestApp {
+    spawn_with_vars(config_yaml, Some(database_url.to_string()), vars).await
+}
+
+async fn spawn_with_vars(
+    config_yaml: &str,
+    database_url: Option<String>,
+    vars: &[(&str, &str)],
+) -> TestApp {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let lookup = vars.clone();
     let env = move |k: &str| lookup.get(k).cloned().or_else(|| std::env::var(k).ok());
-    spawn_app_env(config_yaml, None, &env, vars)
+    spawn_app_env(config_yaml, database_url, &env, vars)
         .await
         .expect("the gateway starts")
 }

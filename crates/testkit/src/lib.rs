@@ -5,8 +5,9 @@
 pub mod app;
 pub mod browser;
 pub mod process;
+pub mod services;
 pub mod smtp;
 pub mod upstream;
 
-pub use app::{spawn_app, spawn_app_vars, spawn_app_with, TestApp, TEST_MASTER_KEY};
+pub use app::{spawn_app, spawn_app_on, spawn_app_vars, spawn_app_with, TestApp, TEST_MASTER_KEY};
 pub use upstream::{Behavior, FakeUpstream};

@@ -146,7 +146,11 @@ impl App {
             .map(|d| Deployment::new(spec_of(d)))
             .collect();
         let router = ModelRouter::new(deployments, strategy_of(cfg.router.routing_strategy));
-        let settings = settings_of(&cfg);
+        let settings = ProxySettings {
+            redis_budgets_fail_open: crate::cluster::budgets_fail_open(&opts)?,
+            ..settings_of(&cfg)
+        };
+        let cluster = crate::cluster::connect(&cfg, &opts).await?;
         let budgets = tollgate_ledger::Budgets::new();
         let (alerts, alert_rx) = tollgate_proxy::alerts::Alerts::channel();
         let journal = crate::spend_journal::open(&opts, db_url.as_deref(), &store).await?;
@@ -174,7 +178,11 @@ impl App {
             keys: Arc::new(tollgate_proxy::keys::KeyCache::new(budgets)),
             limiter: tollgate_proxy::limits::RateLimiter::new(),
             alerts,
+            cluster,
         });
+        if let Some(c) = &state.cluster {
+            crate::cluster::share_key_cache(c, &state.keys);
+        }
         for d in state.router.deployments() {
             let s = &d.spec;
             if s.upstream_model.contains('*') {
@@ -218,10 +226,22 @@ impl App {
             keys: state.keys.clone(),
         });
         spawn_session_sweeper(state.store.clone());
+        let shared = state.cluster.clone();
         tollgate_ledger::resets::spawn_reset_job(
             state.store.clone(),
             state.keys.budgets().clone(),
             budget_reset_interval(&opts)?,
+            move |owners| {
+                // Only the instance whose pass reset these owners in the store gets them, so
+                // the shared counters are forgotten once, and re-read from the store next.
+                if let Some(c) = shared.clone() {
+                    tokio::spawn(async move {
+                        if let Err(e) = c.forget_spend(&owners).await {
+                            tracing::warn!(error = %e, "could not reset shared spend in Redis; it is re-read from the store within an hour");
+                        }
+                    });
+                }
+            },
         );
         let health = Arc::new(HealthState {
             proxy: state.clone(),
@@ -338,6 +358,7 @@ fn settings_of(cfg: &Config) -> ProxySettings {
         cooldown: Duration::from_secs_f64(cfg.router.cooldown_time_secs),
         max_retry_after: defaults.max_retry_after,
         budget_min_output_tokens: defaults.budget_min_output_tokens,
+        redis_budgets_fail_open: defaults.redis_budgets_fail_open,
     }
 }
 

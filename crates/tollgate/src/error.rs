@@ -14,6 +14,8 @@ pub enum StartError {
     Random(#[from] tollgate_domain::secret::RandomError),
     #[error("the spend journal cannot be used: {0}. Fix the folder's permissions or free disk space (TOLLGATE_SPEND_JOURNAL_DIR moves it; TOLLGATE_SPEND_JOURNAL=off turns it off)")]
     Journal(#[source] Box<tollgate_ledger::JournalError>),
+    #[error("cannot reach Redis at {0}: {1}. Check router_settings.redis_* or REDIS_URL, or remove them to run as a single instance")]
+    Redis(String, #[source] tollgate_cluster::ClusterError),
     #[error("invalid setting: {0}")]
     Settings(String),
     #[error(transparent)]

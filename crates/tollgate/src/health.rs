@@ -36,13 +36,28 @@ pub async fn readiness(State(h): State<Arc<HealthState>>) -> Response {
             .into_response();
     }
     let ping = tokio::time::timeout(Duration::from_secs(2), h.proxy.store.ping()).await;
-    match ping {
-        Ok(Ok(())) => Json(json!({"status": "healthy", "db": "connected"})).into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unhealthy", "db": "disconnected"})),
-        )
-            .into_response(),
+    let db_ok = matches!(ping, Ok(Ok(())));
+    let mut body = json!({
+        "status": if db_ok { "healthy" } else { "unhealthy" },
+        "db": if db_ok { "connected" } else { "disconnected" },
+    });
+    // Redis is reported but does not make the instance unready: every instance shares the same
+    // Redis, and calls go on (as configured for its absence) while it is away.
+    if let Some(c) = &h.proxy.cluster {
+        let redis_ok = matches!(
+            tokio::time::timeout(Duration::from_secs(1), c.ping()).await,
+            Ok(Ok(()))
+        );
+        body["redis"] = json!(if redis_ok {
+            "connected"
+        } else {
+            "disconnected"
+        });
+    }
+    if db_ok {
+        Json(body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
 
@@ -65,7 +80,10 @@ pub async fn metrics(State(h): State<Arc<HealthState>>) -> Response {
             w.flush_errors.load(Ordering::Relaxed),
         ),
     ];
-    let body = h.proxy.metrics.render(&extra);
+    let mut body = h.proxy.metrics.render(&extra);
+    if let Some(c) = &h.proxy.cluster {
+        c.metrics().render(&mut body);
+    }
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod app;
 pub mod cli;
+mod cluster;
 pub mod config;
 pub mod error;
 pub mod health;

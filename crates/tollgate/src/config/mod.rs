@@ -7,6 +7,7 @@ mod env;
 mod policy;
 mod provider;
 mod raw;
+mod redis;
 mod settings;
 mod validate;
 
@@ -79,6 +80,8 @@ pub struct Config {
     /// `general_settings.database_url`, else env `DATABASE_URL`.
     pub database_url: Option<Secret>,
     pub router: RouterSettings,
+    /// Redis for several instances: `router_settings.redis_*`, else `REDIS_URL` / `REDIS_HOST`…
+    pub redis_url: Option<Secret>,
     /// `litellm_settings.drop_params` (default false).
     pub drop_params: bool,
     /// `general_settings.max_request_size_mb` in bytes; default 8 MiB.

@@ -49,7 +49,7 @@ use Section::{Deployment, General, Litellm, LitellmParams, Router, Top};
 const LOGGING: &str =
     "ignored: logging integrations are not supported; Tollgate writes its own logs";
 const CACHE: &str = "ignored: response caching is not supported, every request goes upstream";
-const REDIS: &str = "ignored: Redis settings are read but multi-instance mode arrives later";
+const REDIS: &str = "ignored: with Redis configured, Tollgate shares keys, limits and budgets through it on its own";
 const ALERTING: &str = "ignored: alerting is not supported";
 const DB_TUNING: &str = "ignored: database tuning is not supported";
 const HEALTH: &str = "ignored: background health checks are not supported";
@@ -188,11 +188,11 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (Router, "allowed_fails", Use),
     (Router, "cooldown_time", Use),
     (Router, "retry_after", Use),
-    (Router, "redis_host", Warn(REDIS)),
-    (Router, "redis_port", Warn(REDIS)),
-    (Router, "redis_password", Warn(REDIS)),
-    (Router, "redis_url", Warn(REDIS)),
-    (Router, "redis_db", Warn(REDIS)),
+    (Router, "redis_host", Use),
+    (Router, "redis_port", Use),
+    (Router, "redis_password", Use),
+    (Router, "redis_url", Use),
+    (Router, "redis_db", Use),
     (Router, "cache_responses", Warn(CACHE)),
     (Router, "enable_pre_call_checks", Warn(ROUTER_TUNING)),
     (Router, "routing_strategy_args", Warn(ROUTER_TUNING)),

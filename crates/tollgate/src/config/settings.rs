@@ -66,6 +66,7 @@ pub(super) fn build(
         Some(v) => ctx.boolean(v, "litellm_settings.drop_params")?,
         None => false,
     };
+    let redis_url = super::redis::redis_url(&ctx, router)?;
     let router = router_settings(&mut ctx, litellm, router)?;
     let model_list = match field(root, "model_list") {
         Some(list) => parse_model_list(&mut ctx, list)?,
@@ -77,6 +78,7 @@ pub(super) fn build(
         master_key,
         database_url,
         router,
+        redis_url,
         drop_params,
         max_request_body_bytes,
         permit_weak_master_key,

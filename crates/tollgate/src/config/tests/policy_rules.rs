@@ -58,9 +58,6 @@ router_settings:
         "general_settings.health_check_interval",
         "general_settings.use_redis_transaction_buffer",
         "general_settings.ui_access_mode",
-        "router_settings.redis_host",
-        "router_settings.redis_port",
-        "router_settings.redis_password",
         "router_settings.enable_pre_call_checks",
     ] {
         assert!(
@@ -76,6 +73,58 @@ router_settings:
         "general_settings.store_model_in_db: ignored: models are only read from the config"
     ));
     assert!(config.warnings.iter().all(|w| !w.contains("hunter2-redis")));
+    // The router's Redis settings are read, not warned about.
+    assert!(config.warnings.iter().all(|w| !w.contains("redis_host")));
+    assert_eq!(
+        config.redis_url.as_ref().map(|u| u.expose()),
+        Some("redis://:hunter2-redis@localhost:6379/")
+    );
+}
+
+#[test]
+fn redis_comes_from_the_router_or_the_environment() {
+    let url = |yaml: &str, env: &[(&str, &str)]| {
+        let env: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::parse(yaml, "t.yaml", &|k| env.get(k).cloned())
+            .unwrap()
+            .redis_url
+            .map(|u| u.expose().to_string())
+    };
+    assert_eq!(url("", &[]), None);
+    assert_eq!(
+        url(
+            "router_settings: {redis_url: os.environ/MY_REDIS}",
+            &[("MY_REDIS", "redis://r:1/2")]
+        ),
+        Some("redis://r:1/2".into())
+    );
+    assert_eq!(
+        url(
+            "router_settings: {redis_host: os.environ/RH, redis_port: 7000, redis_password: 'p@ss w/rd', redis_db: 3}",
+            &[("RH", "cache.internal")]
+        ),
+        Some("redis://:p%40ss%20w%2Frd@cache.internal:7000/3".into())
+    );
+    assert_eq!(
+        url("", &[("REDIS_URL", "redis://u:1/")]),
+        Some("redis://u:1/".into())
+    );
+    assert_eq!(
+        url(
+            "",
+            &[
+                ("REDIS_HOST", "h"),
+                ("REDIS_PORT", "6380"),
+                ("REDIS_USERNAME", "app"),
+                ("REDIS_PASSWORD", "pw"),
+                ("REDIS_SSL", "true"),
+            ]
+        ),
+        Some("rediss://app:pw@h:6380/".into())
+    );
 }
 
 #[test]
