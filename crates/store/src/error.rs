@@ -38,6 +38,20 @@ impl<T> QueryContext<T> for Result<T, sqlx::Error> {
     }
 }
 
+impl StoreError {
+    /// A transaction PostgreSQL aborted to break a deadlock or a serialization conflict with
+    /// another writer (several instances committing spend at once): retrying it is safe.
+    pub(crate) fn is_transient_conflict(&self) -> bool {
+        let StoreError::Query { source, .. } = self else {
+            return false;
+        };
+        source
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == "40P01" || code == "40001")
+    }
+}
+
 /// The constraint a failed write broke, when it was one the caller can act on.
 pub(crate) enum Violation {
     /// Carries the constraint's name (PostgreSQL) or the error message (SQLite, which names

@@ -453,9 +453,23 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        match self.insert_spend_batch_fast(records).await? {
-            Attempt::Inserted(ids) => Ok(ids),
-            Attempt::Raced => self.insert_spend_batch_returning(records).await,
+        // Several instances committing at once may deadlock on shared owner or daily rows;
+        // PostgreSQL then aborts one transaction, which is retried whole (nothing of it stayed).
+        let mut attempt = 0u32;
+        loop {
+            let result = match self.insert_spend_batch_fast(records).await {
+                Ok(Attempt::Inserted(ids)) => Ok(ids),
+                Ok(Attempt::Raced) => self.insert_spend_batch_returning(records).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_transient_conflict() && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "spend batch hit a deadlock or serialization conflict; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
         }
     }
 
