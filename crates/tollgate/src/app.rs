@@ -233,10 +233,14 @@ impl App {
             .with_state(health.clone());
         let router = tollgate_proxy::routes(state.clone())
             .merge(tollgate_web::api::routes(web.clone()))
-            .merge(tollgate_web::ui_routes::routes(web))
+            .merge(tollgate_web::ui_routes::routes(web.clone()))
             .merge(health_routes)
             .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed);
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                web,
+                tollgate_web::session::strict_transport_security,
+            ));
         Ok(App {
             router,
             state,
