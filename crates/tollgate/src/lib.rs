@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod master_key;
 pub mod seed;
+pub mod serve;
 
 pub use app::{App, Options};
 pub use error::StartError;
