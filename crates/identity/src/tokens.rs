@@ -11,8 +11,6 @@ pub const SECRET_TOKEN_BYTES: usize = 32;
 pub enum TokenError {
     #[error("generating a secret token failed")]
     Random(#[from] RandomError),
-    #[error("the operating system's random source failed while generating an invitation id: {0}")]
-    InvitationRandom(getrandom::Error),
 }
 
 /// A new secret token and the hash to store: `(plaintext, sha256 hex)`. The plaintext is
@@ -23,34 +21,17 @@ pub fn new_secret_token() -> Result<(String, String), TokenError> {
     Ok((token, hash))
 }
 
-/// A new invitation id and the hash to store: `(plaintext, sha256 hex)`. The id has the shape
-/// of a uuid v4 (LiteLLM's invitation ids are uuids, and clients may validate that), made of
-/// 122 OS-random bits.
+/// A new invitation id and the hash to store: `(plaintext, sha256 hex)`. The id is a secret
+/// token like any other (256 OS-random bits, URL-safe base64): a uuid v4 holds only 122 random
+/// bits, below the 128 ASVS asks of a link that sets a password. Ids issued as uuids earlier are
+/// still found, since lookups go by the hash of whatever text the link carries.
 pub fn new_invitation_id() -> Result<(String, String), TokenError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(TokenError::InvitationRandom)?;
-    // RFC 9562: version 4 in the high nibble of byte 6, variant 0b10 in the top bits of byte 8.
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let id = format_uuid(&bytes);
-    let hash = sha256_hex(&id);
-    Ok((id, hash))
+    new_secret_token()
 }
 
 /// The stored form of a token presented by a person: SHA-256, lowercase hex.
 pub fn hash_token(token: &str) -> String {
     sha256_hex(token)
-}
-
-fn format_uuid(bytes: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -73,29 +54,23 @@ mod tests {
     }
 
     #[test]
-    fn invitation_ids_are_uuid_v4_shaped() {
+    fn invitation_ids_carry_256_random_bits_and_are_not_uuids() {
         let mut seen = HashSet::new();
         for _ in 0..200 {
             let (id, hash) = new_invitation_id().unwrap();
-            assert_eq!(id.len(), 36, "{id}");
-            for (i, c) in id.char_indices() {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    assert_eq!(c, '-', "{id}");
-                } else {
-                    assert!(c.is_ascii_digit() || ('a'..='f').contains(&c), "{id}");
-                }
-            }
-            assert_eq!(&id[14..15], "4", "{id}");
-            assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+            // 43 base64url characters without padding encode exactly 32 bytes = 256 bits.
+            assert_eq!(id.len(), 43, "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "URL-safe as is: {id}"
+            );
+            // Not the 8-4-4-4-12 uuid layout, dashed or not.
+            assert_ne!(id.len(), 36, "{id}");
+            assert_ne!(id.len(), 32, "{id}");
             assert_eq!(hash, hash_token(&id));
             assert!(seen.insert(id));
         }
-    }
-
-    #[test]
-    fn uuid_layout() {
-        let bytes: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
-        assert_eq!(format_uuid(&bytes), "00112233-4455-6677-8899-aabbccddeeff");
     }
 
     #[test]

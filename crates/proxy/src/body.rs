@@ -94,12 +94,13 @@ impl<'de> Deserialize<'de> for RawBody {
 }
 
 impl RawBody {
-    /// Checks and parses a request body: valid UTF-8, bounded depth, a JSON object.
+    /// Checks and parses a request body: valid UTF-8 without lone surrogate escapes, bounded
+    /// depth, a JSON object.
     pub fn parse(bytes: &[u8]) -> Result<RawBody, ApiError> {
         if std::str::from_utf8(bytes).is_err() {
             return Err(ApiError::bad_request("Request body is not valid UTF-8."));
         }
-        check_depth(bytes)?;
+        check_scan(bytes)?;
         serde_json::from_slice::<RawBody>(bytes).map_err(|e| {
             ApiError::bad_request(format!("Request body is not a valid JSON object: {e}"))
         })
@@ -287,19 +288,28 @@ fn upstream_setting_error(field: &str) -> ApiError {
     .with_param(field)
 }
 
-/// One pass over the bytes counting bracket depth outside strings.
-fn check_depth(bytes: &[u8]) -> Result<(), ApiError> {
+/// One pass over the bytes: bracket depth outside strings, and inside strings every `\u` escape
+/// of a UTF-16 surrogate must be a high half followed by a low half. serde_json checks that only
+/// when it decodes a string, not when it keeps a value raw, so a lone half would otherwise reach
+/// the upstream and the logs as text that is not Unicode.
+fn check_scan(bytes: &[u8]) -> Result<(), ApiError> {
     let mut depth = 0usize;
     let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+            match b {
+                b'\\' => {
+                    i = if bytes.get(i) == Some(&b'u') {
+                        after_unicode_escape(bytes, i + 1)?
+                    } else {
+                        // The escaped character, whatever it is, ends nothing.
+                        i + 1
+                    };
+                }
+                b'"' => in_string = false,
+                _ => {}
             }
             continue;
         }
@@ -318,6 +328,43 @@ fn check_depth(bytes: &[u8]) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Checks the `\u` escape whose four hex digits start at `at`; returns where scanning resumes
+/// (past a surrogate pair as a whole). Malformed hex is left for the JSON parser to report.
+fn after_unicode_escape(bytes: &[u8], at: usize) -> Result<usize, ApiError> {
+    let Some(unit) = hex4(bytes, at) else {
+        return Ok(at);
+    };
+    match unit {
+        0xD800..=0xDBFF => {
+            let low = match bytes.get(at + 4..at + 6) {
+                Some(b"\\u") => hex4(bytes, at + 6),
+                _ => None,
+            };
+            match low {
+                Some(0xDC00..=0xDFFF) => Ok(at + 10),
+                _ => Err(lone_surrogate(unit)),
+            }
+        }
+        0xDC00..=0xDFFF => Err(lone_surrogate(unit)),
+        _ => Ok(at + 4),
+    }
+}
+
+fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
+    let digits = bytes.get(at..at + 4)?;
+    digits.iter().try_fold(0u16, |acc, &d| {
+        let v = (d as char).to_digit(16)?;
+        Some((acc << 4) | v as u16)
+    })
+}
+
+fn lone_surrogate(unit: u16) -> ApiError {
+    ApiError::bad_request(format!(
+        "Request body is not valid Unicode: the escape \\u{unit:04x} is half of a UTF-16 \
+         surrogate pair without its other half."
+    ))
 }
 
 #[cfg(test)]
@@ -363,6 +410,54 @@ mod tests {
         // Brackets inside strings don't count.
         let ok = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
         assert!(RawBody::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn refuses_lone_surrogate_escapes() {
+        for body in [
+            r#"{"content":"\ud800"}"#,
+            r#"{"content":"\uDBFF"}"#,
+            r#"{"content":"\udc00"}"#,
+            r#"{"content":"a\uDFFFb"}"#,
+            r#"{"content":"\ud800\u0041"}"#,
+            r#"{"content":"\ud800\ud800"}"#,
+            r#"{"content":"\ud83d\ude00\ude00"}"#,
+            r#"{"content":"\ud800\n"}"#,
+            r#"{"content":"\ud800"#,
+            r#"{"\udc00":1}"#,
+            r#"{"m":[{"x":"ok"},{"y":"\ud800x"}]}"#,
+        ] {
+            let e = RawBody::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e.status, 400, "{body}");
+            assert!(e.message.contains("surrogate"), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn accepts_surrogate_pairs_and_other_escapes() {
+        for (body, text) in [
+            (r#"{"content":"\ud83d\ude00"}"#, "😀"),
+            (r#"{"content":"\uD83D\uDE00!"}"#, "😀!"),
+            (r#"{"content":"\\ud800"}"#, "\\ud800"),
+            (r#"{"content":"\\\ud83d\ude00"}"#, "\\😀"),
+            (
+                r#"{"content":"\u00e9\ud7ff\ue000\"\u0022"}"#,
+                "é\u{d7ff}\u{e000}\"\"",
+            ),
+        ] {
+            let b = RawBody::parse(body.as_bytes()).unwrap();
+            assert_eq!(
+                b.decode::<String>("content").unwrap().as_deref(),
+                Some(text)
+            );
+        }
+        // Malformed escapes are the JSON parser's to report.
+        let e = RawBody::parse(br#"{"content":"\uZZZZ"}"#).unwrap_err();
+        assert!(
+            e.message.contains("not a valid JSON object"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

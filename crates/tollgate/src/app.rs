@@ -120,11 +120,17 @@ pub struct App {
     pub generated_master_key: Option<String>,
     pub master_key_source: &'static str,
     pub warnings: Vec<String>,
+    /// Client timeouts and the connection cap, from `TOLLGATE_HTTP_*` and friends.
+    pub limits: crate::serve::Limits,
 }
 
 impl App {
     pub async fn build(cfg: Config, opts: Options) -> Result<App, StartError> {
         let mut warnings = cfg.warnings.clone();
+        let limits = crate::serve::Limits::from_env(
+            |name, default, range, expected| env_number(&opts, name, default, range, expected),
+            &mut warnings,
+        )?;
         let db_url = opts
             .database_url
             .clone()
@@ -255,10 +261,14 @@ impl App {
             .with_state(health.clone());
         let router = tollgate_proxy::routes(state.clone())
             .merge(tollgate_web::api::routes(web.clone()))
-            .merge(tollgate_web::ui_routes::routes(web))
+            .merge(tollgate_web::ui_routes::routes(web.clone()))
             .merge(health_routes)
             .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed);
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                web,
+                tollgate_web::session::strict_transport_security,
+            ));
         Ok(App {
             router,
             state,
@@ -266,6 +276,7 @@ impl App {
             generated_master_key: master.generated,
             master_key_source: master.source,
             warnings,
+            limits,
         })
     }
 
@@ -277,23 +288,14 @@ impl App {
     ) -> std::io::Result<()> {
         let health = self.health.clone();
         let state = self.state.clone();
-        // Without TCP_NODELAY each streamed chunk waits on Nagle/delayed-ACK (~40 ms).
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                let _ = tcp.set_nodelay(true);
-            });
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                health.shutting_down.store(true, Ordering::Relaxed);
-            })
-            .await;
+        crate::serve::run(listener, self.router, self.limits, async move {
+            shutdown.await;
+            health.shutting_down.store(true, Ordering::Relaxed);
+        })
+        .await;
         state.writer.shutdown().await;
         state.store.close().await;
-        result
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod master_key;
 pub mod seed;
+pub mod serve;
 mod spend_journal;
 
 pub use app::{App, Options};

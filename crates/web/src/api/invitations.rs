@@ -1,5 +1,5 @@
-//! `/invitation/*`: single-use, 7-day invitation links. The id is a random uuid v4 handed out
-//! once; the store keeps only its hash.
+//! `/invitation/*`: single-use, 7-day invitation links. The id is a 256-bit random token handed
+//! out once; the store keeps only its hash.
 
 use std::sync::Arc;
 
