@@ -465,7 +465,10 @@ impl Store {
             match result {
                 Err(e) if e.is_transient_conflict() && attempt < 5 => {
                     attempt += 1;
-                    tracing::debug!(attempt, "spend batch hit a deadlock or serialization conflict; retrying");
+                    tracing::debug!(
+                        attempt,
+                        "spend batch hit a deadlock or serialization conflict; retrying"
+                    );
                     tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
                 }
                 other => return other,

@@ -75,7 +75,9 @@ async fn three_writers_at_full_speed_count_every_record_once() {
             s.create_user(&NewUser::new(&format!("u{i}"), "internal_user"))
                 .await
                 .unwrap();
-            s.create_team(&NewTeam::new(&format!("t{i}"))).await.unwrap();
+            s.create_team(&NewTeam::new(&format!("t{i}")))
+                .await
+                .unwrap();
             s.create_key(&NewKey::new(&key(i), "sk-...k"))
                 .await
                 .unwrap();
@@ -96,10 +98,25 @@ async fn three_writers_at_full_speed_count_every_record_once() {
         let mut teams = 0;
         for i in 0..OWNERS {
             keys += s.get_key(&key(i)).await.unwrap().unwrap().spend_nanos;
-            users += s.get_user(&format!("u{i}")).await.unwrap().unwrap().spend_nanos;
-            teams += s.get_team(&format!("t{i}")).await.unwrap().unwrap().spend_nanos;
+            users += s
+                .get_user(&format!("u{i}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .spend_nanos;
+            teams += s
+                .get_team(&format!("t{i}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .spend_nanos;
         }
-        assert_eq!((keys, users, teams), (total * 7, total * 7, total * 7), "{}", s.backend_name());
+        assert_eq!(
+            (keys, users, teams),
+            (total * 7, total * 7, total * 7),
+            "{}",
+            s.backend_name()
+        );
         db.drop_db().await;
     }
 }

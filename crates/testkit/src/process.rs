@@ -21,10 +21,26 @@ impl Gateway {
     /// Starts `bin` (a test's `env!("CARGO_BIN_EXE_tollgate")`) with `config` on a free port and
     /// the SQLite database `dir/t.db`, logs in `dir`, and `env` on top of a clean environment.
     pub fn start(bin: &str, dir: &Path, config: &str, env: &[(&str, &str)]) -> Gateway {
+        let db = format!("sqlite:{}", dir.join("t.db").display());
+        Gateway::start_on(bin, dir, config, &db, free_port(), env)
+    }
+
+    /// Like [`Gateway::start`], on `database_url` and `port` (several instances in one folder
+    /// keep their logs apart by port).
+    pub fn start_on(
+        bin: &str,
+        dir: &Path,
+        config: &str,
+        database_url: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let cfg = dir.join("config.yaml");
         std::fs::write(&cfg, config).expect("write config");
-        let port = free_port();
-        let (stdout, stderr) = (dir.join("stdout.log"), dir.join("stderr.log"));
+        let (stdout, stderr) = (
+            dir.join(format!("stdout-{port}.log")),
+            dir.join(format!("stderr-{port}.log")),
+        );
         let open_log = |p: &Path| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -37,7 +53,7 @@ impl Gateway {
             .arg(&cfg)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--database-url")
-            .arg(format!("sqlite:{}", dir.join("t.db").display()))
+            .arg(database_url)
             .env_remove("RUST_LOG")
             .env_remove("DATABASE_URL")
             .env_remove("LITELLM_MASTER_KEY")
