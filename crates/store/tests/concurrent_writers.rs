@@ -72,15 +72,11 @@ async fn three_writers_at_full_speed_count_every_record_once() {
     for db in backends().await {
         let s = &db.store;
         for i in 0..OWNERS {
-            s.create_user(&NewUser::new(&format!("u{i}"), "internal_user"))
+            s.create_user(&NewUser::new(format!("u{i}"), "internal_user"))
                 .await
                 .unwrap();
-            s.create_team(&NewTeam::new(&format!("t{i}")))
-                .await
-                .unwrap();
-            s.create_key(&NewKey::new(&key(i), "sk-...k"))
-                .await
-                .unwrap();
+            s.create_team(&NewTeam::new(format!("t{i}"))).await.unwrap();
+            s.create_key(&NewKey::new(key(i), "sk-...k")).await.unwrap();
         }
         let batches = 30;
         let tasks: Vec<_> = (0..3)
