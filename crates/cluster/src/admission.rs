@@ -217,7 +217,7 @@ fn owner_id(o: &Owner) -> (&'static str, &str) {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -240,13 +240,14 @@ impl Drop for Attempt<'_> {
     }
 }
 
-fn email_key(email: &str) -> String {
+/// How an account is named for throttling: trimmed and lower-cased.
+pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
 /// One key per client: IPv4-mapped IPv6 as the IPv4 address, and IPv6 by its /64, since one
 /// host usually holds a whole /64 and could otherwise rotate addresses freely.
-fn ip_key(ip: IpAddr) -> IpAddr {
+pub fn ip_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !u128::from(u64::MAX);

@@ -230,6 +230,7 @@ impl App {
             model_catalog: tollgate_web::state::model_catalog(&state),
             deployments: tollgate_web::state::deployment_catalog(&state),
             keys: state.keys.clone(),
+            cluster: state.cluster.clone(),
         });
         spawn_session_sweeper(state.store.clone());
         let shared = state.cluster.clone();

@@ -253,6 +253,16 @@ async fn a_key_blocked_through_one_instance_is_refused_by_the_others_at_once() {
     db.drop_db().await;
 }
 
+/// This process's resident memory (the apps under test run in it).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A Redis of this test's own, so it can be stopped without touching the machine's.
 struct OwnRedis {
     child: Option<Child>,
@@ -302,7 +312,7 @@ impl Drop for OwnRedis {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_outage_fails_budgets_closed_and_recovers_without_a_restart() {
+async fn ten_redis_outages_fail_budgets_closed_and_recover_without_a_restart() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
@@ -327,50 +337,90 @@ async fn a_redis_outage_fails_budgets_closed_and_recovers_without_a_restart() {
         StatusCode::OK
     );
 
-    own.kill();
-    for _ in 0..3 {
-        let r = chat(&app, &budgeted, &call(5)).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "budgets fail closed"
-        );
-        assert!(r.headers().contains_key("retry-after"));
-        let v: Value = r.json().await.unwrap();
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains("Redis"),
-            "{v}"
-        );
-        // Rate limits fall back to this instance's own counting.
-        assert_eq!(
-            chat(&app, &limited, &call(5)).await.status(),
-            StatusCode::OK
-        );
-    }
-    let (s, v) = app
-        .api(&app.master_key, "GET", "/health/readiness", json!(null))
-        .await;
-    assert_eq!(s, 200, "the database is fine: {v}");
-    assert_eq!(v["redis"], "disconnected");
-
-    let back = OwnRedis::start(port).expect("restart redis-server");
-    back.wait_up().await;
-    let mut recovered = false;
-    for _ in 0..100 {
-        if chat(&app, &budgeted, &call(5)).await.status() == StatusCode::OK {
-            recovered = true;
-            break;
+    let rss_before = rss_kb();
+    for cycle in 0..10 {
+        own.kill();
+        for _ in 0..3 {
+            let r = chat(&app, &budgeted, &call(5)).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "budgets fail closed"
+            );
+            assert!(r.headers().contains_key("retry-after"));
+            let v: Value = r.json().await.unwrap();
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("Redis"),
+                "{v}"
+            );
+            // Rate limits fall back to this instance's own counting.
+            assert_eq!(
+                chat(&app, &limited, &call(5)).await.status(),
+                StatusCode::OK
+            );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if cycle == 0 {
+            let (s, v) = app
+                .api(&app.master_key, "GET", "/health/readiness", json!(null))
+                .await;
+            assert_eq!(s, 200, "the database is fine: {v}");
+            assert_eq!(v["redis"], "disconnected");
+        }
+        own = OwnRedis::start(port).expect("restart redis-server");
+        own.wait_up().await;
+        let mut recovered = false;
+        for _ in 0..100 {
+            if chat(&app, &budgeted, &call(5)).await.status() == StatusCode::OK {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            recovered,
+            "cycle {cycle}: calls work again once Redis is back, with no restart"
+        );
     }
+    let grown_kb = rss_kb().saturating_sub(rss_before);
+    eprintln!("RSS grew by {grown_kb} KiB over 10 Redis outage cycles");
     assert!(
-        recovered,
-        "calls work again once Redis is back, with no restart"
+        grown_kb < 32 * 1024,
+        "memory grew by {grown_kb} KiB over 10 outages"
     );
     let (_, v) = app
         .api(&app.master_key, "GET", "/health/readiness", json!(null))
         .await;
     assert_eq!(v["redis"], "connected");
     app.stop().await;
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_add_up_across_instances() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let Some(redis) = TestRedis::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let apps = cluster(&up, &db, &redis.url, &redis.prefix).await;
+    // Twelve wrong passwords for one account from one address, round robin: each instance
+    // alone sees four, under its limit of five; together they pass it.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let r = apps[i % 3]
+            .client()
+            .post(apps[i % 3].url("/v2/login"))
+            .json(&json!({"username": "ada@example.com", "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    stop_all(apps).await;
+    redis.cleanup().await;
     db.drop_db().await;
 }

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use subtle::ConstantTimeEq;
+use tollgate_cluster::{LoginLimits, LoginOutcome, SharedAttempt};
 use tollgate_domain::role::Role;
 use tollgate_identity::password::{self, PasswordError, BUSY_RETRY_AFTER};
+use tollgate_identity::throttle;
 use tollgate_proxy::ApiError;
 use tollgate_store::users::{NewUser, UserPatch};
 
@@ -87,21 +89,88 @@ pub async fn authenticate(
     ip: IpAddr,
 ) -> Result<LoggedIn, LoginError> {
     let username = username.trim();
+    // With several instances the counts are also kept in Redis, so guesses spread over the
+    // instances add up; each instance's own throttle still applies (and alone when Redis is
+    // unreachable).
+    let shared = match begin_shared(state, username, ip).await {
+        Ok(shared) => shared,
+        Err(wait) => return Err(LoginError::Throttled(wait)),
+    };
     // Counted before the KDF runs, in one step with the check, so a burst of parallel attempts
     // cannot all pass the check before the first failure is recorded.
-    let attempt = state
-        .throttle
-        .begin(username, ip, Instant::now())
-        .map_err(LoginError::Throttled)?;
+    let attempt = match state.throttle.begin(username, ip, Instant::now()) {
+        Ok(a) => a,
+        Err(wait) => {
+            end_shared(state, shared, LoginOutcome::Abandoned).await;
+            return Err(LoginError::Throttled(wait));
+        }
+    };
     let result = check(state, username, pw).await;
-    match &result {
-        Ok(_) => attempt.succeeded(Instant::now()),
-        Err(LoginError::Invalid) => attempt.failed(Instant::now()),
+    let outcome = match &result {
+        Ok(_) => {
+            attempt.succeeded(Instant::now());
+            LoginOutcome::Succeeded
+        }
+        Err(LoginError::Invalid) => {
+            attempt.failed(Instant::now());
+            LoginOutcome::Failed
+        }
         Err(LoginError::Busy(_) | LoginError::Unavailable(_) | LoginError::Throttled(_)) => {
-            attempt.abandoned()
+            attempt.abandoned();
+            LoginOutcome::Abandoned
+        }
+    };
+    end_shared(state, shared, outcome).await;
+    result
+}
+
+fn shared_limits(state: &WebState) -> LoginLimits {
+    let c = state.throttle.config();
+    LoginLimits {
+        per_pair: c.max_failures,
+        per_address: c.max_failures_per_ip,
+        account_free_failures: c.account_free_failures,
+        account_delay: c.account_delay,
+        account_max_delay: c.account_max_delay,
+        window: c.window,
+        block: c.block,
+    }
+}
+
+/// `Err(wait)` when the shared counts refuse the attempt; `Ok(None)` without Redis (or while it
+/// is unreachable).
+async fn begin_shared(
+    state: &WebState,
+    username: &str,
+    ip: IpAddr,
+) -> Result<Option<SharedAttempt>, Duration> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let account = throttle::email_key(username);
+    let address = throttle::ip_key(ip).to_string();
+    match cluster
+        .begin_login(&account, &address, &shared_limits(state))
+        .await
+    {
+        Ok(Ok(attempt)) => Ok(Some(attempt)),
+        Ok(Err(wait)) => Err(wait),
+        Err(e) => {
+            tracing::warn!(error = %e, "shared login counts unavailable; this instance's own apply");
+            Ok(None)
         }
     }
-    result
+}
+
+async fn end_shared(state: &WebState, attempt: Option<SharedAttempt>, outcome: LoginOutcome) {
+    if let (Some(cluster), Some(attempt)) = (&state.cluster, attempt) {
+        if let Err(e) = cluster
+            .end_login(attempt, outcome, &shared_limits(state))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a login outcome in Redis");
+        }
+    }
 }
 
 async fn check(state: &WebState, username: &str, pw: &str) -> Result<LoggedIn, LoginError> {

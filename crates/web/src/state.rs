@@ -93,6 +93,8 @@ pub struct WebState {
     pub deployments: Vec<DeploymentEntry>,
     /// The proxy's key cache, evicted when a key changes.
     pub keys: std::sync::Arc<tollgate_proxy::keys::KeyCache>,
+    /// Failed-login counts shared with the other instances, when they share a Redis.
+    pub cluster: Option<tollgate_cluster::Cluster>,
 }
 
 /// One public model name with what it costs, as the proxy will charge it.
