@@ -20,14 +20,15 @@ pub enum Invalidation {
 }
 
 impl Invalidation {
-    fn encode(&self) -> String {
+    /// The message form, shared by the Redis and PostgreSQL buses.
+    pub fn encode(&self) -> String {
         match self {
             Invalidation::Key(token) => format!("key:{token}"),
             Invalidation::All => "all".to_string(),
         }
     }
 
-    fn decode(s: &str) -> Option<Invalidation> {
+    pub fn decode(s: &str) -> Option<Invalidation> {
         match s {
             "all" => Some(Invalidation::All),
             _ => s

@@ -6,6 +6,7 @@ mod connect;
 mod db;
 mod error;
 mod migrate;
+mod notify;
 
 pub mod audit;
 pub mod budget_resets;

@@ -186,8 +186,9 @@ impl App {
             alerts,
             cluster,
         });
-        if let Some(c) = &state.cluster {
-            crate::cluster::share_key_cache(c, &state.keys);
+        match &state.cluster {
+            Some(c) => crate::cluster::share_key_cache(c, &state.keys),
+            None => crate::cluster::share_key_cache_through_store(&state.store, &state.keys),
         }
         for d in state.router.deployments() {
             let s = &d.spec;

@@ -1,10 +1,13 @@
-//! Joining the other instances through Redis, when one is configured: the connection, the
-//! key-cache invalidation bus, and the settings for when Redis cannot be reached.
+//! Joining the other instances: through Redis when one is configured (the connection, the
+//! key-cache invalidation bus, the settings for when Redis cannot be reached), else key-cache
+//! invalidations through PostgreSQL's NOTIFY.
 
 use std::sync::Arc;
 
-use tollgate_cluster::{Cluster, RedisSettings};
+use tokio::sync::mpsc;
+use tollgate_cluster::{Cluster, Invalidation, RedisSettings};
 use tollgate_proxy::keys::KeyCache;
+use tollgate_store::Store;
 
 use crate::app::Options;
 use crate::config::Config;
@@ -56,4 +59,34 @@ pub fn share_key_cache(cluster: &Cluster, keys: &Arc<KeyCache>) {
     keys.publish_to(cluster.spawn_publisher());
     let keys = keys.clone();
     cluster.spawn_subscriber(move |inv| keys.apply(inv));
+}
+
+const PG_CHANNEL: &str = "tollgate_key_cache";
+
+/// Without Redis, instances on one PostgreSQL tell each other of key changes by NOTIFY.
+/// Nothing happens on SQLite.
+pub fn share_key_cache_through_store(store: &Store, keys: &Arc<KeyCache>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Invalidation>();
+    let (applied, cleared) = (keys.clone(), keys.clone());
+    let listening = store.listen(
+        PG_CHANNEL,
+        move |payload| {
+            if let Some(inv) = Invalidation::decode(payload) {
+                applied.apply(inv);
+            }
+        },
+        move || cleared.apply(Invalidation::All),
+    );
+    if !listening {
+        return;
+    }
+    keys.publish_to(tx);
+    let store = store.clone();
+    tokio::spawn(async move {
+        while let Some(inv) = rx.recv().await {
+            if let Err(e) = store.notify(PG_CHANNEL, &inv.encode()).await {
+                tracing::warn!(error = %e, "could not tell the other instances of a key change");
+            }
+        }
+    });
 }

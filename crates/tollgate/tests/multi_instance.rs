@@ -424,3 +424,37 @@ async fn failed_logins_add_up_across_instances() {
     redis.cleanup().await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_key_changes_travel_through_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let up = FakeUpstream::start().await;
+    let a = spawn_app_on(&config(&up), &db.url, &[]).await;
+    let b = spawn_app_on(&config(&up), &db.url, &[]).await;
+    let key = new_key(&a, json!({})).await;
+    assert_eq!(chat(&b, &key, &call(5)).await.status(), StatusCode::OK);
+    let (s, v) = a
+        .api(&a.master_key, "POST", "/key/block", json!({"key": key}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let blocked_at = Instant::now();
+    loop {
+        if chat(&b, &key, &call(5)).await.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            blocked_at.elapsed() < Duration::from_secs(5),
+            "the other instance still served the key 5 s after the block (cache TTL 30 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!(
+        "block reached the other instance through NOTIFY in {:?}",
+        blocked_at.elapsed()
+    );
+    a.stop().await;
+    b.stop().await;
+    db.drop_db().await;
+}
