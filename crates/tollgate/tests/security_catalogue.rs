@@ -1751,6 +1751,138 @@ async fn g3_failed_and_abandoned_calls_release_their_reservations() {
     app.stop().await;
 }
 
+/// Calls `n` chats at once with `key`; returns how many were refused as over budget.
+async fn concurrent_budget_refusals(app: &TestApp, key: &str, body: &Value, n: usize) -> usize {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let c = app.client();
+        let url = app.url("/v1/chat/completions");
+        let (key, body) = (key.to_string(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v)
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        if v["error"]["type"] == "budget_exceeded" {
+            refused += 1;
+        } else {
+            assert_eq!(status, 200, "{v}");
+        }
+    }
+    refused
+}
+
+/// A user at half of a $1 budget, with a key: (app, upstream, key).
+async fn half_spent_user() -> (TestApp, FakeUpstream, String) {
+    let (app, up) = setup().await;
+    let user = new_user(&app, "g4@example.com", "internal_user").await;
+    let (s, v) = admin(
+        &app,
+        "POST",
+        "/user/update",
+        json!({"user_id": user, "max_budget": 1.0, "spend": 0.5}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let key = key_for(&app, &app.master_key, json!({"user_id": user})).await;
+    (app, up, key)
+}
+
+/// G4: at half its budget, a user's key under 200 concurrent calls that say how much they may
+/// produce is never refused as over budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_half_a_budget_is_not_refused_under_200_concurrent_calls() {
+    let (app, _up, key) = half_spent_user().await;
+    let mut body = chat_body("gpt-a");
+    body["max_tokens"] = json!(256);
+    let refused = concurrent_budget_refusals(&app, &key, &body, 200).await;
+    assert_eq!(refused, 0);
+    app.stop().await;
+}
+
+/// G4: the same without `max_tokens`, on a model whose output limit is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: each call without max_tokens reserves 8,192 output tokens, so ~30 of 200 concurrent calls are refused with half the budget left (the hard cap's worst-case reservation)"]
+async fn g4_half_a_budget_is_not_refused_when_calls_leave_max_tokens_unset() {
+    let (app, _up, key) = half_spent_user().await;
+    let refused = concurrent_budget_refusals(&app, &key, &chat_body("gpt-a"), 200).await;
+    app.stop().await;
+    assert_eq!(refused, 0);
+}
+
+/// G6: a team's budget caps its team keys, and each call's spend lands on the key, its user
+/// and its team.
+#[tokio::test]
+async fn g6_a_team_budget_caps_its_keys_and_spend_reaches_every_level() {
+    let (app, up) = setup().await;
+    let user = new_user(&app, "g6@example.com", "internal_user").await;
+    // One call costs 12 × $0.000001 + 6 × $0.000002 = $0.000024.
+    let (s, team) = admin(
+        &app,
+        "POST",
+        "/team/new",
+        json!({"team_alias": "g6", "max_budget": 0.00006,
+               "members_with_roles": [{"user_id": user, "role": "user"}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{team}");
+    let team_id = team["team_id"].as_str().unwrap().to_string();
+    let key = key_for(
+        &app,
+        &app.master_key,
+        json!({"team_id": team_id, "user_id": user}),
+    )
+    .await;
+    let mut body = chat_body("gpt-a");
+    body["max_tokens"] = json!(6);
+    let mut ok = 0;
+    let refusal = loop {
+        let r = chat_with(&app, &key, &body).await;
+        if r.status() != 200 {
+            break r;
+        }
+        ok += 1;
+        assert!(ok < 10, "the team's budget never applied");
+        // Let the spend writer settle each call into the budgets before the next one.
+        app.wait_for_spend_logs(ok).await;
+    };
+    assert!(ok >= 1);
+    assert_eq!(refusal.status(), 422);
+    let v: Value = refusal.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "budget_exceeded", "{v}");
+    assert_eq!(up.requests(), ok as usize);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spend = |path: String, field: &'static str| {
+        let app = &app;
+        async move {
+            let (s, v) = admin(app, "GET", &path, json!({})).await;
+            assert_eq!(s, 200, "{v}");
+            v.pointer(field).and_then(Value::as_f64).unwrap_or(0.0)
+        }
+    };
+    let expected = ok as f64 * 0.000024;
+    for (path, field) in [
+        (format!("/key/info?key={key}"), "/info/spend"),
+        (format!("/user/info?user_id={user}"), "/user_info/spend"),
+        (format!("/team/info?team_id={team_id}"), "/team_info/spend"),
+    ] {
+        let got = spend(path.clone(), field).await;
+        assert!((got - expected).abs() < 1e-9, "{path}: {got} vs {expected}");
+    }
+    app.stop().await;
+}
+
 /// G7: a per-key rpm limit holds across two instances sharing one database.
 #[tokio::test]
 #[ignore = "fails: rate-limit counters are per instance, so N instances admit N × rpm (Redis-backed counters are being built)"]
