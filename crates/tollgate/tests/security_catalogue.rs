@@ -1639,6 +1639,62 @@ async fn e6_an_in_band_upstream_error_reaches_the_client() {
     app.stop().await;
 }
 
+/// E12: an event past the size bound (one 5 MB line) fails the stream with an error event, and
+/// CRLF line ends are read like LF.
+#[tokio::test]
+async fn e12_an_endless_line_fails_the_stream_and_crlf_reads_like_lf() {
+    let (app, up) = setup().await;
+    let chunk = |text: &str, end: &str| {
+        format!(
+            "data: {}{end}{end}",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-a",
+                   "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        )
+    };
+    let mut body = chat_body("gpt-a");
+    body["stream"] = json!(true);
+    up.set(
+        "gpt-a",
+        Behavior::RawStream {
+            events: vec![
+                chunk("first part ", "\n"),
+                format!("data: {{\"x\":\"{}", "a".repeat(5 * 1024 * 1024)),
+            ],
+            reset: false,
+        },
+    );
+    let r = app.post("/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.len() < 64 * 1024, "the long line was not passed on");
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("data: {\"error\""), "{text}");
+    up.set(
+        "gpt-a",
+        Behavior::RawStream {
+            events: vec![
+                chunk("crlf ", "\r\n"),
+                chunk("lines", "\r\n"),
+                "data: [DONE]\r\n\r\n".to_string(),
+            ],
+            reset: false,
+        },
+    );
+    let r = app.post("/v1/chat/completions", &body).await;
+    let id = r.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("crlf ") && text.contains("lines"), "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    app.wait_for_spend_logs(2).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, SpendStatus::Success);
+    assert!(rec.completion_tokens > 0);
+    app.stop().await;
+}
+
 /// E11: a client that leaves during a non-streaming call leaves exactly one spend record.
 #[tokio::test]
 async fn e11_a_client_gone_during_a_plain_call_is_recorded_once() {
