@@ -1,8 +1,8 @@
 //! A deployment: one upstream model behind a public model name, and its live health counters
 //! used by the routing strategies and cooldown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tollgate_ledger::ModelPrice;
@@ -69,8 +69,79 @@ pub struct DeploymentSpec {
     pub max_output_tokens: Option<u64>,
 }
 
+/// Outlier ejection, after Envoy's: the n-th cooldown in a row lasts `cooldown_time × n`, at most
+/// this many times the base…
+const MAX_EJECTION_MULTIPLIER: u64 = 10;
+/// …and at most this long, unless `cooldown_time` itself is longer.
+const MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+/// Share of a model group that may be cooling down at once (Envoy's `max_ejection_percent`). At
+/// least one deployment may always be cooled down and at least one always stays routable.
+pub(crate) const MAX_EJECTION_PERCENT: usize = 50;
+
+/// Cooldown length for the `ejections`-th ejection in a row.
+pub(crate) fn ejection_time(base: Duration, ejections: u32) -> Duration {
+    let base_ms = base.as_millis().min(u64::MAX as u128) as u64;
+    let grown = base_ms.saturating_mul(u64::from(ejections.max(1)));
+    let cap = base_ms
+        .saturating_mul(MAX_EJECTION_MULTIPLIER)
+        .min(base_ms.max(MAX_EJECTION_TIME.as_millis() as u64));
+    Duration::from_millis(grown.min(cap))
+}
+
+/// Shared by the deployments of one model group, so that one bad sweep (every deployment failing
+/// at once, or the gateway's own network failing) cannot leave the group with nothing to route to.
+#[derive(Debug)]
+pub(crate) struct EjectionGate {
+    /// Each member's `cooldown_until_ms`.
+    members: Vec<Arc<AtomicU64>>,
+    max_ejected: usize,
+    /// Held while deciding, so two concurrent failures cannot both take the last free slot.
+    deciding: Mutex<()>,
+}
+
+impl EjectionGate {
+    pub(crate) fn new(group: &[Arc<Deployment>], max_percent: usize) -> Arc<EjectionGate> {
+        let n = group.len();
+        let max_ejected = (n * max_percent / 100).max(1).min(n.saturating_sub(1));
+        Arc::new(EjectionGate {
+            members: group.iter().map(|d| d.cooldown_until_ms.clone()).collect(),
+            max_ejected,
+            deciding: Mutex::new(()),
+        })
+    }
+
+    /// Stores `until` as `me`'s cooldown end when the group has room for one more ejection.
+    fn try_eject(&self, me: &Arc<AtomicU64>, now: u64, until: u64) -> bool {
+        let Ok(_guard) = self.deciding.lock() else {
+            return false;
+        };
+        let others_out = self
+            .members
+            .iter()
+            .filter(|m| !Arc::ptr_eq(m, me) && m.load(Ordering::Relaxed) > now)
+            .count();
+        if others_out >= self.max_ejected {
+            return false;
+        }
+        me.store(until, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Failures in the current minute and the ejection count they led to.
+#[derive(Debug, Default)]
+struct Health {
+    minute: u64,
+    failures: u32,
+    /// Ejections in a row not yet paid back by serving well.
+    ejections: u32,
+    /// One ejection is forgiven for each `decay_step_ms` of successful service counted from here.
+    decay_from_ms: u64,
+    decay_step_ms: u64,
+}
+
 /// Live counters for one deployment. All lock-free except the failure window, touched only on
-/// failures.
+/// failures (and on successes while an ejection count is left to decay).
 #[derive(Debug)]
 pub struct Deployment {
     pub spec: DeploymentSpec,
@@ -85,8 +156,12 @@ pub struct Deployment {
     minute: AtomicU64,
     minute_requests: AtomicU64,
     minute_tokens: AtomicU64,
-    cooldown_until_ms: AtomicU64,
-    failures: Mutex<(u64, u32)>,
+    /// Shared with the group's [`EjectionGate`].
+    cooldown_until_ms: Arc<AtomicU64>,
+    /// Mirrors `Health::ejections` so successes skip the lock when there is nothing to decay.
+    ejections: AtomicU32,
+    health: Mutex<Health>,
+    gate: OnceLock<Arc<EjectionGate>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -130,9 +205,21 @@ impl Deployment {
             minute: AtomicU64::new(0),
             minute_requests: AtomicU64::new(0),
             minute_tokens: AtomicU64::new(0),
-            cooldown_until_ms: AtomicU64::new(0),
-            failures: Mutex::new((0, 0)),
+            cooldown_until_ms: Arc::new(AtomicU64::new(0)),
+            ejections: AtomicU32::new(0),
+            health: Mutex::new(Health::default()),
+            gate: OnceLock::new(),
         }
+    }
+
+    /// Joins this deployment to its model group's ejection limit; the first call wins.
+    pub(crate) fn join_group(&self, gate: Arc<EjectionGate>) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// Ejections in a row not yet forgiven; each makes the next cooldown one base length longer.
+    pub fn ejections(&self) -> u32 {
+        self.ejections.load(Ordering::Relaxed)
     }
 
     pub fn is_cooling_down(&self, now: u64) -> bool {
@@ -176,6 +263,9 @@ impl Deployment {
     }
 
     pub fn on_success(&self, latency: Duration, tokens: u64) {
+        if self.ejections.load(Ordering::Relaxed) > 0 {
+            self.decay_at(now_ms());
+        }
         self.minute_tokens.fetch_add(tokens, Ordering::Relaxed);
         let sample = latency.as_micros().min(u64::MAX as u128) as u64;
         let old = self.latency_ewma_us.load(Ordering::Relaxed);
@@ -187,35 +277,81 @@ impl Deployment {
         self.latency_ewma_us.store(new.max(1), Ordering::Relaxed);
     }
 
-    /// Counts a failure in the current minute; past `allowed_fails`, cools the deployment down.
-    /// Returns true when it entered cooldown.
-    pub fn on_failure(&self, allowed_fails: u32, cooldown: Duration, can_cool: bool) -> bool {
-        let now = now_ms();
-        let minute = now / 60_000;
-        let count = match self.failures.lock() {
-            Ok(mut g) => {
-                if g.0 != minute {
-                    *g = (minute, 0);
-                }
-                g.1 += 1;
-                g.1
-            }
-            Err(_) => return false,
+    /// A success: forgives one ejection per base cooldown length served since it came back (or
+    /// since the last ejection forgiven), as Envoy lowers its ejection multiplier while healthy.
+    pub(crate) fn decay_at(&self, now: u64) {
+        let Ok(mut h) = self.health.lock() else {
+            return;
         };
-        if can_cool && count > allowed_fails {
-            let until = now + cooldown.as_millis() as u64;
-            self.cooldown_until_ms.store(until, Ordering::Relaxed);
-            if let Ok(mut g) = self.failures.lock() {
-                g.1 = 0;
+        if h.ejections == 0 || h.decay_step_ms == 0 || now < h.decay_from_ms {
+            return;
+        }
+        let steps = (now - h.decay_from_ms) / h.decay_step_ms;
+        let forgiven = steps.min(u64::from(h.ejections)) as u32;
+        if forgiven > 0 {
+            h.ejections -= forgiven;
+            h.decay_from_ms += steps * h.decay_step_ms;
+            self.ejections.store(h.ejections, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failure in the current minute; past `allowed_fails`, cools the deployment down
+    /// for `cooldown` times the number of ejections in a row, unless its group already has as
+    /// many deployments cooling down as it may. Returns true when it entered cooldown.
+    pub fn on_failure(&self, allowed_fails: u32, cooldown: Duration, can_cool: bool) -> bool {
+        self.on_failure_at(now_ms(), allowed_fails, cooldown, can_cool)
+    }
+
+    pub(crate) fn on_failure_at(
+        &self,
+        now: u64,
+        allowed_fails: u32,
+        cooldown: Duration,
+        can_cool: bool,
+    ) -> bool {
+        let minute = now / 60_000;
+        let Ok(mut h) = self.health.lock() else {
+            return false;
+        };
+        if h.minute != minute {
+            h.minute = minute;
+            h.failures = 0;
+        }
+        h.failures = h.failures.saturating_add(1);
+        if !can_cool || h.failures <= allowed_fails {
+            return false;
+        }
+        let ejections = h.ejections.saturating_add(1);
+        let time = ejection_time(cooldown, ejections);
+        let until = now.saturating_add(time.as_millis().min(u64::MAX as u128) as u64);
+        let ejected = match self.gate.get() {
+            Some(gate) => gate.try_eject(&self.cooldown_until_ms, now, until),
+            None => {
+                self.cooldown_until_ms.store(until, Ordering::Relaxed);
+                true
             }
+        };
+        if !ejected {
+            // The failures stay counted: the next one after a slot frees up ejects it.
             tracing::warn!(
                 deployment = %self.spec.id,
                 model_name = %self.spec.model_name,
-                cooldown_secs = cooldown.as_secs_f64(),
-                "deployment cooled down after repeated failures"
+                "deployment keeps failing but stays in rotation: too many of its group are cooling down"
             );
-            return true;
+            return false;
         }
-        false
+        h.failures = 0;
+        h.ejections = ejections;
+        h.decay_from_ms = until;
+        h.decay_step_ms = cooldown.as_millis().min(u64::MAX as u128) as u64;
+        self.ejections.store(ejections, Ordering::Relaxed);
+        tracing::warn!(
+            deployment = %self.spec.id,
+            model_name = %self.spec.model_name,
+            ejections,
+            cooldown_secs = time.as_secs_f64(),
+            "deployment cooled down after repeated failures"
+        );
+        true
     }
 }

@@ -1,5 +1,6 @@
 //! Model routing: public name → group of deployments (exact name first, then the most specific
-//! wildcard), then one deployment by the configured strategy, skipping those cooling down.
+//! wildcard), then one deployment by the configured strategy, skipping those cooling down. Each
+//! group limits how many of its deployments may cool down at once, so one stays routable.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use rand::Rng;
 use tollgate_domain::model_name::{is_pattern, specificity, wildcard_match};
 
-use crate::deployment::{now_ms, Deployment};
+use crate::deployment::{now_ms, Deployment, EjectionGate, MAX_EJECTION_PERCENT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -48,6 +49,10 @@ impl ModelRouter {
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         for (name, group) in by_name {
+            let gate = EjectionGate::new(&group, MAX_EJECTION_PERCENT);
+            for d in &group {
+                d.join_group(gate.clone());
+            }
             if is_pattern(&name) {
                 patterns.push((name, Arc::new(group)));
             } else {
@@ -99,7 +104,15 @@ impl ModelRouter {
     /// Picks a deployment, preferring ones not tried yet in this request. `None` when every
     /// deployment is cooling down or out of its own rpm/tpm for this minute.
     pub fn pick(&self, group: &Group, tried: &[usize]) -> Option<(usize, Arc<Deployment>)> {
-        let now = now_ms();
+        self.pick_at(now_ms(), group, tried)
+    }
+
+    fn pick_at(
+        &self,
+        now: u64,
+        group: &Group,
+        tried: &[usize],
+    ) -> Option<(usize, Arc<Deployment>)> {
         let healthy: Vec<usize> = (0..group.len())
             .filter(|&i| !group[i].is_cooling_down(now) && group[i].has_capacity(now))
             .collect();
@@ -213,8 +226,115 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(r.pick(&g, &[]).unwrap().1.spec.id, "b");
         }
-        assert!(g[1].on_failure(0, Duration::from_secs(60), true));
-        assert!(r.pick(&g, &[]).is_none());
+        assert!(
+            !g[1].on_failure(0, Duration::from_secs(60), true),
+            "the last routable deployment of a group is never cooled down"
+        );
+        assert_eq!(r.pick(&g, &[]).unwrap().1.spec.id, "b");
+    }
+
+    const S: u64 = 1000;
+
+    fn group_of(n: usize) -> (ModelRouter, Group) {
+        let deps = (0..n).map(|i| dep("m", &format!("d{i}"))).collect();
+        let r = ModelRouter::new(deps, Strategy::SimpleShuffle);
+        let g = r.resolve("m").unwrap().deployments;
+        (r, g)
+    }
+
+    fn routable(r: &ModelRouter, g: &Group, now: u64) -> Vec<String> {
+        let mut seen: Vec<String> = (0..200)
+            .filter_map(|_| r.pick_at(now, g, &[]).map(|(_, d)| d.spec.id.clone()))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn at_most_half_of_a_group_cools_down_at_once() {
+        let t0 = now_ms();
+        let base = Duration::from_secs(10);
+        let (r, g) = group_of(4);
+        assert!(g[0].on_failure_at(t0, 0, base, true));
+        assert!(g[1].on_failure_at(t0 + S, 0, base, true));
+        assert!(
+            !g[2].on_failure_at(t0 + 2 * S, 0, base, true),
+            "a third of four would pass 50 %"
+        );
+        assert!(!g[3].on_failure_at(t0 + 2 * S, 0, base, true));
+        assert_eq!(routable(&r, &g, t0 + 2 * S), vec!["d2", "d3"]);
+        // d0 comes back after its 10 s; d2 failed before and fails once more: now it may go.
+        assert!(g[2].on_failure_at(t0 + 10 * S, 0, base, true));
+        assert_eq!(routable(&r, &g, t0 + 10 * S), vec!["d0", "d3"]);
+
+        // Three deployments: 50 % rounds down to one.
+        let (r, g) = group_of(3);
+        assert!(g[0].on_failure_at(t0, 0, base, true));
+        assert!(!g[1].on_failure_at(t0, 0, base, true));
+        assert!(!g[2].on_failure_at(t0, 0, base, true));
+        assert_eq!(routable(&r, &g, t0), vec!["d1", "d2"]);
+    }
+
+    #[test]
+    fn repeated_ejections_grow_and_are_capped() {
+        let t0 = now_ms();
+        let base = Duration::from_secs(10);
+        let (r, g) = group_of(2);
+        let mut now = t0;
+        // Each time it comes back it fails at once: out for 10 s, 20 s, 30 s … up to 100 s.
+        for n in 1..=12u64 {
+            assert!(g[0].on_failure_at(now, 0, base, true), "ejection {n}");
+            let expected = n.min(10) * 10 * S;
+            assert_eq!(
+                routable(&r, &g, now + expected - 1),
+                vec!["d1"],
+                "ejection {n}"
+            );
+            now += expected;
+            assert_eq!(
+                routable(&r, &g, now),
+                vec!["d0", "d1"],
+                "back after ejection {n}"
+            );
+        }
+        assert_eq!(g[0].ejections(), 12);
+        // A long base is capped at 300 s (5 minutes), not 10×.
+        assert_eq!(
+            crate::deployment::ejection_time(Duration::from_secs(60), 9),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            crate::deployment::ejection_time(Duration::from_secs(600), 3),
+            Duration::from_secs(600),
+            "a cooldown_time above the cap is kept as configured"
+        );
+    }
+
+    #[test]
+    fn serving_well_again_decays_the_ejection_count() {
+        let t0 = now_ms();
+        let base = Duration::from_secs(10);
+        let (r, g) = group_of(2);
+        assert!(g[0].on_failure_at(t0, 0, base, true));
+        assert!(g[0].on_failure_at(t0 + 10 * S, 0, base, true));
+        assert!(g[0].on_failure_at(t0 + 30 * S, 0, base, true));
+        assert_eq!(g[0].ejections(), 3);
+        let back = t0 + 60 * S;
+        // A success soon after coming back forgives nothing yet.
+        g[0].decay_at(back + 5 * S);
+        assert_eq!(g[0].ejections(), 3);
+        // Serving for two base lengths forgives two ejections.
+        g[0].decay_at(back + 25 * S);
+        assert_eq!(g[0].ejections(), 1);
+        // So the next failure cools it down for 2 × 10 s, not 4 × 10 s.
+        let now = back + 26 * S;
+        assert!(g[0].on_failure_at(now, 0, base, true));
+        assert_eq!(routable(&r, &g, now + 20 * S - 1), vec!["d1"]);
+        assert_eq!(routable(&r, &g, now + 20 * S), vec!["d0", "d1"]);
+        // Long healthy service forgives everything, and never below zero.
+        g[0].decay_at(now + 20 * S + 3600 * S);
+        assert_eq!(g[0].ejections(), 0);
     }
 
     #[test]
