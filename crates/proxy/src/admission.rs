@@ -52,6 +52,7 @@ pub async fn admit(
     body: &mut RawBody,
     model: &str,
 ) -> Result<Admitted, ApiError> {
+    check_choices(body)?;
     let Some(key) = &caller.key else {
         return Ok(Admitted::default());
     };
@@ -192,6 +193,20 @@ async fn admit_shared(
             tracing::warn!(error = %e, "Redis unreachable; admission falls back to this instance");
             Ok(None)
         }
+    }
+}
+
+/// OpenAI's bounds on `n`: whatever is forwarded is what the budget reservation counted.
+const MAX_CHOICES: u64 = 128;
+
+fn check_choices(body: &RawBody) -> Result<(), ApiError> {
+    match body.decode::<Value>("n")? {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if v.as_u64().is_some_and(|n| (1..=MAX_CHOICES).contains(&n)) => Ok(()),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "n must be a whole number from 1 to {MAX_CHOICES}."
+        ))
+        .with_param("n")),
     }
 }
 
@@ -376,7 +391,7 @@ impl CostBound {
             .decode::<Value>("n")?
             .and_then(|v| v.as_u64())
             .unwrap_or(1)
-            .clamp(1, 128);
+            .clamp(1, MAX_CHOICES);
         let (output_tokens, output_guessed) = if call == CallType::Embedding {
             (0, false)
         } else {
