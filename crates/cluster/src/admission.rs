@@ -99,12 +99,13 @@ local min = tonumber(ARGV[5])
 local nb = tonumber(ARGV[6])
 local nr = tonumber(ARGV[7])
 local ttl = tonumber(ARGV[8])
+local slack = tonumber(ARGV[9])
 if min < 0 then min = 0 end
 local granted = want
 for i = 0, nb - 1 do
   local spend_k, sum_k, z_k, h_k = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
-  local max = tonumber(ARGV[9 + i*2])
-  redis.call('SET', spend_k, ARGV[10 + i*2], 'NX')
+  local max = tonumber(ARGV[10 + i*2])
+  redis.call('SET', spend_k, ARGV[11 + i*2], 'NX')
   redis.call('PEXPIRE', spend_k, ttl)
   if max >= 0 then
     local expired = redis.call('ZRANGEBYSCORE', z_k, '-inf', now)
@@ -123,9 +124,14 @@ for i = 0, nb - 1 do
       return {0, i, spend, reserved, max}
     end
     if left < granted then granted = left end
+    if slack > 0 then
+      local share = math.floor(left / (redis.call('ZCARD', z_k) + slack))
+      if share < min then share = min end
+      if share < granted then granted = share end
+    end
   end
 end
-local rbase = 9 + nb*2
+local rbase = 10 + nb*2
 local kbase = nb*4
 for j = 0, nr - 1 do
   local req_k, tok_k, pz_k = KEYS[kbase+j*3+1], KEYS[kbase+j*3+2], KEYS[kbase+j*3+3]
@@ -141,7 +147,7 @@ for j = 0, nr - 1 do
 end
 if granted < 0 then granted = 0 end
 for i = 0, nb - 1 do
-  if tonumber(ARGV[9 + i*2]) >= 0 then
+  if tonumber(ARGV[10 + i*2]) >= 0 then
     local sum_k, z_k, h_k = KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
     redis.call('ZADD', z_k, now + lease, id)
     redis.call('HSET', h_k, id, granted)
@@ -237,6 +243,10 @@ impl Cluster {
 
     /// Admits a call against every budget and rate limit given, all or nothing: reserves `want`
     /// nano-USD (or as much as the tightest budget allows, if at least `min`) for `lease_ms`.
+    /// With `share`, the call set no output limit of its own and is granted at most its fair
+    /// share of each budget (`tollgate_ledger::budgets::fair_share`, counted over every
+    /// instance's calls in flight).
+    #[allow(clippy::too_many_arguments)]
     pub async fn admit(
         &self,
         call_id: &str,
@@ -244,6 +254,7 @@ impl Cluster {
         rates: &[RateOwner],
         want: i64,
         min: i64,
+        share: bool,
         lease_ms: u64,
     ) -> Result<Admitted, AdmitError> {
         let now = now_ms();
@@ -268,7 +279,12 @@ impl Cluster {
             .arg(min)
             .arg(budgets.len())
             .arg(rates.len())
-            .arg(SPEND_TTL_MS);
+            .arg(SPEND_TTL_MS)
+            .arg(if share {
+                tollgate_ledger::budgets::FAIR_SHARE_SLACK
+            } else {
+                0
+            });
         for b in budgets {
             inv.arg(b.max_budget_nanos.unwrap_or(-1))
                 .arg(b.store_spend_nanos.max(0));

@@ -86,7 +86,7 @@ async fn two_hundred_calls_over_three_instances_never_overspend() {
         let node = nodes[i % 3].clone();
         let budgets = budgets.clone();
         async move {
-            node.admit(&format!("c{i}"), &budgets, &[], 10, 10, 60_000)
+            node.admit(&format!("c{i}"), &budgets, &[], 10, 10, false, 60_000)
                 .await
                 .map(|a| (node, a))
         }
@@ -105,7 +105,9 @@ async fn two_hundred_calls_over_three_instances_never_overspend() {
         let s = node.settle(&a.ticket, 10, 5).await.unwrap();
         assert!(s.key_spend.is_some());
     }
-    let again = nodes[1].admit("after", &budgets, &[], 10, 10, 60_000).await;
+    let again = nodes[1]
+        .admit("after", &budgets, &[], 10, 10, false, 60_000)
+        .await;
     assert!(
         matches!(
             again,
@@ -142,7 +144,7 @@ async fn rpm_counts_across_instances() {
     let mut ok = 0;
     for i in 0..60 {
         match nodes[i % 3]
-            .admit(&format!("r{i}"), &[], &rates, 0, 0, 60_000)
+            .admit(&format!("r{i}"), &[], &rates, 0, 0, false, 60_000)
             .await
         {
             Ok(a) => {
@@ -175,11 +177,11 @@ async fn parallel_slots_and_leases_of_a_dead_instance_expire() {
     // An instance admits a call with a 1 s lease and dies before settling it: its parallel slot
     // and its reservation (30 of 50) block others until the lease ends.
     let held = nodes[0]
-        .admit("dead", &budgets, &rates, 30, 30, 1_000)
+        .admit("dead", &budgets, &rates, 30, 30, false, 1_000)
         .await
         .unwrap();
     let blocked = nodes[1]
-        .admit("live", &budgets, &rates, 20, 20, 1_000)
+        .admit("live", &budgets, &rates, 20, 20, false, 1_000)
         .await;
     assert!(
         matches!(
@@ -191,7 +193,7 @@ async fn parallel_slots_and_leases_of_a_dead_instance_expire() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let live = nodes[1]
-        .admit("live", &budgets, &rates, 40, 40, 60_000)
+        .admit("live", &budgets, &rates, 40, 40, false, 60_000)
         .await;
     assert!(live.is_ok(), "the dead instance's lease expired: {live:?}");
     cleanup(&prefix).await;
@@ -205,7 +207,9 @@ async fn spend_starts_from_the_store_and_is_forgotten_after_a_reset() {
     let k = key("k4");
     let mut b = budget(&k, 100);
     b.store_spend_nanos = 95;
-    let refused = nodes[0].admit("a", &[b.clone()], &[], 10, 10, 60_000).await;
+    let refused = nodes[0]
+        .admit("a", &[b.clone()], &[], 10, 10, false, 60_000)
+        .await;
     assert!(matches!(
         refused,
         Err(AdmitError::Refused(Refusal::Budget {
@@ -220,10 +224,35 @@ async fn spend_starts_from_the_store_and_is_forgotten_after_a_reset() {
         .unwrap();
     b.store_spend_nanos = 0;
     let a = nodes[2]
-        .admit("b", &[b], &[], 10, 10, 60_000)
+        .admit("b", &[b], &[], 10, 10, false, 60_000)
         .await
         .unwrap();
     let s = nodes[2].settle(&a.ticket, 7, 1).await.unwrap();
     assert_eq!(s.key_spend, Some((0, 7)));
+    cleanup(&prefix).await;
+}
+
+#[tokio::test]
+async fn calls_without_their_own_limit_share_a_budget_over_instances() {
+    let Some((nodes, prefix)) = instances().await else {
+        return;
+    };
+    let k = key("k5");
+    let budgets = vec![budget(&k, 100_000)];
+    let calls = (0..200).map(|i| {
+        let node = nodes[i % 3].clone();
+        let budgets = budgets.clone();
+        async move {
+            node.admit(&format!("s{i}"), &budgets, &[], 10_000, 1, true, 60_000)
+                .await
+        }
+    });
+    let granted: Vec<i64> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every call fits its share").ticket.granted_nanos)
+        .collect();
+    assert!(granted.iter().sum::<i64>() <= 100_000);
+    assert!(granted.iter().all(|g| *g >= 1));
     cleanup(&prefix).await;
 }

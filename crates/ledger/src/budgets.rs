@@ -55,6 +55,18 @@ pub struct BudgetExceeded {
 struct Account {
     spend: i64,
     reserved: i64,
+    /// Calls holding a reservation against this account.
+    in_flight: i64,
+}
+
+/// A call that set no output limit of its own gets at most what is left divided by the calls in
+/// flight plus this: alone it may use an eighth of the remainder, and many concurrent calls
+/// share it instead of the first few taking it all (and the rest being refused).
+pub const FAIR_SHARE_SLACK: i64 = 8;
+
+/// The most a call without its own output limit is granted against an owner.
+pub fn fair_share(left: i64, in_flight: i64) -> i64 {
+    left / (in_flight.max(0) + FAIR_SHARE_SLACK)
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +125,8 @@ impl Budgets {
 
     /// Admits a call: reserves `want` nano-USD against every limit on its path, or as much as
     /// the tightest budget still allows if that is at least `min`. All or nothing, atomically.
+    /// With `share`, the call set no output limit of its own and gets at most its
+    /// [`fair_share`] of each budget (never less than `min`).
     /// `path` are all owners whose spend the call adds to (limits are a subset).
     /// Returns the reservation and the amount granted.
     pub fn reserve(
@@ -121,6 +135,7 @@ impl Budgets {
         limits: &[Limit],
         want: i64,
         min: i64,
+        share: bool,
     ) -> Result<Reservation, BudgetExceeded> {
         let want = want.max(0);
         let mut l = self.lock();
@@ -138,10 +153,15 @@ impl Budgets {
                 });
             }
             granted = granted.min(left);
+            if share {
+                granted = granted.min(fair_share(left, a.in_flight).max(min.max(0)));
+            }
         }
         let limited: Vec<Owner> = limits.iter().map(|l| l.owner.clone()).collect();
         for o in &limited {
-            l.accounts.entry(o.clone()).or_default().reserved += granted;
+            let a = l.accounts.entry(o.clone()).or_default();
+            a.reserved += granted;
+            a.in_flight += 1;
         }
         drop(l);
         Ok(Reservation {
@@ -190,6 +210,7 @@ impl Budgets {
         for o in limited {
             if let Some(a) = l.accounts.get_mut(o) {
                 a.reserved -= reserved;
+                a.in_flight -= 1;
             }
         }
         let actual = actual.filter(|n| *n > 0)?;
@@ -277,12 +298,14 @@ mod tests {
         let path = vec![k.clone(), u.clone()];
         let limits = [lim(&k, 1000), lim(&u, 1000)];
         // The user's budget is the tight one: only 100 is left there, so 100 is granted.
-        let r = b.reserve(path.clone(), &limits, 500, 10).unwrap();
+        let r = b.reserve(path.clone(), &limits, 500, 10, false).unwrap();
         assert_eq!(r.amount(), 100);
         assert_eq!(b.reserved(&k), 100);
         assert_eq!(b.reserved(&u), 100);
         // Nothing left for a second call, and nothing is reserved by the refusal.
-        let e = b.reserve(path.clone(), &limits, 500, 10).unwrap_err();
+        let e = b
+            .reserve(path.clone(), &limits, 500, 10, false)
+            .unwrap_err();
         assert_eq!(e.owner, u);
         assert_eq!(b.reserved(&k), 100);
         r.settle(60);
@@ -296,7 +319,9 @@ mod tests {
         let b = Budgets::new();
         let k = key("k");
         b.load(&k, 0);
-        let r = b.reserve(vec![k.clone()], &[lim(&k, 10)], 10, 1).unwrap();
+        let r = b
+            .reserve(vec![k.clone()], &[lim(&k, 10)], 10, 1, false)
+            .unwrap();
         assert_eq!(b.reserved(&k), 10);
         drop(r);
         assert_eq!(b.reserved(&k), 0);
@@ -308,9 +333,13 @@ mod tests {
         let b = Budgets::new();
         let k = key("k");
         b.load(&k, 10);
-        assert!(b.reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0).is_err());
+        assert!(b
+            .reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0, false)
+            .is_err());
         b.load(&k, 9);
-        assert!(b.reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0).is_ok());
+        assert!(b
+            .reserve(vec![k.clone()], &[lim(&k, 10)], 0, 0, false)
+            .is_ok());
     }
 
     #[test]
@@ -318,7 +347,9 @@ mod tests {
         let b = Budgets::new();
         let k = key("k");
         b.load(&k, 0);
-        b.reserve(vec![k.clone()], &[], 0, 0).unwrap().settle(7);
+        b.reserve(vec![k.clone()], &[], 0, 0, false)
+            .unwrap()
+            .settle(7);
         // The store does not have it yet: a reload keeps it.
         b.load(&k, 0);
         assert_eq!(b.spend(&k), Some(7));
@@ -372,7 +403,7 @@ mod tests {
             handles.push(std::thread::spawn(move || {
                 let mut ok = 0;
                 for _ in 0..1000 {
-                    if let Ok(r) = b.reserve(vec![k.clone()], &[lim(&k, 5_000)], 10, 10) {
+                    if let Ok(r) = b.reserve(vec![k.clone()], &[lim(&k, 5_000)], 10, 10, false) {
                         r.settle(10);
                         ok += 1;
                     }
@@ -383,5 +414,35 @@ mod tests {
         let ok: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(ok, 500);
         assert_eq!(b.spend(&k), Some(5_000));
+    }
+
+    #[test]
+    fn calls_without_their_own_limit_share_what_is_left() {
+        let b = Budgets::new();
+        let k = key("k");
+        let budget = [lim(&k, 10_000_000)];
+        // Alone, a call is granted what it wants while that is under an eighth of what is left.
+        let first = b
+            .reserve(vec![k.clone()], &budget, 1_000_000, 1_000, true)
+            .unwrap();
+        assert_eq!(first.amount(), 1_000_000);
+        // Under contention each gets a share of what is left rather than the first few taking
+        // it all: 200 concurrent calls are all admitted.
+        let mut held = vec![first];
+        for _ in 0..199 {
+            held.push(
+                b.reserve(vec![k.clone()], &budget, 1_000_000, 1_000, true)
+                    .expect("each concurrent call fits its share"),
+            );
+        }
+        let total: i64 = held.iter().map(Reservation::amount).sum();
+        assert!(total <= 10_000_000, "never more than the budget: {total}");
+        assert!(held.iter().all(|r| r.amount() >= 1_000));
+        // A call that set its own output limit is granted what it asked while it fits.
+        drop(held);
+        let own = b
+            .reserve(vec![k.clone()], &budget, 9_000_000, 9_000_000, false)
+            .unwrap();
+        assert_eq!(own.amount(), 9_000_000);
     }
 }

@@ -143,8 +143,9 @@ async fn admit_shared(
     let lease_ms = (state.settings.default_timeout + std::time::Duration::from_secs(60))
         .as_millis()
         .min(u64::MAX as u128) as u64;
+    let share = bound.as_ref().is_some_and(|b| !b.output_requested);
     match cluster
-        .admit(request_id, &budgets, &rates, want, min, lease_ms)
+        .admit(request_id, &budgets, &rates, want, min, share, lease_ms)
         .await
     {
         Ok(a) => {
@@ -255,12 +256,18 @@ fn reserve(
     if key.budget_limits.is_empty() {
         // No budget to hold against, but the spend still moves the in-process accounts.
         return budgets
-            .reserve(key.spend_path.clone(), &[], 0, 0)
+            .reserve(key.spend_path.clone(), &[], 0, 0, false)
             .map_err(|e| budget_exceeded(&e));
     }
     let (bound, want, min) = budget_ask(state, call, body, model)?;
     let reservation = budgets
-        .reserve(key.spend_path.clone(), &key.budget_limits, want, min)
+        .reserve(
+            key.spend_path.clone(),
+            &key.budget_limits,
+            want,
+            min,
+            !bound.output_requested,
+        )
         .map_err(|e| budget_exceeded(&e))?;
     limit_output(body, call, &bound, reservation.amount(), want);
     Ok(reservation)
@@ -340,6 +347,9 @@ struct CostBound {
     output_tokens: u64,
     /// The output bound is a default, not a known limit: the upstream is told it.
     output_guessed: bool,
+    /// The caller set the output limit (`max_tokens` / `max_completion_tokens`); otherwise the
+    /// bound is the gateway's, and the call takes a fair share of a budget under contention.
+    output_requested: bool,
     input_price: f64,
     /// Per output token, times `n` choices.
     output_price: f64,
@@ -402,7 +412,9 @@ impl CostBound {
                 (None, None) => (UNKNOWN_MAX_OUTPUT, true),
             }
         };
+        let output_requested = requested.is_some() || call == CallType::Embedding;
         Ok(CostBound {
+            output_requested,
             prompt_tokens: prompt_token_bound(body),
             output_tokens,
             output_guessed,
@@ -512,6 +524,7 @@ mod tests {
             prompt_tokens: 100,
             output_tokens: 1000,
             output_guessed: false,
+            output_requested: true,
             input_price: 1e-6,
             output_price: 2e-6,
         };

@@ -1869,7 +1869,6 @@ async fn g4_half_a_budget_is_not_refused_under_200_concurrent_calls() {
 
 /// G4: the same without `max_tokens`, on a model whose output limit is unknown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: each call without max_tokens reserves 8,192 output tokens, so ~30 of 200 concurrent calls are refused with half the budget left (the hard cap's worst-case reservation)"]
 async fn g4_half_a_budget_is_not_refused_when_calls_leave_max_tokens_unset() {
     let (app, _up, key) = half_spent_user().await;
     let refused = concurrent_budget_refusals(&app, &key, &chat_body("gpt-a"), 200).await;
