@@ -3,6 +3,8 @@
 //! key prefix and deletes its keys at the end. Outside CI, no Redis means the tests say so and
 //! pass; in CI (CI=true) they fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! Property tests of the parsers that read what users and upstreams write: durations and money.
 //! CI runs proptest's default number of cases; `fuzz/run.sh` runs the same tests for minutes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use tollgate_domain::duration::{next_reset, parse_length, BudgetPeriod};

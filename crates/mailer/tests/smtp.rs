@@ -1,5 +1,7 @@
 //! The mailer against a real SMTP conversation (testkit's server) and the env-var mapping.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! Anthropic stream events. CI runs proptest's default number of cases; `fuzz/run.sh` runs the
 //! same tests for minutes. A failing case proptest finds is kept under proptest-regressions/.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tollgate_proxy::body::RawBody;

@@ -1,6 +1,8 @@
 //! Budget periods on every backend: due budgets reset once, new ones are scheduled, the next
 //! reset snaps to the calendar.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tollgate_store::{BudgetOwnerKind, KeyPatch, NewKey, NewTeam, NewUser, TeamPatch, UserPatch};
 

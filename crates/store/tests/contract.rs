@@ -1,6 +1,8 @@
 //! The store contract: every backend must pass the same checks (see `common` for which
 //! backends run).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{TimeZone, Utc};
 use tollgate_store::{SpendRecord, SpendStatus, Store};
 

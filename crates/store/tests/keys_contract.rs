@@ -1,6 +1,8 @@
 //! The virtual-key part of the store contract: keys and their archive, checked the same way on
 //! every backend (see `common` for which backends run).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use tollgate_store::{Backend, KeyFilter, KeyPatch, KeyRow, NewKey, Store, StoreError};

@@ -5,6 +5,8 @@
 //!
 //! cargo test --release -p tollgate-store --test spend_writer_bench -- --ignored --nocapture
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};

@@ -2,6 +2,9 @@
 //! OpenAI/Anthropic upstream, and `spawn_app`, which starts the real gateway on port 0 against
 //! a fresh store.
 
+// Test support: a broken fixture should stop the test that uses it, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod app;
 pub mod browser;
 pub mod process;

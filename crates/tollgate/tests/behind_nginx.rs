@@ -3,6 +3,8 @@
 //! the self-serve story through it: an admin adds a user and invites them, the user onboards,
 //! logs in, makes a key, calls a model, and sees the spend; a deleted key stops working at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

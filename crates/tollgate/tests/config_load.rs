@@ -1,5 +1,7 @@
 //! `load()` against real files: fixtures and temporary files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! `kill -9` under load loses no spend: every call answered 200 before the kill has its spend
 //! record after the next start (the journal is replayed), and none is counted twice.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! End-to-end tests of the gateway core: the real app on port 0, a fresh SQLite store, and a
 //! fake OpenAI/Anthropic upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

@@ -1,6 +1,8 @@
 //! Strict-Transport-Security on every response to a request that came over HTTPS (the test that
 //! makes the session cookie `Secure`), and on none that came over plain HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::json;
 use tollgate_testkit::{spawn_app, spawn_app_vars, TestApp};
 

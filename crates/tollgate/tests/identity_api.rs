@@ -1,6 +1,8 @@
 //! The self-serve identity flow through the management API: users, invitations, onboarding,
 //! login, sessions, roles and the audit log, on the real app with a fresh store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashSet;
 
 use reqwest::StatusCode;

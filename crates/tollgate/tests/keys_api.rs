@@ -1,6 +1,8 @@
 //! Virtual keys: users create their own keys, call models with them through the gateway, and
 //! every change (block, delete, regenerate, expiry, model list) takes effect on the next call.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use reqwest::StatusCode;

@@ -2,6 +2,8 @@
 //! or non-numeric value is refused with LiteLLM's 422 envelope naming the field, on create and on
 //! update, and the refused request changes nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_testkit::{spawn_app, TestApp};

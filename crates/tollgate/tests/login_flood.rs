@@ -3,6 +3,8 @@
 //!
 //! The app runs inside this test process, so `/proc/self/status` shows its memory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! refused by the others at once, and a Redis outage degrades as configured and recovers by
 //! itself.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! deployments cooled down at once, and a deployment that keeps failing stays out longer each
 //! time it is cooled down again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

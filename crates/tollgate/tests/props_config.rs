@@ -1,6 +1,8 @@
 //! Property tests of the config loader: whatever text it is given, it answers with a config or
 //! an error naming what is wrong, never a panic. `fuzz/run.sh` runs these for minutes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use tollgate::config;
 

@@ -2,6 +2,8 @@
 //! clear refusal, and none of it touches a slow *response*: raw TCP against the real app with
 //! the bounds set to a second or two.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;

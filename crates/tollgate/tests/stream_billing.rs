@@ -1,6 +1,8 @@
 //! A stream is billed by what it carried, however the upstream spaces its JSON and however the
 //! stream ends; an upstream that sends something other than SSE JSON chunks fails the call.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::{json, Value};
 use tollgate_store::SpendStatus;
 use tollgate_testkit::{spawn_app, Behavior, FakeUpstream, TestApp};

@@ -7,6 +7,8 @@
 //! `TOLLGATE_SCREENSHOTS_DIR=<dir> cargo test -p tollgate --test ui_browser screenshots -- --ignored`
 //! (or `scripts/screenshots.sh`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;

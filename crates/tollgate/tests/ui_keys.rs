@@ -1,6 +1,8 @@
 //! The web UI's Keys page over plain HTTP: sign in with a form, create a key (its secret shown
 //! once, with snippets), use it, delete it through the confirm page; viewers only look.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_testkit::{spawn_app, TestApp};

@@ -2,6 +2,8 @@
 //! model list, the Usage page's totals, breakdowns and recent requests, and its scope rule
 //! (admins choose any user or team; everyone else sees only their own, whatever the query says).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_testkit::{spawn_app, FakeUpstream, TestApp};

@@ -1,6 +1,8 @@
 //! A request body whose JSON escapes a lone UTF-16 surrogate is not Unicode text: it is refused
 //! like invalid UTF-8, never forwarded.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::Value;
 use tollgate_testkit::{spawn_app, FakeUpstream};
 
