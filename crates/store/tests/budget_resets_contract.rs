@@ -121,3 +121,43 @@ async fn due_budgets_reset_once_and_new_ones_are_scheduled() {
         db.drop_db().await;
     }
 }
+
+/// Every instance runs the reset pass; when three run it at once, each due budget is reset by
+/// exactly one of them (so a period's spend is dropped once and the shared counters once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_passes_reset_each_due_budget_once() {
+    for db in backends().await {
+        let s = &db.store;
+        for i in 0..30 {
+            s.create_key(&NewKey {
+                budget_duration: Some("1d".into()),
+                budget_reset_at: Some(t0() - Duration::minutes(1)),
+                spend_nanos: 100,
+                ..NewKey::new(format!("{i:064}"), "sk-...k")
+            })
+            .await
+            .unwrap();
+        }
+        let passes: Vec<_> = (0..3)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.reset_due_budgets(t0()).await })
+            })
+            .collect();
+        let mut reset = Vec::new();
+        for p in passes {
+            reset.extend(p.await.unwrap().unwrap().into_iter().map(|r| r.id));
+        }
+        reset.sort();
+        let before = reset.len();
+        reset.dedup();
+        assert_eq!(
+            before,
+            reset.len(),
+            "a budget was reset twice ({})",
+            s.backend_name()
+        );
+        assert_eq!(reset.len(), 30, "{}", s.backend_name());
+        db.drop_db().await;
+    }
+}
