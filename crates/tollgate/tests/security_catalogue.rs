@@ -1515,15 +1515,29 @@ async fn d3_credentials_in_upstream_urls_stay_out_of_errors_records_and_metrics(
     app.stop().await;
 }
 
-/// D3: `/model/info` shows admins a deployment's host, but not the credentials in its URL.
+/// D3: `/model/info` shows admins (and view-only admins) a deployment's host, but not the
+/// credentials in its URL.
 #[tokio::test]
-#[ignore = "fails: /model/info gives proxy_admin and proxy_admin_viewer the api_base verbatim, user info and ?key= included"]
 async fn d3_model_info_hides_credentials_in_api_base() {
     let app = spawn_app(CREDS_IN_URL).await;
-    let (s, info) = admin(&app, "GET", "/model/info", json!({})).await;
+    let (_, viewer_token) =
+        user_with_login(&app, "d3-viewer@example.com", "proxy_admin_viewer").await;
+    let mut answers = Vec::new();
+    for bearer in [app.master_key.clone(), viewer_token] {
+        for path in ["/model/info", "/v1/model/info", "/v2/model/info"] {
+            answers.push(app.api(&bearer, "GET", path, json!({})).await);
+        }
+    }
     app.stop().await;
-    assert_eq!(s, 200);
-    assert_no_url_credentials(&info.to_string());
+    for (s, info) in answers {
+        assert_eq!(s, 200, "{info}");
+        assert_no_url_credentials(&info.to_string());
+        let base = info["data"][0]["litellm_params"]["api_base"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(base, "http://***@127.0.0.1:9/v1?key=***", "{info}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
