@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -43,6 +43,11 @@ const SQLITE: &[Migration] = &[
         version: 6,
         name: "spend rollups per key and per team and model",
         sql: include_str!("migrations/sqlite/0006_spend_rollups.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "idempotency keys of create requests",
+        sql: include_str!("migrations/sqlite/0007_idempotency_keys.sql"),
     },
 ];
 
@@ -76,6 +81,11 @@ const POSTGRES: &[Migration] = &[
         version: 6,
         name: "spend rollups per key and per team and model",
         sql: include_str!("migrations/postgres/0006_spend_rollups.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "idempotency keys of create requests",
+        sql: include_str!("migrations/postgres/0007_idempotency_keys.sql"),
     },
 ];
 
