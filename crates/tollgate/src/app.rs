@@ -233,7 +233,7 @@ impl App {
             keys: state.keys.clone(),
             cluster: state.cluster.clone(),
         });
-        spawn_session_sweeper(state.store.clone());
+        spawn_sweeper(state.store.clone());
         let shared = state.cluster.clone();
         tollgate_ledger::resets::spawn_reset_job(
             state.store.clone(),
@@ -301,16 +301,23 @@ impl App {
     }
 }
 
-/// Expired sessions are refused when presented anyway; this only keeps the table small.
-fn spawn_session_sweeper(store: Store) {
+/// Expired sessions and idempotency keys are ignored when met anyway; this only keeps the
+/// tables small.
+fn spawn_sweeper(store: Store) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
-            match store.delete_expired_sessions(chrono::Utc::now()).await {
+            let now = chrono::Utc::now();
+            match store.delete_expired_sessions(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+            }
+            match store.delete_expired_idempotency_keys(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(keys = n, "expired idempotency keys removed"),
+                Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
             }
         }
     });
