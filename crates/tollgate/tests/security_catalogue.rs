@@ -1764,31 +1764,129 @@ async fn e11_a_client_gone_during_a_plain_call_is_recorded_once() {
 // ---------------------------------------------------------------------------------------------
 // F. Storage faults
 
-/// F1: with its database unreachable at start, the gateway starts, answers readiness with 503
-/// and liveness with 200, and serves nothing that needs a key.
+/// Forwards every connection on `listener` to `target` (a database that "comes back").
+fn forward_to(listener: TcpListener, target: String) {
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+}
+
+/// Asserts the gateway is up but unready: liveness 200, readiness 503 with a reason that
+/// names no password, management and inference routes 503 in the error envelope.
+async fn assert_up_but_unready(app: &TestApp, password: &str) {
+    let c = app.client();
+    let live = c.get(app.url("/health/liveliness")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = c.get(app.url("/health/readiness")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["db"], "disconnected", "{body}");
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("database unreachable"), "{body}");
+    assert!(!body.to_string().contains(password), "{body}");
+    for (path, bearer) in [
+        ("/v1/chat/completions", "sk-unknown-key-123456789"),
+        ("/v1/chat/completions", app.master_key.as_str()),
+        ("/key/generate", app.master_key.as_str()),
+        ("/user/new", app.master_key.as_str()),
+    ] {
+        let r = c
+            .post(app.url(path))
+            .bearer_auth(bearer)
+            .json(&chat_body("gpt-a"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "no_db_connection", "{path}: {v}");
+        assert_eq!(v["error"]["code"], "503", "{path}: {v}");
+    }
+    let (s, v) = admin(app, "GET", "/key/list", json!({})).await;
+    assert_eq!(s, 503, "{v}");
+    let ui = c.get(app.url("/ui/login")).send().await.unwrap();
+    assert_eq!(ui.status(), 503);
+}
+
+/// F1: with its database unreachable at start, the gateway starts, answers liveness with 200,
+/// readiness with 503 and why, and everything else with 503; it keeps trying, and when the
+/// database comes it migrates it and serves (a key made, a call answered and recorded).
 #[tokio::test]
-#[ignore = "fails: with the database unreachable the start fails and the process exits"]
 async fn f1_an_unreachable_database_at_start_leaves_the_gateway_up_but_unready() {
     let up = FakeUpstream::start().await;
     let started = tokio::time::timeout(
         Duration::from_secs(60),
         spawn_app_with(
             &config(&up, ""),
-            Some("postgres://tollgate:nothing@127.0.0.1:1/tollgate".to_string()),
+            Some("postgres://tollgate:CANARYdbpass@127.0.0.1:1/tollgate".to_string()),
             &|_| None,
         ),
     )
     .await
     .expect("the start returns");
     let app = started.expect("the gateway starts without its database");
-    let c = app.client();
-    let ready = c.get(app.url("/health/readiness")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
-    let live = c.get(app.url("/health/liveliness")).send().await.unwrap();
-    assert_eq!(live.status(), 200);
-    let r = chat_with(&app, "sk-unknown-key-123456789", &chat_body("gpt-a")).await;
-    assert!(r.status() == 401 || r.status() == 503);
+    assert_up_but_unready(&app, "CANARYdbpass").await;
     app.stop().await;
+
+    // The database comes later: its port refuses connections at start, then forwards to a
+    // real, empty PostgreSQL database.
+    let Some(db) = tollgate_testkit::services::TestDatabase::create().await else {
+        return;
+    };
+    let real = url::Url::parse(&db.url).unwrap();
+    let target = format!(
+        "{}:{}",
+        real.host_str().unwrap(),
+        real.port().unwrap_or(5432)
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut later = real.clone();
+    later.set_host(Some("127.0.0.1")).unwrap();
+    later.set_port(Some(port)).unwrap();
+    let app = spawn_app_with(&config(&up, ""), Some(later.to_string()), &|_| None)
+        .await
+        .expect("the gateway starts without its database");
+    assert_up_but_unready(&app, real.password().unwrap_or("no password set")).await;
+    forward_to(
+        TcpListener::bind(("127.0.0.1", port)).await.unwrap(),
+        target,
+    );
+    let c = app.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c.get(app.url("/health/readiness")).send().await.unwrap();
+        if r.status() == 200 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["db"], "connected", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.store.schema_version().await.unwrap(),
+        Some(tollgate_store::SCHEMA_VERSION)
+    );
+    let key = key_for(&app, &app.master_key, json!({"key_alias": "f1"})).await;
+    let r = chat_with(&app, &key, &chat_body("gpt-a")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.wait_for_spend_logs(1).await, 1);
+    let r = chat_with(&app, "sk-unknown-key-123456789", &chat_body("gpt-a")).await;
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+    db.drop_db().await;
 }
 
 // ---------------------------------------------------------------------------------------------
