@@ -44,7 +44,7 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeploymentSpec {
     /// `model_info.id`, or the deployment's index in `model_list`.
     pub id: String,
@@ -67,6 +67,61 @@ pub struct DeploymentSpec {
     /// `model_info.base_model`: the name to price by when the upstream name is not in the table.
     pub base_model: Option<String>,
     pub max_output_tokens: Option<u64>,
+}
+
+/// `api_base` may carry credentials, so Debug (and any log built from it) shows it redacted.
+impl std::fmt::Debug for DeploymentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentSpec")
+            .field("id", &self.id)
+            .field("model_name", &self.model_name)
+            .field("provider", &self.provider)
+            .field("upstream_model", &self.upstream_model)
+            .field("api_base", &self.api_base.as_ref().map(redact_url))
+            .field("credential", &self.credential)
+            .field("api_version", &self.api_version)
+            .field("organization", &self.organization)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("mock_response", &self.mock_response)
+            .field("default_params", &self.default_params)
+            .field("price_override", &self.price_override)
+            .field("base_model", &self.base_model)
+            .field("max_output_tokens", &self.max_output_tokens)
+            .finish()
+    }
+}
+
+/// A URL as it may be shown to people (admins, logs): user info (`user:pass@`) and query values
+/// (`?key=…`) are where providers put credentials, so they read `***`; scheme, host, port, path
+/// and parameter names stay. A parameter without `=` may itself be a token, so it is masked too.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if !shown.username().is_empty() || shown.password().is_some() {
+        let masked = shown
+            .set_password(None)
+            .and_then(|()| shown.set_username("***"));
+        if masked.is_err() {
+            return format!("{}://***", url.scheme());
+        }
+    }
+    if let Some(query) = url.query() {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None if pair.is_empty() => String::new(),
+                None => "***".to_string(),
+            })
+            .collect();
+        shown.set_query(Some(&masked.join("&")));
+    }
+    if url.fragment().is_some() {
+        shown.set_fragment(Some("***"));
+    }
+    shown.to_string()
 }
 
 /// Outlier ejection, after Envoy's: the n-th cooldown in a row lasts `cooldown_time × n`, at most
@@ -142,7 +197,6 @@ struct Health {
 
 /// Live counters for one deployment. All lock-free except the failure window, touched only on
 /// failures (and on successes while an ejection count is left to decay).
-#[derive(Debug)]
 pub struct Deployment {
     pub spec: DeploymentSpec,
     /// Parsed upstream URLs per call type for OpenAI-style providers, so no request pays for URL
@@ -162,6 +216,19 @@ pub struct Deployment {
     ejections: AtomicU32,
     health: Mutex<Health>,
     gate: OnceLock<Arc<EjectionGate>>,
+}
+
+/// Without `urls` and `bearer`: they hold the upstream URL's credentials and the provider key.
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("spec", &self.spec)
+            .field("in_flight", &self.in_flight)
+            .field("latency_ewma_us", &self.latency_ewma_us)
+            .field("cooldown_until_ms", &self.cooldown_until_ms)
+            .field("ejections", &self.ejections)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -353,5 +420,60 @@ impl Deployment {
             "deployment cooled down after repeated failures"
         );
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redacted(raw: &str) -> String {
+        redact_url(&url::Url::parse(raw).unwrap())
+    }
+
+    #[test]
+    fn shown_urls_lose_user_info_and_query_values() {
+        assert_eq!(
+            redacted("http://tguser:CANARYpass@127.0.0.1:9/v1?key=AIzaCANARY&api-version=1"),
+            "http://***@127.0.0.1:9/v1?key=***&api-version=***"
+        );
+        assert_eq!(
+            redacted("https://sk-secret@api.example.com/v1"),
+            "https://***@api.example.com/v1"
+        );
+        assert_eq!(
+            redacted("https://api.example.com/v1?AIzaBareToken&&x=#frag"),
+            "https://api.example.com/v1?***&&x=***#***"
+        );
+        assert_eq!(
+            redacted("https://api.example.com/v1"),
+            "https://api.example.com/v1"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_url_credentials() {
+        let spec = DeploymentSpec {
+            id: "0".into(),
+            model_name: "m".into(),
+            provider: ProviderKind::OpenAiCompatible("openai"),
+            upstream_model: "m".into(),
+            api_base: url::Url::parse("http://u:CANARYpass@h/v1?key=CANARYkey").ok(),
+            credential: Credential::Key("sk-CANARYprovider".into()),
+            api_version: None,
+            organization: None,
+            rpm: None,
+            tpm: None,
+            timeout: None,
+            max_retries: None,
+            mock_response: None,
+            default_params: Default::default(),
+            price_override: None,
+            base_model: None,
+            max_output_tokens: None,
+        };
+        let shown = format!("{:?}", Deployment::new(spec));
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(shown.contains("http://***@h/v1?key=***"), "{shown}");
     }
 }

@@ -82,22 +82,31 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// The price of a call: the deployment's own price, else the table by base model, else by
-    /// the upstream model name.
+    /// The price of a call: see [`price_for`].
     pub fn price_for<'a>(
         &'a self,
         spec: &'a DeploymentSpec,
         upstream_model: &str,
     ) -> Option<&'a ModelPrice> {
-        if let Some(p) = &spec.price_override {
-            if p.is_priced() {
-                return Some(p);
-            }
-        }
-        let provider = spec.provider.name();
-        spec.base_model
-            .as_deref()
-            .and_then(|b| self.prices.lookup(provider, b))
-            .or_else(|| self.prices.lookup(provider, upstream_model))
+        price_for(&self.prices, spec, upstream_model)
     }
+}
+
+/// The price of a call: the deployment's own price, else the table by base model, else by the
+/// upstream model name.
+pub fn price_for<'a>(
+    prices: &'a PriceTable,
+    spec: &'a DeploymentSpec,
+    upstream_model: &str,
+) -> Option<&'a ModelPrice> {
+    if let Some(p) = &spec.price_override {
+        if p.is_priced() {
+            return Some(p);
+        }
+    }
+    let provider = spec.provider.name();
+    spec.base_model
+        .as_deref()
+        .and_then(|b| prices.lookup(provider, b))
+        .or_else(|| prices.lookup(provider, upstream_model))
 }

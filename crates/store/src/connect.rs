@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 
 use crate::error::{QueryContext, StoreError};
 use crate::migrate;
@@ -25,36 +25,71 @@ pub struct Store {
     pub(crate) backend: Backend,
 }
 
+/// How long one attempt to reach PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     /// `None` means the embedded SQLite file [`DEFAULT_SQLITE_PATH`].
     pub async fn open(url: Option<&str>) -> Result<Store, StoreError> {
+        let store = Store::connect(url)?;
+        store.prepare().await?;
+        Ok(store)
+    }
+
+    /// A handle to the database at `url` that connects when first used: nothing is reached yet,
+    /// only the URL is checked. [`Store::prepare`] reaches it and migrates it.
+    pub fn connect(url: Option<&str>) -> Result<Store, StoreError> {
         let url = url.map(str::trim).filter(|u| !u.is_empty());
-        let store = match url {
-            None => Store::open_sqlite_file(DEFAULT_SQLITE_PATH).await?,
+        match url {
+            None => Ok(Store::sqlite(
+                SqliteConnectOptions::new().filename(DEFAULT_SQLITE_PATH),
+            )),
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                Store::open_postgres(u).await?
+                let opts = PgConnectOptions::from_str(u)
+                    .map_err(|e| StoreError::BadUrl(redact_url_error(&e)))?;
+                Ok(Store::postgres(opts))
             }
             Some(u) if u.starts_with("sqlite:") => {
                 let opts = SqliteConnectOptions::from_str(u)
                     .map_err(|e| StoreError::BadUrl(redact_url_error(&e)))?;
-                Store::open_sqlite(opts).await?
+                Ok(Store::sqlite(opts))
             }
-            Some(_) => {
-                return Err(StoreError::BadUrl(
-                    "expected a postgresql:// or sqlite: URL".to_string(),
-                ))
-            }
-        };
-        migrate::run(&store).await?;
-        Ok(store)
+            Some(_) => Err(StoreError::BadUrl(
+                "expected a postgresql:// or sqlite: URL".to_string(),
+            )),
+        }
+    }
+
+    /// Reaches the database and brings its schema up to date. An unreachable database fails
+    /// with an error for which [`StoreError::is_unavailable`] holds, naming the cause.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        if let Backend::Postgres(pool) = &self.backend {
+            // One direct connection first: the pool retries a refused connection until its
+            // acquire timeout and then reports only that it timed out, losing the cause.
+            let opts = pool.connect_options();
+            let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+                .await
+                .map_err(|_| {
+                    StoreError::Connect(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer within 5 s",
+                    )))
+                })?
+                .map_err(StoreError::Connect)?;
+            // Only a probe: a failed goodbye changes nothing.
+            let _ = conn.close().await;
+        }
+        migrate::run(self).await
     }
 
     pub async fn open_sqlite_file(path: &str) -> Result<Store, StoreError> {
-        Store::open_sqlite(SqliteConnectOptions::new().filename(path)).await
+        let store = Store::sqlite(SqliteConnectOptions::new().filename(path));
+        store.prepare().await?;
+        Ok(store)
     }
 
-    async fn open_sqlite(opts: SqliteConnectOptions) -> Result<Store, StoreError> {
+    fn sqlite(opts: SqliteConnectOptions) -> Store {
         // WAL lets readers (auth, health) run while the spend writer commits; busy_timeout turns
         // brief writer contention into a short wait instead of an error.
         let opts = opts
@@ -65,26 +100,20 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(StoreError::Connect)?;
-        Ok(Store {
+            .connect_lazy_with(opts);
+        Store {
             backend: Backend::Sqlite(pool),
-        })
+        }
     }
 
-    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(redact_url_error(&e)))?;
+    fn postgres(opts: PgConnectOptions) -> Store {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(opts)
-            .await
-            .map_err(StoreError::Connect)?;
-        Ok(Store {
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(opts);
+        Store {
             backend: Backend::Postgres(pool),
-        })
+        }
     }
 
     pub fn backend(&self) -> &Backend {

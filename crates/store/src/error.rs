@@ -39,6 +39,21 @@ impl<T> QueryContext<T> for Result<T, sqlx::Error> {
 }
 
 impl StoreError {
+    /// The database could not be reached (refused, timed out, not accepting connections yet,
+    /// out of connection slots) rather than refusing what was asked: waiting and trying again
+    /// may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(source)
+            | StoreError::Query { source, .. }
+            | StoreError::Migration { source, .. } => unreachable_error(source),
+            StoreError::BadUrl(_)
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::NotFound { .. } => false,
+        }
+    }
+
     /// A transaction PostgreSQL aborted to break a deadlock or a serialization conflict with
     /// another writer (several instances committing spend at once): retrying it is safe.
     pub(crate) fn is_transient_conflict(&self) -> bool {
@@ -69,5 +84,45 @@ pub(crate) fn violation(e: &sqlx::Error) -> Option<Violation> {
         Some(Violation::ForeignKey)
     } else {
         None
+    }
+}
+
+fn unreachable_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's classes 08 (connection exception) and 53 (insufficient resources, e.g.
+        // too many connections), and 57P01-57P03 (shutting down, starting up).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("53") || matches!(&*c, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_unavailability_and_refusals_are_not() {
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(StoreError::Connect(io()).is_unavailable());
+        assert!(StoreError::Connect(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Query {
+            context: "reading",
+            source: io()
+        }
+        .is_unavailable());
+        assert!(!StoreError::BadUrl("x".into()).is_unavailable());
+        assert!(!StoreError::SchemaTooNew { found: 9, known: 7 }.is_unavailable());
+        assert!(!StoreError::Connect(sqlx::Error::Configuration("bad".into())).is_unavailable());
+        assert!(!StoreError::Query {
+            context: "reading",
+            source: sqlx::Error::RowNotFound
+        }
+        .is_unavailable());
     }
 }

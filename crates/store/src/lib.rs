@@ -10,6 +10,7 @@ mod notify;
 
 pub mod audit;
 pub mod budget_resets;
+pub mod idempotency;
 pub mod invitations;
 pub mod keys;
 pub mod sessions;
@@ -23,6 +24,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use budget_resets::{BudgetOwnerKind, BudgetReset};
 pub use connect::{Backend, Store, DEFAULT_SQLITE_PATH};
 pub use error::StoreError;
+pub use idempotency::{Claim, IdempotencyClaim, IdempotencyId};
 pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
 pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 pub use migrate::SCHEMA_VERSION;

@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -43,6 +43,11 @@ const SQLITE: &[Migration] = &[
         version: 6,
         name: "spend rollups per key and per team and model",
         sql: include_str!("migrations/sqlite/0006_spend_rollups.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "idempotency keys of create requests",
+        sql: include_str!("migrations/sqlite/0007_idempotency_keys.sql"),
     },
 ];
 
@@ -77,6 +82,11 @@ const POSTGRES: &[Migration] = &[
         name: "spend rollups per key and per team and model",
         sql: include_str!("migrations/postgres/0006_spend_rollups.sql"),
     },
+    Migration {
+        version: 7,
+        name: "idempotency keys of create requests",
+        sql: include_str!("migrations/postgres/0007_idempotency_keys.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (
@@ -85,6 +95,9 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (
     applied_at TEXT NOT NULL
 )";
 
+// Each migration's text runs as a query without arguments, which both backends execute as a
+// plain multi-statement script; unlike `sqlx::raw_sql`'s, that future is `Send`, so a start that
+// waits for its database can migrate from a spawned task.
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     match &store.backend {
         Backend::Sqlite(pool) => {
@@ -100,8 +113,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
             check_not_newer(current, SQLITE)?;
             for m in SQLITE.iter().filter(|m| Some(m.version) > current) {
                 let mut tx = pool.begin().await.context("starting a migration")?;
-                sqlx::raw_sql(m.sql)
-                    .execute(&mut *tx)
+                sqlx::Executor::execute(&mut *tx, m.sql)
                     .await
                     .map_err(|source| StoreError::Migration {
                         version: m.version,
@@ -152,8 +164,7 @@ async fn run_postgres(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         let mut tx = sqlx::Connection::begin(&mut *conn)
             .await
             .context("starting a migration")?;
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *tx)
+        sqlx::Executor::execute(&mut *tx, m.sql)
             .await
             .map_err(|source| StoreError::Migration {
                 version: m.version,

@@ -58,6 +58,31 @@ async fn migrations_are_idempotent_and_ping_works() {
     }
 }
 
+/// A start that waits for its database reaches and migrates it from a spawned task; a store
+/// handle is made without reaching anything, and says when the database cannot be reached.
+#[tokio::test]
+async fn a_lazy_store_prepares_on_a_spawned_task() {
+    for empty in common::empty_databases().await {
+        let store = Store::connect(Some(&empty.url)).unwrap();
+        let s = store.clone();
+        tokio::spawn(async move { s.prepare().await })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            Some(tollgate_store::SCHEMA_VERSION)
+        );
+        store.close().await;
+        common::drop_postgres(empty.cleanup.clone()).await;
+    }
+    let nowhere = Store::connect(Some("postgres://u:secret-pw@127.0.0.1:1/db")).unwrap();
+    let e = nowhere.prepare().await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert!(!e.to_string().contains("secret-pw"), "{e}");
+    assert!(Store::connect(Some("mysql://x")).is_err());
+}
+
 #[tokio::test]
 async fn spend_batches_round_trip_and_are_idempotent() {
     for db in backends().await {

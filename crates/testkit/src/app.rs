@@ -165,8 +165,8 @@ async fn spawn_app_env(
         },
     )
     .await?;
-    let store = app.state.store.clone();
-    let generated = app.generated_master_key.clone();
+    let store = app.store.clone();
+    let generated = app.started().and_then(|s| s.generated_master_key.clone());
     let warnings = app.warnings.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -27,3 +27,17 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+impl StartError {
+    /// The database could not be reached: the start waits for it rather than failing.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            StartError::Store(e) => e.is_unavailable(),
+            StartError::Journal(e) => match e.as_ref() {
+                tollgate_ledger::JournalError::Store(e) => e.is_unavailable(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

@@ -13,7 +13,8 @@ use tollgate_proxy::ProxyState;
 
 pub struct HealthState {
     pub proxy: Arc<ProxyState>,
-    pub shutting_down: AtomicBool,
+    /// Set when shutdown begins; shared with the serving loop.
+    pub shutting_down: Arc<AtomicBool>,
 }
 
 pub async fn liveness(State(h): State<Arc<HealthState>>) -> Response {

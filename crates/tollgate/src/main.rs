@@ -93,13 +93,32 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     let base = format!("http://{shown_host}:{}", args.port);
     tracing::info!(
         address = %addr,
-        models = app.state.router.model_names(true).len(),
-        database = app.state.store.backend_name(),
-        master_key = app.master_key_source,
+        models = app.model_count,
+        database = app.store.backend_name(),
         "Tollgate is listening"
     );
-    // The generated key goes to the terminal only, never to the log.
-    if let Some(key) = &app.generated_master_key {
+    match app.started() {
+        Some(started) => announce(&started, &base),
+        None => {
+            println!("\n  Tollgate is running but waiting for its database; it is ready when {base}/health/readiness answers 200.\n");
+            let started = app.when_started();
+            tokio::spawn(async move {
+                if let Some(s) = started.await {
+                    announce(&s, &base);
+                }
+            });
+        }
+    }
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("Tollgate stopped; spend records flushed");
+    Ok(())
+}
+
+/// Says how the master key was set; a generated one goes to the terminal only, never to the
+/// log.
+fn announce(started: &tollgate::app::Started, base: &str) {
+    tracing::info!(master_key = started.master_key_source, "Tollgate is ready");
+    if let Some(key) = &started.generated_master_key {
         println!(
             "\n  No master key was configured, so Tollgate generated one. It is shown only now;\n  \
              only its hash is stored. Keep it somewhere safe (rotate: `tollgate master-key rotate`).\n\n  \
@@ -110,11 +129,6 @@ async fn serve(args: ServeArgs) -> Result<(), StartError> {
     } else {
         println!("\n  Tollgate is running. OpenAI base URL: {base}/v1   Health: {base}/health/readiness\n");
     }
-    app.serve(listener, shutdown_signal())
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!("Tollgate stopped; spend records flushed");
-    Ok(())
 }
 
 async fn store_for(args: &StoreArgs) -> Result<tollgate_store::Store, StartError> {

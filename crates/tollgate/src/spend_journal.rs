@@ -27,13 +27,9 @@ fn default_dir(db_url: Option<&str>) -> PathBuf {
     }
 }
 
-/// Opens the journal (replaying an earlier run's records into the store first), or `None`
-/// when it is turned off.
-pub async fn open(
-    opts: &Options,
-    db_url: Option<&str>,
-    store: &Store,
-) -> Result<Option<Arc<Journal>>, StartError> {
+/// The journal's folder, or `None` when it is turned off. Read before the database is reached,
+/// so a bad setting stops the start at once.
+pub fn dir(opts: &Options, db_url: Option<&str>) -> Result<Option<PathBuf>, StartError> {
     let on = match opts
         .env_var("TOLLGATE_SPEND_JOURNAL")
         .as_deref()
@@ -50,12 +46,24 @@ pub async fn open(
     if !on {
         return Ok(None);
     }
-    let dir = opts
-        .env_var("TOLLGATE_SPEND_JOURNAL_DIR")
-        .filter(|d| !d.trim().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| default_dir(db_url));
-    let (journal, replay) = Journal::open(&dir, store)
+    Ok(Some(
+        opts.env_var("TOLLGATE_SPEND_JOURNAL_DIR")
+            .filter(|d| !d.trim().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_dir(db_url)),
+    ))
+}
+
+/// Opens the journal in `dir` (replaying an earlier run's records into the store first), or
+/// `None` when it is turned off.
+pub async fn open(
+    dir: Option<&PathBuf>,
+    store: &Store,
+) -> Result<Option<Arc<Journal>>, StartError> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let (journal, replay) = Journal::open(dir, store)
         .await
         .map_err(|e| StartError::Journal(Box::new(e)))?;
     if replay.records > 0 || replay.torn > 0 {

@@ -15,13 +15,14 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn loads_the_realistic_fixture() {
-    // The fixture takes its master key and database from os.environ/…, as many real configs
-    // do; an unset variable there is refused, so give them values.
+    // The fixture takes its master key, database and Redis host from os.environ/…, as many
+    // real configs do; an unset variable there is refused, so give them values.
     let path = fixture("litellm_realistic.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let env = |k: &str| match k {
         "LITELLM_MASTER_KEY" => Some("sk-fixture-master-0123456789".to_string()),
         "DATABASE_URL" => Some("postgresql://db.internal/litellm".to_string()),
+        "REDIS_HOST" => Some("redis.internal".to_string()),
         _ => std::env::var(k).ok(),
     };
     let config = match tollgate::config::parse(&text, "litellm_realistic.yaml", &env) {

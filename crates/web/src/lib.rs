@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit_log;
+pub mod idempotency;
 pub mod jwt;
 pub mod login;
 pub mod mail;

@@ -84,6 +84,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The bearer of an API request: `Authorization: Bearer`, else `x-litellm-api-key`.
+fn api_bearer(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| {
+        headers
+            .get("x-litellm-api-key")
+            .and_then(|v| v.to_str().ok())
+    })
+}
+
+/// The secret an API request was authenticated with, as [`from_api_request`] reads it: the
+/// bearer, else the session cookie.
+pub fn presented_secret<'a>(state: &WebState, headers: &'a HeaderMap) -> Option<&'a str> {
+    api_bearer(headers)
+        .or_else(|| cookie_value(headers, crate::session::cookie_name(state, headers)))
+}
+
 fn unauthenticated() -> ApiError {
     ApiError::auth("Authentication Error, No api key passed in.")
 }
@@ -98,11 +114,7 @@ pub async fn from_api_request(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Principal, ApiError> {
-    if let Some(token) = bearer(headers).or_else(|| {
-        headers
-            .get("x-litellm-api-key")
-            .and_then(|v| v.to_str().ok())
-    }) {
+    if let Some(token) = api_bearer(headers) {
         if state.master_key.matches(token) {
             return Ok(master_principal(state));
         }

@@ -116,6 +116,7 @@ pub struct DeploymentEntry {
     pub model_name: String,
     /// `litellm_params` without `api_key`; `api_base` is kept apart so only admins see hosts.
     pub litellm_params: serde_json::Value,
+    /// Redacted: credentials written into the URL never leave the process.
     pub api_base: Option<String>,
     pub model_info: serde_json::Value,
 }
@@ -147,7 +148,10 @@ pub fn deployment_catalog(proxy: &tollgate_proxy::ProxyState) -> Vec<DeploymentE
                     "timeout": s.timeout.map(|t| t.as_secs_f64()),
                     "max_retries": s.max_retries,
                 }),
-                api_base: s.api_base.as_ref().map(|u| u.to_string()),
+                api_base: s
+                    .api_base
+                    .as_ref()
+                    .map(tollgate_proxy::deployment::redact_url),
                 model_info: serde_json::json!({
                     "id": s.id,
                     "db_model": false,

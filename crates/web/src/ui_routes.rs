@@ -125,7 +125,8 @@ fn content_security_policy(state: &WebState) -> String {
         .unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         form-action 'self'{logout_origin}; frame-ancestors 'none'; base-uri 'none'"
+         object-src 'none'; form-action 'self'{logout_origin}; frame-ancestors 'none'; \
+         base-uri 'none'"
     )
 }
 
@@ -141,7 +142,7 @@ fn page(state: &WebState, status: StatusCode, html: String) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_str(&content_security_policy(state))
-            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; object-src 'none'")),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -47,7 +47,7 @@ impl EmptyDb {
     }
 }
 
-async fn drop_postgres(cleanup: Option<(String, String)>) {
+pub async fn drop_postgres(cleanup: Option<(String, String)>) {
     if let Some((admin_url, name)) = cleanup {
         let admin = admin_pool(&admin_url).await;
         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))

@@ -152,7 +152,7 @@ pub enum RoutingStrategy {
     LatencyBased,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Deployment {
     /// Position in `model_list`.
     pub index: usize,
@@ -179,6 +179,37 @@ pub struct Deployment {
     /// Request params sent upstream unless the client sets them.
     pub default_params: serde_json::Map<String, serde_json::Value>,
     pub model_info: ModelInfo,
+}
+
+/// `api_base` may carry credentials, so Debug shows it redacted.
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("index", &self.index)
+            .field("model_name", &self.model_name)
+            .field("provider", &self.provider)
+            .field("upstream_model", &self.upstream_model)
+            .field(
+                "api_base",
+                &self
+                    .api_base
+                    .as_ref()
+                    .map(tollgate_proxy::deployment::redact_url),
+            )
+            .field("api_key", &self.api_key)
+            .field("api_version", &self.api_version)
+            .field("organization", &self.organization)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_retries", &self.max_retries)
+            .field("input_cost_per_token", &self.input_cost_per_token)
+            .field("output_cost_per_token", &self.output_cost_per_token)
+            .field("mock_response", &self.mock_response)
+            .field("default_params", &self.default_params)
+            .field("model_info", &self.model_info)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -32,19 +32,25 @@ use crate::principal::{from_api_request, Principal};
 use crate::state::WebState;
 
 pub fn routes(state: Arc<WebState>) -> Router {
+    // Create routes honour `Idempotency-Key`; inside the gate, so the caller is known.
+    let idempotent =
+        || axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotent);
     let authorized = Router::new()
-        .route("/user/new", post(users::new_user))
+        .route("/user/new", post(users::new_user).layer(idempotent()))
         .route("/user/info", get(users::info))
         .route("/user/update", post(users::update))
         .route("/user/delete", post(users::delete))
         .route("/user/list", get(users::list))
         .route("/user/available_roles", get(users::available_roles))
         .route("/user/password/change", post(users::change_password))
-        .route("/invitation/new", post(invitations::new_invitation))
+        .route(
+            "/invitation/new",
+            post(invitations::new_invitation).layer(idempotent()),
+        )
         .route("/invitation/info", get(invitations::info))
         .route("/invitation/update", post(invitations::update))
         .route("/invitation/delete", post(invitations::delete))
-        .route("/team/new", post(teams::new_team))
+        .route("/team/new", post(teams::new_team).layer(idempotent()))
         .route("/team/info", get(teams::info))
         .route("/team/list", get(teams::list))
         .route("/team/update", post(teams::update))
@@ -52,7 +58,10 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/team/member_add", post(teams::member_add))
         .route("/team/member_delete", post(teams::member_delete))
         .route("/team/member_update", post(teams::member_update))
-        .route("/key/generate", post(keys::generate_route))
+        .route(
+            "/key/generate",
+            post(keys::generate_route).layer(idempotent()),
+        )
         .route("/key/info", get(keys::info))
         .route("/key/list", get(keys::list))
         .route("/key/update", post(keys::update))

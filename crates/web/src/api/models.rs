@@ -1,6 +1,7 @@
 //! `GET /model/info` (and `/v1/model/info`, `/v2/model/info`): the deployments the caller may use,
 //! in LiteLLM's shape, with the prices calls are charged by. Admin roles see every deployment and
-//! its upstream host; others see only the models their key or user may call, without hosts.
+//! its upstream host (credentials inside the URL masked); others see only the models their key
+//! or user may call, without hosts.
 
 use std::sync::Arc;
 

@@ -46,6 +46,16 @@ fn bad_url_echo_masks_credentials() {
 }
 
 #[test]
+fn debug_output_masks_url_credentials() {
+    let config = ok(&one(
+        "{model: openai/x, api_key: sk-CANARYkey, api_base: 'http://user:CANARYpass@host/v1?key=CANARYq'}",
+    ));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("CANARY"), "{shown}");
+    assert!(shown.contains("http://***@host/v1?key=***"), "{shown}");
+}
+
+#[test]
 fn base_url_is_an_alias_and_api_base_wins() {
     let d = deployment("{model: hosted_vllm/x, base_url: 'http://vllm:8000/v1'}");
     assert_eq!(

@@ -16,6 +16,8 @@ fn realistic() -> Config {
             ("GROQ_API_KEY", "gsk-test"),
             ("LITELLM_MASTER_KEY", "sk-master-test"),
             ("DATABASE_URL", "postgres://u:p@db/tollgate"),
+            // The fixture's router_settings.redis_host is os.environ/REDIS_HOST.
+            ("REDIS_HOST", "redis.internal"),
         ],
     )
 }
@@ -130,12 +132,16 @@ fn realistic_settings_sections() {
         Some("sk-master-test")
     );
     assert!(config.database_url.is_some());
+    // Redis settings are used now, not warned about.
+    assert_eq!(
+        config.redis_url.as_ref().map(|s| s.expose()),
+        Some("redis://redis.internal:6379/")
+    );
+    assert!(!has_warning(&config, "router_settings.redis_host"));
     for key in [
         "x-openai-defaults",
         "litellm_settings.telemetry",
         "litellm_settings.success_callback[0]",
-        "router_settings.redis_host",
-        "router_settings.redis_port",
         "general_settings.alerting",
         "general_settings.store_model_in_db",
     ] {
