@@ -2,9 +2,8 @@
 //! test per case, named after its id. Each drives the real app (`spawn_app`) with a fake upstream
 //! and asserts the safe behaviour from the outside.
 //!
-//! Tests marked `#[ignore = "fails: …"]` describe behaviour the gateway does not have yet; the
-//! map lists them as `fails`. Run them with `cargo test -p tollgate --test security_catalogue --
-//! --ignored`.
+//! A case the gateway does not meet yet would be marked `#[ignore = "fails: …"]` and listed as
+//! `fails` in the map; none is today.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
