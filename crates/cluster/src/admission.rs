@@ -392,17 +392,26 @@ impl Cluster {
         })
     }
 
-    /// A budget period ended in the store: drop the running spend so the next call reads the
-    /// store's (reset) value.
-    pub async fn forget_spend(&self, owners: &[Owner]) -> Result<(), ClusterError> {
+    /// A budget period ended in the store: the running spend starts again from 0. (Set, not
+    /// deleted: an instance holding the key's pre-reset spend in its cache must not seed the
+    /// counter with it again.)
+    pub async fn reset_spend(&self, owners: &[Owner]) -> Result<(), ClusterError> {
         if owners.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = owners.iter().map(|o| self.owner_key("spend", o)).collect();
+        let mut pipe = redis::pipe();
+        for o in owners {
+            pipe.cmd("SET")
+                .arg(self.owner_key("spend", o))
+                .arg(0)
+                .arg("PX")
+                .arg(SPEND_TTL_MS)
+                .ignore();
+        }
         let mut conn = self.conn.clone();
         let started = Instant::now();
-        let r: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+        let r: Result<(), _> = pipe.query_async(&mut conn).await;
         self.metrics.observe(started, r.is_ok());
-        r.map(|_| ()).map_err(ClusterError::Redis)
+        r.map_err(ClusterError::Redis)
     }
 }

@@ -502,8 +502,8 @@ fn wire(p: Prepared, db: FromStore) -> (Router, Arc<Started>) {
             // the shared counters are forgotten once, and re-read from the store next.
             if let Some(c) = shared.clone() {
                 tokio::spawn(async move {
-                    if let Err(e) = c.forget_spend(&owners).await {
-                        tracing::warn!(error = %e, "could not reset shared spend in Redis; it is re-read from the store within an hour");
+                    if let Err(e) = c.reset_spend(&owners).await {
+                        tracing::warn!(error = %e, "could not reset shared spend in Redis; it is re-read from the store after an idle hour");
                     }
                 });
             }
