@@ -19,7 +19,6 @@ targets=(
   "tollgate-domain --test props"
   "tollgate --test props_config"
 )
-cargo build --release --tests -p tollgate-proxy -p tollgate-domain -p tollgate >/dev/null
 status=0
 for t in "${targets[@]}"; do
   echo "== $t ($minutes min)"
