@@ -1,6 +1,7 @@
-# Shared by bench/virtual_key.sh and bench/floor.sh (sourced, after REPO, BENCH_WORKDIR,
-# CARGO_TARGET_DIR and LOAD_CPU are set): the prepared work folder, the shared harness, the
-# Tollgate binary, cleanup of what the script started, free ports, the mock and a one-model config.
+# Shared by the bench/ scripts but run.sh (sourced, after REPO, BENCH_WORKDIR, CARGO_TARGET_DIR and
+# LOAD_CPU are set): the prepared work folder, the shared harness, the Tollgate binary, cleanup of
+# what the script started, free ports, the mock, a one-model config, the open-files limit and
+# samples of a process' memory, open files and threads.
 
 # bench_setup RUN_NAME: sets SHARED, TOLLGATE_BIN, W and a fresh RUN folder; kills `pids` on exit.
 bench_setup() {
@@ -58,4 +59,40 @@ wait_up() {
   for u in "$@"; do
     for _ in $(seq 1 120); do curl -sf -o /dev/null "$u" && break; sleep 0.5; done
   done
+}
+
+# raise_open_files N: makes the open-files limit of this shell (and what it starts) at least N.
+raise_open_files() {
+  local soft
+  soft=$(ulimit -Sn)
+  [ "$soft" = unlimited ] && return 0
+  if [ "$soft" -lt "$1" ]; then
+    ulimit -n "$1" 2>/dev/null || ulimit -Sn "$1" 2>/dev/null || {
+      echo "bench: the open-files limit is $soft and cannot be raised to $1 (ulimit -n)" >&2; exit 1; }
+  fi
+}
+
+# start_sampler PID FILE [SECONDS]: appends "epoch_ms rss_kb open_files threads" about every
+# SECONDS (0.5) while PID lives, from a loop on LOAD_CPU; stopped with the script.
+start_sampler() {
+  taskset -c "$LOAD_CPU" bash -c '
+    while [ -d "/proc/$1" ]; do
+      s=$(date +%s%3N)
+      r=$(awk "/^VmRSS/{print \$2}" "/proc/$1/status" 2>/dev/null)
+      t=$(awk "/^Threads/{print \$2}" "/proc/$1/status" 2>/dev/null)
+      f=$(ls "/proc/$1/fd" 2>/dev/null | wc -l)
+      [ -n "$r" ] && echo "$s $r $f $t" >> "$2"
+      sleep "$3"
+    done' _ "$1" "$2" "${3:-0.5}" &
+  pids+=($!)
+}
+
+# rss_kb PID, open_files PID: one reading now.
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+open_files() { ls "/proc/$1/fd" | wc -l; }
+now_ms() { date +%s%3N; }
+
+# connection_cap LOG: the connection cap Tollgate logged at start ("client limits").
+connection_cap() {
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -o 'max_connections=[0-9]*' | head -n1 | cut -d= -f2 || true
 }
