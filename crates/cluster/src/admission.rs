@@ -8,7 +8,7 @@
 //! in flight for `max_parallel_requests`.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 use tollgate_ledger::Owner;
@@ -294,10 +294,7 @@ impl Cluster {
             inv.arg(opt(r.rpm)).arg(opt(r.tpm)).arg(opt(r.max_parallel));
         }
         let mut conn = self.conn.clone();
-        let started = Instant::now();
-        let result: Result<Vec<i64>, _> = inv.invoke_async(&mut conn).await;
-        self.metrics.observe(started, result.is_ok());
-        let out = result.map_err(|e| AdmitError::Unavailable(ClusterError::Redis(e)))?;
+        let out: Vec<i64> = self.timed(inv.invoke_async(&mut conn)).await?;
         let at = |i: usize| out.get(i).copied().unwrap_or(0);
         match at(0) {
             0 => {
@@ -381,10 +378,7 @@ impl Cluster {
             .arg(ticket.path.len())
             .arg(ticket.rates.len());
         let mut conn = self.conn.clone();
-        let started = Instant::now();
-        let result: Result<Vec<i64>, _> = inv.invoke_async(&mut conn).await;
-        self.metrics.observe(started, result.is_ok());
-        let out = result.map_err(ClusterError::Redis)?;
+        let out: Vec<i64> = self.timed(inv.invoke_async(&mut conn)).await?;
         let before = out.first().copied().unwrap_or(-1);
         let after = out.get(1).copied().unwrap_or(-1);
         Ok(Settled {
@@ -409,9 +403,6 @@ impl Cluster {
                 .ignore();
         }
         let mut conn = self.conn.clone();
-        let started = Instant::now();
-        let r: Result<(), _> = pipe.query_async(&mut conn).await;
-        self.metrics.observe(started, r.is_ok());
-        r.map_err(ClusterError::Redis)
+        self.timed(pipe.query_async::<()>(&mut conn)).await
     }
 }

@@ -52,13 +52,14 @@ impl Cluster {
             let channel = me.channel();
             while let Some(inv) = rx.recv().await {
                 let mut conn = me.conn.clone();
-                let started = std::time::Instant::now();
-                let r: Result<i64, _> = redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(inv.encode())
-                    .query_async(&mut conn)
+                let r = me
+                    .timed(
+                        redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(inv.encode())
+                            .query_async::<i64>(&mut conn),
+                    )
                     .await;
-                me.metrics.observe(started, r.is_ok());
                 if let Err(e) = r {
                     // The other instances keep the old entry until their cache TTL ends.
                     tracing::warn!(error = %e, "could not publish a key-cache invalidation");

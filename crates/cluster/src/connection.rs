@@ -96,10 +96,20 @@ impl Cluster {
     /// A round trip, for readiness.
     pub async fn ping(&self) -> Result<(), ClusterError> {
         let mut conn = self.conn.clone();
+        self.timed(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs one Redis round trip, counting it (and its time) in the metrics.
+    pub(crate) async fn timed<T>(
+        &self,
+        round_trip: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, ClusterError> {
         let started = std::time::Instant::now();
-        let r: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+        let r = round_trip.await;
         self.metrics.observe(started, r.is_ok());
-        r.map(|_| ()).map_err(ClusterError::Redis)
+        r.map_err(ClusterError::Redis)
     }
 
     pub(crate) fn key(&self, parts: &[&str]) -> String {

@@ -4,7 +4,7 @@
 //! password is checked; a success or an attempt that could not be checked gives it back. An
 //! instance that dies mid-check leaves its attempt counted, which errs on the safe side.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Script;
 
@@ -130,10 +130,7 @@ impl Cluster {
             .arg(ms(limits.window))
             .arg(ms(limits.block));
         let mut conn = self.conn.clone();
-        let started = Instant::now();
-        let r: Result<u64, _> = inv.invoke_async(&mut conn).await;
-        self.metrics.observe(started, r.is_ok());
-        let wait = r.map_err(ClusterError::Redis)?;
+        let wait: u64 = self.timed(inv.invoke_async(&mut conn)).await?;
         Ok(if wait == 0 {
             Ok(SharedAttempt { keys })
         } else {
@@ -163,9 +160,8 @@ impl Cluster {
             .arg(limits.per_address.max(1))
             .arg(ms(limits.block));
         let mut conn = self.conn.clone();
-        let started = Instant::now();
-        let r: Result<i64, _> = inv.invoke_async(&mut conn).await;
-        self.metrics.observe(started, r.is_ok());
-        r.map(|_| ()).map_err(ClusterError::Redis)
+        self.timed(inv.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
     }
 }

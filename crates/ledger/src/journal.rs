@@ -129,9 +129,8 @@ impl Journal {
             if *last > done {
                 return true;
             }
-            match fs::remove_file(path) {
+            match remove_if_present(path) {
                 Ok(()) => false,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "could not delete a committed spend journal segment");
                     true
