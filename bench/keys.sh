@@ -9,8 +9,10 @@
 #      quarters, reading Tollgate's RSS after each (idle, spend flushed): the slope over the last
 #      three quarters is the memory each idle cached key costs (cache entry, budget account, rate
 #      counters), without the fixed costs the first quarter pays (database page cache, buffers).
-#   3. Uses the OVER further keys once each: the key cache holds at most 100,000 entries
-#      (crates/proxy/src/keys.rs), so RSS should not grow by OVER × the per-key cost.
+#   3. Uses the OVER further keys once each: the key cache holds the keys used in the last 30 s
+#      (at most 100,000; crates/proxy/src/keys.rs) and idle budget accounts are dropped, so RSS
+#      should not grow by OVER × the per-key cost. After each phase the cache's and the budget
+#      accounts' sizes are read from /metrics.
 #   4. Throughput for DUR seconds each: one key; 1,000 keys in rotation (all cached); all KEYS
 #      in rotation (a cached entry lives 30 s, so a key met again later is read again).
 #   5. Stops Tollgate and checks the spend rows: every key and end user is there, all 200; then
@@ -83,7 +85,12 @@ load() {
   wait $w || true
   grep '^JSON ' "$RUN/wrk.out" | cut -c6- > "$1"
 }
-settle() { sleep 4; echo "$1 $(rss_kb $TG) $(open_files $TG)" >> "$RUN/marks.txt"; }
+# gauge NAME: a value from Tollgate's /metrics (0 when absent).
+gauge() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'; }
+settle() {
+  sleep 4
+  echo "$1 $(rss_kb $TG) $(open_files $TG) $(gauge tollgate_key_cache_entries) $(gauge tollgate_budget_accounts)" >> "$RUN/marks.txt"
+}
 # Warm-up: one key (it is also the first of the quarters), then the idle baseline.
 load "$RUN/warmup.json" 3 0 1 0 eu-warm-
 settle idle
@@ -116,6 +123,16 @@ print("|".join(str(x or 0) for x in c.execute(
     "SELECT http_status, count(*) FROM spend_logs WHERE http_status <> 200 GROUP BY 1")))
 PY
 )
+# Which keys (if any) have no spend row: their place in the run tells why.
+MISSING=$(python3 - "$DB" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print(" ".join(a for (a,) in c.execute(
+    "SELECT key_alias FROM verification_tokens WHERE token NOT IN (SELECT DISTINCT api_key FROM spend_logs) "
+    "ORDER BY key_alias LIMIT 20")))
+PY
+)
+echo "keys without a spend row (first 20 by alias): ${MISSING:-none}"
 rm -rf "$DB" "$DB"-* "$DB".*
 
 python3 - "$RUN" "$KEYS" "$OVER" "$CONC" "$SEED_MS" "$PEAK" "$COUNTS" "$KEY_RPM" <<'PY'
@@ -126,8 +143,8 @@ other_statuses = sys.argv[7].split("|")[5] or "none"
 marks = {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(f"{run}/marks.txt")}
 w = lambda n: json.loads(open(f"{run}/{n}.json").read())
 print(f"\nseeded {keys + over:,} keys in {seed_ms / 1000:.1f} s ({(keys + over) / (seed_ms / 1000):,.0f} keys/s); rpm limit on each key: {sys.argv[8]}")
-print("\n| phase | keys used | calls | req/s | p50 ms | p99 ms | non-200 | errors | RSS after (idle) MB | open files |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| phase | keys used | calls | req/s | p50 ms | p99 ms | non-200 | errors | RSS after (idle) MB | open files | cached keys | budget accounts |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 q = keys // 4
 phases = [("warm-up, one key", "warmup", "idle", 1)] + [(f"keys {(i - 1) * q:,}-{i * q - 1:,} once each", f"q{i}", f"q{i}", q) for i in (1, 2, 3, 4)] \
     + [(f"keys {keys:,}-{keys + over - 1:,} once each (past the cache cap)", "over", "over", over)]
@@ -137,14 +154,14 @@ for label, f, m, n in phases:
     secs = r["duration_us"] / 1e6
     errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
     print(f"| {label} | {n:,} | {r['requests']:,} | {r['requests'] / secs:,.0f} | {r['p50_us'] / 1e3:.2f} | {r['p99_us'] / 1e3:.2f} | "
-          f"{r['requests'] - r['s200']} | {errs} | {marks[m][0] / 1024:.1f} | {marks[m][1]} |")
+          f"{r['requests'] - r['s200']} | {errs} | {marks[m][0] / 1024:.1f} | {marks[m][1]} | {marks[m][2]:,} | {marks[m][3]:,} |")
 base = None
 for label, f, n in (("one key", "one", 1), ("1,000 keys in rotation (cached)", "hot", 1000), (f"{keys:,} keys in rotation", "all", keys)):
     r = w(f); counted += r["s200"]; flight += conc
     secs = r["duration_us"] / 1e6; rps = r["requests"] / secs; base = base or rps
     errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
     print(f"| {label}: {rps / base:.2f}× one key | {n:,} | {r['requests']:,} | {rps:,.0f} | {r['p50_us'] / 1e3:.2f} | {r['p99_us'] / 1e3:.2f} | "
-          f"{r['requests'] - r['s200']} | {errs} | {marks['end'][0] / 1024:.1f} (end) | {marks['end'][1]} |")
+          f"{r['requests'] - r['s200']} | {errs} | {marks['end'][0] / 1024:.1f} (end) | {marks['end'][1]} | {marks['end'][2]:,} | {marks['end'][3]:,} |")
 slope = (marks["q4"][0] - marks["q1"][0]) * 1024 / (3 * q)
 naive = (marks["q4"][0] - marks["idle"][0]) * 1024 / keys
 print(f"\nRSS per idle cached key: {slope:,.0f} bytes (slope over keys {q:,}-{keys - 1:,}); "

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tollgate_store::SpendRecord;
@@ -41,6 +42,17 @@ pub struct Limit {
     pub max_budget_nanos: i64,
 }
 
+/// Why a reservation was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Exceeded(#[from] BudgetExceeded),
+    /// The owner's account was dropped as idle since its key was loaded: reload the key (which
+    /// loads its owners' spend again) and ask once more.
+    #[error("{} budget account is not loaded", .0.kind())]
+    NotLoaded(Owner),
+}
+
 /// Why a call was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} over budget: spend {spend_nanos} + reserved {reserved_nanos} nano-USD, budget {max_budget_nanos}", owner.kind())]
@@ -57,7 +69,28 @@ struct Account {
     reserved: i64,
     /// Calls holding a reservation against this account.
     in_flight: i64,
+    /// Calls in flight with this owner on their path (limited or not).
+    pins: u32,
+    /// When it was last loaded or used, in seconds since the ledger started.
+    touched: u32,
 }
+
+impl Account {
+    fn idle_since(&self, now: u32) -> bool {
+        self.in_flight == 0
+            && self.reserved == 0
+            && self.pins == 0
+            && now.saturating_sub(self.touched) >= IDLE_ACCOUNT_SECS
+    }
+}
+
+/// An account unused this long is dropped (when there are many): it is only a copy of the
+/// store's spend plus what is not committed yet, and the key cache reloads both long before
+/// this (its entries live 30 s), so a dropped account costs nothing but memory returned.
+const IDLE_ACCOUNT_SECS: u32 = 60;
+/// Idle accounts are looked for at most this often, and only past this many accounts.
+const SWEEP_EVERY_SECS: u32 = 30;
+const SWEEP_ABOVE: usize = 1_024;
 
 /// A call that set no output limit of its own gets at most what is left divided by the calls in
 /// flight plus this: alone it may use an eighth of the remainder, and many concurrent calls
@@ -74,17 +107,50 @@ struct Ledger {
     accounts: HashMap<Owner, Account>,
     /// Settled here, not yet committed by the writer.
     unflushed: HashMap<Owner, i64>,
+    last_sweep: u32,
 }
 
-#[derive(Debug, Default)]
+impl Ledger {
+    /// Drops accounts nobody used for a while, so memory follows the owners in use rather than
+    /// every key that was ever used.
+    fn sweep(&mut self, now: u32) {
+        if self.accounts.len() <= SWEEP_ABOVE
+            || now.saturating_sub(self.last_sweep) < SWEEP_EVERY_SECS
+        {
+            return;
+        }
+        self.last_sweep = now;
+        self.accounts.retain(|_, a| !a.idle_since(now));
+        if self.accounts.capacity() > 4 * self.accounts.len().max(SWEEP_ABOVE) {
+            self.accounts.shrink_to_fit();
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Budgets {
     ledger: Mutex<Ledger>,
     commit: RwLock<()>,
+    started: Instant,
+}
+
+impl Default for Budgets {
+    fn default() -> Budgets {
+        Budgets {
+            ledger: Mutex::default(),
+            commit: RwLock::default(),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl Budgets {
     pub fn new() -> Arc<Budgets> {
         Arc::new(Budgets::default())
+    }
+
+    fn now(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
     fn lock(&self) -> MutexGuard<'_, Ledger> {
@@ -105,12 +171,18 @@ impl Budgets {
     /// Sets an owner's settled spend from the store. Call with [`Budgets::read_guard`] held
     /// since before the store was read.
     pub fn load(&self, owner: &Owner, store_spend_nanos: i64) {
+        let now = self.now();
         let mut l = self.lock();
+        l.sweep(now);
         let unflushed = l.unflushed.get(owner).copied().unwrap_or(0);
-        // Accounts are never dropped: there is one per key, user and team that exists and was
-        // used, and a dropped account would read as spend 0 until its key reloaded.
         let a = l.accounts.entry(owner.clone()).or_default();
         a.spend = store_spend_nanos.saturating_add(unflushed);
+        a.touched = now;
+    }
+
+    /// How many owners have an account here.
+    pub fn accounts(&self) -> usize {
+        self.lock().accounts.len()
     }
 
     /// The owner's settled spend as this process knows it, if loaded.
@@ -136,21 +208,26 @@ impl Budgets {
         want: i64,
         min: i64,
         share: bool,
-    ) -> Result<Reservation, BudgetExceeded> {
+    ) -> Result<Reservation, Refusal> {
         let want = want.max(0);
+        let now = self.now();
         let mut l = self.lock();
         let mut granted = want;
         for lim in limits {
-            let a = l.accounts.get(&lim.owner).copied().unwrap_or_default();
+            // A missing account is not "spend 0": it was dropped as idle, and only the store
+            // knows the spend.
+            let Some(a) = l.accounts.get(&lim.owner).copied() else {
+                return Err(Refusal::NotLoaded(lim.owner.clone()));
+            };
             let left = lim.max_budget_nanos - a.spend - a.reserved;
             // A spent budget refuses even calls that look free (unpriced models): LiteLLM's rule.
             if a.spend >= lim.max_budget_nanos || left < min.max(0) || left <= 0 && want > 0 {
-                return Err(BudgetExceeded {
+                return Err(Refusal::Exceeded(BudgetExceeded {
                     owner: lim.owner.clone(),
                     spend_nanos: a.spend,
                     reserved_nanos: a.reserved,
                     max_budget_nanos: lim.max_budget_nanos,
-                });
+                }));
             }
             granted = granted.min(left);
             if share {
@@ -159,15 +236,26 @@ impl Budgets {
         }
         let limited: Vec<Owner> = limits.iter().map(|l| l.owner.clone()).collect();
         for o in &limited {
-            let a = l.accounts.entry(o.clone()).or_default();
-            a.reserved += granted;
-            a.in_flight += 1;
+            if let Some(a) = l.accounts.get_mut(o) {
+                a.reserved += granted;
+                a.in_flight += 1;
+            }
+        }
+        // Pinned accounts stay while the call is in flight, so its settlement reaches them.
+        let mut pinned = 0u8;
+        for (i, o) in path.iter().enumerate().take(8) {
+            if let Some(a) = l.accounts.get_mut(o) {
+                a.pins += 1;
+                a.touched = now;
+                pinned |= 1 << i;
+            }
         }
         drop(l);
         Ok(Reservation {
             budgets: self.clone(),
             path,
             limited,
+            pinned,
             amount: granted,
             done: false,
         })
@@ -203,14 +291,24 @@ impl Budgets {
         &self,
         path: &[Owner],
         limited: &[Owner],
+        pinned: u8,
         reserved: i64,
         actual: Option<i64>,
     ) -> Option<(i64, i64)> {
+        let now = self.now();
         let mut l = self.lock();
         for o in limited {
             if let Some(a) = l.accounts.get_mut(o) {
                 a.reserved -= reserved;
                 a.in_flight -= 1;
+            }
+        }
+        for (i, o) in path.iter().enumerate().take(8) {
+            if pinned & (1 << i) != 0 {
+                if let Some(a) = l.accounts.get_mut(o) {
+                    a.pins = a.pins.saturating_sub(1);
+                    a.touched = now;
+                }
             }
         }
         let actual = actual.filter(|n| *n > 0)?;
@@ -243,6 +341,8 @@ pub struct Reservation {
     budgets: Arc<Budgets>,
     path: Vec<Owner>,
     limited: Vec<Owner>,
+    /// Which of `path` (by position) had an account pinned by this call.
+    pinned: u8,
     amount: i64,
     done: bool,
 }
@@ -258,8 +358,13 @@ impl Reservation {
     /// owner's (the key's) spend before and after, so a soft-budget crossing can be told.
     pub fn settle(mut self, actual: i64) -> Option<(i64, i64)> {
         self.done = true;
-        self.budgets
-            .settle(&self.path, &self.limited, self.amount, Some(actual))
+        self.budgets.settle(
+            &self.path,
+            &self.limited,
+            self.pinned,
+            self.amount,
+            Some(actual),
+        )
     }
 }
 
@@ -267,7 +372,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.done {
             self.budgets
-                .settle(&self.path, &self.limited, self.amount, None);
+                .settle(&self.path, &self.limited, self.pinned, self.amount, None);
         }
     }
 }
@@ -303,9 +408,12 @@ mod tests {
         assert_eq!(b.reserved(&k), 100);
         assert_eq!(b.reserved(&u), 100);
         // Nothing left for a second call, and nothing is reserved by the refusal.
-        let e = b
+        let Refusal::Exceeded(e) = b
             .reserve(path.clone(), &limits, 500, 10, false)
-            .unwrap_err();
+            .unwrap_err()
+        else {
+            panic!("refused for its budget")
+        };
         assert_eq!(e.owner, u);
         assert_eq!(b.reserved(&k), 100);
         r.settle(60);
@@ -420,6 +528,7 @@ mod tests {
     fn calls_without_their_own_limit_share_what_is_left() {
         let b = Budgets::new();
         let k = key("k");
+        b.load(&k, 0);
         let budget = [lim(&k, 10_000_000)];
         // Alone, a call is granted what it wants while that is under an eighth of what is left.
         let first = b
@@ -444,5 +553,56 @@ mod tests {
             .reserve(vec![k.clone()], &budget, 9_000_000, 9_000_000, false)
             .unwrap();
         assert_eq!(own.amount(), 9_000_000);
+    }
+
+    #[test]
+    fn idle_accounts_are_dropped_and_reloaded_not_read_as_zero() {
+        let b = Budgets::new();
+        let owners: Vec<Owner> = (0..SWEEP_ABOVE + 10)
+            .map(|i| key(&format!("k{i}")))
+            .collect();
+        for o in &owners {
+            b.load(o, 5);
+        }
+        let (busy, spent) = (owners[0].clone(), owners[1].clone());
+        let held = b
+            .reserve(vec![busy.clone()], &[lim(&busy, 1_000)], 10, 1, false)
+            .unwrap();
+        let later = IDLE_ACCOUNT_SECS + SWEEP_EVERY_SECS;
+        b.lock().sweep(later);
+        // Only the account a call holds is left.
+        assert_eq!(b.accounts(), 1);
+        assert_eq!(b.reserved(&busy), 10);
+        // A dropped account refuses to guess its spend: the caller reloads it from the store.
+        assert_eq!(
+            b.reserve(vec![spent.clone()], &[lim(&spent, 6)], 1, 1, false)
+                .unwrap_err(),
+            Refusal::NotLoaded(spent.clone())
+        );
+        b.load(&spent, 6);
+        assert!(matches!(
+            b.reserve(vec![spent.clone()], &[lim(&spent, 6)], 1, 1, false),
+            Err(Refusal::Exceeded(_))
+        ));
+        // Settling a call whose account stayed pinned still counts its cost.
+        assert_eq!(held.settle(7), Some((5, 12)));
+    }
+
+    #[test]
+    fn few_or_recent_accounts_are_kept() {
+        let b = Budgets::new();
+        let k = key("k");
+        b.load(&k, 1);
+        b.lock().sweep(IDLE_ACCOUNT_SECS * 10);
+        assert_eq!(
+            b.spend(&k),
+            Some(1),
+            "below the sweep's threshold nothing is dropped"
+        );
+        for i in 0..SWEEP_ABOVE + 1 {
+            b.load(&key(&format!("k{i}")), 0);
+        }
+        b.lock().sweep(SWEEP_EVERY_SECS);
+        assert_eq!(b.accounts(), SWEEP_ABOVE + 2, "none idle long enough yet");
     }
 }

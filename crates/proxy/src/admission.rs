@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use serde_json::Value;
-use tollgate_ledger::{BudgetExceeded, Owner, Reservation};
+use tollgate_ledger::{BudgetExceeded, Owner, Refusal, Reservation};
 
 use crate::auth::Caller;
 use crate::body::RawBody;
@@ -77,7 +77,34 @@ pub async fn admit(
     }
     // Budgets first (LiteLLM's order), so a call refused for its budget uses none of its rate
     // limits; a call refused by a rate limit drops its reservation again.
-    let reservation = reserve(state, key, call, body, model)?;
+    let reservation = match reserve(state, key, call, body, model)? {
+        Some(r) => r,
+        None => {
+            // An owner's account was dropped as idle while this call held its key: read the
+            // key and its owners' spend again, then ask once more.
+            let fresh = state
+                .keys
+                .reload(&state.store, &key.token)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "key reload failed");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no_db_connection",
+                        "The key's budget could not be read because the database is unavailable; try again shortly.",
+                    )
+                })?
+                .ok_or_else(|| ApiError::auth("Authentication Error, the key was deleted."))?;
+            reserve(state, &fresh, call, body, model)?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "The key's budget is being reloaded; try again shortly.",
+                )
+                .with_retry_after(1)
+            })?
+        }
+    };
     let rate = if key.rate_limits.is_empty() {
         None
     } else {
@@ -245,32 +272,39 @@ fn limit_output(body: &mut RawBody, call: CallType, bound: &CostBound, granted: 
     }
 }
 
+/// `None` when an owner's account was not loaded (see [`Refusal::NotLoaded`]).
 fn reserve(
     state: &ProxyState,
     key: &crate::keys::KeyInfo,
     call: CallType,
     body: &mut RawBody,
     model: &str,
-) -> Result<Reservation, ApiError> {
+) -> Result<Option<Reservation>, ApiError> {
     let budgets = state.keys.budgets();
+    let refused = |e: Refusal| match e {
+        Refusal::Exceeded(e) => Err(budget_exceeded(&e)),
+        Refusal::NotLoaded(_) => Ok(None),
+    };
     if key.budget_limits.is_empty() {
         // No budget to hold against, but the spend still moves the in-process accounts.
         return budgets
             .reserve(key.spend_path.clone(), &[], 0, 0, false)
-            .map_err(|e| budget_exceeded(&e));
+            .map(Some)
+            .or_else(refused);
     }
     let (bound, want, min) = budget_ask(state, call, body, model)?;
-    let reservation = budgets
-        .reserve(
-            key.spend_path.clone(),
-            &key.budget_limits,
-            want,
-            min,
-            !bound.output_requested,
-        )
-        .map_err(|e| budget_exceeded(&e))?;
+    let reservation = match budgets.reserve(
+        key.spend_path.clone(),
+        &key.budget_limits,
+        want,
+        min,
+        !bound.output_requested,
+    ) {
+        Ok(r) => r,
+        Err(e) => return refused(e),
+    };
     limit_output(body, call, &bound, reservation.amount(), want);
-    Ok(reservation)
+    Ok(Some(reservation))
 }
 
 /// The headers LiteLLM sets for rate limits, from what an admitted call left.

@@ -99,11 +99,38 @@ struct PathOwner {
     parallel: Option<i64>,
 }
 
-/// Most entries kept; past it the cache starts over (keys are few; this only bounds a flood).
+/// Most entries kept; past it (with every entry still fresh) the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
+/// Expired entries are dropped at most once per TTL, and only past this many entries.
+const SWEEP_ABOVE: usize = 1_024;
+
+struct Entries {
+    map: HashMap<String, Arc<KeyInfo>>,
+    swept: Instant,
+}
+
+impl Entries {
+    /// Keeps the cache to the keys used within the TTL (each expired entry would be read from
+    /// the store again anyway), and to `MAX_ENTRIES` at most.
+    fn make_room(&mut self, ttl: Duration) {
+        let due = self.map.len() >= MAX_ENTRIES
+            || self.map.len() > SWEEP_ABOVE && self.swept.elapsed() >= ttl;
+        if !due {
+            return;
+        }
+        self.swept = Instant::now();
+        self.map.retain(|_, k| k.fetched.elapsed() < ttl);
+        if self.map.len() >= MAX_ENTRIES {
+            self.map.clear();
+        }
+        if self.map.capacity() > 4 * self.map.len().max(SWEEP_ABOVE) {
+            self.map.shrink_to_fit();
+        }
+    }
+}
 
 pub struct KeyCache {
-    map: RwLock<HashMap<String, Arc<KeyInfo>>>,
+    entries: RwLock<Entries>,
     ttl: Duration,
     budgets: Arc<Budgets>,
     /// Where this instance's evictions go so the other instances make them too.
@@ -113,7 +140,10 @@ pub struct KeyCache {
 impl KeyCache {
     pub fn new(budgets: Arc<Budgets>) -> KeyCache {
         KeyCache {
-            map: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries {
+                map: HashMap::new(),
+                swept: Instant::now(),
+            }),
             ttl: Duration::from_secs(30),
             budgets,
             publisher: OnceLock::new(),
@@ -140,6 +170,11 @@ impl KeyCache {
         }
     }
 
+    /// Keys cached here now.
+    pub fn cached_keys(&self) -> usize {
+        self.entries.read().map_or(0, |e| e.map.len())
+    }
+
     pub fn budgets(&self) -> &Arc<Budgets> {
         &self.budgets
     }
@@ -157,15 +192,25 @@ impl KeyCache {
     }
 
     fn evict_here(&self, token: &str) {
-        if let Ok(mut m) = self.map.write() {
-            m.remove(token);
+        if let Ok(mut e) = self.entries.write() {
+            e.map.remove(token);
         }
     }
 
     fn clear_here(&self) {
-        if let Ok(mut m) = self.map.write() {
-            m.clear();
+        if let Ok(mut e) = self.entries.write() {
+            e.map.clear();
         }
+    }
+
+    /// Reads the key and its owners from the store again, here only.
+    pub async fn reload(
+        &self,
+        store: &Store,
+        token: &str,
+    ) -> Result<Option<Arc<KeyInfo>>, StoreError> {
+        self.evict_here(token);
+        self.get(store, token).await
     }
 
     pub async fn get(
@@ -173,8 +218,8 @@ impl KeyCache {
         store: &Store,
         token: &str,
     ) -> Result<Option<Arc<KeyInfo>>, StoreError> {
-        if let Ok(m) = self.map.read() {
-            if let Some(k) = m.get(token) {
+        if let Ok(e) = self.entries.read() {
+            if let Some(k) = e.map.get(token) {
                 if k.fetched.elapsed() < self.ttl {
                     return Ok(Some(k.clone()));
                 }
@@ -269,11 +314,9 @@ impl KeyCache {
             rate_limits,
             fetched: Instant::now(),
         });
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= MAX_ENTRIES {
-                m.clear();
-            }
-            m.insert(info.token.clone(), info.clone());
+        if let Ok(mut e) = self.entries.write() {
+            e.make_room(self.ttl);
+            e.map.insert(info.token.clone(), info.clone());
         }
         Ok(Some(info))
     }
@@ -332,5 +375,39 @@ mod tests {
             "team keys answer to the team's list"
         );
         assert!(!team_key.may_use("gpt-4o"));
+    }
+
+    fn aged(token: &str, age: Duration) -> Arc<KeyInfo> {
+        let mut k = info(&[], &[]);
+        k.token = token.to_string();
+        k.fetched = Instant::now().checked_sub(age).unwrap();
+        Arc::new(k)
+    }
+
+    #[test]
+    fn the_cache_keeps_only_fresh_keys_and_a_bounded_number() {
+        let ttl = Duration::from_secs(30);
+        let mut e = Entries {
+            map: HashMap::new(),
+            swept: Instant::now().checked_sub(ttl).unwrap(),
+        };
+        for i in 0..2 * SWEEP_ABOVE {
+            let age = if i % 2 == 0 { ttl * 2 } else { Duration::ZERO };
+            let t = format!("k{i}");
+            e.map.insert(t.clone(), aged(&t, age));
+        }
+        e.make_room(ttl);
+        assert_eq!(e.map.len(), SWEEP_ABOVE, "the expired half is gone");
+        // Swept once per TTL at most.
+        e.map.insert("stale".into(), aged("stale", ttl * 2));
+        e.make_room(ttl);
+        assert!(e.map.contains_key("stale"));
+        // At the cap with every entry fresh, the cache starts over.
+        for i in 0..MAX_ENTRIES {
+            let t = format!("f{i}");
+            e.map.insert(t.clone(), aged(&t, Duration::ZERO));
+        }
+        e.make_room(ttl);
+        assert!(e.map.is_empty());
     }
 }

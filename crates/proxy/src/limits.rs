@@ -3,6 +3,7 @@
 //! process; with several instances each enforces the limit on its own traffic.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -112,6 +113,8 @@ impl Counters {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     counters: Mutex<HashMap<Owner, Counters>>,
+    /// The minute of the last pass dropping owners with nothing counted this minute.
+    pruned_minute: AtomicU64,
 }
 
 /// Remaining allowance after admission, for the `x-ratelimit-*` headers.
@@ -123,6 +126,9 @@ pub struct Remaining {
 }
 
 const MAX_OWNERS: usize = 200_000;
+/// Past this many owners, those with nothing counted this minute and no call in flight are
+/// dropped once a minute: the table holds the owners in use, not every key ever used.
+const PRUNE_ABOVE: usize = 1_024;
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -152,7 +158,9 @@ impl RateLimiter {
     ) -> Result<Admission, RateLimited> {
         let minute = now / 60;
         let mut map = self.lock();
-        if map.len() >= MAX_OWNERS {
+        let prune_due =
+            map.len() > PRUNE_ABOVE && self.pruned_minute.swap(minute, Ordering::Relaxed) != minute;
+        if prune_due || map.len() >= MAX_OWNERS {
             map.retain(|_, c| c.in_flight > 0 || c.minute == minute);
         }
         for l in limits {
@@ -341,5 +349,27 @@ mod tests {
         assert_eq!(e.owner, user);
         let a = l.admit(&lim(Some(10), None, None)).unwrap();
         assert_eq!(a.remaining()[0].requests, Some((10, 9)));
+    }
+
+    #[test]
+    fn owners_idle_for_a_minute_are_dropped() {
+        let l = RateLimiter::new();
+        let now = 600;
+        let held = l.admit_at(&lim(None, None, Some(5)), now).unwrap();
+        for i in 0..PRUNE_ABOVE {
+            let one = vec![RateLimit {
+                owner: Owner::Key(Arc::from(format!("k{i}").as_str())),
+                rpm: Some(10),
+                tpm: None,
+                max_parallel: None,
+            }];
+            drop(l.admit_at(&one, now).unwrap());
+        }
+        assert_eq!(l.lock().len(), PRUNE_ABOVE + 1);
+        // The next minute's first call drops the idle ones; the call in flight keeps its owner.
+        drop(l.admit_at(&lim(Some(10), None, None), now + 60).unwrap());
+        assert_eq!(l.lock().len(), 1);
+        assert_eq!(l.in_flight(&key()), 1);
+        drop(held);
     }
 }

@@ -133,7 +133,8 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition. `extra` lets the caller append gauges it owns.
+    /// The Prometheus text exposition. `extra` lets the caller append series it owns (counters by
+    /// their `_total` name, gauges otherwise).
     pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
         let Ok(map) = self.series.read() else {
@@ -208,9 +209,14 @@ impl Metrics {
             }
         }
         for (name, help, v) in extra {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         }
         out

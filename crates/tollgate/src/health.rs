@@ -80,6 +80,16 @@ pub async fn metrics(State(h): State<Arc<HealthState>>) -> Response {
             "Failed spend batch commits (retried).",
             w.flush_errors.load(Ordering::Relaxed),
         ),
+        (
+            "tollgate_key_cache_entries",
+            "Virtual keys cached in this process.",
+            h.proxy.keys.cached_keys() as u64,
+        ),
+        (
+            "tollgate_budget_accounts",
+            "Keys, users and teams with a budget account in this process.",
+            h.proxy.keys.budgets().accounts() as u64,
+        ),
     ];
     let mut body = h.proxy.metrics.render(&extra);
     if let Some(c) = &h.proxy.cluster {

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::pin::Pin;
@@ -21,7 +22,7 @@ use axum::Router;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
@@ -153,11 +154,12 @@ pub async fn run(
     let builder = Arc::new(builder(&limits));
     let cap = limits.max_connections;
     let connections = Arc::new(Semaphore::new(cap));
-    // Refusals write a few bytes and linger briefly so the answer is read; they are bounded too,
-    // and past this many at once a connection is simply closed.
-    let refusal_slots = (cap / 16).clamp(16, 1024);
+    // Every refused connection is answered at once; up to this many also linger to read what
+    // the client sends after the answer (past it, closing may reset a client still sending).
+    let refusal_slots = (cap / 4).clamp(64, 1024);
     let refusals = Arc::new(Semaphore::new(refusal_slots));
     let refusal = Bytes::from(refusal_bytes(cap));
+    let mut pace = RefusalPace::new(Instant::now());
     let (stop_tx, stop_rx) = watch::channel(false);
     tracing::info!(
         max_connections = cap,
@@ -207,8 +209,18 @@ pub async fn run(
                         "connection limit reached: new connections are refused (503) until some close (TOLLGATE_MAX_CONNECTIONS)"
                     );
                 }
-                if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                    tokio::spawn(refuse(stream, refusal.clone(), slot));
+                if answer_refusal(&stream, &refusal) == Drained::Open {
+                    if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                        tokio::spawn(linger(stream, slot));
+                    }
+                }
+                // Refusing costs CPU the admitted calls need: past the pace, the next
+                // connections wait in the listen backlog (and are admitted if room frees).
+                if let Some(wait) = pace.refused(Instant::now()) {
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
                 }
             }
         }
@@ -266,12 +278,70 @@ fn refusal_bytes(cap: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Writes the refusal, then reads (and drops) what the client sent for a moment before
-/// closing: closing on unread data would reset the connection and could lose the answer.
-async fn refuse(mut stream: TcpStream, answer: Bytes, _slot: OwnedSemaphorePermit) {
-    let linger = async {
-        stream.write_all(&answer).await?;
-        stream.shutdown().await?;
+/// Refusals answered per second at most, in windows of 10 ms.
+const REFUSALS_PER_SEC: u32 = 2_000;
+const PACE_WINDOW: Duration = Duration::from_millis(10);
+
+/// How fast the accept loop refuses connections while at the cap.
+struct RefusalPace {
+    window_start: Instant,
+    in_window: u32,
+}
+
+impl RefusalPace {
+    fn new(now: Instant) -> RefusalPace {
+        RefusalPace {
+            window_start: now,
+            in_window: 0,
+        }
+    }
+
+    /// Counts a refusal; returns how long to wait before accepting again, if the pace is
+    /// reached.
+    fn refused(&mut self, now: Instant) -> Option<Duration> {
+        if now.saturating_duration_since(self.window_start) >= PACE_WINDOW {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        let per_window = REFUSALS_PER_SEC / 100;
+        (self.in_window >= per_window)
+            .then(|| (self.window_start + PACE_WINDOW).saturating_duration_since(now))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// The client closed (or the socket failed): nothing more to read.
+    Closed,
+    /// Everything sent so far was read; the client may send more.
+    Open,
+}
+
+/// Writes the refusal and reads what the client already sent, without waiting: the answer
+/// fits a new connection's empty send buffer, and closing with unread data would reset the
+/// connection (which can discard the answer before the client reads it).
+fn answer_refusal(stream: &TcpStream, answer: &[u8]) -> Drained {
+    let socket = socket2::SockRef::from(stream);
+    if socket.send(answer).is_err() || socket.shutdown(std::net::Shutdown::Write).is_err() {
+        return Drained::Closed;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = 64 * 1024usize;
+    while left > 0 {
+        match (&*socket).read(&mut sink) {
+            Ok(0) => return Drained::Closed,
+            Ok(n) => left = left.saturating_sub(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Open,
+            Err(_) => return Drained::Closed,
+        }
+    }
+    Drained::Closed
+}
+
+/// Reads (and drops) what a refused client still sends until it closes, for a moment at most.
+async fn linger(mut stream: TcpStream, _slot: OwnedSemaphorePermit) {
+    let drain = async {
         let mut sink = [0u8; 4096];
         let mut left = 64 * 1024usize;
         while left > 0 {
@@ -283,7 +353,7 @@ async fn refuse(mut stream: TcpStream, answer: Bytes, _slot: OwnedSemaphorePermi
         }
         Ok::<_, std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// Whether a connection is serving anything, and since when it has not been.
@@ -619,6 +689,24 @@ mod tests {
         assert!(body.deadline() > base + Duration::from_secs(86_400 * 364));
         body.min_rate = 0;
         assert_eq!(body.deadline(), base);
+    }
+
+    #[test]
+    fn refusals_are_paced_per_window() {
+        let t0 = Instant::now();
+        let mut pace = RefusalPace::new(t0);
+        let per_window = REFUSALS_PER_SEC / 100;
+        for _ in 1..per_window {
+            assert_eq!(pace.refused(t0), None);
+        }
+        let later = t0 + Duration::from_millis(4);
+        assert_eq!(
+            pace.refused(later),
+            Some(Duration::from_millis(6)),
+            "the window's last refusal waits for the window's end"
+        );
+        // A new window starts counting again.
+        assert_eq!(pace.refused(t0 + PACE_WINDOW), None);
     }
 
     #[test]

@@ -675,6 +675,34 @@ async fn health_and_metrics() {
         "caller-chosen names never become labels"
     );
     assert!(m.contains("tollgate_spend_records_written_total 2"));
+    assert!(
+        m.contains("# TYPE tollgate_key_cache_entries gauge\ntollgate_key_cache_entries 0\n"),
+        "master-key calls cache no key: {m}"
+    );
+    // A virtual key's first call caches it and loads its budget account.
+    let (s, v) = app
+        .api(&app.master_key, "POST", "/key/generate", json!({}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let r = c
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(v["key"].as_str().unwrap())
+        .json(&chat("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = c
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("\ntollgate_key_cache_entries 1\n"), "{m}");
+    assert!(!m.contains("\ntollgate_budget_accounts 0\n"), "{m}");
+    assert!(m.contains("# TYPE tollgate_budget_accounts gauge\n"), "{m}");
     app.stop().await;
 }
 

@@ -384,6 +384,52 @@ async fn connections_beyond_the_cap_are_refused_clearly_and_the_count_recovers()
     app.stop().await;
 }
 
+/// H3: a flood of connections past the cap. Every refused one reads a 503 (none is closed
+/// unanswered), while a held connection keeps being served.
+#[tokio::test]
+async fn every_connection_in_a_flood_past_the_cap_reads_its_503() {
+    let (app, _up) = app_with(&[
+        ("TOLLGATE_MAX_CONNECTIONS", "2"),
+        ("TOLLGATE_HTTP_HEADER_TIMEOUT_SECS", "30"),
+        ("TOLLGATE_HTTP_IDLE_TIMEOUT_SECS", "30"),
+    ])
+    .await;
+    let mut held = connect(&app).await;
+    let text = request_keep_alive(&mut held, "/health/liveliness").await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    let mut second = connect(&app).await;
+    let text = request_keep_alive(&mut second, "/health/liveliness").await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+
+    let flood: Vec<_> = (0..400)
+        .map(|i| {
+            let addr = app.addr;
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                // Half send their request at once, half only after a moment.
+                if i % 2 == 1 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let _ = s
+                    .write_all(b"GET /health/liveliness HTTP/1.1\r\nhost: localhost\r\n\r\n")
+                    .await;
+                let (text, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+                text
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for t in flood {
+        let text = t.await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 503 "), "answered: {text:?}");
+        refused += 1;
+    }
+    assert_eq!(refused, 400);
+    let text = request_keep_alive(&mut held, "/health/liveliness").await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    app.stop().await;
+}
+
 /// A client without a connection pool, so each call opens its own connection.
 fn fresh_client() -> reqwest::Client {
     reqwest::Client::builder()
