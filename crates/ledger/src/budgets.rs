@@ -8,7 +8,7 @@
 //! takes the same lock for reading, so store spend and unflushed are always read as one
 //! consistent pair and a call is never counted twice or not at all.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 

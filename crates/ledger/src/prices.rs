@@ -67,7 +67,7 @@ pub enum PriceError {
 
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    by_name: HashMap<String, ModelPrice>,
+    by_name: foldhash::HashMap<String, ModelPrice>,
 }
 
 impl PriceTable {

@@ -3,7 +3,7 @@
 //! regenerate takes effect on the next call. With several instances the evictions travel over
 //! Redis to the others; the short TTL is only a safety net for a lost message.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 

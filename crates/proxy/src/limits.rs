@@ -2,7 +2,7 @@
 //! one wall-clock minute, as LiteLLM's limiter) and requests in flight. Counters live in this
 //! process; with several instances each enforces the limit on its own traffic.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -2,7 +2,7 @@
 //! and configured model names (wildcard requests are counted under their pattern), so the
 //! number of series is bounded by the config, never by what callers send.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

@@ -2,7 +2,7 @@
 //! wildcard), then one deployment by the configured strategy, skipping those cooling down. Each
 //! group limits how many of its deployments may cool down at once, so one stays routable.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

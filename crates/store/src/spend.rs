@@ -282,9 +282,30 @@ const COUNTERS: &[&str] = &[
     "failed_requests",
 ];
 
-/// Rows per upsert statement: at most 12 parameters a row, 12,000 a statement, under SQLite's
-/// (32,766) and PostgreSQL's (65,535) limits; a live batch needs one statement per table.
-const UPSERT_ROWS_PER_STATEMENT: usize = 1000;
+/// Rows per upsert statement: at most 12 parameters a row, 6,144 a statement, under SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits. A power of two, like every statement's row count.
+const UPSERT_ROWS_PER_STATEMENT: usize = 512;
+
+/// Splits `items` into runs whose lengths are powers of two, at most `max` (a power of two):
+/// a multi-row statement's text depends on its row count, and with only these counts the few
+/// texts repeat from batch to batch, so each connection's statement cache prepares each once
+/// (with any count, nearly every batch was parsed and planned afresh).
+fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 /// Appends `rows` placeholder tuples of `cols` values: `$N` numbered across the statement, or
 /// plain `?` (see `insert_sql` for why SQLite gets those). `last_cast` follows each row's last
@@ -357,7 +378,7 @@ macro_rules! bind_counters {
 macro_rules! upsert_rows {
     ($tx:expr, $table:expr, $keys:expr, $map:expr, $numbered:expr, |$q:ident, $k:ident| $bind_key:expr) => {{
         let rows: Vec<_> = $map.iter().collect();
-        for chunk in rows.chunks(UPSERT_ROWS_PER_STATEMENT) {
+        for chunk in pow2_chunks(&rows, UPSERT_ROWS_PER_STATEMENT) {
             let sql = upsert_sql($table, $keys, chunk.len(), $numbered);
             let mut $q = sqlx::query(&sql);
             for ($k, d) in chunk {
@@ -404,8 +425,9 @@ macro_rules! apply_daily {
 }
 
 const COLUMNS_PER_ROW: usize = 29;
-/// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits (a
+/// power of two: see `pow2_chunks`).
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// SQLite gets plain `?` placeholders: sqlx resolves `$N` names one by one for each parameter,
 /// which is quadratic in a multi-row statement (it was 40% of the gateway's CPU under load).
@@ -494,7 +516,7 @@ impl Store {
                 let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
                 let fresh = fresh_records(records, &stored);
                 let mut affected = 0u64;
-                for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                for chunk in pow2_chunks(&fresh, ROWS_PER_STATEMENT) {
                     let sql = insert_sql(chunk.len(), $json_cast, $numbered, false);
                     let mut q = sqlx::query(&sql);
                     for r in chunk {
@@ -554,7 +576,7 @@ impl Store {
             ($tx:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
                 let mut tx = $tx;
                 let mut returned: Vec<String> = Vec::with_capacity(records.len());
-                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                for chunk in pow2_chunks(records, ROWS_PER_STATEMENT) {
                     let sql = insert_sql(chunk.len(), $json_cast, $numbered, true);
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for r in chunk {
@@ -830,6 +852,21 @@ mod tests {
                 failed_requests: 80,
             }
         );
+    }
+
+    #[test]
+    fn statements_come_in_power_of_two_row_counts() {
+        let items: Vec<u32> = (0..1000).collect();
+        for n in [0, 1, 2, 3, 7, 64, 65, 100, 1000] {
+            let chunks: Vec<&[u32]> = pow2_chunks(&items[..n], 64).collect();
+            assert!(chunks
+                .iter()
+                .all(|c| c.len().is_power_of_two() && c.len() <= 64));
+            let joined: Vec<u32> = chunks.concat();
+            assert_eq!(joined, items[..n], "every item once, in order");
+        }
+        let sizes: Vec<usize> = pow2_chunks(&items[..100], 64).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [64, 32, 4]);
     }
 
     #[test]
