@@ -418,6 +418,25 @@ async fn log_pages_have_no_gaps_or_repeats_when_times_tie() {
             let unique: HashSet<&String> = got.iter().collect();
             assert_eq!(unique.len(), got.len(), "repeats: {}", s.backend_name());
             assert_eq!(got, want, "{} {f:?}", s.backend_name());
+
+            // Numbered pages (offsets) visit the same rows in the same order, and the count
+            // stops at its cap.
+            let mut numbered = Vec::new();
+            for offset in (0..).step_by(7) {
+                let page = s.spend_logs_at(f, offset, 7).await.unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                numbered.extend(page.iter().map(|r| r.request_id.clone()));
+            }
+            assert_eq!(numbered, want, "{} {f:?}", s.backend_name());
+            let n = want.len() as i64;
+            assert_eq!(s.count_spend_logs_matching(f, 1_000).await.unwrap(), n);
+            assert_eq!(
+                s.count_spend_logs_matching(f, 3).await.unwrap(),
+                n.min(3),
+                "{f:?}"
+            );
         }
         // A request id finds its one record.
         let one = SpendLogFilter {
