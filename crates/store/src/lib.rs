@@ -11,6 +11,7 @@ mod notify;
 pub mod audit;
 pub mod budget_resets;
 pub mod idempotency;
+pub mod imported;
 pub mod invitations;
 pub mod keys;
 pub mod sessions;

@@ -157,6 +157,32 @@ async fn spend_history_leaves_owner_totals_alone() {
     }
 }
 
+/// The record of imported rows: per source and kind, each id once however often recorded.
+#[tokio::test]
+async fn imported_rows_are_recorded_once_per_source_and_kind() {
+    for db in backends().await {
+        let s = &db.store;
+        assert!(s.imported_ids("litellm", "key").await.unwrap().is_empty());
+        let ids = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        s.record_imported("litellm", "key", &ids(&["a", "b"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "key", &ids(&["b", "c"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "user", &ids(&["a"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "key", &[]).await.unwrap();
+        let keys = s.imported_ids("litellm", "key").await.unwrap();
+        assert_eq!(keys.len(), 3, "{}", s.backend_name());
+        assert!(keys.contains("c"));
+        assert_eq!(s.imported_ids("litellm", "user").await.unwrap().len(), 1);
+        assert!(s.imported_ids("other", "key").await.unwrap().is_empty());
+        db.drop_db().await;
+    }
+}
+
 #[tokio::test]
 async fn large_batches_span_several_statements() {
     for db in backends().await {

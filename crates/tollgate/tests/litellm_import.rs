@@ -436,7 +436,47 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     let third = import(litellm_url, &store, false, true).await;
     assert_eq!(counts(&third, "spend logs"), [3, 0, 3, 0], "{third}");
     assert_eq!(snapshot(&store).await, before);
+
+    // A run interrupted before it recorded what it wrote: the rows are recognised, not
+    // conflicts, and recorded now.
+    forget_imports(store_url).await;
+    let resumed = import(litellm_url, &store, false, false).await;
+    assert!(resumed.nothing_imported(), "{resumed}");
+    assert_eq!(counts(&resumed, "keys"), [7, 0, 6, 1], "{resumed}");
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(store.imported_ids("litellm", "key").await.unwrap().len(), 6);
+
+    // A key rotated or deleted in Tollgate since is not brought back by another run.
+    let rotated = sha256_hex("sk-rotated-in-tollgate-0001");
+    store
+        .regenerate_key(&sha256_hex(ALICE), &rotated, "sk-...0001", "u-admin")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .delete_keys(&[sha256_hex(BLOCKED)], "u-admin")
+        .await
+        .unwrap();
+    let after = import(litellm_url, &store, false, false).await;
+    assert!(after.nothing_imported(), "{after}");
+    assert!(store.get_key(&sha256_hex(ALICE)).await.unwrap().is_none());
+    assert!(store.get_key(&sha256_hex(BLOCKED)).await.unwrap().is_none());
+    assert!(store.get_key(&rotated).await.unwrap().is_some());
     store.close().await;
+}
+
+/// Empties the record of imported rows, as a run stopped right after writing would leave it.
+async fn forget_imports(store_url: &str) {
+    let sql = "DELETE FROM imported_rows";
+    if store_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(store_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! Writing a checked [`Plan`] into the store, parents first (users, teams, memberships, keys,
-//! invitations). Each row is its own write: an interrupted import is completed by running it
-//! again, since rows already written count as imported.
+//! invitations), recording each kind in `imported_rows` once written. Each row is its own
+//! write: an interrupted import is completed by running it again (rows it wrote but did not
+//! record are recognised and recorded then).
 
 use chrono::{DurationRound, Utc};
 use tollgate_identity::tokens::new_invitation_id;
 use tollgate_store::{BudgetOwnerKind, NewInvitation, Store, TeamPatch};
 
-use super::plan::Plan;
+use super::plan::{member_id, Plan, INVITATION, KEY, MEMBER, SOURCE, TEAM, USER};
 use super::ImportError;
 use crate::import::report::{FreshInvitation, Report};
 
@@ -22,6 +23,11 @@ pub async fn write(
     base_url: &str,
     report: &mut Report,
 ) -> Result<(), ImportError> {
+    for (kind, id) in &plan.adopt {
+        store
+            .record_imported(SOURCE, kind, std::slice::from_ref(id))
+            .await?;
+    }
     for u in &plan.users {
         store.create_user(&u.user).await?;
         if u.budget_reset_at.is_some() {
@@ -30,6 +36,12 @@ pub async fn write(
                 .await?;
         }
     }
+    record(
+        store,
+        USER,
+        plan.users.iter().map(|u| u.user.user_id.clone()),
+    )
+    .await?;
     for t in &plan.teams {
         store.create_team(&t.team).await?;
         if t.spend_nanos != 0 {
@@ -45,17 +57,28 @@ pub async fn write(
                 .await?;
         }
     }
+    record(
+        store,
+        TEAM,
+        plan.teams.iter().map(|t| t.team.team_id.clone()),
+    )
+    .await?;
     for (team_id, m) in &plan.members {
         store
             .add_member(team_id, &m.user_id, m.role, m.max_budget_in_team_nanos)
             .await?;
     }
+    let members = plan.members.iter().map(|(t, m)| member_id(t, &m.user_id));
+    record(store, MEMBER, members).await?;
     for k in &plan.keys {
         store.create_key(&k.key).await?;
     }
+    record(store, KEY, plan.keys.iter().map(|k| k.key.token.clone())).await?;
     for inv in &plan.invitations {
         store.create_invitation(inv).await?;
     }
+    let invitations = plan.invitations.iter().map(|i| i.id_hash.clone());
+    record(store, INVITATION, invitations).await?;
     let now = Utc::now()
         .duration_trunc(chrono::Duration::seconds(1))
         .unwrap_or_else(|_| Utc::now());
@@ -76,4 +99,13 @@ pub async fn write(
         });
     }
     Ok(())
+}
+
+async fn record(
+    store: &Store,
+    kind: &str,
+    ids: impl Iterator<Item = String>,
+) -> Result<(), ImportError> {
+    let ids: Vec<String> = ids.collect();
+    Ok(store.record_imported(SOURCE, kind, &ids).await?)
 }
