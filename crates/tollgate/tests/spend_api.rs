@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use chrono::Timelike;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_domain::policy::{decide, routes, Decision};
@@ -404,6 +405,55 @@ async fn key_user_and_provider_tables() {
 
 fn urlencode(s: &str) -> String {
     s.replace('|', "%7C")
+}
+
+/// LiteLLM's `timezone` (minutes, as JavaScript's getTimezoneOffset gives them) with
+/// `include_current_utc_day`: a range ending on the caller's local today also counts today's
+/// UTC day, where calls made since UTC midnight are.
+#[tokio::test]
+async fn activity_takes_the_callers_timezone() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let now = chrono::Utc::now();
+    let yesterday = (now - chrono::Duration::days(1)).date_naive();
+    let spend = |v: &Value| v["metadata"]["total_spend"].as_f64().unwrap();
+    let range = format!("start_date={yesterday}&end_date={yesterday}");
+    let (s, v) = get(app, &m, &format!("/user/daily/activity?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(spend(&v), 0.0, "nothing was spent yesterday (UTC)");
+    // A caller for whom it is still yesterday: their offset puts them just before UTC midnight.
+    let since_midnight = i64::from(now.time().num_seconds_from_midnight()) / 60;
+    if since_midnight + 5 <= 840 {
+        let offset = since_midnight + 5;
+        let path =
+            format!("/user/daily/activity?{range}&timezone={offset}&include_current_utc_day=true");
+        let (s, v) = get(app, &m, &path).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(spend(&v) > 0.0, "today's UTC calls are counted: {v}");
+        // Without the flag the days stay as asked.
+        let (_, v) = get(
+            app,
+            &m,
+            &format!("/user/daily/activity?{range}&timezone={offset}"),
+        )
+        .await;
+        assert_eq!(spend(&v), 0.0);
+    }
+    let (s, _) = get(
+        app,
+        &m,
+        &format!("/user/daily/activity?{range}&timezone=9999"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = get(
+        app,
+        &m,
+        &format!("/team/daily/activity?{range}&timezone=-60"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    app_stop(w).await;
 }
 
 #[tokio::test]
