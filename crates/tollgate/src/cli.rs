@@ -63,6 +63,10 @@ pub struct LitellmImportArgs {
     /// Spend logs per batch.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=50_000))]
     pub batch_size: i64,
+    /// Also email each user who had a password their invitation link (SMTP_* settings, as
+    /// for the gateway).
+    #[arg(long)]
+    pub email_invitations: bool,
     /// The gateway's public URL, used in the invitation links printed for users who had a
     /// password.
     #[arg(long, env = "PROXY_BASE_URL", default_value = "http://localhost:4000")]

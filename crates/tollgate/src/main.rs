@@ -151,6 +151,21 @@ async fn import_litellm(args: tollgate::cli::LitellmImportArgs) -> Result<(), St
     use tollgate::import::litellm;
     let url = store_url(&args.store)?;
     litellm::check_distinct(&args.from, url.as_deref())?;
+    let mailer = if args.email_invitations {
+        let env = |k: &str| std::env::var(k).ok();
+        let smtp = tollgate_mailer::SmtpConfig::from_env(&env)
+            .map_err(|e| StartError::Settings(e.to_string()))?
+            .ok_or_else(|| {
+                StartError::Settings(
+                    "--email-invitations needs SMTP_HOST and SMTP_SENDER_EMAIL".to_string(),
+                )
+            })?;
+        let mailer =
+            tollgate_mailer::Mailer::new(&smtp).map_err(|e| StartError::Settings(e.to_string()))?;
+        Some(std::sync::Arc::new(mailer))
+    } else {
+        None
+    };
     let store = tollgate_store::Store::open(url.as_deref()).await?;
     let options = litellm::Options {
         from: args.from,
@@ -158,6 +173,7 @@ async fn import_litellm(args: tollgate::cli::LitellmImportArgs) -> Result<(), St
         spend_logs: args.spend_logs,
         batch_size: args.batch_size,
         base_url: args.base_url.trim_end_matches('/').to_string(),
+        mailer,
     };
     let result = litellm::run(&options, &store).await;
     store.close().await;

@@ -152,6 +152,7 @@ fn options(from: &str) -> Options {
         spend_logs: false,
         batch_size: 2,
         base_url: "http://gateway.test".to_string(),
+        mailer: None,
     }
 }
 
@@ -590,7 +591,11 @@ async fn the_command_prints_the_report() {
     };
     let dir = tempfile::tempdir().unwrap();
     let store_url = format!("sqlite:{}", dir.path().join("tollgate.db").display());
-    let run = |args: &[&str]| {
+    let smtp = tollgate_testkit::smtp::SmtpServer::start().await;
+    let smtp_port = smtp.addr.port().to_string();
+    // Blocking calls: the test SMTP server runs on this test's runtime, so the import that
+    // mails goes through spawn_blocking.
+    let run = move |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .args(["import", "litellm"])
             .args(args)
@@ -598,6 +603,10 @@ async fn the_command_prints_the_report() {
             .env_remove("CONFIG_FILE_PATH")
             .env("PROXY_BASE_URL", "https://llm.example.com/")
             .env("TOLLGATE_LOG", "error")
+            .env("SMTP_HOST", "127.0.0.1")
+            .env("SMTP_PORT", &smtp_port)
+            .env("SMTP_SENDER_EMAIL", "gateway@example.com")
+            .env("SMTP_TLS", "False")
             .output()
             .unwrap();
         (
@@ -616,12 +625,47 @@ async fn the_command_prints_the_report() {
     assert!(ok, "{out}{err}");
     assert!(out.starts_with("Dry run: nothing was written."), "{out}");
     assert!(out.contains("a link would be made"), "{out}");
-    let (ok, out, err) = run(&["--from", &litellm_db.url, "--database-url", &store_url]);
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (url, store_url) = (litellm_db.url.clone(), store_url.clone());
+        let run = run.clone();
+        move || {
+            run(&[
+                "--from",
+                &url,
+                "--database-url",
+                &store_url,
+                "--email-invitations",
+            ])
+        }
+    })
+    .await
+    .unwrap();
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("https://llm.example.com/ui/onboarding?id="),
         "{out}"
     );
+    // Each user who had a password is emailed their own link.
+    let mails = smtp
+        .wait_for_messages(2, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(mails.len(), 2, "{out}");
+    for (addr, user) in [
+        ("admin@example.com", "u-admin"),
+        ("Alice@Example.com", "u-alice"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("({user})")))
+            .unwrap_or_else(|| panic!("{user} in {out}"));
+        let link = line.rsplit(' ').next().unwrap();
+        let mail = mails
+            .iter()
+            .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(addr)))
+            .unwrap_or_else(|| panic!("a mail to {addr}"));
+        assert!(mail.data.contains(link), "{link} in {}", mail.data);
+    }
+    assert_eq!(out.matches("    emailed").count(), 2, "{out}");
     for secret in [ALICE, &sha256_hex(ALICE), PENDING_INVITE] {
         assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
     }

@@ -30,6 +30,8 @@ pub struct FreshInvitation {
     pub email: Option<String>,
     /// `None` in a dry run.
     pub link: Option<String>,
+    /// With `--email-invitations`: `Ok` once sent, or why it was not.
+    pub email_sent: Option<Result<(), String>>,
 }
 
 /// A model stored in LiteLLM's database, to be added to config.yaml.
@@ -124,6 +126,11 @@ impl fmt::Display for Report {
                 match &i.link {
                     Some(link) => writeln!(f, "  {who} ({}): {link}", i.user_id)?,
                     None => writeln!(f, "  {who} ({}): a link would be made", i.user_id)?,
+                }
+                match &i.email_sent {
+                    Some(Ok(())) => writeln!(f, "    emailed")?,
+                    Some(Err(why)) => writeln!(f, "    not emailed: {why}")?,
+                    None => {}
                 }
             }
         }

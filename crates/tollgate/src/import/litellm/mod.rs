@@ -39,7 +39,7 @@ pub enum ImportError {
 }
 
 /// What to import and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// LiteLLM's database URL. Secret (it may hold a password): never printed.
     pub from: String,
@@ -49,6 +49,8 @@ pub struct Options {
     pub batch_size: i64,
     /// The gateway's public URL, for the invitation links.
     pub base_url: String,
+    /// Set to email each fresh invitation link to its user.
+    pub mailer: Option<std::sync::Arc<tollgate_mailer::Mailer>>,
 }
 
 /// Refuses to import a database into itself: with `DATABASE_URL` still pointing at LiteLLM's
@@ -123,10 +125,11 @@ async fn run_on(
                     user_id: user_id.clone(),
                     email: email.clone(),
                     link: None,
+                    email_sent: None,
                 });
         }
     } else {
-        write::write(plan, store, &options.base_url, &mut report).await?;
+        write::write(plan, store, options, &mut report).await?;
     }
     if options.spend_logs {
         spend_logs::import(

@@ -3,12 +3,13 @@
 //! write: an interrupted import is completed by running it again (rows it wrote but did not
 //! record are recognised and recorded then).
 
-use chrono::{DurationRound, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use tollgate_identity::tokens::new_invitation_id;
+use tollgate_mailer::{Invitation, Mailer};
 use tollgate_store::{BudgetOwnerKind, NewInvitation, Store, TeamPatch};
 
 use super::plan::{member_id, Plan, INVITATION, KEY, MEMBER, SOURCE, TEAM, USER};
-use super::ImportError;
+use super::{ImportError, Options};
 use crate::import::report::{FreshInvitation, Report};
 
 /// Who the store records as creating rows that LiteLLM did not attribute.
@@ -20,7 +21,7 @@ const FRESH_INVITATION_DAYS: i64 = 7;
 pub async fn write(
     plan: Plan,
     store: &Store,
-    base_url: &str,
+    options: &Options,
     report: &mut Report,
 ) -> Result<(), ImportError> {
     for (kind, id) in &plan.adopt {
@@ -92,10 +93,17 @@ pub async fn write(
                 created_by: IMPORTER.to_string(),
             })
             .await?;
+        let link = tollgate_web::api::invitations::link_for(&options.base_url, &id);
+        let expires_at = now + chrono::Duration::days(FRESH_INVITATION_DAYS);
+        let email_sent = match &options.mailer {
+            Some(mailer) => Some(send(mailer, email.as_deref(), &link, expires_at).await),
+            None => None,
+        };
         report.invitations.push(FreshInvitation {
             user_id,
             email,
-            link: Some(tollgate_web::api::invitations::link_for(base_url, &id)),
+            link: Some(link),
+            email_sent,
         });
     }
     Ok(())
@@ -108,4 +116,26 @@ async fn record(
 ) -> Result<(), ImportError> {
     let ids: Vec<String> = ids.collect();
     Ok(store.record_imported(SOURCE, kind, &ids).await?)
+}
+
+/// Emails one invitation link; a failure is reported, not fatal (the link is printed anyway).
+async fn send(
+    mailer: &Mailer,
+    to: Option<&str>,
+    link: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), String> {
+    let Some(to) = to else {
+        return Err("the user has no email address".to_string());
+    };
+    let expires = expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    mailer
+        .send_invitation(&Invitation {
+            to,
+            link,
+            invited_by: None,
+            expires_at: &expires,
+        })
+        .await
+        .map_err(|e| e.to_string())
 }
