@@ -672,5 +672,17 @@ async fn the_command_prints_the_report() {
     let (ok, out, err) = run(&["--from", &litellm_db.url, "--database-url", &litellm_db.url]);
     assert!(!ok, "{out}");
     assert!(err.contains("the same database"), "{err}");
+    // Only PostgreSQL is read, and a URL's password never shows in an error.
+    for from in [
+        "mysql://u:pw-sekrit@127.0.0.1/litellm",
+        "postgresql://u:pw-sekrit@127.0.0.1:1/litellm",
+    ] {
+        let (ok, out, err) = run(&["--from", from, "--database-url", &store_url]);
+        assert!(!ok, "{out}");
+        assert!(
+            !err.contains("pw-sekrit") && !out.contains("pw-sekrit"),
+            "{err}"
+        );
+    }
     litellm_db.drop_db().await;
 }

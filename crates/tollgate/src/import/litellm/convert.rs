@@ -353,7 +353,8 @@ pub fn invitation(r: &Row, now: DateTime<Utc>) -> Result<Option<NewInvitation>, 
 
 /// LiteLLM's call types (`acompletion`, `aembedding`, …) as Tollgate names them.
 fn call_type(litellm: &str) -> String {
-    match litellm.trim_start_matches('a') {
+    // The async forms carry an `a` in front (`acompletion`).
+    match litellm.strip_prefix('a').unwrap_or(litellm) {
         "completion" | "chat_completion" => "chat_completion".to_string(),
         "text_completion" => "text_completion".to_string(),
         "embedding" => "embedding".to_string(),

@@ -22,8 +22,10 @@ pub use write::IMPORTER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("LiteLLM database: {0}: {1}")]
+    #[error("{0}: {1}")]
     Source(&'static str, #[source] sqlx::Error),
+    #[error("--from must be a postgresql:// URL (LiteLLM's proxy database is PostgreSQL)")]
+    NotPostgres,
     #[error("LiteLLM database: a row is not valid JSON: {0}")]
     RowJson(#[source] serde_json::Error),
     #[error(transparent)]

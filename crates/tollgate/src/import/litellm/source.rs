@@ -20,8 +20,11 @@ const SPEND_LOG_BODIES: &str = "- 'messages' - 'response' - 'proxy_server_reques
 
 impl Source {
     pub async fn open(url: &str) -> Result<Source, ImportError> {
+        if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+            return Err(ImportError::NotPostgres);
+        }
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| ImportError::Source("the --from URL is not a PostgreSQL URL", e))?
+            .map_err(|e| ImportError::Source("reading the --from URL", e))?
             // Refused by the server itself should anything try to write.
             .options([("default_transaction_read_only", "on")]);
         let mut conn = PgConnection::connect_with(&options)
@@ -30,7 +33,12 @@ impl Source {
         sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut conn)
             .await
-            .map_err(|e| ImportError::Source("starting a read-only transaction", e))?;
+            .map_err(|e| {
+                ImportError::Source(
+                    "starting a read-only transaction on the LiteLLM database",
+                    e,
+                )
+            })?;
         Ok(Source { conn })
     }
 
@@ -52,7 +60,7 @@ impl Source {
         let rows = sqlx::query(&sql)
             .fetch_all(&mut self.conn)
             .await
-            .map_err(|e| ImportError::Source("reading a LiteLLM table", e))?;
+            .map_err(|e| ImportError::Source("reading a table of the LiteLLM database", e))?;
         decode(&rows)
     }
 
