@@ -121,6 +121,9 @@ VALUES ('{pending}', 'u-bob', false, NULL, {now} + interval '5 days', {now}, 'u-
        ('expired-invite', 'u-bob', false, NULL, {now} - interval '1 day', {now} - interval '8 days', 'u-admin', {now}, 'u-admin'),
        ('accepted-invite', 'u-viewer', true, {now}, {now} + interval '5 days', {now}, 'u-admin', {now}, 'u-viewer');
 
+INSERT INTO "LiteLLM_DailyUserSpend" (id, user_id, date, api_key, model, model_group, custom_llm_provider, prompt_tokens, completion_tokens, spend, api_requests, updated_at)
+VALUES ('d-1', 'u-alice', to_char({now} - interval '1 day', 'YYYY-MM-DD'), '{alice}', 'gpt-4o', 'demo', 'openai', 10, 20, 0.15, 1, {now});
+
 INSERT INTO "LiteLLM_ProxyModelTable" (model_id, model_name, litellm_params, created_by, updated_by)
 VALUES ('m-1', 'db-model', '{{"model": "openai/gpt-4o-mini"}}', 'u-admin', 'u-admin');
 
@@ -417,6 +420,12 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(
         counts(&with_logs, "spend logs"),
         [3, 3, 0, 0],
+        "{with_logs}"
+    );
+    assert!(
+        with_logs
+            .to_string()
+            .contains("daily spend LiteLLM_DailyUserSpend: 1 rows not copied"),
         "{with_logs}"
     );
     assert_eq!(store.count_spend_logs().await.unwrap(), logs + 3);

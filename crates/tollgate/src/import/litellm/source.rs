@@ -64,14 +64,15 @@ impl Source {
         decode(&rows)
     }
 
-    pub async fn count_spend_logs(&mut self) -> Result<i64, ImportError> {
-        if !self.has_table("LiteLLM_SpendLogs").await? {
+    /// Rows in a table (absent table: 0).
+    pub async fn count(&mut self, table: &str) -> Result<i64, ImportError> {
+        if !self.has_table(table).await? {
             return Ok(0);
         }
-        sqlx::query_scalar("SELECT count(*) FROM \"LiteLLM_SpendLogs\"")
+        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
             .fetch_one(&mut self.conn)
             .await
-            .map_err(|e| ImportError::Source("counting LiteLLM spend logs", e))
+            .map_err(|e| ImportError::Source("counting the rows of a LiteLLM table", e))
     }
 
     /// The next `limit` spend logs after request id `after`, in request id order (keyset paging
