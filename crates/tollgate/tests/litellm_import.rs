@@ -32,6 +32,8 @@ const OVER: &str = "sk-LiteLLMoverBudget000003";
 const BLOCKED: &str = "sk-LiteLLMblocked000000004";
 const EXPIRED: &str = "sk-LiteLLMexpired000000005";
 const LIMITED: &str = "sk-LiteLLMrpmLimited000006";
+/// A key behind a LiteLLM UI session (team `litellm-dashboard`): not carried over.
+const UI_SESSION: &str = "sk-LiteLLMuiSession0000007";
 /// The id of a pending LiteLLM invitation (its link carries it in the clear).
 const PENDING_INVITE: &str = "6f1c2d9e-4b7a-4e21-9a51-0c3b8d7e6f10";
 
@@ -113,6 +115,7 @@ VALUES
  ('{blocked}', 'sk-...0004', NULL, 'u-alice', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, true, '{{}}', NULL, 'u-alice'),
  ('{expired}', 'sk-...0005', NULL, 'u-alice', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, {now} - interval '1 day', NULL, '{{}}', NULL, 'u-alice'),
  ('{limited}', 'sk-...0006', NULL, 'u-bob', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', 'b-key', 'u-admin'),
+ ('{ui_session}', 'sk-...sess', NULL, 'u-admin', 'litellm-dashboard', '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, {now} + interval '1 day', NULL, '{{}}', NULL, 'u-admin'),
  ('not-a-sha256-digest', 'sk-...junk', NULL, 'u-bob', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', NULL, 'u-admin');
 UPDATE "LiteLLM_VerificationToken" SET allowed_routes = '{{/chat/completions}}' WHERE key_alias = 'alice-ci';
 
@@ -140,6 +143,7 @@ VALUES
         blocked = sha256_hex(BLOCKED),
         expired = sha256_hex(EXPIRED),
         limited = sha256_hex(LIMITED),
+        ui_session = sha256_hex(UI_SESSION),
         pending = PENDING_INVITE,
     );
     sqlx::raw_sql(&sql)
@@ -238,7 +242,7 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(counts(&report, "users"), [5, 5, 0, 0], "{text}");
     assert_eq!(counts(&report, "teams"), [1, 1, 0, 0], "{text}");
     assert_eq!(counts(&report, "team members"), [2, 2, 0, 0], "{text}");
-    assert_eq!(counts(&report, "keys"), [7, 6, 0, 1], "{text}");
+    assert_eq!(counts(&report, "keys"), [8, 6, 0, 2], "{text}");
     assert_eq!(counts(&report, "budgets"), [3, 2, 0, 1], "{text}");
     assert_eq!(counts(&report, "invitations"), [3, 1, 0, 2], "{text}");
     assert_eq!(counts(&report, "models"), [1, 0, 0, 1], "{text}");
@@ -256,6 +260,7 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
         "{text}"
     );
     assert!(text.contains("budget b-orphan"), "{text}");
+    assert!(text.contains("1 LiteLLM UI session keys skipped"), "{text}");
     assert!(text.contains("- model_name: db-model"), "{text}");
     assert!(text.contains("{model: openai/gpt-4o-mini}"), "{text}");
     for secret in [
@@ -359,6 +364,8 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     let (s, body) = chat(&app, BLOCKED, "demo").await;
     assert_eq!(s, 401, "{body}");
     assert!(body.contains("blocked"), "{body}");
+    let (s, body) = chat(&app, UI_SESSION, "demo").await;
+    assert_eq!(s, 401, "a UI session key is not a key here: {body}");
     let (s, body) = chat(&app, EXPIRED, "demo").await;
     assert_eq!(s, 401, "{body}");
     assert!(body.contains("Expired"), "{body}");
@@ -401,7 +408,7 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     let again = import(litellm_url, &store, false, false).await;
     assert!(again.nothing_imported(), "{again}");
     assert_eq!(counts(&again, "users"), [5, 0, 5, 0], "{again}");
-    assert_eq!(counts(&again, "keys"), [7, 0, 6, 1], "{again}");
+    assert_eq!(counts(&again, "keys"), [8, 0, 6, 2], "{again}");
     assert_eq!(counts(&again, "team members"), [2, 0, 2, 0], "{again}");
     assert_eq!(counts(&again, "invitations"), [3, 0, 1, 2], "{again}");
     assert_eq!(counts(&again, "budgets"), [3, 0, 2, 1], "{again}");
@@ -452,7 +459,7 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     forget_imports(store_url).await;
     let resumed = import(litellm_url, &store, false, false).await;
     assert!(resumed.nothing_imported(), "{resumed}");
-    assert_eq!(counts(&resumed, "keys"), [7, 0, 6, 1], "{resumed}");
+    assert_eq!(counts(&resumed, "keys"), [8, 0, 6, 2], "{resumed}");
     assert_eq!(snapshot(&store).await, before);
     assert_eq!(store.imported_ids("litellm", "key").await.unwrap().len(), 6);
 
@@ -527,7 +534,7 @@ async fn dry_run_writes_nothing_and_conflicts_stop_before_writing() {
     let text = dry.to_string();
     assert!(text.starts_with("Dry run"), "{text}");
     assert_eq!(counts(&dry, "users"), [5, 5, 0, 0], "{text}");
-    assert_eq!(counts(&dry, "keys"), [7, 6, 0, 1], "{text}");
+    assert_eq!(counts(&dry, "keys"), [8, 6, 0, 2], "{text}");
     assert_eq!(counts(&dry, "spend logs")[0], 3, "{text}");
     assert!(dry.invitations.iter().all(|i| i.link.is_none()));
     assert_eq!(snapshot(&store).await, empty);

@@ -266,10 +266,19 @@ async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<()
     Ok(())
 }
 
+/// The team LiteLLM gives the keys behind its own UI sessions.
+const UI_SESSION_TEAM: &str = "litellm-dashboard";
+
 async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
     let done = cx.imported(KEY).await?;
+    let mut ui_sessions = 0u64;
     for row in rows {
         cx.report.count_mut("keys").found += 1;
+        if row.text("team_id").as_deref() == Some(UI_SESSION_TEAM) {
+            ui_sessions += 1;
+            cx.report.count_mut("keys").skipped += 1;
+            continue;
+        }
         let k = match convert::key(row, &cx.budgets) {
             Ok(k) => k,
             Err(why) => {
@@ -341,6 +350,16 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
             }
         }
         cx.plan.keys.push(k);
+    }
+    if ui_sessions > 0 {
+        cx.report.except(
+            "key",
+            format!("(team {UI_SESSION_TEAM})"),
+            format!(
+                "{ui_sessions} LiteLLM UI session keys skipped: sessions do not carry over \
+                 (people sign in to Tollgate's UI anew)"
+            ),
+        );
     }
     Ok(())
 }
