@@ -635,6 +635,55 @@ impl Store {
     }
 }
 
+/// Spend under one request tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagSpend {
+    pub tag: String,
+    pub spend_nanos: i64,
+    pub requests: i64,
+}
+
+const SQLITE_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos) AS spend, COUNT(*) AS n \
+    FROM spend_logs s, json_each(s.metadata, '$.tags') t \
+    WHERE s.start_time >= $1 AND s.start_time < $2 AND json_type(s.metadata, '$.tags') = 'array' \
+    GROUP BY t.value ORDER BY spend DESC, tag";
+
+const PG_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos)::BIGINT AS spend, COUNT(*) AS n \
+    FROM spend_logs s CROSS JOIN LATERAL jsonb_array_elements_text( \
+        CASE WHEN jsonb_typeof(s.metadata -> 'tags') = 'array' THEN s.metadata -> 'tags' \
+        ELSE '[]'::jsonb END) AS t(value) \
+    WHERE s.start_time >= $1 AND s.start_time < $2 \
+    GROUP BY t.value ORDER BY spend DESC, tag";
+
+impl Store {
+    /// Spend per request tag (`metadata.tags` of each record) for calls started in
+    /// `[from, to)`, largest first. Reads the log itself: tags have no daily aggregate.
+    pub async fn spend_by_tag(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<TagSpend>, StoreError> {
+        on_backend!(self, (SQLITE_TAGS, PG_TAGS), |pool, sql| {
+            let rows = sqlx::query(sql)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await
+                .context("summing spend per tag")?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TagSpend {
+                        tag: r.text("tag")?,
+                        spend_nanos: r.int("spend")?,
+                        requests: r.int("n")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("decoding spend per tag")
+        })
+    }
+}
+
 /// The WHERE clause of a spend log filter.
 fn log_where(filter: &SpendLogFilter) -> Where {
     let mut w = Where::default();

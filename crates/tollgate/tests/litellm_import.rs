@@ -131,11 +131,11 @@ INSERT INTO "LiteLLM_ProxyModelTable" (model_id, model_name, litellm_params, cre
 VALUES ('m-1', 'db-model', '{{"model": "openai/gpt-4o-mini"}}', 'u-admin', 'u-admin');
 
 INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend, total_tokens, prompt_tokens, completion_tokens,
-  "startTime", "endTime", model, model_group, custom_llm_provider, "user", team_id, metadata, status)
+  "startTime", "endTime", model, model_group, custom_llm_provider, "user", team_id, metadata, status, request_tags)
 VALUES
- ('chatcmpl-1', 'acompletion', '{alice}', 0.1, 30, 10, 20, {now} - interval '2 days', {now} - interval '2 days' + interval '1 second', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success'),
- ('chatcmpl-2', 'acompletion', '{alice}', 0.15, 30, 10, 20, {now} - interval '1 day', {now} - interval '1 day' + interval '2 seconds', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success'),
- ('chatcmpl-3', 'aembedding', '{team}', 0.0, 5, 5, 0, {now} - interval '1 day', {now} - interval '1 day', 'text-embedding-3-small', 'other', 'openai', 'u-bob', 'team-1', '{{"error_information": {{"error_class": "RateLimitError"}}}}', 'failure');
+ ('chatcmpl-1', 'acompletion', '{alice}', 0.1, 30, 10, 20, {now} - interval '2 days', {now} - interval '2 days' + interval '1 second', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success', '["nightly"]'),
+ ('chatcmpl-2', 'acompletion', '{alice}', 0.15, 30, 10, 20, {now} - interval '1 day', {now} - interval '1 day' + interval '2 seconds', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success', '[]'),
+ ('chatcmpl-3', 'aembedding', '{team}', 0.0, 5, 5, 0, {now} - interval '1 day', {now} - interval '1 day', 'text-embedding-3-small', 'other', 'openai', 'u-bob', 'team-1', '{{"error_information": {{"error_class": "RateLimitError"}}}}', 'failure', '[]');
 "#,
         alice = sha256_hex(ALICE),
         team = sha256_hex(TEAM),
@@ -440,6 +440,14 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(imported.call_type, "embedding");
     assert_eq!(imported.team_id.as_deref(), Some("team-1"));
     assert_eq!(imported.error_type.as_deref(), Some("RateLimitError"));
+    // LiteLLM's request tags count in the tag view.
+    let now = chrono::Utc::now();
+    let tags = store
+        .spend_by_tag(now - chrono::Duration::days(3), now)
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 1, "{tags:?}");
+    assert_eq!((tags[0].tag.as_str(), tags[0].requests), ("nightly", 1));
     assert_eq!(
         store
             .get_key(&sha256_hex(ALICE))

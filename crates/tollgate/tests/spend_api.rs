@@ -407,6 +407,64 @@ fn urlencode(s: &str) -> String {
     s.replace('|', "%7C")
 }
 
+/// Request tags (`tags`, or `metadata.tags`) are kept with each call: in the log's
+/// `request_tags` and summed per tag by `/global/spend/tags`.
+#[tokio::test]
+async fn spend_per_request_tag() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    let (_, token) = user(&app, "tags@example.com", "internal_user").await;
+    let (k, _) = key(&app, &token).await;
+    let bodies = [
+        json!({"model": "demo", "tags": ["prod", "exp"], "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "tags": ["prod", "exp"], "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "metadata": {"tags": ["exp"]}, "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+    ];
+    for b in &bodies {
+        let r = app
+            .client()
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&k)
+            .json(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(app.wait_for_spend_logs(4).await, 4);
+    let (_, logs) = get(&app, &m, "/spend/logs").await;
+    let tagged = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["request_tags"] == json!(["prod", "exp"]))
+        .count();
+    assert_eq!(tagged, 2, "{logs}");
+    let range = format!("start_date={}&end_date={}", today(), today());
+    let (s, v) = get(&app, &m, &format!("/global/spend/tags?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    let per_tag = v["spend_per_tag"].as_array().unwrap();
+    let counts: Vec<(&str, i64)> = per_tag
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["log_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("exp", 3), ("prod", 2)], "{v}");
+    assert!(per_tag.iter().all(|t| t["spend"].as_f64().unwrap() > 0.0));
+    let (_, v) = get(&app, &m, &format!("/global/spend/tags?{range}&tags=prod")).await;
+    assert_eq!(v["spend_per_tag"].as_array().unwrap().len(), 1);
+    let (s, _) = get(&app, &m, "/global/spend/tags").await;
+    assert_eq!(s, 400);
+    let (s, _) = get(&app, &token, &format!("/global/spend/tags?{range}")).await;
+    assert_eq!(s, 401);
+    app.stop().await;
+}
+
 /// LiteLLM's `timezone` (minutes, as JavaScript's getTimezoneOffset gives them) with
 /// `include_current_utc_day`: a range ending on the caller's local today also counts today's
 /// UTC day, where calls made since UTC midnight are.
@@ -729,6 +787,7 @@ async fn spend_routes_follow_the_policy_table() {
         "/global/spend/models",
         "/global/spend/logs",
         "/global/spend/provider",
+        "/global/spend/tags",
         "/spend/keys",
         "/spend/users",
     ]

@@ -154,7 +154,7 @@ pub fn log_view(r: &SpendRecord) -> Value {
         "status": r.status.as_str(),
         "metadata": r.metadata,
         "cache_hit": "False",
-        "request_tags": [],
+        "request_tags": r.metadata.get("tags").cloned().unwrap_or_else(|| json!([])),
     })
 }
 
@@ -523,6 +523,58 @@ pub async fn global_spend_provider(
             .into_iter()
             .map(|(p, n)| json!({"provider": p, "spend": usd(n)}))
             .collect::<Vec<_>>())
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct TagsQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    /// Comma-separated tags to keep (`all-tags`, or none, keeps all).
+    tags: Option<String>,
+}
+
+/// `GET /global/spend/tags?start_date=&end_date=[&tags=a,b]`: spend and calls per request tag
+/// over whole UTC days, largest first: `{"spend_per_tag": [{name, spend, log_count}]}`.
+pub async fn global_spend_tags(
+    State(state): State<Arc<WebState>>,
+    Query(q): Query<TagsQuery>,
+) -> Response {
+    let result = async {
+        let (Some(s), Some(e)) = (non_empty(&q.start_date), non_empty(&q.end_date)) else {
+            return Err(
+                ApiError::bad_request("Please provide start_date and end_date")
+                    .with_param("start_date"),
+            );
+        };
+        let (from, to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
+        let start = Utc.from_utc_datetime(&from.and_time(chrono::NaiveTime::MIN));
+        let end = Utc.from_utc_datetime(&to.and_time(chrono::NaiveTime::MIN)) + Duration::days(1);
+        let wanted: Vec<&str> = non_empty(&q.tags)
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = wanted.is_empty() || wanted.contains(&"all-tags");
+        let rows = state
+            .store
+            .spend_by_tag(start, end)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let per_tag: Vec<Value> = rows
+            .into_iter()
+            .filter(|r| all || wanted.contains(&r.tag.as_str()))
+            .map(|r| json!({"name": r.tag, "spend": usd(r.spend_nanos), "log_count": r.requests}))
+            .collect();
+        Ok(json!({ "spend_per_tag": per_tag }))
     };
     match result.await {
         Ok(v) => Json(v).into_response(),
