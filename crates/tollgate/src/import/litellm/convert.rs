@@ -12,6 +12,7 @@ use tollgate_domain::secret::sha256_hex;
 use tollgate_store::{NewInvitation, NewKey, NewTeam, NewUser, SpendRecord, SpendStatus};
 
 use super::row::Row;
+use super::write::IMPORTER;
 
 fn nanos(usd: Option<f64>) -> Option<i64> {
     usd.map(|u| NanoUsd::from_usd(u).0)
@@ -343,9 +344,7 @@ pub fn invitation(r: &Row, now: DateTime<Utc>) -> Result<Option<NewInvitation>, 
             id_hash: sha256_hex(&id),
             user_id,
             expires_at: at,
-            created_by: r
-                .text("created_by")
-                .unwrap_or_else(|| "litellm-import".to_string()),
+            created_by: r.text("created_by").unwrap_or_else(|| IMPORTER.to_string()),
         })),
         _ => Ok(None),
     }

@@ -18,8 +18,6 @@ use tollgate_store::{Store, StoreError};
 
 use crate::import::report::Report;
 
-pub use write::IMPORTER;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("{0}: {1}")]

@@ -13,7 +13,7 @@ use super::{ImportError, Options};
 use crate::import::report::{FreshInvitation, Report};
 
 /// Who the store records as creating rows that LiteLLM did not attribute.
-pub const IMPORTER: &str = "litellm-import";
+pub(super) const IMPORTER: &str = "litellm-import";
 
 /// How long the links sent to users who had a password stay valid (Tollgate's invitation TTL).
 const FRESH_INVITATION_DAYS: i64 = 7;
