@@ -40,6 +40,10 @@ const NESTED_CONTAINERS: &[&str] = &[
     "model_config",
 ];
 
+/// Request tags kept per call, and the longest tag kept.
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_CHARS: usize = 128;
+
 /// LiteLLM-only request fields that are not sent upstream.
 const GATEWAY_ONLY: &[&str] = &[
     "metadata",
@@ -115,6 +119,32 @@ impl RawBody {
 
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// LiteLLM's request tags, for the spend log: `tags`, else `metadata.tags`. Only strings
+    /// count, at most [`MAX_TAGS`] of at most [`MAX_TAG_CHARS`] characters each; anything else is
+    /// left out rather than refused (tags only label spend).
+    pub fn request_tags(&self) -> Vec<String> {
+        let listed = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::Array(a)) => Some(a),
+            _ => None,
+        };
+        let tags = listed(self.decode("tags").ok().flatten()).or_else(|| {
+            let meta: Option<serde_json::Value> = self.decode("metadata").ok().flatten();
+            listed(meta.and_then(|mut m| m.get_mut("tags").map(serde_json::Value::take)))
+        });
+        let mut out: Vec<String> = Vec::new();
+        for t in tags.unwrap_or_default() {
+            if let serde_json::Value::String(t) = t {
+                if !t.is_empty() && t.chars().count() <= MAX_TAG_CHARS && !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            if out.len() == MAX_TAGS {
+                break;
+            }
+        }
+        out
     }
 
     /// Decodes one field; `Ok(None)` when absent or JSON `null`.
@@ -369,6 +399,27 @@ fn lone_surrogate(unit: u16) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_tags_come_from_tags_or_metadata() {
+        let b = RawBody::parse(br#"{"model":"m","tags":["a","b","a",1,""]}"#).unwrap();
+        assert_eq!(b.request_tags(), vec!["a", "b"]);
+        let b = RawBody::parse(br#"{"model":"m","metadata":{"tags":["x"]}}"#).unwrap();
+        assert_eq!(b.request_tags(), vec!["x"]);
+        let b = RawBody::parse(br#"{"model":"m","tags":"not-a-list"}"#).unwrap();
+        assert!(b.request_tags().is_empty());
+        let long = "t".repeat(MAX_TAG_CHARS + 1);
+        let many: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let body = serde_json::json!({"model": "m", "tags": [long], "metadata": {"tags": many}});
+        let b = RawBody::parse(body.to_string().as_bytes()).unwrap();
+        assert!(
+            b.request_tags().is_empty(),
+            "tags wins, even when nothing in it is kept"
+        );
+        let body = serde_json::json!({"model": "m", "tags": many});
+        let b = RawBody::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(b.request_tags().len(), MAX_TAGS);
+    }
+
     use super::*;
 
     #[test]

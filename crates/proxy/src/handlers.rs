@@ -140,6 +140,7 @@ async fn run(
     let end_user: Option<String> = body
         .decode::<serde_json::Value>("user")?
         .and_then(|u| u.as_str().map(str::to_string));
+    let tags = body.request_tags();
     if !recorder.caller_may_use(&model) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -167,7 +168,7 @@ async fn run(
     .await?;
     recorder.set_admission(admitted);
     let body = Arc::new(body);
-    recorder.set_request(&model, stream, body.clone(), end_user);
+    recorder.set_request(&model, stream, body.clone(), end_user, tags);
 
     let Dispatched {
         answer,

@@ -64,6 +64,8 @@ struct CallInfo {
     completion_bytes: usize,
     attempts: u32,
     end_user: Option<String>,
+    /// The request's tags, kept in the spend record's metadata.
+    tags: Vec<String>,
     admitted: crate::admission::Admitted,
 }
 
@@ -93,6 +95,7 @@ impl CallRecorder {
                 completion_bytes: 0,
                 attempts: 0,
                 end_user: None,
+                tags: Vec::new(),
                 admitted: Default::default(),
             }),
         }
@@ -136,6 +139,7 @@ impl CallRecorder {
         stream: bool,
         body: Arc<RawBody>,
         end_user: Option<String>,
+        tags: Vec<String>,
     ) {
         if let Some(i) = &mut self.info {
             i.model_group = model_group.to_string();
@@ -143,6 +147,7 @@ impl CallRecorder {
             i.stream = stream;
             i.body = Some(body);
             i.end_user = end_user;
+            i.tags = tags;
         }
     }
 
@@ -315,7 +320,11 @@ impl CallRecorder {
                 .map(|t| i.start_time + chrono::Duration::milliseconds(ms(t))),
             request_duration_ms: ms(duration),
             ttft_ms: ttft.map(ms),
-            metadata: serde_json::json!({}),
+            metadata: if i.tags.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::json!({ "tags": i.tags })
+            },
         };
         self.state.writer.record(record);
     }

@@ -53,6 +53,14 @@ macro_rules! table {
     };
 }
 
+/// Sets when a budget period ends, for rows carried over from another gateway with their own
+/// schedule; `None` lets the reset job schedule one.
+const SET_RESET_AT: [&str; 3] = [
+    "UPDATE verification_tokens SET budget_reset_at = $1 WHERE token = $2",
+    "UPDATE users SET budget_reset_at = $1 WHERE user_id = $2",
+    "UPDATE teams SET budget_reset_at = $1 WHERE team_id = $2",
+];
+
 const TABLES: [Table; 3] = [
     table!(BudgetOwnerKind::Key, "verification_tokens", "token"),
     table!(BudgetOwnerKind::User, "users", "user_id"),
@@ -124,5 +132,30 @@ impl Store {
             }
         }
         Ok(done)
+    }
+
+    /// Sets the end of a key's, user's or team's current budget period; returns whether the row
+    /// exists.
+    pub async fn set_budget_reset_at(
+        &self,
+        kind: BudgetOwnerKind,
+        id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let sql = match kind {
+            BudgetOwnerKind::Key => SET_RESET_AT[0],
+            BudgetOwnerKind::User => SET_RESET_AT[1],
+            BudgetOwnerKind::Team => SET_RESET_AT[2],
+        };
+        let changed = on_backend!(self, ((), ()), |pool, _q| {
+            sqlx::query(sql)
+                .bind(at)
+                .bind(id)
+                .execute(pool)
+                .await
+                .context("setting a budget reset time")?
+                .rows_affected()
+        });
+        Ok(changed == 1)
     }
 }

@@ -11,6 +11,7 @@ mod notify;
 pub mod audit;
 pub mod budget_resets;
 pub mod idempotency;
+pub mod imported;
 pub mod invitations;
 pub mod keys;
 pub mod sessions;
@@ -32,7 +33,7 @@ pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
 pub use spend_views::{
     DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, SpendBreakdown, SpendGroup,
-    SpendLogFilter, SpendScope, SpendTotals,
+    SpendLogFilter, SpendScope, SpendTotals, TagSpend,
 };
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};

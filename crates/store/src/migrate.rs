@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -48,6 +48,11 @@ const SQLITE: &[Migration] = &[
         version: 7,
         name: "idempotency keys of create requests",
         sql: include_str!("migrations/sqlite/0007_idempotency_keys.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "rows imported from another gateway",
+        sql: include_str!("migrations/sqlite/0008_imported_rows.sql"),
     },
 ];
 
@@ -86,6 +91,11 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "idempotency keys of create requests",
         sql: include_str!("migrations/postgres/0007_idempotency_keys.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "rows imported from another gateway",
+        sql: include_str!("migrations/postgres/0008_imported_rows.sql"),
     },
 ];
 

@@ -463,6 +463,13 @@ enum Attempt {
     Raced,
 }
 
+/// Whether inserted records add to their key's, user's and team's running spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnerTotals {
+    Add,
+    Keep,
+}
+
 impl Store {
     /// Inserts the records in one transaction. Records whose `request_id` is already stored are
     /// skipped (and so is a repeat of an id within the batch), so a batch retried after an
@@ -472,6 +479,24 @@ impl Store {
         &self,
         records: &[SpendRecord],
     ) -> Result<Vec<String>, StoreError> {
+        self.insert_spend(records, OwnerTotals::Add).await
+    }
+
+    /// Like [`Store::insert_spend_batch`] for history carried over from another gateway: the
+    /// records and the daily aggregates go in, but the keys', users' and teams' running spend is
+    /// left alone (it was carried over with them, and would otherwise count twice).
+    pub async fn insert_spend_history(
+        &self,
+        records: &[SpendRecord],
+    ) -> Result<Vec<String>, StoreError> {
+        self.insert_spend(records, OwnerTotals::Keep).await
+    }
+
+    async fn insert_spend(
+        &self,
+        records: &[SpendRecord],
+        owners: OwnerTotals,
+    ) -> Result<Vec<String>, StoreError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -479,9 +504,9 @@ impl Store {
         // PostgreSQL then aborts one transaction, which is retried whole (nothing of it stayed).
         let mut attempt = 0u32;
         loop {
-            let result = match self.insert_spend_batch_fast(records).await {
+            let result = match self.insert_spend_batch_fast(records, owners).await {
                 Ok(Attempt::Inserted(ids)) => Ok(ids),
-                Ok(Attempt::Raced) => self.insert_spend_batch_returning(records).await,
+                Ok(Attempt::Raced) => self.insert_spend_batch_returning(records, owners).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -504,6 +529,7 @@ impl Store {
     async fn insert_spend_batch_fast(
         &self,
         records: &[SpendRecord],
+        owners: OwnerTotals,
     ) -> Result<Attempt, StoreError> {
         let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
         macro_rules! fast {
@@ -534,7 +560,7 @@ impl Store {
                     tx.rollback().await.context("rolling back a spend batch")?;
                     return Ok(Attempt::Raced);
                 }
-                {
+                if owners == OwnerTotals::Add {
                     let $tx2 = &mut tx;
                     let $fresh = &fresh;
                     $owners;
@@ -571,6 +597,7 @@ impl Store {
     async fn insert_spend_batch_returning(
         &self,
         records: &[SpendRecord],
+        owners: OwnerTotals,
     ) -> Result<Vec<String>, StoreError> {
         macro_rules! returning {
             ($tx:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
@@ -597,7 +624,7 @@ impl Store {
                     .filter(|id| !returned.contains(id))
                     .collect();
                 let fresh = fresh_records(records, &skipped);
-                {
+                if owners == OwnerTotals::Add {
                     let $tx2 = &mut tx;
                     let $fresh = &fresh;
                     $owners;

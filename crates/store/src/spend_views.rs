@@ -560,25 +560,7 @@ impl Store {
         before: Option<(DateTime<Utc>, String)>,
         limit: u32,
     ) -> Result<Vec<SpendRecord>, StoreError> {
-        let mut w = Where::default();
-        w.scope(&filter.scope);
-        if let Some(m) = &filter.model {
-            w.push("model_group = {}", Arg::Text(m.clone()));
-        }
-        if let Some(st) = filter.status {
-            // A literal (from the enum, never from input), so the planner can use the partial
-            // index of failures; a bound value would hide which rows the query wants.
-            w.clauses.push(format!("status = '{}'", st.as_str()));
-        }
-        if let Some(id) = &filter.request_id {
-            w.push("request_id = {}", Arg::Text(id.clone()));
-        }
-        if let Some(f) = filter.from {
-            w.push("start_time >= {}", Arg::Time(f));
-        }
-        if let Some(t) = filter.to {
-            w.push("start_time < {}", Arg::Time(t));
-        }
+        let mut w = log_where(filter);
         if let Some((t, id)) = before {
             // A row-value comparison is one index range on (…, start_time, request_id).
             let at = w.next_placeholder();
@@ -594,17 +576,136 @@ impl Store {
             "{} ORDER BY start_time DESC, request_id DESC LIMIT {limit_at}",
             w.sql()
         );
-        let sqlite = format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs{order}");
+        self.select_logs(&order, &w.args).await
+    }
+
+    /// Newest first, `limit` records after skipping `offset`: LiteLLM's numbered pages, for
+    /// callers that need them. A deep page costs its offset; [`Store::spend_logs_page`] does not.
+    pub async fn spend_logs_at(
+        &self,
+        filter: &SpendLogFilter,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<SpendRecord>, StoreError> {
+        let mut w = log_where(filter);
+        let limit_at = w.next_placeholder();
+        w.args.push(Arg::Int(i64::from(limit)));
+        let offset_at = w.next_placeholder();
+        w.args.push(Arg::Int(offset.max(0)));
+        let order = format!(
+            "{} ORDER BY start_time DESC, request_id DESC LIMIT {limit_at} OFFSET {offset_at}",
+            w.sql()
+        );
+        self.select_logs(&order, &w.args).await
+    }
+
+    /// How many records match, counting no further than `cap` (so a count over a huge log
+    /// stays cheap; the caller says when the number is a floor).
+    pub async fn count_spend_logs_matching(
+        &self,
+        filter: &SpendLogFilter,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        let mut w = log_where(filter);
+        let cap_at = w.next_placeholder();
+        w.args.push(Arg::Int(cap));
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM spend_logs{} LIMIT {cap_at}) AS matching",
+            w.sql()
+        );
+        on_backend!(self, (sql.clone(), sql), |pool, sql| {
+            bind_args!(sqlx::query_scalar::<_, i64>(sql.as_str()), &w.args)
+                .fetch_one(pool)
+                .await
+                .context("counting spend records")
+        })
+    }
+
+    async fn select_logs(&self, tail: &str, args: &[Arg]) -> Result<Vec<SpendRecord>, StoreError> {
+        let sqlite = format!("SELECT {SELECT_COLUMNS}, metadata FROM spend_logs{tail}");
         let pg =
-            format!("SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs{order}");
+            format!("SELECT {SELECT_COLUMNS}, metadata::text AS metadata FROM spend_logs{tail}");
         on_backend!(self, (sqlite, pg), |pool, sql| {
-            let rows = bind_args!(sqlx::query(sql.as_str()), &w.args)
+            let rows = bind_args!(sqlx::query(sql.as_str()), args)
                 .fetch_all(pool)
                 .await
                 .context("paging spend records")?;
             rows.iter().map(decode).collect()
         })
     }
+}
+
+/// Spend under one request tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagSpend {
+    pub tag: String,
+    pub spend_nanos: i64,
+    pub requests: i64,
+}
+
+const SQLITE_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos) AS spend, COUNT(*) AS n \
+    FROM spend_logs s, json_each(s.metadata, '$.tags') t \
+    WHERE s.start_time >= $1 AND s.start_time < $2 AND json_type(s.metadata, '$.tags') = 'array' \
+    GROUP BY t.value ORDER BY spend DESC, tag";
+
+const PG_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos)::BIGINT AS spend, COUNT(*) AS n \
+    FROM spend_logs s CROSS JOIN LATERAL jsonb_array_elements_text( \
+        CASE WHEN jsonb_typeof(s.metadata -> 'tags') = 'array' THEN s.metadata -> 'tags' \
+        ELSE '[]'::jsonb END) AS t(value) \
+    WHERE s.start_time >= $1 AND s.start_time < $2 \
+    GROUP BY t.value ORDER BY spend DESC, tag";
+
+impl Store {
+    /// Spend per request tag (`metadata.tags` of each record) for calls started in
+    /// `[from, to)`, largest first. Reads the log itself: tags have no daily aggregate.
+    pub async fn spend_by_tag(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<TagSpend>, StoreError> {
+        on_backend!(self, (SQLITE_TAGS, PG_TAGS), |pool, sql| {
+            let rows = sqlx::query(sql)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await
+                .context("summing spend per tag")?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TagSpend {
+                        tag: r.text("tag")?,
+                        spend_nanos: r.int("spend")?,
+                        requests: r.int("n")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("decoding spend per tag")
+        })
+    }
+}
+
+/// The WHERE clause of a spend log filter.
+fn log_where(filter: &SpendLogFilter) -> Where {
+    let mut w = Where::default();
+    w.scope(&filter.scope);
+    if let Some(m) = &filter.model {
+        w.push("model_group = {}", Arg::Text(m.clone()));
+    }
+    if let Some(st) = filter.status {
+        // A literal (from the enum, never from input), so the planner can use the partial
+        // index of failures; a bound value would hide which rows the query wants.
+        w.clauses.push(format!("status = '{}'", st.as_str()));
+    }
+    if let Some(id) = &filter.request_id {
+        w.push("request_id = {}", Arg::Text(id.clone()));
+    }
+    if let Some(f) = filter.from {
+        w.push("start_time >= {}", Arg::Time(f));
+    }
+    if let Some(t) = filter.to {
+        w.push("start_time < {}", Arg::Time(t));
+    }
+    w
 }
 
 /// Picks the spend module's decoder for the row's backend.

@@ -161,3 +161,40 @@ async fn concurrent_passes_reset_each_due_budget_once() {
         db.drop_db().await;
     }
 }
+
+/// A reset time carried over from another gateway is kept: the budget resets when it passes,
+/// not a full period after the import.
+#[tokio::test]
+async fn a_set_reset_time_is_the_one_used() {
+    for db in backends().await {
+        let s = &db.store;
+        s.create_user(&NewUser {
+            budget_duration: Some("30d".into()),
+            spend_nanos: 900,
+            ..NewUser::new("u1", "internal_user")
+        })
+        .await
+        .unwrap();
+        s.create_team(&NewTeam {
+            budget_duration: Some("30d".into()),
+            ..NewTeam::new("t1")
+        })
+        .await
+        .unwrap();
+        let at = t0() + Duration::hours(2);
+        for (kind, id) in [(BudgetOwnerKind::User, "u1"), (BudgetOwnerKind::Team, "t1")] {
+            assert!(s.set_budget_reset_at(kind, id, Some(at)).await.unwrap());
+        }
+        assert!(!s
+            .set_budget_reset_at(BudgetOwnerKind::User, "nobody", Some(at))
+            .await
+            .unwrap());
+        assert!(s.reset_due_budgets(t0()).await.unwrap().is_empty());
+        let done = s.reset_due_budgets(at).await.unwrap();
+        let mut ids: Vec<&str> = done.iter().map(|d| d.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["t1", "u1"]);
+        assert_eq!(s.get_user("u1").await.unwrap().unwrap().spend_nanos, 0);
+        db.drop_db().await;
+    }
+}

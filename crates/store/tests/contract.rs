@@ -117,6 +117,72 @@ async fn spend_batches_round_trip_and_are_idempotent() {
     }
 }
 
+/// History carried over from another gateway: logged and in the daily views, but the owners'
+/// running spend (carried over with them) is not added to a second time.
+#[tokio::test]
+async fn spend_history_leaves_owner_totals_alone() {
+    for db in backends().await {
+        let s = &db.store;
+        let mut key = tollgate_store::NewKey::new("ab".repeat(32), "sk-...abab");
+        key.spend_nanos = 5_000;
+        s.create_key(&key).await.unwrap();
+        let inserted = s
+            .insert_spend_history(&[record("old-a", 1), record("old-b", 2)])
+            .await
+            .unwrap();
+        assert_eq!(inserted.len(), 2);
+        assert!(s
+            .insert_spend_history(&[record("old-a", 1)])
+            .await
+            .unwrap()
+            .is_empty());
+        let k = s.get_key(&"ab".repeat(32)).await.unwrap().unwrap();
+        assert_eq!(k.spend_nanos, 5_000, "{}", s.backend_name());
+        let day = Utc
+            .with_ymd_and_hms(2026, 11, 27, 0, 0, 0)
+            .unwrap()
+            .date_naive();
+        let daily = s
+            .daily_spend(&tollgate_store::SpendScope::default(), day, day)
+            .await
+            .unwrap();
+        assert_eq!(daily.len(), 1, "{daily:?}");
+        assert_eq!(daily[0].totals.spend_nanos, 2 * 1234);
+        assert_eq!(daily[0].totals.requests, 2);
+        // The gateway's own calls still add to the key.
+        s.insert_spend_batch(&[record("new-c", 3)]).await.unwrap();
+        let k = s.get_key(&"ab".repeat(32)).await.unwrap().unwrap();
+        assert_eq!(k.spend_nanos, 5_000 + 1234);
+        db.drop_db().await;
+    }
+}
+
+/// The record of imported rows: per source and kind, each id once however often recorded.
+#[tokio::test]
+async fn imported_rows_are_recorded_once_per_source_and_kind() {
+    for db in backends().await {
+        let s = &db.store;
+        assert!(s.imported_ids("litellm", "key").await.unwrap().is_empty());
+        let ids = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        s.record_imported("litellm", "key", &ids(&["a", "b"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "key", &ids(&["b", "c"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "user", &ids(&["a"]))
+            .await
+            .unwrap();
+        s.record_imported("litellm", "key", &[]).await.unwrap();
+        let keys = s.imported_ids("litellm", "key").await.unwrap();
+        assert_eq!(keys.len(), 3, "{}", s.backend_name());
+        assert!(keys.contains("c"));
+        assert_eq!(s.imported_ids("litellm", "user").await.unwrap().len(), 1);
+        assert!(s.imported_ids("other", "key").await.unwrap().is_empty());
+        db.drop_db().await;
+    }
+}
+
 #[tokio::test]
 async fn large_batches_span_several_statements() {
     for db in backends().await {

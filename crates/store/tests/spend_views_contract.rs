@@ -418,6 +418,25 @@ async fn log_pages_have_no_gaps_or_repeats_when_times_tie() {
             let unique: HashSet<&String> = got.iter().collect();
             assert_eq!(unique.len(), got.len(), "repeats: {}", s.backend_name());
             assert_eq!(got, want, "{} {f:?}", s.backend_name());
+
+            // Numbered pages (offsets) visit the same rows in the same order, and the count
+            // stops at its cap.
+            let mut numbered = Vec::new();
+            for offset in (0..).step_by(7) {
+                let page = s.spend_logs_at(f, offset, 7).await.unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                numbered.extend(page.iter().map(|r| r.request_id.clone()));
+            }
+            assert_eq!(numbered, want, "{} {f:?}", s.backend_name());
+            let n = want.len() as i64;
+            assert_eq!(s.count_spend_logs_matching(f, 1_000).await.unwrap(), n);
+            assert_eq!(
+                s.count_spend_logs_matching(f, 3).await.unwrap(),
+                n.min(3),
+                "{f:?}"
+            );
         }
         // A request id finds its one record.
         let one = SpendLogFilter {
@@ -786,6 +805,51 @@ async fn key_labels_cover_the_existing_keys() {
         assert_eq!(got[0].key_name, "sk-...aaaa");
         assert_eq!(got[1].key_alias, None);
         assert_eq!(got[1].team_id, None);
+        db.drop_db().await;
+    }
+}
+
+/// Spend per request tag: each record counts once under each of its tags, only within the
+/// range; records without tags, or with tags that are not a list, count under none.
+#[tokio::test]
+async fn spend_by_tag_sums_each_tag_of_each_record() {
+    let t0 = Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap();
+    let mut records = Vec::new();
+    for (i, tags) in [
+        serde_json::json!({"tags": ["prod", "team-a"]}),
+        serde_json::json!({"tags": ["prod"]}),
+        serde_json::json!({}),
+        serde_json::json!({"tags": "not-a-list"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = record(&format!("tag-{i}"), t0 + Duration::minutes(i as i64));
+        r.spend_nanos = 1_000 * (i as i64 + 1);
+        r.metadata = tags;
+        records.push(r);
+    }
+    // Outside the range asked for.
+    let mut late = record("tag-late", t0 + Duration::days(2));
+    late.metadata = serde_json::json!({"tags": ["prod"]});
+    records.push(late);
+    for db in backends().await {
+        let s = &db.store;
+        s.insert_spend_batch(&records).await.unwrap();
+        let got = s
+            .spend_by_tag(t0 - Duration::hours(1), t0 + Duration::days(1))
+            .await
+            .unwrap();
+        let got: Vec<(String, i64, i64)> = got
+            .into_iter()
+            .map(|t| (t.tag, t.spend_nanos, t.requests))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("prod".into(), 3_000, 2), ("team-a".into(), 1_000, 1)],
+            "{}",
+            s.backend_name()
+        );
         db.drop_db().await;
     }
 }

@@ -32,6 +32,45 @@ pub enum Command {
     /// FOR BENCHMARKING ONLY: fill a database with synthetic users, keys and spend records
     /// (through the gateway's own batch insert, so the daily aggregates are right).
     SeedSpend(SeedArgs),
+    /// Import another gateway's database into Tollgate's store.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Users, teams, keys (which keep working), budgets and pending invitations from a LiteLLM
+    /// proxy database, read in a read-only transaction. Running it again changes nothing.
+    Litellm(LitellmImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LitellmImportArgs {
+    /// Tollgate's store to import into.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// LiteLLM's database: postgresql://… (only read, never written).
+    #[arg(long = "from", env = "LITELLM_DATABASE_URL", hide_env_values = true)]
+    pub from: String,
+    /// Show what would be imported, and any conflicts, without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also import the call history (LiteLLM_SpendLogs), streamed in batches.
+    #[arg(long)]
+    pub spend_logs: bool,
+    /// Spend logs per batch.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=50_000))]
+    pub batch_size: i64,
+    /// Also email each user who had a password their invitation link (SMTP_* settings, as
+    /// for the gateway).
+    #[arg(long)]
+    pub email_invitations: bool,
+    /// The gateway's public URL, used in the invitation links printed for users who had a
+    /// password.
+    #[arg(long, env = "PROXY_BASE_URL", default_value = "http://localhost:4000")]
+    pub base_url: String,
 }
 
 #[derive(Debug, Clone, Args)]

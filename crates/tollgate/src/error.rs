@@ -20,6 +20,8 @@ pub enum StartError {
     Settings(String),
     #[error(transparent)]
     HttpClient(#[from] tollgate_proxy::upstream::ClientError),
+    #[error(transparent)]
+    Import(#[from] crate::import::litellm::ImportError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

@@ -8,6 +8,7 @@ mod cluster;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod import;
 pub mod master_key;
 pub mod seed;
 pub mod serve;

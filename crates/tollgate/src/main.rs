@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tollgate::cli::{Cli, Command, MasterKeyAction, ServeArgs, StoreArgs};
+use tollgate::cli::{Cli, Command, ImportSource, MasterKeyAction, ServeArgs, StoreArgs};
 use tollgate::{config, App, Options, StartError};
 
 fn main() -> ExitCode {
@@ -33,6 +33,9 @@ fn main() -> ExitCode {
                 action: MasterKeyAction::Rotate(args),
             }) => rotate(args).await,
             Some(Command::SeedSpend(args)) => seed_spend(args).await,
+            Some(Command::Import {
+                source: ImportSource::Litellm(args),
+            }) => import_litellm(args).await,
         }
     });
     match result {
@@ -132,12 +135,50 @@ fn announce(started: &tollgate::app::Started, base: &str) {
 }
 
 async fn store_for(args: &StoreArgs) -> Result<tollgate_store::Store, StartError> {
+    let url = store_url(args)?;
+    Ok(tollgate_store::Store::open(url.as_deref()).await?)
+}
+
+fn store_url(args: &StoreArgs) -> Result<Option<String>, StartError> {
     let cfg = load_config(args.config.as_deref())?;
-    let url = args
+    Ok(args
         .database_url
         .clone()
-        .or_else(|| cfg.database_url.as_ref().map(|s| s.expose().to_string()));
-    Ok(tollgate_store::Store::open(url.as_deref()).await?)
+        .or_else(|| cfg.database_url.as_ref().map(|s| s.expose().to_string())))
+}
+
+async fn import_litellm(args: tollgate::cli::LitellmImportArgs) -> Result<(), StartError> {
+    use tollgate::import::litellm;
+    let url = store_url(&args.store)?;
+    litellm::check_distinct(&args.from, url.as_deref())?;
+    let mailer = if args.email_invitations {
+        let env = |k: &str| std::env::var(k).ok();
+        let smtp = tollgate_mailer::SmtpConfig::from_env(&env)
+            .map_err(|e| StartError::Settings(e.to_string()))?
+            .ok_or_else(|| {
+                StartError::Settings(
+                    "--email-invitations needs SMTP_HOST and SMTP_SENDER_EMAIL".to_string(),
+                )
+            })?;
+        let mailer =
+            tollgate_mailer::Mailer::new(&smtp).map_err(|e| StartError::Settings(e.to_string()))?;
+        Some(std::sync::Arc::new(mailer))
+    } else {
+        None
+    };
+    let store = tollgate_store::Store::open(url.as_deref()).await?;
+    let options = litellm::Options {
+        from: args.from,
+        dry_run: args.dry_run,
+        spend_logs: args.spend_logs,
+        batch_size: args.batch_size,
+        base_url: args.base_url.trim_end_matches('/').to_string(),
+        mailer,
+    };
+    let result = litellm::run(&options, &store).await;
+    store.close().await;
+    print!("{}", result?);
+    Ok(())
 }
 
 async fn migrate(args: StoreArgs) -> Result<(), StartError> {

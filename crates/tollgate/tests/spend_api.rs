@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use chrono::Timelike;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_domain::policy::{decide, routes, Decision};
@@ -272,8 +273,245 @@ async fn paged_logs_visit_every_row_once() {
     app_stop(w).await;
 }
 
+/// LiteLLM's numbered pages: `page`, `page_size`, `total`, `total_pages`, newest first, each row
+/// once; a page past the end is empty; internal users count only their own calls.
+#[tokio::test]
+async fn numbered_pages_carry_totals() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let mut seen = Vec::new();
+    for page in 1..=2 {
+        let (s, v) = get(app, &m, &format!("/spend/logs/v2?page_size=4&page={page}")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["page"], page);
+        assert_eq!(v["page_size"], 4);
+        assert_eq!(v["total"], 6);
+        assert_eq!(v["total_pages"], 2);
+        assert_eq!(v["total_is_capped"], false);
+        assert_eq!(v["has_more"], page == 1);
+        seen.extend(
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["startTime"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(seen.len(), 6);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    let (_, v) = get(app, &m, "/spend/logs/v2?page_size=4&page=3").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 0);
+    assert_eq!(v["total"], 6);
+    let (_, v) = get(app, &w.bob.1, "/spend/logs/ui?page=1").await;
+    assert_eq!(v["total"], 3);
+    let (_, v) = get(app, &m, "/spend/logs/v2?status_filter=failure&page=1").await;
+    assert_eq!(v["total"], 0);
+    assert_eq!(v["total_pages"], 0);
+    let (s, _) = get(app, &m, "/spend/logs/v2?page=0").await;
+    assert_eq!(s, 400);
+    // A cursor page leaves the numbered fields out: no count is paid for.
+    let (_, first) = get(app, &m, "/spend/logs/v2?page_size=4").await;
+    let c = first["next_cursor"].as_str().unwrap();
+    let (_, v) = get(
+        app,
+        &m,
+        &format!("/spend/logs/v2?page_size=4&cursor={}", urlencode(c)),
+    )
+    .await;
+    assert!(v.get("total").is_none(), "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    app_stop(w).await;
+}
+
+/// `/spend/keys`, `/spend/users`, `/global/spend/logs`, `/global/spend/provider`.
+#[tokio::test]
+async fn key_user_and_provider_tables() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let (_, logs) = get(app, &m, "/spend/logs").await;
+    let total = sum_spend(logs.as_array().unwrap());
+
+    let (s, v) = get(app, &m, "/spend/keys").await;
+    assert_eq!(s, 200, "{v}");
+    let tokens: HashSet<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tokens,
+        HashSet::from([w.alice_key.1.as_str(), w.bob_key.1.as_str()])
+    );
+    let (_, v) = get(app, &w.alice.1, "/spend/keys").await;
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["token"], w.alice_key.1.as_str());
+    assert!(rows[0]["spend"].as_f64().unwrap() > 0.0);
+
+    let (_, v) = get(app, &m, "/spend/users").await;
+    let users = v.as_array().unwrap();
+    assert!(users.len() >= 2, "{v}");
+    assert!(users.iter().all(|u| u.get("password").is_none()));
+    let spends: Vec<f64> = users.iter().map(|u| u["spend"].as_f64().unwrap()).collect();
+    assert!(
+        spends.windows(2).all(|p| p[0] >= p[1]),
+        "largest first: {spends:?}"
+    );
+    let (_, v) = get(app, &m, &format!("/spend/users?user_id={}", w.bob.0)).await;
+    assert_eq!(v[0]["user_id"], w.bob.0.as_str());
+    let (_, v) = get(app, &w.alice.1, "/spend/users").await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["user_id"], w.alice.0.as_str());
+    let (s, _) = get(
+        app,
+        &w.alice.1,
+        &format!("/spend/users?user_id={}", w.bob.0),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    let (s, v) = get(app, &m, "/global/spend/logs").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["date"], today());
+    assert!(close(sum_spend(v.as_array().unwrap()), total));
+    let (_, v) = get(
+        app,
+        &m,
+        &format!("/global/spend/logs?api_key={}", w.alice_key.0),
+    )
+    .await;
+    assert_eq!(v[0]["api_key"], w.alice_key.1.as_str());
+    let alice_total: f64 = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["api_key"] == w.alice_key.1.as_str())
+        .map(|r| r["spend"].as_f64().unwrap())
+        .sum();
+    assert!(close(v[0]["spend"].as_f64().unwrap(), alice_total), "{v}");
+
+    let range = format!("start_date={}&end_date={}", today(), today());
+    let (s, v) = get(app, &m, &format!("/global/spend/provider?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["provider"], "openai", "{v}");
+    assert!(close(v[0]["spend"].as_f64().unwrap(), total));
+    let (s, _) = get(app, &m, "/global/spend/provider").await;
+    assert_eq!(s, 400);
+    app_stop(w).await;
+}
+
 fn urlencode(s: &str) -> String {
     s.replace('|', "%7C")
+}
+
+/// Request tags (`tags`, or `metadata.tags`) are kept with each call: in the log's
+/// `request_tags` and summed per tag by `/global/spend/tags`.
+#[tokio::test]
+async fn spend_per_request_tag() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    let (_, token) = user(&app, "tags@example.com", "internal_user").await;
+    let (k, _) = key(&app, &token).await;
+    let bodies = [
+        json!({"model": "demo", "tags": ["prod", "exp"], "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "tags": ["prod", "exp"], "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "metadata": {"tags": ["exp"]}, "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}),
+    ];
+    for b in &bodies {
+        let r = app
+            .client()
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&k)
+            .json(b)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(app.wait_for_spend_logs(4).await, 4);
+    let (_, logs) = get(&app, &m, "/spend/logs").await;
+    let tagged = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["request_tags"] == json!(["prod", "exp"]))
+        .count();
+    assert_eq!(tagged, 2, "{logs}");
+    let range = format!("start_date={}&end_date={}", today(), today());
+    let (s, v) = get(&app, &m, &format!("/global/spend/tags?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    let per_tag = v["spend_per_tag"].as_array().unwrap();
+    let counts: Vec<(&str, i64)> = per_tag
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["log_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("exp", 3), ("prod", 2)], "{v}");
+    assert!(per_tag.iter().all(|t| t["spend"].as_f64().unwrap() > 0.0));
+    let (_, v) = get(&app, &m, &format!("/global/spend/tags?{range}&tags=prod")).await;
+    assert_eq!(v["spend_per_tag"].as_array().unwrap().len(), 1);
+    let (s, _) = get(&app, &m, "/global/spend/tags").await;
+    assert_eq!(s, 400);
+    let (s, _) = get(&app, &token, &format!("/global/spend/tags?{range}")).await;
+    assert_eq!(s, 401);
+    app.stop().await;
+}
+
+/// LiteLLM's `timezone` (minutes, as JavaScript's getTimezoneOffset gives them) with
+/// `include_current_utc_day`: a range ending on the caller's local today also counts today's
+/// UTC day, where calls made since UTC midnight are.
+#[tokio::test]
+async fn activity_takes_the_callers_timezone() {
+    let w = world().await;
+    let (app, m) = (&w.app, w.app.master_key.clone());
+    let now = chrono::Utc::now();
+    let yesterday = (now - chrono::Duration::days(1)).date_naive();
+    let spend = |v: &Value| v["metadata"]["total_spend"].as_f64().unwrap();
+    let range = format!("start_date={yesterday}&end_date={yesterday}");
+    let (s, v) = get(app, &m, &format!("/user/daily/activity?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(spend(&v), 0.0, "nothing was spent yesterday (UTC)");
+    // A caller for whom it is still yesterday: their offset puts them just before UTC midnight.
+    let since_midnight = i64::from(now.time().num_seconds_from_midnight()) / 60;
+    if since_midnight + 5 <= 840 {
+        let offset = since_midnight + 5;
+        let path =
+            format!("/user/daily/activity?{range}&timezone={offset}&include_current_utc_day=true");
+        let (s, v) = get(app, &m, &path).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(spend(&v) > 0.0, "today's UTC calls are counted: {v}");
+        // Without the flag the days stay as asked.
+        let (_, v) = get(
+            app,
+            &m,
+            &format!("/user/daily/activity?{range}&timezone={offset}"),
+        )
+        .await;
+        assert_eq!(spend(&v), 0.0);
+    }
+    let (s, _) = get(
+        app,
+        &m,
+        &format!("/user/daily/activity?{range}&timezone=9999"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = get(
+        app,
+        &m,
+        &format!("/team/daily/activity?{range}&timezone=-60"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    app_stop(w).await;
 }
 
 #[tokio::test]
@@ -523,6 +761,8 @@ async fn global_views_sum_everything_for_admins_only() {
         "/global/spend/keys",
         "/global/spend/teams",
         "/global/spend/models",
+        "/global/spend/logs",
+        "/global/spend/provider",
     ] {
         let (s, v) = get(app, &w.alice.1, path).await;
         assert_eq!(s, 401, "{path}: {v}");
@@ -545,6 +785,11 @@ async fn spend_routes_follow_the_policy_table() {
         "/global/spend/keys",
         "/global/spend/teams",
         "/global/spend/models",
+        "/global/spend/logs",
+        "/global/spend/provider",
+        "/global/spend/tags",
+        "/spend/keys",
+        "/spend/users",
     ]
     .into_iter()
     .collect();

@@ -10,6 +10,7 @@ pub mod models;
 pub mod onboarding;
 pub mod spend;
 pub mod spend_activity;
+pub mod spend_tables;
 pub mod teams;
 pub mod users;
 pub mod validate;
@@ -80,6 +81,11 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/global/spend/keys", get(spend::global_spend_keys))
         .route("/global/spend/teams", get(spend::global_spend_teams))
         .route("/global/spend/models", get(spend::global_spend_models))
+        .route("/global/spend/logs", get(spend::global_spend_logs))
+        .route("/global/spend/provider", get(spend::global_spend_provider))
+        .route("/global/spend/tags", get(spend::global_spend_tags))
+        .route("/spend/keys", get(spend_tables::keys))
+        .route("/spend/users", get(spend_tables::users))
         .route("/model/info", get(models::model_info))
         .route("/v1/model/info", get(models::model_info))
         .route("/v2/model/info", get(models::model_info))

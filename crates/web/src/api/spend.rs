@@ -1,5 +1,6 @@
 //! Spend views (`litellm-compat.md` §1.7): the call log (`/spend/logs`, `/spend/logs/v2`),
-//! per-day activity (`/user/daily/activity`, `/team/daily/activity`, in `spend_activity`) and
+//! per-day activity (`/user/daily/activity`, `/team/daily/activity`, in `spend_activity`),
+//! the key and user tables by spend (`/spend/keys`, `/spend/users`, in `spend_tables`) and
 //! the admin-only `/global/spend*` summaries. Summaries read the daily aggregates; the log is
 //! paged newest first through indexes. Money is stored in nano-USD and shown in USD, as the
 //! other `spend` fields are.
@@ -153,7 +154,7 @@ pub fn log_view(r: &SpendRecord) -> Value {
         "status": r.status.as_str(),
         "metadata": r.metadata,
         "cache_hit": "False",
-        "request_tags": [],
+        "request_tags": r.metadata.get("tags").cloned().unwrap_or_else(|| json!([])),
     })
 }
 
@@ -302,13 +303,22 @@ pub struct LogsV2Query {
     model: Option<String>,
     status_filter: Option<String>,
     page_size: Option<String>,
+    /// LiteLLM's 1-based page number (when no `cursor` is given).
+    page: Option<String>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// `GET /spend/logs/v2` (= `/spend/logs/ui`): pages newest first. Tollgate pages by cursor
-/// (`next_cursor`, passed back as `cursor`) instead of LiteLLM's page number, so a deep page
-/// costs the same as the first and rows arriving meanwhile shift nothing.
+/// Matching rows counted at most for `total` (LiteLLM caps its count too, and says so with
+/// `total_is_capped`).
+const LOGS_TOTAL_CAP: i64 = 100_000;
+const LOGS_MAX_PAGE: u32 = 1_000_000;
+
+/// `GET /spend/logs/v2` (= `/spend/logs/ui`): pages newest first. Without `cursor` it answers
+/// LiteLLM's numbered page (`page`, `page_size`, `total`, `total_pages`, `total_is_capped`);
+/// every page also carries `next_cursor`, and passing it back as `cursor` pages by keyset
+/// instead, so a deep page costs the same as the first and rows arriving meanwhile shift
+/// nothing.
 pub async fn logs_v2(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
@@ -339,6 +349,7 @@ async fn logs_v2_inner(
         }
     };
     let before = non_empty(&q.cursor).map(parse_cursor).transpose()?;
+    let page = parse_u32(non_empty(&q.page), "page", 1, LOGS_MAX_PAGE)?;
     let filter = SpendLogFilter {
         scope: log_scope(
             p,
@@ -352,12 +363,27 @@ async fn logs_v2_inner(
         to,
         request_id: non_empty(&q.request_id).map(str::to_string),
     };
+    let err = |e: tollgate_store::StoreError| store_unavailable(&e);
     // One extra row tells whether another page exists.
-    let mut rows = state
-        .store
-        .spend_logs_page(&filter, before, page_size + 1)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
+    let mut rows = match &before {
+        Some(_) => {
+            state
+                .store
+                .spend_logs_page(&filter, before.clone(), page_size + 1)
+                .await
+        }
+        None => {
+            state
+                .store
+                .spend_logs_at(
+                    &filter,
+                    i64::from(page - 1) * i64::from(page_size),
+                    page_size + 1,
+                )
+                .await
+        }
+    }
+    .map_err(err)?;
     let has_more = rows.len() > page_size as usize;
     rows.truncate(page_size as usize);
     let next = has_more
@@ -366,12 +392,25 @@ async fn logs_v2_inner(
                 .map(|r| format!("{}|{}", r.start_time.timestamp_micros(), r.request_id))
         })
         .flatten();
-    Ok(json!({
+    let mut v = json!({
         "data": rows.iter().map(log_view).collect::<Vec<_>>(),
         "page_size": page_size,
         "has_more": has_more,
         "next_cursor": next,
-    }))
+    });
+    if before.is_none() {
+        let counted = state
+            .store
+            .count_spend_logs_matching(&filter, LOGS_TOTAL_CAP + 1)
+            .await
+            .map_err(err)?;
+        let total = counted.min(LOGS_TOTAL_CAP);
+        v["page"] = json!(page);
+        v["total"] = json!(total);
+        v["total_pages"] = json!((total + i64::from(page_size) - 1) / i64::from(page_size));
+        v["total_is_capped"] = json!(counted > LOGS_TOTAL_CAP);
+    }
+    Ok(v)
 }
 
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, String), ApiError> {
@@ -404,6 +443,142 @@ pub async fn global_spend(State(state): State<Arc<WebState>>) -> Response {
             Json(json!({"spend": usd(t.spend_nanos), "max_budget": Value::Null})).into_response()
         }
         Err(e) => store_unavailable(&e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct GlobalLogsQuery {
+    api_key: Option<String>,
+}
+
+/// `GET /global/spend/logs[?api_key=]`: spend per day over the last 30 days, the whole gateway's
+/// or one key's (LiteLLM's `MonthlyGlobalSpend` and `MonthlyGlobalSpendPerKey` views).
+pub async fn global_spend_logs(
+    State(state): State<Arc<WebState>>,
+    Query(q): Query<GlobalLogsQuery>,
+) -> Response {
+    let (from, to) = last_30_days();
+    let key = non_empty(&q.api_key).map(token_of);
+    let scope = SpendScope {
+        api_key: key.clone(),
+        ..SpendScope::default()
+    };
+    match state.store.daily_spend(&scope, from, to).await {
+        Ok(days) => Json(
+            days.iter()
+                .map(|d| {
+                    let mut row =
+                        json!({"date": d.day.to_string(), "spend": usd(d.totals.spend_nanos)});
+                    if let Some(k) = &key {
+                        row["api_key"] = json!(k);
+                    }
+                    row
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => store_unavailable(&e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct DateRangeQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// `GET /global/spend/provider?start_date=&end_date=`: spend per provider over whole UTC days,
+/// `[{provider, spend}]`, largest first.
+pub async fn global_spend_provider(
+    State(state): State<Arc<WebState>>,
+    Query(q): Query<DateRangeQuery>,
+) -> Response {
+    let result = async {
+        let (Some(s), Some(e)) = (non_empty(&q.start_date), non_empty(&q.end_date)) else {
+            return Err(
+                ApiError::bad_request("Please provide start_date and end_date")
+                    .with_param("start_date"),
+            );
+        };
+        let (from, to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
+        let rows = state
+            .store
+            .daily_spend_breakdown(&SpendScope::default(), from, to, DailyDimension::Provider)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for r in rows {
+            let name = if r.name.is_empty() {
+                "Unknown".to_string()
+            } else {
+                r.name
+            };
+            *totals.entry(name).or_default() += r.totals.spend_nanos;
+        }
+        let mut ranked: Vec<(String, i64)> = totals.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(ranked
+            .into_iter()
+            .map(|(p, n)| json!({"provider": p, "spend": usd(n)}))
+            .collect::<Vec<_>>())
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct TagsQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    /// Comma-separated tags to keep (`all-tags`, or none, keeps all).
+    tags: Option<String>,
+}
+
+/// `GET /global/spend/tags?start_date=&end_date=[&tags=a,b]`: spend and calls per request tag
+/// over whole UTC days, largest first: `{"spend_per_tag": [{name, spend, log_count}]}`.
+pub async fn global_spend_tags(
+    State(state): State<Arc<WebState>>,
+    Query(q): Query<TagsQuery>,
+) -> Response {
+    let result = async {
+        let (Some(s), Some(e)) = (non_empty(&q.start_date), non_empty(&q.end_date)) else {
+            return Err(
+                ApiError::bad_request("Please provide start_date and end_date")
+                    .with_param("start_date"),
+            );
+        };
+        let (from, to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
+        let start = Utc.from_utc_datetime(&from.and_time(chrono::NaiveTime::MIN));
+        let end = Utc.from_utc_datetime(&to.and_time(chrono::NaiveTime::MIN)) + Duration::days(1);
+        let wanted: Vec<&str> = non_empty(&q.tags)
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all = wanted.is_empty() || wanted.contains(&"all-tags");
+        let rows = state
+            .store
+            .spend_by_tag(start, end)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let per_tag: Vec<Value> = rows
+            .into_iter()
+            .filter(|r| all || wanted.contains(&r.tag.as_str()))
+            .map(|r| json!({"name": r.tag, "spend": usd(r.spend_nanos), "log_count": r.requests}))
+            .collect();
+        Ok(json!({ "spend_per_tag": per_tag }))
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -42,6 +42,30 @@ pub struct ActivityQuery {
     user_id: Option<String>,
     team_ids: Option<String>,
     team_id: Option<String>,
+    /// The caller's offset from UTC in minutes, as JavaScript's `getTimezoneOffset()` gives it
+    /// (480 for UTC-8).
+    timezone: Option<String>,
+    include_current_utc_day: Option<String>,
+}
+
+/// The most a real time zone is away from UTC, in minutes (UTC+14).
+const MAX_OFFSET_MINUTES: i64 = 14 * 60;
+
+/// Days are UTC days, as LiteLLM's are. A caller west of UTC whose local "today" is already
+/// the next UTC day asks with `include_current_utc_day`: a range ending on their local today
+/// then reaches today's UTC day, so calls made since UTC midnight are counted. Past ranges are
+/// never moved.
+fn end_with_current_utc_day(
+    end: NaiveDate,
+    offset_minutes: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> NaiveDate {
+    let local_today = (now - chrono::Duration::minutes(offset_minutes)).date_naive();
+    if end < local_today {
+        end
+    } else {
+        end.max(now.date_naive())
+    }
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -54,12 +78,33 @@ fn dates(q: &ActivityQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
             "Please provide start_date and end_date",
         ));
     };
-    let (from, to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
+    let (from, mut to) = (parse_date(s, "start_date")?, parse_date(e, "end_date")?);
     if from > to {
         return Err(
             ApiError::bad_request("start_date must not be after end_date.")
                 .with_param("start_date"),
         );
+    }
+    let offset = match non_empty(&q.timezone) {
+        None => None,
+        Some(t) => match t.parse::<i64>() {
+            Ok(m) if m.abs() <= MAX_OFFSET_MINUTES => Some(m),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid timezone '{}': expected an offset from UTC in minutes, as \
+                     JavaScript's getTimezoneOffset() gives it (e.g. 480).",
+                    t.chars().take(40).collect::<String>()
+                ))
+                .with_param("timezone"))
+            }
+        },
+    };
+    let include_today = matches!(
+        non_empty(&q.include_current_utc_day),
+        Some("true" | "True" | "1")
+    );
+    if let (true, Some(m)) = (include_today, offset) {
+        to = end_with_current_utc_day(to, m, chrono::Utc::now());
     }
     Ok((from, to))
 }
@@ -509,5 +554,20 @@ mod tests {
             .map(|d| d.api_keys.keys().map(String::as_str).collect())
             .collect();
         assert_eq!(kept, [vec!["a"], vec!["c"]]);
+    }
+
+    #[test]
+    fn a_range_ending_on_the_local_today_reaches_the_utc_today() {
+        use chrono::TimeZone;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        // 02:00 UTC on the 5th is still the evening of the 4th at UTC-8 (offset 480).
+        let now = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 2, 0, 0).unwrap();
+        assert_eq!(end_with_current_utc_day(day(4), 480, now), day(5));
+        // A past range is never moved; east of UTC the UTC day is not ahead.
+        assert_eq!(end_with_current_utc_day(day(3), 480, now), day(3));
+        assert_eq!(end_with_current_utc_day(day(5), -600, now), day(5));
+        // Later in the UTC day, the local day caught up.
+        let noon = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        assert_eq!(end_with_current_utc_day(day(4), 480, noon), day(4));
     }
 }
