@@ -61,9 +61,55 @@ impl Store {
         }
     }
 
+    /// Like [`Store::connect`], but `None` for an SQLite file that does not exist yet: nothing
+    /// is created, for a caller that must not change anything.
+    pub fn connect_existing(url: Option<&str>) -> Result<Option<Store>, StoreError> {
+        let store = Store::connect(url)?;
+        if let Backend::Sqlite(pool) = &store.backend {
+            let opts = pool.connect_options();
+            let path = opts.get_filename();
+            let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+            if !in_memory && !path.exists() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(store))
+    }
+
+    /// The database's own tables (SQLite: the main schema; PostgreSQL: every schema but the
+    /// system ones), by name.
+    pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                )
+                .fetch_all(p)
+                .await
+            }
+            Backend::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_catalog.pg_tables \
+                     WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+                )
+                .fetch_all(p)
+                .await
+            }
+        }
+        .context("listing the database's tables")
+    }
+
     /// Reaches the database and brings its schema up to date. An unreachable database fails
     /// with an error for which [`StoreError::is_unavailable`] holds, naming the cause.
     pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.reach().await?;
+        migrate::run(self).await
+    }
+
+    /// Reaches the database without changing it. An unreachable database fails with an error
+    /// for which [`StoreError::is_unavailable`] holds, naming the cause.
+    pub async fn reach(&self) -> Result<(), StoreError> {
         if let Backend::Postgres(pool) = &self.backend {
             // One direct connection first: the pool retries a refused connection until its
             // acquire timeout and then reports only that it timed out, losing the cause.
@@ -80,7 +126,7 @@ impl Store {
             // Only a probe: a failed goodbye changes nothing.
             let _ = conn.close().await;
         }
-        migrate::run(self).await
+        Ok(())
     }
 
     pub async fn open_sqlite_file(path: &str) -> Result<Store, StoreError> {

@@ -646,14 +646,16 @@ pub struct TagSpend {
 const SQLITE_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos) AS spend, COUNT(*) AS n \
     FROM spend_logs s, json_each(s.metadata, '$.tags') t \
     WHERE s.start_time >= $1 AND s.start_time < $2 AND json_type(s.metadata, '$.tags') = 'array' \
+    AND t.type = 'text' \
     GROUP BY t.value ORDER BY spend DESC, tag";
 
-const PG_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos)::BIGINT AS spend, COUNT(*) AS n \
-    FROM spend_logs s CROSS JOIN LATERAL jsonb_array_elements_text( \
+const PG_TAGS: &str = "SELECT t.value #>> '{}' AS tag, SUM(s.spend_nanos)::BIGINT AS spend, \
+    COUNT(*) AS n \
+    FROM spend_logs s CROSS JOIN LATERAL jsonb_array_elements( \
         CASE WHEN jsonb_typeof(s.metadata -> 'tags') = 'array' THEN s.metadata -> 'tags' \
         ELSE '[]'::jsonb END) AS t(value) \
-    WHERE s.start_time >= $1 AND s.start_time < $2 \
-    GROUP BY t.value ORDER BY spend DESC, tag";
+    WHERE s.start_time >= $1 AND s.start_time < $2 AND jsonb_typeof(t.value) = 'string' \
+    GROUP BY 1 ORDER BY spend DESC, tag";
 
 impl Store {
     /// Spend per request tag (`metadata.tags` of each record) for calls started in

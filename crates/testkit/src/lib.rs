@@ -7,10 +7,12 @@
 
 pub mod app;
 pub mod browser;
+pub mod clock;
 pub mod process;
 pub mod services;
 pub mod smtp;
 pub mod upstream;
 
 pub use app::{spawn_app, spawn_app_on, spawn_app_vars, spawn_app_with, TestApp, TEST_MASTER_KEY};
+pub use clock::away_from_minute_edge;
 pub use upstream::{Behavior, FakeUpstream};

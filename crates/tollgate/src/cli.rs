@@ -67,6 +67,11 @@ pub struct LitellmImportArgs {
     /// for the gateway).
     #[arg(long)]
     pub email_invitations: bool,
+    /// Also import keys, teams and users that have limits Tollgate does not enforce (allowed
+    /// routes, per-model budgets, daily token limits, organizations, guardrail policies),
+    /// without those limits. By default they are skipped and named in the report.
+    #[arg(long)]
+    pub allow_weaker_limits: bool,
     /// The gateway's public URL, used in the invitation links printed for users who had a
     /// password.
     #[arg(long, env = "PROXY_BASE_URL", default_value = "http://localhost:4000")]

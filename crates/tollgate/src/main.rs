@@ -166,7 +166,7 @@ async fn import_litellm(args: tollgate::cli::LitellmImportArgs) -> Result<(), St
     } else {
         None
     };
-    let store = tollgate_store::Store::open(url.as_deref()).await?;
+    let target = litellm::open_store(url.as_deref(), args.dry_run).await?;
     let options = litellm::Options {
         from: args.from,
         dry_run: args.dry_run,
@@ -174,11 +174,24 @@ async fn import_litellm(args: tollgate::cli::LitellmImportArgs) -> Result<(), St
         batch_size: args.batch_size,
         base_url: args.base_url.trim_end_matches('/').to_string(),
         mailer,
+        allow_weaker_limits: args.allow_weaker_limits,
     };
-    let result = litellm::run(&options, &store).await;
-    store.close().await;
-    print!("{}", result?);
-    Ok(())
+    let result = litellm::run(&options, &target.store).await;
+    target.store.close().await;
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            Ok(())
+        }
+        Err(failed) => {
+            // What was written before the error (fresh invitation links above all) is printed
+            // anyway: running the import again finishes it, but would not show those links.
+            if let Some(written) = failed.written {
+                print!("Stopped by an error; written before it:\n\n{written}");
+            }
+            Err(failed.error.into())
+        }
+    }
 }
 
 async fn migrate(args: StoreArgs) -> Result<(), StartError> {

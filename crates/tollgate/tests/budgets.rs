@@ -72,14 +72,6 @@ async fn key_spend_nanos(app: &TestApp, key: &str) -> i64 {
         .spend_nanos
 }
 
-/// Avoids starting a per-minute count in the last seconds of a wall-clock minute.
-async fn away_from_minute_edge() {
-    let s = chrono::Utc::now().timestamp() % 60;
-    if s > 50 {
-        tokio::time::sleep(Duration::from_secs((61 - s) as u64)).await;
-    }
-}
-
 #[tokio::test]
 async fn budget_is_a_hard_cap_under_50_concurrent_calls() {
     let (app, up) = start(&[]).await;
@@ -219,7 +211,7 @@ async fn a_spent_budget_refuses_and_user_budgets_cover_personal_keys() {
 
 #[tokio::test]
 async fn requests_per_minute_answer_429_with_litellm_headers() {
-    away_from_minute_edge().await;
+    tollgate_testkit::away_from_minute_edge(10).await;
     let (app, _up) = start(&[]).await;
     let key = new_key(&app, json!({"rpm_limit": 2})).await;
     let r = chat(&app, &key, hi(Some(5))).await;
@@ -250,7 +242,7 @@ async fn requests_per_minute_answer_429_with_litellm_headers() {
 
 #[tokio::test]
 async fn tokens_per_minute_and_parallel_limits() {
-    away_from_minute_edge().await;
+    tollgate_testkit::away_from_minute_edge(10).await;
     let (app, up) = start(&[]).await;
     let tpm = new_key(&app, json!({"tpm_limit": 10})).await;
     assert_eq!(chat(&app, &tpm, hi(Some(5))).await.status(), 200);

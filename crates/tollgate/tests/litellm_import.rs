@@ -32,6 +32,10 @@ const OVER: &str = "sk-LiteLLMoverBudget000003";
 const BLOCKED: &str = "sk-LiteLLMblocked000000004";
 const EXPIRED: &str = "sk-LiteLLMexpired000000005";
 const LIMITED: &str = "sk-LiteLLMrpmLimited000006";
+/// A key limited to some routes: Tollgate cannot enforce that, so it is not carried over.
+const ROUTED: &str = "sk-LiteLLMroutesOnly000008";
+/// A key of a user with per-model budgets (not enforced here): neither is carried over.
+const CAPPED: &str = "sk-LiteLLMcappedOwner00009";
 /// A key behind a LiteLLM UI session (team `litellm-dashboard`): not carried over.
 const UI_SESSION: &str = "sk-LiteLLMuiSession0000007";
 /// The id of a pending LiteLLM invitation (its link carries it in the clear).
@@ -91,7 +95,9 @@ VALUES
  ('u-viewer', 'viewer@example.com', 'proxy_admin_viewer', NULL, '{{}}', NULL, 0, '{{}}', '{{}}'),
  ('u-alice', 'Alice@Example.com', 'internal_user', 'scrypt:c2FsdHNhbHRzYWx0c2FsdGRrZGtka2RrZGtka2RrZGtka2Rr', '{{demo}}', 10.0, 2.5, '{{team-1}}', '{{"department": "ml"}}'),
  ('u-bob', 'bob@example.com', 'internal_user_viewer', NULL, '{{}}', NULL, 0, '{{team-1}}', '{{}}'),
- ('u-org', 'org@example.com', 'org_admin', NULL, '{{}}', NULL, 0, '{{}}', '{{}}');
+ ('u-org', 'org@example.com', 'org_admin', NULL, '{{}}', NULL, 0, '{{}}', '{{}}'),
+ ('u-capped', 'capped@example.com', 'internal_user', NULL, '{{}}', NULL, 0, '{{}}', '{{}}');
+UPDATE "LiteLLM_UserTable" SET model_max_budget = '{{"gpt-4o": 1.0}}' WHERE user_id = 'u-capped';
 UPDATE "LiteLLM_UserTable" SET budget_duration = '30d', budget_reset_at = {now} + interval '20 days' WHERE user_id = 'u-alice';
 
 INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, soft_budget, rpm_limit, created_by, updated_by)
@@ -115,9 +121,11 @@ VALUES
  ('{blocked}', 'sk-...0004', NULL, 'u-alice', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, true, '{{}}', NULL, 'u-alice'),
  ('{expired}', 'sk-...0005', NULL, 'u-alice', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, {now} - interval '1 day', NULL, '{{}}', NULL, 'u-alice'),
  ('{limited}', 'sk-...0006', NULL, 'u-bob', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', 'b-key', 'u-admin'),
+ ('{routed}', 'sk-...0007', 'routed-ci', 'u-alice', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', NULL, 'u-alice'),
+ ('{capped}', 'sk-...0008', NULL, 'u-capped', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', NULL, 'u-capped'),
  ('{ui_session}', 'sk-...sess', NULL, 'u-admin', 'litellm-dashboard', '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, {now} + interval '1 day', NULL, '{{}}', NULL, 'u-admin'),
  ('not-a-sha256-digest', 'sk-...junk', NULL, 'u-bob', NULL, '{{}}', NULL, 0.0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '{{}}', NULL, 'u-admin');
-UPDATE "LiteLLM_VerificationToken" SET allowed_routes = '{{/chat/completions}}' WHERE key_alias = 'alice-ci';
+UPDATE "LiteLLM_VerificationToken" SET allowed_routes = '{{/chat/completions}}' WHERE key_alias = 'routed-ci';
 
 INSERT INTO "LiteLLM_InvitationLink" (id, user_id, is_accepted, accepted_at, expires_at, created_at, created_by, updated_at, updated_by)
 VALUES ('{pending}', 'u-bob', false, NULL, {now} + interval '5 days', {now}, 'u-admin', {now}, 'u-admin'),
@@ -135,7 +143,7 @@ INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend, total_to
 VALUES
  ('chatcmpl-1', 'acompletion', '{alice}', 0.1, 30, 10, 20, {now} - interval '2 days', {now} - interval '2 days' + interval '1 second', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success', '["nightly"]'),
  ('chatcmpl-2', 'acompletion', '{alice}', 0.15, 30, 10, 20, {now} - interval '1 day', {now} - interval '1 day' + interval '2 seconds', 'gpt-4o', 'demo', 'openai', 'u-alice', NULL, '{{}}', 'success', '[]'),
- ('chatcmpl-3', 'aembedding', '{team}', 0.0, 5, 5, 0, {now} - interval '1 day', {now} - interval '1 day', 'text-embedding-3-small', 'other', 'openai', 'u-bob', 'team-1', '{{"error_information": {{"error_class": "RateLimitError"}}}}', 'failure', '[]');
+ ('chatcmpl-3', 'aembedding', '{team}', 0.0, 5, 5, 0, {now} - interval '1 day', {now} - interval '1 day', 'text-embedding-3-small', 'other', 'openai', 'u-bob', 'team-1', '{{"error_information": {{"error_class": "RateLimitError"}}}}', 'failure', '[7, {{"a": 1}}]');
 "#,
         alice = sha256_hex(ALICE),
         team = sha256_hex(TEAM),
@@ -143,6 +151,8 @@ VALUES
         blocked = sha256_hex(BLOCKED),
         expired = sha256_hex(EXPIRED),
         limited = sha256_hex(LIMITED),
+        routed = sha256_hex(ROUTED),
+        capped = sha256_hex(CAPPED),
         ui_session = sha256_hex(UI_SESSION),
         pending = PENDING_INVITE,
     );
@@ -160,6 +170,7 @@ fn options(from: &str) -> Options {
         batch_size: 2,
         base_url: "http://gateway.test".to_string(),
         mailer: None,
+        allow_weaker_limits: false,
     }
 }
 
@@ -239,10 +250,10 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     let store = Store::open(Some(store_url)).await.unwrap();
     let report = import(litellm_url, &store, false, false).await;
     let text = report.to_string();
-    assert_eq!(counts(&report, "users"), [5, 5, 0, 0], "{text}");
+    assert_eq!(counts(&report, "users"), [6, 5, 0, 1], "{text}");
     assert_eq!(counts(&report, "teams"), [1, 1, 0, 0], "{text}");
     assert_eq!(counts(&report, "team members"), [2, 2, 0, 0], "{text}");
-    assert_eq!(counts(&report, "keys"), [8, 6, 0, 2], "{text}");
+    assert_eq!(counts(&report, "keys"), [10, 6, 0, 4], "{text}");
     assert_eq!(counts(&report, "budgets"), [3, 2, 0, 1], "{text}");
     assert_eq!(counts(&report, "invitations"), [3, 1, 0, 2], "{text}");
     assert_eq!(counts(&report, "models"), [1, 0, 0, 1], "{text}");
@@ -251,8 +262,20 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
         text.contains("key sk-...junk: the stored token is not a SHA-256"),
         "{text}"
     );
+    // Limits Tollgate cannot enforce keep the row out (with --allow-weaker-limits, in without
+    // them), and a key whose owner stayed out stays out too.
     assert!(
-        text.contains("key sk-...0001 (alice-ci): not carried: allowed_routes"),
+        text.contains(
+            "key sk-...0007 (routed-ci): has limits Tollgate does not enforce (allowed_routes)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("user u-capped: has limits Tollgate does not enforce (model_max_budget)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("key sk-...0008: its owner u-capped is not imported"),
         "{text}"
     );
     assert!(
@@ -370,6 +393,7 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(s, 401, "{body}");
     assert!(body.contains("Expired"), "{body}");
     // rpm_limit 2 came from the key's LiteLLM budget.
+    tollgate_testkit::away_from_minute_edge(10).await;
     for _ in 0..2 {
         let (s, body) = chat(&app, LIMITED, "demo").await;
         assert_eq!(s, 200, "{body}");
@@ -407,12 +431,19 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     let before = snapshot(&store).await;
     let again = import(litellm_url, &store, false, false).await;
     assert!(again.nothing_imported(), "{again}");
-    assert_eq!(counts(&again, "users"), [5, 0, 5, 0], "{again}");
-    assert_eq!(counts(&again, "keys"), [8, 0, 6, 2], "{again}");
+    assert_eq!(counts(&again, "users"), [6, 0, 5, 1], "{again}");
+    assert_eq!(counts(&again, "keys"), [10, 0, 6, 4], "{again}");
     assert_eq!(counts(&again, "team members"), [2, 0, 2, 0], "{again}");
     assert_eq!(counts(&again, "invitations"), [3, 0, 1, 2], "{again}");
     assert_eq!(counts(&again, "budgets"), [3, 0, 2, 1], "{again}");
     assert!(again.invitations.is_empty(), "no new links the second time");
+    // The links of the first run are still open: the report says where to get another.
+    assert!(
+        again
+            .to_string()
+            .contains("user u-alice: the invitation link of an earlier import is open until"),
+        "{again}"
+    );
     assert_eq!(snapshot(&store).await, before);
 
     // The spend history comes over in batches, without adding to the carried-over totals.
@@ -462,15 +493,6 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(counts(&third, "spend logs"), [3, 0, 3, 0], "{third}");
     assert_eq!(snapshot(&store).await, before);
 
-    // A run interrupted before it recorded what it wrote: the rows are recognised, not
-    // conflicts, and recorded now.
-    forget_imports(store_url).await;
-    let resumed = import(litellm_url, &store, false, false).await;
-    assert!(resumed.nothing_imported(), "{resumed}");
-    assert_eq!(counts(&resumed, "keys"), [8, 0, 6, 2], "{resumed}");
-    assert_eq!(snapshot(&store).await, before);
-    assert_eq!(store.imported_ids("litellm", "key").await.unwrap().len(), 6);
-
     // A key rotated or deleted in Tollgate since is not brought back by another run.
     let rotated = sha256_hex("sk-rotated-in-tollgate-0001");
     store
@@ -490,9 +512,9 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     store.close().await;
 }
 
-/// Empties the record of imported rows, as a run stopped right after writing would leave it.
-async fn forget_imports(store_url: &str) {
-    let sql = "DELETE FROM imported_rows";
+/// Runs one statement on the store's database directly, as a crash or another writer would
+/// leave it.
+async fn on_store_db(store_url: &str, sql: &str) {
     if store_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(store_url).await.unwrap();
         sqlx::query(sql).execute(&pool).await.unwrap();
@@ -528,6 +550,92 @@ async fn keys_keep_working_on_postgres() {
     litellm_db.drop_db().await;
 }
 
+/// A run stopped part-way (rows begun, some written, none recorded as imported) is finished by
+/// the next: a team written without its spend gets it, a key not written yet is written, users
+/// who had a password and have no link yet get one. A row that no import began is a conflict,
+/// never taken for the import's own.
+#[tokio::test]
+async fn an_interrupted_import_is_finished_by_the_next_run() {
+    let Some(litellm_db) = litellm_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("tollgate.db").display());
+    let store = Store::open(Some(&url)).await.unwrap();
+    let first = import(&litellm_db.url, &store, false, false).await;
+    assert_eq!(first.invitations.len(), 2, "{first}");
+    // What a crash after writing, before recording, leaves.
+    on_store_db(
+        &url,
+        "DELETE FROM imported_rows WHERE kind NOT LIKE 'begun:%'",
+    )
+    .await;
+    on_store_db(
+        &url,
+        "UPDATE teams SET spend_nanos = 0 WHERE team_id = 'team-1'",
+    )
+    .await;
+    let limited = sha256_hex(LIMITED);
+    on_store_db(
+        &url,
+        &format!("DELETE FROM verification_tokens WHERE token = '{limited}'"),
+    )
+    .await;
+    on_store_db(
+        &url,
+        "DELETE FROM invitations WHERE created_by = 'litellm-import'",
+    )
+    .await;
+
+    let resumed = import(&litellm_db.url, &store, false, false).await;
+    assert_eq!(counts(&resumed, "users"), [6, 5, 0, 1], "{resumed}");
+    assert_eq!(counts(&resumed, "keys"), [10, 6, 0, 4], "{resumed}");
+    let team = store.get_team("team-1").await.unwrap().unwrap();
+    assert_eq!(team.spend_nanos, 5_000_000_000);
+    assert_eq!(
+        store.get_key(&limited).await.unwrap().unwrap().rpm_limit,
+        Some(2)
+    );
+    let mut invited: Vec<&str> = resumed
+        .invitations
+        .iter()
+        .map(|i| i.user_id.as_str())
+        .collect();
+    invited.sort();
+    assert_eq!(invited, ["u-admin", "u-alice"], "lost links come again");
+    assert_eq!(store.imported_ids("litellm", "key").await.unwrap().len(), 6);
+    let before = snapshot(&store).await;
+    let third = import(&litellm_db.url, &store, false, false).await;
+    assert!(third.nothing_imported(), "{third}");
+    assert_eq!(snapshot(&store).await, before);
+
+    // Rows with LiteLLM's ids that no import began (here: the record of them is gone): each is
+    // named, nothing is written.
+    on_store_db(&url, "DELETE FROM imported_rows").await;
+    let failed = litellm::run(&options(&litellm_db.url), &store)
+        .await
+        .expect_err("rows not begun by an import are conflicts");
+    assert!(failed.written.is_none(), "nothing was written");
+    match failed.error {
+        ImportError::Conflicts(c) => {
+            assert!(
+                c.iter()
+                    .any(|c| c == "user u-alice: already in Tollgate, not imported from LiteLLM"),
+                "{c:?}"
+            );
+            assert!(
+                c.iter()
+                    .any(|c| c == "team team-1: already in Tollgate, not imported from LiteLLM"),
+                "{c:?}"
+            );
+        }
+        e => panic!("expected conflicts, got {e}"),
+    }
+    assert_eq!(snapshot(&store).await, before);
+    store.close().await;
+    litellm_db.drop_db().await;
+}
+
 #[tokio::test]
 async fn dry_run_writes_nothing_and_conflicts_stop_before_writing() {
     let Some(litellm_db) = litellm_database().await else {
@@ -541,32 +649,33 @@ async fn dry_run_writes_nothing_and_conflicts_stop_before_writing() {
     let dry = import(&litellm_db.url, &store, true, true).await;
     let text = dry.to_string();
     assert!(text.starts_with("Dry run"), "{text}");
-    assert_eq!(counts(&dry, "users"), [5, 5, 0, 0], "{text}");
-    assert_eq!(counts(&dry, "keys"), [8, 6, 0, 2], "{text}");
+    assert_eq!(counts(&dry, "users"), [6, 5, 0, 1], "{text}");
+    assert_eq!(counts(&dry, "keys"), [10, 6, 0, 4], "{text}");
     assert_eq!(counts(&dry, "spend logs")[0], 3, "{text}");
     assert!(dry.invitations.iter().all(|i| i.link.is_none()));
     assert_eq!(snapshot(&store).await, empty);
 
-    // A Tollgate user with LiteLLM's id but another email: the import names it and writes
-    // nothing at all.
+    // A Tollgate user with LiteLLM's id (even with the same email: it was not imported): the
+    // import names it and writes nothing at all.
     let mut other = NewUser::new("u-alice", "internal_user");
-    other.user_email = Some("someone-else@example.com".to_string());
+    other.user_email = Some("alice@example.com".to_string());
     store.create_user(&other).await.unwrap();
     // And a Tollgate key already using a LiteLLM alias.
     let mut k = tollgate_store::NewKey::new(sha256_hex("sk-tollgate-own-key"), "sk-...-key");
     k.key_alias = Some("team-shared".to_string());
     store.create_key(&k).await.unwrap();
     let before = snapshot(&store).await;
-    let err = litellm::run(&options(&litellm_db.url), &store)
+    let failed = litellm::run(&options(&litellm_db.url), &store)
         .await
         .expect_err("conflicts stop the import");
-    let msg = err.to_string();
-    match err {
+    assert!(failed.written.is_none());
+    let msg = failed.error.to_string();
+    match failed.error {
         ImportError::Conflicts(c) => assert_eq!(c.len(), 2, "{c:?}"),
         e => panic!("expected conflicts, got {e}"),
     }
     assert!(
-        msg.contains("user u-alice: already in Tollgate with another email"),
+        msg.contains("user u-alice: already in Tollgate, not imported from LiteLLM"),
         "{msg}"
     );
     assert!(
@@ -649,6 +758,10 @@ async fn the_command_prints_the_report() {
     assert!(ok, "{out}{err}");
     assert!(out.starts_with("Dry run: nothing was written."), "{out}");
     assert!(out.contains("a link would be made"), "{out}");
+    assert!(
+        !dir.path().join("tollgate.db").exists(),
+        "a dry run creates no store"
+    );
     let (ok, out, err) = tokio::task::spawn_blocking({
         let (url, store_url) = (litellm_db.url.clone(), store_url.clone());
         let run = run.clone();
@@ -696,6 +809,31 @@ async fn the_command_prints_the_report() {
     let (ok, out, err) = run(&["--from", &litellm_db.url, "--database-url", &litellm_db.url]);
     assert!(!ok, "{out}");
     assert!(err.contains("the same database"), "{err}");
+    // The same database under another name: its LiteLLM tables give it away before anything
+    // of Tollgate's is created in it.
+    let same = if litellm_db.url.contains("127.0.0.1") {
+        litellm_db.url.replace("127.0.0.1", "localhost")
+    } else {
+        litellm_db.url.replace("localhost", "127.0.0.1")
+    };
+    assert_ne!(same, litellm_db.url);
+    for dry in [true, false] {
+        let mut args = vec!["--from", &litellm_db.url, "--database-url", &same];
+        if dry {
+            args.push("--dry-run");
+        }
+        let (ok, out, err) = run(&args);
+        assert!(!ok, "{out}");
+        assert!(err.contains("holds LiteLLM's tables"), "{err}");
+    }
+    let pool = sqlx::PgPool::connect(&litellm_db.url).await.unwrap();
+    let ours: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('tollgate_migrations')::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(ours, None, "no Tollgate table in LiteLLM's database");
+    pool.close().await;
     // Only PostgreSQL is read, and a URL's password never shows in an error.
     for from in [
         "mysql://u:pw-sekrit@127.0.0.1/litellm",

@@ -84,13 +84,6 @@ async fn stop_all(apps: Vec<TestApp>) {
     }
 }
 
-async fn away_from_minute_edge() {
-    let s = chrono::Utc::now().timestamp() % 60;
-    if s > 45 {
-        tokio::time::sleep(Duration::from_secs((61 - s) as u64)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_holds_across_three_instances_under_200_concurrent_calls() {
     let Some(db) = TestDatabase::create().await else {
@@ -176,7 +169,7 @@ async fn rpm_20_admits_20_of_60_calls_spread_over_three_instances() {
     let up = FakeUpstream::start().await;
     let apps = cluster(&up, &db, &redis.url, &redis.prefix).await;
     let key = new_key(&apps[1], json!({"rpm_limit": 20})).await;
-    away_from_minute_edge().await;
+    tollgate_testkit::away_from_minute_edge(15).await;
     let mut ok = 0;
     let mut limited = 0;
     for i in 0..60 {

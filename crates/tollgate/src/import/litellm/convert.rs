@@ -9,6 +9,7 @@ use serde_json::Value;
 use tollgate_domain::money::NanoUsd;
 use tollgate_domain::role::Role;
 use tollgate_domain::secret::sha256_hex;
+use tollgate_proxy::body::{MAX_TAGS, MAX_TAG_CHARS};
 use tollgate_store::{NewInvitation, NewKey, NewTeam, NewUser, SpendRecord, SpendStatus};
 
 use super::row::Row;
@@ -23,6 +24,45 @@ fn not_carried(row: &Row, columns: &[&str]) -> Option<String> {
     let set: Vec<&str> = columns.iter().copied().filter(|c| row.is_set(c)).collect();
     (!set.is_empty()).then(|| format!("not carried: {}", set.join(", ")))
 }
+
+/// The columns of a row that limit what its holder may do and that Tollgate cannot enforce.
+/// Carrying the row without them would give more than LiteLLM did, so the row is refused
+/// unless the operator accepts that (`--allow-weaker-limits`); then each is a note.
+fn weaker(row: &Row, columns: &[&str], allow: bool) -> Result<Option<String>, String> {
+    let set: Vec<&str> = columns.iter().copied().filter(|c| row.is_set(c)).collect();
+    match (set.is_empty(), allow) {
+        (true, _) => Ok(None),
+        (false, true) => Ok(Some(format!(
+            "imported without limits Tollgate does not enforce: {}",
+            set.join(", ")
+        ))),
+        (false, false) => Err(format!(
+            "has limits Tollgate does not enforce ({}); not imported (--allow-weaker-limits \
+             imports it without them)",
+            set.join(", ")
+        )),
+    }
+}
+
+/// Columns that restrict a key, a team or a user, each kind's own.
+const KEY_LIMITS: &[&str] = &[
+    "permissions",
+    "allowed_routes",
+    "model_max_budget",
+    "budget_limits",
+    "tpd_limit",
+    "organization_id",
+    "project_id",
+    "policies",
+];
+const TEAM_LIMITS: &[&str] = &[
+    "tpd_limit",
+    "organization_id",
+    "model_max_budget",
+    "budget_limits",
+    "policies",
+];
+const USER_LIMITS: &[&str] = &["model_max_budget", "policies"];
 
 /// A `LiteLLM_BudgetTable` row: limits that keys and team memberships point to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,18 +129,18 @@ pub struct UserImport {
     pub notes: Vec<String>,
 }
 
-pub fn user(r: &Row) -> Option<UserImport> {
-    let id = r.text("user_id")?;
+/// A user; `Err` names why it cannot be carried.
+pub fn user(r: &Row, allow_weaker: bool) -> Result<UserImport, String> {
+    let id = r.text("user_id").ok_or("a row without user_id")?;
     let (role, role_note) = role(r.text("user_role").as_deref());
     let mut notes: Vec<String> = role_note.into_iter().collect();
+    notes.extend(weaker(r, USER_LIMITS, allow_weaker)?);
     notes.extend(not_carried(
         r,
         &[
             "sso_user_id",
             "organization_id",
-            "model_max_budget",
             "allowed_cache_controls",
-            "policies",
             "object_permission_id",
         ],
     ));
@@ -115,7 +155,7 @@ pub fn user(r: &Row) -> Option<UserImport> {
     u.rpm_limit = r.int("rpm_limit");
     u.max_parallel_requests = r.int("max_parallel_requests");
     u.metadata = Value::Object(r.object("metadata"));
-    Some(UserImport {
+    Ok(UserImport {
         budget_reset_at: r.time("budget_reset_at"),
         had_password: r.text("password").is_some(),
         user: u,
@@ -143,27 +183,27 @@ pub struct TeamImport {
 
 /// A team with its members: `members_with_roles` (and the older `admins`/`members` lists) give
 /// who and with which role; `LiteLLM_TeamMembership` rows give each member's budget.
-pub fn team(r: &Row, memberships: &[Row], budgets: &HashMap<String, Budget>) -> Option<TeamImport> {
-    let id = r.text("team_id")?;
-    let mut notes: Vec<String> = not_carried(
+/// `Err` names why the team cannot be carried.
+pub fn team(
+    r: &Row,
+    memberships: &[Row],
+    budgets: &HashMap<String, Budget>,
+    allow_weaker: bool,
+) -> Result<TeamImport, String> {
+    let id = r.text("team_id").ok_or("a row without team_id")?;
+    let mut notes: Vec<String> = weaker(r, TEAM_LIMITS, allow_weaker)?.into_iter().collect();
+    notes.extend(not_carried(
         r,
         &[
             "soft_budget",
-            "tpd_limit",
-            "organization_id",
-            "model_max_budget",
             "team_member_permissions",
             "router_settings",
-            "budget_limits",
             "access_group_ids",
-            "policies",
             "default_team_member_models",
             "model_id",
             "object_permission_id",
         ],
-    )
-    .into_iter()
-    .collect();
+    ));
     // Ordered by user id so the import (and its output) is the same on every run.
     let mut members: BTreeMap<String, MemberImport> = BTreeMap::new();
     fn add(members: &mut BTreeMap<String, MemberImport>, user_id: String, admin: bool) {
@@ -207,6 +247,23 @@ pub fn team(r: &Row, memberships: &[Row], budgets: &HashMap<String, Budget>) -> 
         if let (Some(member), Some(b)) = (members.get_mut(&user_id), budget) {
             member.max_budget_in_team_nanos = nanos(b.max_budget);
             member.budget_id = budget_id;
+            let dropped: Vec<&str> = [
+                ("soft_budget", b.soft_budget.is_some()),
+                ("rpm_limit", b.rpm_limit.is_some()),
+                ("tpm_limit", b.tpm_limit.is_some()),
+                ("max_parallel_requests", b.max_parallel_requests.is_some()),
+                ("budget_duration", b.budget_duration.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            if !dropped.is_empty() {
+                notes.push(format!(
+                    "member {user_id}: only max_budget of the member's budget is carried; not \
+                     carried: {}",
+                    dropped.join(", ")
+                ));
+            }
         }
         if m.float("spend").unwrap_or(0.0) != 0.0 {
             notes.push(format!(
@@ -224,7 +281,7 @@ pub fn team(r: &Row, memberships: &[Row], budgets: &HashMap<String, Budget>) -> 
     t.max_parallel_requests = r.int("max_parallel_requests");
     t.blocked = r.flag("blocked");
     t.metadata = Value::Object(r.object("metadata"));
-    Some(TeamImport {
+    Ok(TeamImport {
         team: t,
         spend_nanos: nanos(r.float("spend")).unwrap_or(0),
         budget_reset_at: r.time("budget_reset_at"),
@@ -252,7 +309,11 @@ pub fn key_label(r: &Row) -> String {
 
 /// A key: its own limits, and for those it leaves unset, the limits of the budget it references.
 /// `Err` names why it cannot be carried.
-pub fn key(r: &Row, budgets: &HashMap<String, Budget>) -> Result<KeyImport, String> {
+pub fn key(
+    r: &Row,
+    budgets: &HashMap<String, Budget>,
+    allow_weaker: bool,
+) -> Result<KeyImport, String> {
     let label = key_label(r);
     let token = r.text("token").unwrap_or_default();
     // LiteLLM stores sha256(plaintext) as lowercase hex; anything else cannot authenticate here.
@@ -263,29 +324,20 @@ pub fn key(r: &Row, budgets: &HashMap<String, Budget>) -> Result<KeyImport, Stri
     {
         return Err("the stored token is not a SHA-256 hex digest".to_string());
     }
-    let mut notes: Vec<String> = not_carried(
+    let mut notes: Vec<String> = weaker(r, KEY_LIMITS, allow_weaker)?.into_iter().collect();
+    notes.extend(not_carried(
         r,
         &[
             "aliases",
             "config",
-            "permissions",
             "allowed_cache_controls",
-            "allowed_routes",
-            "model_max_budget",
-            "budget_limits",
             "budget_fallbacks",
-            "tpd_limit",
-            "organization_id",
-            "project_id",
             "agent_id",
             "object_permission_id",
-            "policies",
             "access_group_ids",
             "auto_rotate",
         ],
-    )
-    .into_iter()
-    .collect();
+    ));
     let budget = match r.text("budget_id") {
         Some(b) => match budgets.get(&b) {
             Some(b) => b.clone(),
@@ -378,8 +430,9 @@ pub fn spend_record(r: &Row) -> Result<SpendRecord, String> {
     let model = r.text("model").unwrap_or_default();
     let mut metadata = serde_json::Map::new();
     metadata.insert("imported_from".into(), Value::String("litellm".into()));
-    if r.is_set("request_tags") {
-        metadata.insert("tags".into(), r.json("request_tags"));
+    let tags = request_tags(&r.json("request_tags"));
+    if !tags.is_empty() {
+        metadata.insert("tags".into(), Value::from(tags));
     }
     let prompt = r.int("prompt_tokens").unwrap_or(0);
     let completion = r.int("completion_tokens").unwrap_or(0);
@@ -420,6 +473,20 @@ pub fn spend_record(r: &Row) -> Result<SpendRecord, String> {
         ttft_ms: completion_start.map(|c| (c - start).num_milliseconds().max(0)),
         metadata: Value::Object(metadata),
     })
+}
+
+/// A log's request tags as the gateway keeps its own: text only, at most [`MAX_TAGS`] of at
+/// most [`MAX_TAG_CHARS`] characters (LiteLLM stores whatever JSON the caller sent).
+fn request_tags(v: &Value) -> Vec<String> {
+    let Value::Array(list) = v else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(Value::as_str)
+        .filter(|t| !t.is_empty() && t.chars().count() <= MAX_TAG_CHARS)
+        .take(MAX_TAGS)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `litellm_params.model` of a stored model, when it is in the clear: LiteLLM encrypts the
@@ -466,24 +533,58 @@ mod tests {
                 ..Budget::default()
             },
         );
-        let k = key(
-            &row(json!({
-                "token": sha256_hex("sk-x"), "key_name": "sk-...ab12", "budget_id": "b1",
-                "rpm_limit": null, "tpm_limit": 100, "spend": 1.25, "models": ["gpt-4o"],
-                "allowed_routes": ["/chat/completions"], "blocked": null
-            })),
-            &budgets,
-        )
-        .unwrap();
+        let litellm = json!({
+            "token": sha256_hex("sk-x"), "key_name": "sk-...ab12", "budget_id": "b1",
+            "rpm_limit": null, "tpm_limit": 100, "spend": 1.25, "models": ["gpt-4o"],
+            "aliases": {"a": "b"}, "permissions": {}, "blocked": null
+        });
+        let k = key(&row(litellm.clone()), &budgets, false).unwrap();
         assert_eq!(k.key.max_budget_nanos, Some(5_000_000_000));
         assert_eq!(k.key.soft_budget_nanos, Some(4_000_000_000));
         assert_eq!(k.key.rpm_limit, Some(7));
         assert_eq!(k.key.tpm_limit, Some(100));
         assert_eq!(k.key.spend_nanos, 1_250_000_000);
         assert!(!k.key.blocked);
-        assert_eq!(k.notes, vec!["not carried: allowed_routes"]);
+        assert_eq!(k.notes, vec!["not carried: aliases"]);
         assert_eq!(k.label, "sk-...ab12");
-        assert!(key(&row(json!({"token": "sk-plaintext"})), &budgets).is_err());
+        assert!(key(&row(json!({"token": "sk-plaintext"})), &budgets, true).is_err());
+    }
+
+    #[test]
+    fn limits_tollgate_cannot_enforce_refuse_the_row_unless_allowed() {
+        let budgets = HashMap::new();
+        let mut limited = json!({"token": sha256_hex("sk-y"), "key_name": "sk-...cd34",
+            "allowed_routes": ["/chat/completions"], "tpd_limit": 10, "permissions": {}});
+        let why = key(&row(limited.clone()), &budgets, false).err().unwrap();
+        assert!(why.contains("allowed_routes, tpd_limit"), "{why}");
+        assert!(why.contains("--allow-weaker-limits"), "{why}");
+        let k = key(&row(limited.clone()), &budgets, true).unwrap();
+        assert_eq!(
+            k.notes,
+            vec!["imported without limits Tollgate does not enforce: allowed_routes, tpd_limit"]
+        );
+        limited["tpd_limit"] = Value::Null;
+        limited["allowed_routes"] = json!([]);
+        assert!(
+            key(&row(limited), &budgets, false).is_ok(),
+            "empty is unset"
+        );
+        let t = json!({"team_id": "t1", "model_max_budget": {"gpt-4o": 1.0}});
+        assert!(team(&row(t.clone()), &[], &budgets, false).is_err());
+        assert!(team(&row(t), &[], &budgets, true).is_ok());
+        let u = json!({"user_id": "u1", "policies": ["no-pii"]});
+        assert!(user(&row(u.clone()), false).is_err());
+        assert!(user(&row(u), true).is_ok());
+    }
+
+    #[test]
+    fn only_text_tags_are_kept_like_the_gateway_keeps_them() {
+        let long = "x".repeat(MAX_TAG_CHARS + 1);
+        let tags = request_tags(&json!(["a", 7, {"b": 1}, null, "", long, "c"]));
+        assert_eq!(tags, vec!["a", "c"]);
+        let many: Vec<String> = (0..MAX_TAGS + 5).map(|i| format!("t{i}")).collect();
+        assert_eq!(request_tags(&json!(many)).len(), MAX_TAGS);
+        assert!(request_tags(&json!({"not": "a list"})).is_empty());
     }
 
     #[test]
@@ -493,6 +594,7 @@ mod tests {
             "mb".to_string(),
             Budget {
                 max_budget: Some(2.0),
+                rpm_limit: Some(3),
                 ..Budget::default()
             },
         );
@@ -505,8 +607,13 @@ mod tests {
                 json!({"team_id": "t1", "user_id": "u2", "budget_id": "mb", "spend": 0.0}),
             )],
             &budgets,
+            false,
         )
         .unwrap();
+        assert_eq!(
+            t.notes,
+            vec!["member u2: only max_budget of the member's budget is carried; not carried: rpm_limit"]
+        );
         assert_eq!(
             t.members,
             vec![

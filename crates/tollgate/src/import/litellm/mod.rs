@@ -28,6 +28,24 @@ pub enum ImportError {
     RowJson(#[source] serde_json::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("writing {row}: {source}")]
+    Write {
+        row: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(
+        "Tollgate's database holds LiteLLM's tables ({0}): it is LiteLLM's own database or a copy \
+         of it; import into a separate database (DATABASE_URL or --database-url)"
+    )]
+    LitellmTablesInStore(String),
+    #[error(
+        "a dry run changes nothing, and Tollgate's database is at schema version {found} where \
+         this binary needs {needed}: run `tollgate migrate` first"
+    )]
+    DryRunNeedsMigration { found: i64, needed: i64 },
+    #[error("a dry run on a store that does not exist yet: {0}")]
+    Scratch(#[source] std::io::Error),
     #[error("generating an invitation link: {0}")]
     Invitation(#[source] tollgate_identity::tokens::TokenError),
     #[error(
@@ -51,6 +69,89 @@ pub struct Options {
     pub base_url: String,
     /// Set to email each fresh invitation link to its user.
     pub mailer: Option<std::sync::Arc<tollgate_mailer::Mailer>>,
+    /// Import keys, teams and users whose limits Tollgate cannot enforce, without those limits
+    /// (otherwise they are skipped, each named).
+    pub allow_weaker_limits: bool,
+}
+
+/// An import that stopped. `written` is what it had done before the error (links included),
+/// `None` when nothing was written.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: ImportError,
+    pub written: Option<Report>,
+}
+
+impl From<ImportError> for Failed {
+    fn from(error: ImportError) -> Failed {
+        Failed {
+            error,
+            written: None,
+        }
+    }
+}
+
+/// Tollgate's store for an import, opened without changing anything first: a database that
+/// holds LiteLLM's tables is refused before Tollgate's are created in it. A real run then
+/// brings the schema up to date; a dry run never migrates: a store that does not exist yet (or
+/// is empty) is planned against an empty scratch store, one at an older schema is refused.
+pub struct ImportStore {
+    pub store: Store,
+    /// Holds the scratch store's folder for as long as the dry run needs it.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+pub async fn open_store(url: Option<&str>, dry_run: bool) -> Result<ImportStore, ImportError> {
+    let store = match Store::connect_existing(url)? {
+        Some(store) => store,
+        None if dry_run => return scratch_store().await,
+        None => Store::connect(url)?,
+    };
+    store.reach().await?;
+    let tables = store.table_names().await?;
+    let litellm: Vec<&str> = tables
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.starts_with("LiteLLM_"))
+        .take(3)
+        .collect();
+    if !litellm.is_empty() {
+        store.close().await;
+        return Err(ImportError::LitellmTablesInStore(litellm.join(", ")));
+    }
+    if !dry_run {
+        store.prepare().await?;
+        return Ok(ImportStore {
+            store,
+            _scratch: None,
+        });
+    }
+    if tables.is_empty() {
+        store.close().await;
+        return scratch_store().await;
+    }
+    let found = store.schema_version().await?.unwrap_or(0);
+    if found != tollgate_store::SCHEMA_VERSION {
+        store.close().await;
+        return Err(ImportError::DryRunNeedsMigration {
+            found,
+            needed: tollgate_store::SCHEMA_VERSION,
+        });
+    }
+    Ok(ImportStore {
+        store,
+        _scratch: None,
+    })
+}
+
+async fn scratch_store() -> Result<ImportStore, ImportError> {
+    let dir = tempfile::tempdir().map_err(ImportError::Scratch)?;
+    let path = dir.path().join("scratch.db");
+    let store = Store::open_sqlite_file(&path.to_string_lossy()).await?;
+    Ok(ImportStore {
+        store,
+        _scratch: Some(dir),
+    })
 }
 
 /// Refuses to import a database into itself: with `DATABASE_URL` still pointing at LiteLLM's
@@ -71,7 +172,7 @@ pub fn check_distinct(from: &str, store_url: Option<&str>) -> Result<(), ImportE
     Ok(())
 }
 
-pub async fn run(options: &Options, store: &Store) -> Result<Report, ImportError> {
+pub async fn run(options: &Options, store: &Store) -> Result<Report, Failed> {
     let mut source = source::Source::open(&options.from).await?;
     let result = run_on(&mut source, options, store).await;
     source.close().await;
@@ -82,7 +183,7 @@ async fn run_on(
     source: &mut source::Source,
     options: &Options,
     store: &Store,
-) -> Result<Report, ImportError> {
+) -> Result<Report, Failed> {
     let src = plan::Source {
         users: source.rows("LiteLLM_UserTable", "user_id").await?,
         teams: source.rows("LiteLLM_TeamTable", "team_id").await?,
@@ -113,9 +214,16 @@ async fn run_on(
     if options.spend_logs {
         report.count_mut("spend logs");
     }
-    let plan = plan::plan(&src, store, Utc::now(), &mut report).await?;
+    let plan = plan::plan(
+        &src,
+        store,
+        Utc::now(),
+        options.allow_weaker_limits,
+        &mut report,
+    )
+    .await?;
     if !plan.conflicts.is_empty() {
-        return Err(ImportError::Conflicts(plan.conflicts));
+        return Err(ImportError::Conflicts(plan.conflicts).into());
     }
     if options.dry_run {
         for (user_id, email) in &plan.fresh_invitations {
@@ -128,18 +236,27 @@ async fn run_on(
                     email_sent: None,
                 });
         }
-    } else {
-        write::write(plan, store, options, &mut report).await?;
+    } else if let Err(error) = write::write(plan, store, options, &mut report).await {
+        return Err(Failed {
+            error,
+            written: Some(report),
+        });
     }
     if options.spend_logs {
-        spend_logs::import(
+        let logs = spend_logs::import(
             source,
             store,
             options.batch_size,
             options.dry_run,
             &mut report,
         )
-        .await?;
+        .await;
+        if let Err(error) = logs {
+            return Err(Failed {
+                error,
+                written: (!options.dry_run).then_some(report),
+            });
+        }
     }
     Ok(report)
 }

@@ -3,10 +3,12 @@
 //! row that is in the store for another reason (which stops the whole import).
 //!
 //! Rows are matched by their LiteLLM id. One recorded as imported (`imported_rows`) is never
-//! imported again, even if it was changed, rotated or deleted here since. One in the store but not
-//! recorded was written by an interrupted run when it has the same identity (a user's email, a
-//! team's alias, a key's owner) and is then recorded; otherwise it is a conflict, as is an email or
-//! key alias already used under another id.
+//! imported again, even if it was changed, rotated or deleted here since. The writer records
+//! each row as begun before writing it, so a row in the store that was begun but not recorded
+//! as imported was written by an interrupted run, and is completed now; any other row in the
+//! store with the same id is a conflict, as is an email or key alias already used under another
+//! id. (A membership already in the team is the one exception: it is the same fact, and is only
+//! recorded.)
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +17,7 @@ use tollgate_store::{NewInvitation, Store};
 
 use super::convert::{self, Budget, KeyImport, MemberImport, TeamImport, UserImport};
 use super::row::Row;
+use super::write::IMPORTER;
 use super::ImportError;
 use crate::import::report::{ModelEntry, Report};
 
@@ -27,6 +30,11 @@ pub const TEAM: &str = "team";
 pub const MEMBER: &str = "team_member";
 pub const KEY: &str = "key";
 pub const INVITATION: &str = "invitation";
+
+/// The kind under which a row is recorded as begun, before it is written.
+pub fn begun(kind: &str) -> String {
+    format!("begun:{kind}")
+}
 
 /// Everything read from LiteLLM's database except the spend logs (which are streamed).
 pub struct Source {
@@ -49,8 +57,8 @@ pub struct Plan {
     pub invitations: Vec<NewInvitation>,
     /// Users to send a fresh invitation: `(user id, email)`.
     pub fresh_invitations: Vec<(String, Option<String>)>,
-    /// Rows an interrupted run wrote but did not record: `(kind, id)`.
-    pub adopt: Vec<(&'static str, String)>,
+    /// Memberships already in their team: recorded, nothing written.
+    pub known_members: Vec<String>,
     pub conflicts: Vec<String>,
 }
 
@@ -59,29 +67,71 @@ pub fn member_id(team_id: &str, user_id: &str) -> String {
     format!("{team_id}\t{user_id}")
 }
 
-fn same_email(a: Option<&str>, b: Option<&str>) -> bool {
-    a.map(str::to_lowercase) == b.map(str::to_lowercase)
-}
-
 /// What the planning steps share.
 struct Ctx<'a> {
     store: &'a Store,
     report: &'a mut Report,
+    now: DateTime<Utc>,
+    allow_weaker: bool,
     plan: Plan,
     budgets: HashMap<String, Budget>,
     /// Users and teams that exist once the import is written: members, owners and invitations
     /// are checked against them.
     known_users: HashSet<String>,
     known_teams: HashSet<String>,
+    /// Users and teams in LiteLLM's tables that are not carried: their keys are not either.
+    skipped_users: HashSet<String>,
+    skipped_teams: HashSet<String>,
     /// Budgets are carried inside the rows that reference them: "imported" with a new row,
     /// "unchanged" with one imported before.
     new_budget_refs: HashSet<String>,
     old_budget_refs: HashSet<String>,
 }
 
+/// The ids of one kind recorded as imported, and those recorded as begun but not imported.
+struct Recorded {
+    done: HashSet<String>,
+    begun: HashSet<String>,
+}
+
 impl Ctx<'_> {
-    async fn imported(&self, kind: &str) -> Result<HashSet<String>, ImportError> {
-        Ok(self.store.imported_ids(SOURCE, kind).await?)
+    async fn recorded(&self, kind: &str) -> Result<Recorded, ImportError> {
+        let done = self.store.imported_ids(SOURCE, kind).await?;
+        let mut begun = self.store.imported_ids(SOURCE, &begun(kind)).await?;
+        begun.retain(|id| !done.contains(id));
+        Ok(Recorded { done, begun })
+    }
+
+    /// A user who had a LiteLLM password and is in the store: a fresh invitation link unless
+    /// they have set a password here or one is still open (then a note says where it is).
+    async fn link_for(&mut self, user_id: &str, email: Option<&str>) -> Result<(), ImportError> {
+        if self.store.get_password_hash(user_id).await?.is_some() {
+            return Ok(());
+        }
+        let open = self
+            .store
+            .list_invitations(Some(user_id))
+            .await?
+            .into_iter()
+            .filter(|i| !i.is_accepted && i.expires_at > self.now)
+            .max_by_key(|i| i.expires_at);
+        match open {
+            Some(i) if i.created_by == IMPORTER => self.report.except(
+                "user",
+                user_id,
+                format!(
+                    "the invitation link of an earlier import is open until {}; if it was \
+                     lost, send a new one from the Users page",
+                    i.expires_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+            ),
+            Some(_) => {}
+            None => self
+                .plan
+                .fresh_invitations
+                .push((user_id.to_string(), email.map(str::to_string))),
+        }
+        Ok(())
     }
 
     async fn user_exists(&self, id: &str) -> Result<bool, ImportError> {
@@ -93,15 +143,20 @@ pub async fn plan(
     src: &Source,
     store: &Store,
     now: DateTime<Utc>,
+    allow_weaker: bool,
     report: &mut Report,
 ) -> Result<Plan, ImportError> {
     let mut cx = Ctx {
         store,
         report,
+        now,
+        allow_weaker,
         plan: Plan::default(),
         budgets: convert::budgets(&src.budgets),
         known_users: HashSet::new(),
         known_teams: HashSet::new(),
+        skipped_users: HashSet::new(),
+        skipped_teams: HashSet::new(),
         new_budget_refs: HashSet::new(),
         old_budget_refs: HashSet::new(),
     };
@@ -109,21 +164,26 @@ pub async fn plan(
     teams(&mut cx, &src.teams, &src.memberships).await?;
     keys(&mut cx, &src.keys).await?;
     budgets(&mut cx, &src.budgets);
-    invitations(&mut cx, &src.invitations, now).await?;
+    invitations(&mut cx, &src.invitations).await?;
     models(&mut cx, &src.models);
     Ok(cx.plan)
 }
 
 async fn users(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
-    let done = cx.imported(USER).await?;
+    let rec = cx.recorded(USER).await?;
     let mut emails: HashMap<String, String> = HashMap::new();
     for row in rows {
         cx.report.count_mut("users").found += 1;
-        let Some(u) = convert::user(row) else {
-            cx.report.count_mut("users").skipped += 1;
-            cx.report
-                .except("user", "(no id)", "a row without user_id".to_string());
-            continue;
+        let u = match convert::user(row, cx.allow_weaker) {
+            Ok(u) => u,
+            Err(why) => {
+                cx.report.count_mut("users").skipped += 1;
+                let id = row.text("user_id");
+                cx.report
+                    .except("user", id.as_deref().unwrap_or("(no id)"), why);
+                cx.skipped_users.extend(id);
+                continue;
+            }
         };
         let id = u.user.user_id.clone();
         if let Some(email) = &u.user.user_email {
@@ -137,92 +197,103 @@ async fn users(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
                          Tollgate"
                     ),
                 );
+                cx.skipped_users.insert(id);
                 continue;
             }
         }
         let existing = cx.store.get_user(&id).await?;
-        if done.contains(&id) {
+        let email = u.user.user_email.clone();
+        if rec.done.contains(&id) {
             cx.report.count_mut("users").unchanged += 1;
             if existing.is_some() {
-                cx.known_users.insert(id);
+                cx.known_users.insert(id.clone());
+                if u.had_password {
+                    cx.link_for(&id, email.as_deref()).await?;
+                }
             }
             continue;
         }
         match existing {
-            Some(e) if same_email(e.user_email.as_deref(), u.user.user_email.as_deref()) => {
-                cx.report.count_mut("users").unchanged += 1;
-                cx.plan.adopt.push((USER, id.clone()));
-                cx.known_users.insert(id);
+            // Written by an interrupted run: completed now.
+            Some(_) if rec.begun.contains(&id) => {
+                if u.had_password {
+                    cx.link_for(&id, email.as_deref()).await?;
+                }
             }
-            Some(_) => cx
-                .plan
-                .conflicts
-                .push(format!("user {id}: already in Tollgate with another email")),
+            Some(_) => {
+                cx.plan.conflicts.push(format!(
+                    "user {id}: already in Tollgate, not imported from LiteLLM"
+                ));
+                continue;
+            }
             None => {
-                let taken = match &u.user.user_email {
+                let taken = match &email {
                     Some(email) => cx.store.get_user_by_email(email).await?,
                     None => None,
                 };
                 if let Some(other) = taken {
                     cx.plan.conflicts.push(format!(
                         "user {id}: email {} belongs to Tollgate user {}",
-                        u.user.user_email.as_deref().unwrap_or_default(),
+                        email.as_deref().unwrap_or_default(),
                         other.user_id
                     ));
                     continue;
                 }
-                cx.report.count_mut("users").imported += 1;
-                for n in &u.notes {
-                    cx.report.except("user", &id, n.clone());
-                }
                 if u.had_password {
-                    cx.plan
-                        .fresh_invitations
-                        .push((id.clone(), u.user.user_email.clone()));
+                    cx.plan.fresh_invitations.push((id.clone(), email));
                 }
-                cx.known_users.insert(id);
-                cx.plan.users.push(u);
             }
         }
+        cx.report.count_mut("users").imported += 1;
+        for n in &u.notes {
+            cx.report.except("user", &id, n.clone());
+        }
+        cx.known_users.insert(id);
+        cx.plan.users.push(u);
     }
     Ok(())
 }
 
 async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<(), ImportError> {
-    let done = cx.imported(TEAM).await?;
-    let members_done = cx.imported(MEMBER).await?;
+    let rec = cx.recorded(TEAM).await?;
+    let members_rec = cx.recorded(MEMBER).await?;
     for row in rows {
         cx.report.count_mut("teams").found += 1;
-        let Some(t) = convert::team(row, memberships, &cx.budgets) else {
-            cx.report.count_mut("teams").skipped += 1;
-            cx.report
-                .except("team", "(no id)", "a row without team_id".to_string());
-            continue;
+        let t = match convert::team(row, memberships, &cx.budgets, cx.allow_weaker) {
+            Ok(t) => t,
+            Err(why) => {
+                cx.report.count_mut("teams").skipped += 1;
+                let id = row.text("team_id");
+                cx.report
+                    .except("team", id.as_deref().unwrap_or("(no id)"), why);
+                cx.skipped_teams.extend(id);
+                continue;
+            }
         };
         let id = t.team.team_id.clone();
         let existing = cx.store.get_team(&id).await?;
-        let is_new = existing.is_none() && !done.contains(&id);
-        // A team imported before and deleted here since stays deleted, members and all.
-        let exists = is_new || existing.is_some();
-        match &existing {
-            _ if done.contains(&id) => cx.report.count_mut("teams").unchanged += 1,
-            Some(e) if e.team_alias == t.team.team_alias => {
-                cx.report.count_mut("teams").unchanged += 1;
-                cx.plan.adopt.push((TEAM, id.clone()));
-            }
+        let done = rec.done.contains(&id);
+        let write = match &existing {
+            _ if done => false,
+            Some(_) if rec.begun.contains(&id) => true,
             Some(_) => {
-                cx.plan
-                    .conflicts
-                    .push(format!("team {id}: already in Tollgate with another alias"));
+                cx.plan.conflicts.push(format!(
+                    "team {id}: already in Tollgate, not imported from LiteLLM"
+                ));
                 continue;
             }
-            None => {
-                cx.report.count_mut("teams").imported += 1;
-                for n in &t.notes {
-                    cx.report.except("team", &id, n.clone());
-                }
+            None => true,
+        };
+        if write {
+            cx.report.count_mut("teams").imported += 1;
+            for n in &t.notes {
+                cx.report.except("team", &id, n.clone());
             }
+        } else {
+            cx.report.count_mut("teams").unchanged += 1;
         }
+        // A team imported before and deleted here since stays deleted, members and all.
+        let exists = write || existing.is_some();
         let current: HashSet<String> = match existing {
             Some(_) => cx
                 .store
@@ -239,13 +310,13 @@ async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<()
         for m in &t.members {
             cx.report.count_mut("team members").found += 1;
             let mid = member_id(&id, &m.user_id);
-            if members_done.contains(&mid) || !exists {
+            if members_rec.done.contains(&mid) || !exists {
                 cx.report.count_mut("team members").unchanged += 1;
                 cx.old_budget_refs.extend(m.budget_id.clone());
             } else if current.contains(&m.user_id) {
                 cx.report.count_mut("team members").unchanged += 1;
                 cx.old_budget_refs.extend(m.budget_id.clone());
-                cx.plan.adopt.push((MEMBER, mid));
+                cx.plan.known_members.push(mid);
             } else if cx.user_exists(&m.user_id).await? {
                 cx.report.count_mut("team members").imported += 1;
                 cx.new_budget_refs.extend(m.budget_id.clone());
@@ -259,7 +330,7 @@ async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<()
                 );
             }
         }
-        if is_new {
+        if write {
             cx.plan.teams.push(t);
         }
     }
@@ -270,7 +341,7 @@ async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<()
 const UI_SESSION_TEAM: &str = "litellm-dashboard";
 
 async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
-    let done = cx.imported(KEY).await?;
+    let rec = cx.recorded(KEY).await?;
     let mut ui_sessions = 0u64;
     for row in rows {
         cx.report.count_mut("keys").found += 1;
@@ -279,7 +350,7 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
             cx.report.count_mut("keys").skipped += 1;
             continue;
         }
-        let k = match convert::key(row, &cx.budgets) {
+        let k = match convert::key(row, &cx.budgets, cx.allow_weaker) {
             Ok(k) => k,
             Err(why) => {
                 cx.report.count_mut("keys").skipped += 1;
@@ -290,25 +361,44 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
         let budget_id = row.text("budget_id");
         // Imported before: left alone, even if it was rotated or deleted since (a rotated-away
         // key must not come back).
-        if done.contains(&k.key.token) {
+        if rec.done.contains(&k.key.token) {
             cx.report.count_mut("keys").unchanged += 1;
             cx.old_budget_refs.extend(budget_id);
             continue;
         }
-        if let Some(existing) = cx.store.get_key(&k.key.token).await? {
-            if existing.user_id == k.key.user_id && existing.team_id == k.key.team_id {
-                cx.report.count_mut("keys").unchanged += 1;
-                cx.old_budget_refs.extend(budget_id);
-                cx.plan.adopt.push((KEY, k.key.token.clone()));
-            } else {
-                cx.plan.conflicts.push(format!(
-                    "key {}: already in Tollgate with another owner",
-                    k.label
-                ));
-            }
+        // An owner LiteLLM has but this import does not carry: the key would lose its owner's
+        // limits and budget.
+        let lost_owner = [
+            k.key
+                .user_id
+                .as_ref()
+                .filter(|u| cx.skipped_users.contains(*u)),
+            k.key
+                .team_id
+                .as_ref()
+                .filter(|t| cx.skipped_teams.contains(*t)),
+        ];
+        if let Some(owner) = lost_owner.into_iter().flatten().next() {
+            cx.report.count_mut("keys").skipped += 1;
+            cx.report.except(
+                "key",
+                &k.label,
+                format!("its owner {owner} is not imported (see its row); the key is not either"),
+            );
             continue;
         }
-        if cx.store.get_deleted_key(&k.key.token).await?.is_some() {
+        let resumed = match cx.store.get_key(&k.key.token).await? {
+            Some(_) if rec.begun.contains(&k.key.token) => true,
+            Some(_) => {
+                cx.plan.conflicts.push(format!(
+                    "key {}: already in Tollgate, not imported from LiteLLM",
+                    k.label
+                ));
+                continue;
+            }
+            None => false,
+        };
+        if !resumed && cx.store.get_deleted_key(&k.key.token).await?.is_some() {
             cx.report.count_mut("keys").skipped += 1;
             cx.report.except(
                 "key",
@@ -319,11 +409,13 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
         }
         if let Some(alias) = &k.key.key_alias {
             if let Some(other) = cx.store.get_key_by_alias(alias).await? {
-                cx.plan.conflicts.push(format!(
-                    "key {}: alias {alias} is already used by Tollgate key {}",
-                    k.label, other.key_name
-                ));
-                continue;
+                if other.token != k.key.token {
+                    cx.plan.conflicts.push(format!(
+                        "key {}: alias {alias} is already used by Tollgate key {}",
+                        k.label, other.key_name
+                    ));
+                    continue;
+                }
             }
         }
         cx.report.count_mut("keys").imported += 1;
@@ -336,7 +428,7 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
                 cx.report.except(
                     "key",
                     &k.label,
-                    format!("owner {user} is not a user; the key keeps the id"),
+                    format!("owner {user} is not a user in LiteLLM either; the key keeps the id"),
                 );
             }
         }
@@ -345,7 +437,7 @@ async fn keys(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
                 cx.report.except(
                     "key",
                     &k.label,
-                    format!("team {team} is not a team; the key keeps the id"),
+                    format!("team {team} is not a team in LiteLLM either; the key keeps the id"),
                 );
             }
         }
@@ -385,15 +477,11 @@ fn budgets(cx: &mut Ctx<'_>, rows: &[Row]) {
     }
 }
 
-async fn invitations(
-    cx: &mut Ctx<'_>,
-    rows: &[Row],
-    now: DateTime<Utc>,
-) -> Result<(), ImportError> {
-    let done = cx.imported(INVITATION).await?;
+async fn invitations(cx: &mut Ctx<'_>, rows: &[Row]) -> Result<(), ImportError> {
+    let rec = cx.recorded(INVITATION).await?;
     for row in rows {
         cx.report.count_mut("invitations").found += 1;
-        let inv = match convert::invitation(row, now) {
+        let inv = match convert::invitation(row, cx.now) {
             Ok(Some(inv)) => inv,
             Ok(None) => {
                 // Accepted or expired: nothing to carry.
@@ -406,11 +494,17 @@ async fn invitations(
                 continue;
             }
         };
-        if done.contains(&inv.id_hash) {
+        if rec.done.contains(&inv.id_hash) {
             cx.report.count_mut("invitations").unchanged += 1;
-        } else if cx.store.get_invitation(&inv.id_hash).await?.is_some() {
-            cx.report.count_mut("invitations").unchanged += 1;
-            cx.plan.adopt.push((INVITATION, inv.id_hash.clone()));
+            continue;
+        }
+        if cx.store.get_invitation(&inv.id_hash).await?.is_some()
+            && !rec.begun.contains(&inv.id_hash)
+        {
+            cx.plan.conflicts.push(format!(
+                "invitation for {}: already in Tollgate, not imported from LiteLLM",
+                inv.user_id
+            ));
         } else if !cx.user_exists(&inv.user_id).await? {
             cx.report.count_mut("invitations").skipped += 1;
             cx.report.except(

@@ -1,14 +1,15 @@
 //! Writing a checked [`Plan`] into the store, parents first (users, teams, memberships, keys,
-//! invitations), recording each kind in `imported_rows` once written. Each row is its own
-//! write: an interrupted import is completed by running it again (rows it wrote but did not
-//! record are recognised and recorded then).
+//! invitations). Each kind is recorded in `imported_rows` as begun before its rows are written
+//! and as imported once they are: an interrupted import is completed by running it again (a
+//! begun row found in the store is finished, not taken for a conflict), and no row that merely
+//! shares an id is ever taken for one of ours.
 
 use chrono::{DateTime, DurationRound, Utc};
 use tollgate_identity::tokens::new_invitation_id;
 use tollgate_mailer::{Invitation, Mailer};
-use tollgate_store::{BudgetOwnerKind, NewInvitation, Store, TeamPatch};
+use tollgate_store::{BudgetOwnerKind, NewInvitation, Store, StoreError, TeamPatch};
 
-use super::plan::{member_id, Plan, INVITATION, KEY, MEMBER, SOURCE, TEAM, USER};
+use super::plan::{begun, member_id, Plan, INVITATION, KEY, MEMBER, SOURCE, TEAM, USER};
 use super::{ImportError, Options};
 use crate::import::report::{FreshInvitation, Report};
 
@@ -18,68 +19,125 @@ pub(super) const IMPORTER: &str = "litellm-import";
 /// How long the links sent to users who had a password stay valid (Tollgate's invitation TTL).
 const FRESH_INVITATION_DAYS: i64 = 7;
 
+/// A store error, with the row it was writing.
+fn at(row: String) -> impl FnOnce(StoreError) -> ImportError {
+    move |source| ImportError::Write { row, source }
+}
+
 pub async fn write(
     plan: Plan,
     store: &Store,
     options: &Options,
     report: &mut Report,
 ) -> Result<(), ImportError> {
-    for (kind, id) in &plan.adopt {
-        store
-            .record_imported(SOURCE, kind, std::slice::from_ref(id))
-            .await?;
-    }
+    let ids: Vec<String> = plan.users.iter().map(|u| u.user.user_id.clone()).collect();
+    begin(store, USER, &ids).await?;
     for u in &plan.users {
-        store.create_user(&u.user).await?;
+        let id = &u.user.user_id;
+        if store
+            .get_user(id)
+            .await
+            .map_err(at(format!("user {id}")))?
+            .is_none()
+        {
+            store
+                .create_user(&u.user)
+                .await
+                .map_err(at(format!("user {id}")))?;
+        }
         if u.budget_reset_at.is_some() {
             store
-                .set_budget_reset_at(BudgetOwnerKind::User, &u.user.user_id, u.budget_reset_at)
-                .await?;
+                .set_budget_reset_at(BudgetOwnerKind::User, id, u.budget_reset_at)
+                .await
+                .map_err(at(format!("user {id}")))?;
         }
     }
-    record(
-        store,
-        USER,
-        plan.users.iter().map(|u| u.user.user_id.clone()),
-    )
-    .await?;
+    record(store, USER, &ids).await?;
+
+    let ids: Vec<String> = plan.teams.iter().map(|t| t.team.team_id.clone()).collect();
+    begin(store, TEAM, &ids).await?;
     for t in &plan.teams {
-        store.create_team(&t.team).await?;
+        let id = &t.team.team_id;
+        if store
+            .get_team(id)
+            .await
+            .map_err(at(format!("team {id}")))?
+            .is_none()
+        {
+            store
+                .create_team(&t.team)
+                .await
+                .map_err(at(format!("team {id}")))?;
+        }
+        // Set, not added: finishing a begun team writes the same value again.
         if t.spend_nanos != 0 {
             let patch = TeamPatch {
                 spend_nanos: Some(t.spend_nanos),
                 ..TeamPatch::default()
             };
-            store.update_team(&t.team.team_id, &patch).await?;
+            store
+                .update_team(id, &patch)
+                .await
+                .map_err(at(format!("team {id}")))?;
         }
         if t.budget_reset_at.is_some() {
             store
-                .set_budget_reset_at(BudgetOwnerKind::Team, &t.team.team_id, t.budget_reset_at)
-                .await?;
+                .set_budget_reset_at(BudgetOwnerKind::Team, id, t.budget_reset_at)
+                .await
+                .map_err(at(format!("team {id}")))?;
         }
     }
-    record(
-        store,
-        TEAM,
-        plan.teams.iter().map(|t| t.team.team_id.clone()),
-    )
-    .await?;
+    record(store, TEAM, &ids).await?;
+
+    record(store, MEMBER, &plan.known_members).await?;
+    let ids: Vec<String> = plan
+        .members
+        .iter()
+        .map(|(t, m)| member_id(t, &m.user_id))
+        .collect();
+    begin(store, MEMBER, &ids).await?;
     for (team_id, m) in &plan.members {
-        store
+        let added = store
             .add_member(team_id, &m.user_id, m.role, m.max_budget_in_team_nanos)
-            .await?;
+            .await;
+        match added {
+            // Added by the interrupted run this one finishes.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(at(format!("team {team_id} member {}", m.user_id))(e)),
+        }
     }
-    let members = plan.members.iter().map(|(t, m)| member_id(t, &m.user_id));
-    record(store, MEMBER, members).await?;
+    record(store, MEMBER, &ids).await?;
+
+    let ids: Vec<String> = plan.keys.iter().map(|k| k.key.token.clone()).collect();
+    begin(store, KEY, &ids).await?;
     for k in &plan.keys {
-        store.create_key(&k.key).await?;
+        let row = || format!("key {}", k.label);
+        if store
+            .get_key(&k.key.token)
+            .await
+            .map_err(at(row()))?
+            .is_none()
+        {
+            store.create_key(&k.key).await.map_err(at(row()))?;
+        }
     }
-    record(store, KEY, plan.keys.iter().map(|k| k.key.token.clone())).await?;
+    record(store, KEY, &ids).await?;
+
+    let ids: Vec<String> = plan.invitations.iter().map(|i| i.id_hash.clone()).collect();
+    begin(store, INVITATION, &ids).await?;
     for inv in &plan.invitations {
-        store.create_invitation(inv).await?;
+        let row = || format!("invitation for {}", inv.user_id);
+        if store
+            .get_invitation(&inv.id_hash)
+            .await
+            .map_err(at(row()))?
+            .is_none()
+        {
+            store.create_invitation(inv).await.map_err(at(row()))?;
+        }
     }
-    let invitations = plan.invitations.iter().map(|i| i.id_hash.clone());
-    record(store, INVITATION, invitations).await?;
+    record(store, INVITATION, &ids).await?;
+
     let now = Utc::now()
         .duration_trunc(chrono::Duration::seconds(1))
         .unwrap_or_else(|_| Utc::now());
@@ -92,7 +150,8 @@ pub async fn write(
                 expires_at: now + chrono::Duration::days(FRESH_INVITATION_DAYS),
                 created_by: IMPORTER.to_string(),
             })
-            .await?;
+            .await
+            .map_err(at(format!("a fresh invitation for user {user_id}")))?;
         let link = tollgate_web::api::invitations::link_for(&options.base_url, &id);
         let expires_at = now + chrono::Duration::days(FRESH_INVITATION_DAYS);
         let email_sent = match &options.mailer {
@@ -109,13 +168,18 @@ pub async fn write(
     Ok(())
 }
 
-async fn record(
-    store: &Store,
-    kind: &str,
-    ids: impl Iterator<Item = String>,
-) -> Result<(), ImportError> {
-    let ids: Vec<String> = ids.collect();
-    Ok(store.record_imported(SOURCE, kind, &ids).await?)
+async fn begin(store: &Store, kind: &str, ids: &[String]) -> Result<(), ImportError> {
+    store
+        .record_imported(SOURCE, &begun(kind), ids)
+        .await
+        .map_err(at(format!("the record of {kind} rows begun")))
+}
+
+async fn record(store: &Store, kind: &str, ids: &[String]) -> Result<(), ImportError> {
+    store
+        .record_imported(SOURCE, kind, ids)
+        .await
+        .map_err(at(format!("the record of {kind} rows imported")))
 }
 
 /// Emails one invitation link; a failure is reported, not fatal (the link is printed anyway).
