@@ -2,7 +2,7 @@
 //! do there. The web layer asks [`decide`] before running a handler; handlers then scope rows to
 //! the caller where the table says [`Grant::Scoped`] and make their own team/org checks where it
 //! says [`Grant::HandlerDecides`]. Keeping every route in one place lets one test check the whole
-//! matrix (`litellm-compat.md` §2.3) at once.
+//! matrix (role × route, as LiteLLM grants them) at once.
 //!
 //! Routes missing from the table fail closed: only `proxy_admin` passes.
 

@@ -1,6 +1,6 @@
 //! Admission of a virtual-key call before it is forwarded: rate limits first, then the budgets.
 //! A call is admitted only with a reservation of its worst-case cost against every budget on
-//! its path (`DESIGN.md`, "Budgets and spend, precisely").
+//! its path (key, user, team): concurrent calls can never spend past a budget together.
 
 use axum::http::StatusCode;
 use serde_json::Value;

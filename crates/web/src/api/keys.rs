@@ -1,5 +1,5 @@
 //! `/key/*`: virtual keys. A key is `sk-` + 256 random bits, stored only as its SHA-256 and
-//! shown once. Ownership follows LiteLLM (`litellm-compat.md` §2.4): internal users create,
+//! shown once. Ownership follows LiteLLM's key rules: internal users create,
 //! list, update and delete only their own keys, within their own models; viewers write nothing;
 //! team admins manage their team's keys; no non-admin moves a key to someone else.
 

@@ -1,4 +1,4 @@
-//! Spend views (`litellm-compat.md` §1.7): the call log (`/spend/logs`, `/spend/logs/v2`),
+//! Spend views (LiteLLM's spend routes): the call log (`/spend/logs`, `/spend/logs/v2`),
 //! per-day activity (`/user/daily/activity`, `/team/daily/activity`, in `spend_activity`),
 //! the key and user tables by spend (`/spend/keys`, `/spend/users`, in `spend_tables`) and
 //! the admin-only `/global/spend*` summaries. Summaries read the daily aggregates; the log is

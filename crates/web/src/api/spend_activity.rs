@@ -72,7 +72,11 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn dates(q: &ActivityQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
+/// The range asked for, read at `now` (the handlers pass the clock; the tests a chosen hour).
+fn dates(
+    q: &ActivityQuery,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let (Some(s), Some(e)) = (non_empty(&q.start_date), non_empty(&q.end_date)) else {
         return Err(ApiError::bad_request(
             "Please provide start_date and end_date",
@@ -104,7 +108,7 @@ fn dates(q: &ActivityQuery) -> Result<(NaiveDate, NaiveDate), ApiError> {
         Some("true" | "True" | "1")
     );
     if let (true, Some(m)) = (include_today, offset) {
-        to = end_with_current_utc_day(to, m, chrono::Utc::now());
+        to = end_with_current_utc_day(to, m, now);
     }
     Ok((from, to))
 }
@@ -117,7 +121,7 @@ pub async fn user_activity(
     Query(q): Query<ActivityQuery>,
 ) -> Response {
     let result = async {
-        let (from, to) = dates(&q)?;
+        let (from, to) = dates(&q, chrono::Utc::now())?;
         let asked = non_empty(&q.user_id);
         let user_id = if sees_all(&p) {
             asked.map(str::to_string)
@@ -150,7 +154,7 @@ pub async fn team_activity(
     Query(q): Query<ActivityQuery>,
 ) -> Response {
     let result = async {
-        let (from, to) = dates(&q)?;
+        let (from, to) = dates(&q, chrono::Utc::now())?;
         let mut asked: Vec<String> = non_empty(&q.team_ids)
             .or(non_empty(&q.team_id))
             .map(|s| {
@@ -569,5 +573,36 @@ mod tests {
         // Later in the UTC day, the local day caught up.
         let noon = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
         assert_eq!(end_with_current_utc_day(day(4), 480, noon), day(4));
+    }
+
+    /// The query as a handler reads it: the offset moves the end only with the flag, and only
+    /// a real offset is taken, at any hour of the UTC day.
+    #[test]
+    fn the_query_takes_the_offset_with_the_flag() {
+        use chrono::TimeZone;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let q = |tz: Option<&str>, flag: Option<&str>| ActivityQuery {
+            start_date: Some("2026-12-04".into()),
+            end_date: Some("2026-12-04".into()),
+            timezone: tz.map(str::to_string),
+            include_current_utc_day: flag.map(str::to_string),
+            ..ActivityQuery::default()
+        };
+        for hour in [0, 6, 13, 14, 20, 23] {
+            let now = chrono::Utc
+                .with_ymd_and_hms(2026, 12, 5, hour, 30, 0)
+                .unwrap();
+            // A caller 14 hours behind UTC still has the 4th as today until 14:00 UTC.
+            let moved = if hour < 14 { day(5) } else { day(4) };
+            let got = dates(&q(Some("840"), Some("true")), now).unwrap();
+            assert_eq!(got, (day(4), moved), "at {hour}:30");
+            assert_eq!(dates(&q(Some("840"), None), now).unwrap(), (day(4), day(4)));
+            assert_eq!(
+                dates(&q(None, Some("true")), now).unwrap(),
+                (day(4), day(4))
+            );
+            assert!(dates(&q(Some("841"), Some("true")), now).is_err());
+            assert!(dates(&q(Some("west"), None), now).is_err());
+        }
     }
 }
