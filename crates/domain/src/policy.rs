@@ -313,6 +313,7 @@ static ROUTES: &[RouteRule] = &[
     // Spend. Own spend for everyone; global views for the admin roles only.
     rule(GET,  "/spend/logs",                     A, A,    S,    S),
     rule(GET,  "/spend/logs/v2",                  A, A,    S,    S),
+    rule(GET,  "/spend/tags",                     A, A,    S,    S),
     rule(GET,  "/spend/logs/ui",                  A, A,    S,    S),
     rule(GET,  "/spend/logs/ui/{request_id}",     A, A,    S,    S),
     rule(GET,  "/spend/keys",                     A, A,    S,    S),

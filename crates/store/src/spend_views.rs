@@ -643,10 +643,11 @@ pub struct TagSpend {
     pub requests: i64,
 }
 
+/// Tags of a record: `metadata.tags` when it is a list, its text elements only (an imported log
+/// may hold any JSON there). `{where}` is the scope and range, as `AND …`.
 const SQLITE_TAGS: &str = "SELECT t.value AS tag, SUM(s.spend_nanos) AS spend, COUNT(*) AS n \
     FROM spend_logs s, json_each(s.metadata, '$.tags') t \
-    WHERE s.start_time >= $1 AND s.start_time < $2 AND json_type(s.metadata, '$.tags') = 'array' \
-    AND t.type = 'text' \
+    WHERE json_type(s.metadata, '$.tags') = 'array' AND t.type = 'text'{where} \
     GROUP BY t.value ORDER BY spend DESC, tag";
 
 const PG_TAGS: &str = "SELECT t.value #>> '{}' AS tag, SUM(s.spend_nanos)::BIGINT AS spend, \
@@ -654,36 +655,42 @@ const PG_TAGS: &str = "SELECT t.value #>> '{}' AS tag, SUM(s.spend_nanos)::BIGIN
     FROM spend_logs s CROSS JOIN LATERAL jsonb_array_elements( \
         CASE WHEN jsonb_typeof(s.metadata -> 'tags') = 'array' THEN s.metadata -> 'tags' \
         ELSE '[]'::jsonb END) AS t(value) \
-    WHERE s.start_time >= $1 AND s.start_time < $2 AND jsonb_typeof(t.value) = 'string' \
+    WHERE jsonb_typeof(t.value) = 'string'{where} \
     GROUP BY 1 ORDER BY spend DESC, tag";
 
 impl Store {
-    /// Spend per request tag (`metadata.tags` of each record) for calls started in
-    /// `[from, to)`, largest first. Reads the log itself: tags have no daily aggregate.
+    /// Spend per request tag (`metadata.tags` of each record) for the calls in `scope` started
+    /// in `[from, to)` (either end open), largest first. Reads the log itself: tags have no
+    /// daily aggregate.
     pub async fn spend_by_tag(
         &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        scope: &SpendScope,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
     ) -> Result<Vec<TagSpend>, StoreError> {
-        on_backend!(self, (SQLITE_TAGS, PG_TAGS), |pool, sql| {
-            let rows = sqlx::query(sql)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await
-                .context("summing spend per tag")?;
-            rows.iter()
-                .map(|r| {
-                    Ok(TagSpend {
-                        tag: r.text("tag")?,
-                        spend_nanos: r.int("spend")?,
-                        requests: r.int("n")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .context("decoding spend per tag")
-        })
+        let mut w = Where::default();
+        w.scope(scope);
+        if let Some(f) = from {
+            w.push("s.start_time >= {}", Arg::Time(f));
+        }
+        if let Some(t) = to {
+            w.push("s.start_time < {}", Arg::Time(t));
+        }
+        let and: String = w.clauses.iter().map(|c| format!(" AND {c}")).collect();
+        let sql = match self.backend() {
+            crate::connect::Backend::Sqlite(_) => SQLITE_TAGS.replace("{where}", &and),
+            crate::connect::Backend::Postgres(_) => PG_TAGS.replace("{where}", &and),
+        };
+        fetch_rows!(self, &sql, &w.args, read_tag, "summing spend per tag")
     }
+}
+
+fn read_tag<R: ReadRow>(r: &R) -> Result<TagSpend, sqlx::Error> {
+    Ok(TagSpend {
+        tag: r.text("tag")?,
+        spend_nanos: r.int("spend")?,
+        requests: r.int("n")?,
+    })
 }
 
 /// The WHERE clause of a spend log filter.

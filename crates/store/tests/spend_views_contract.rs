@@ -839,7 +839,11 @@ async fn spend_by_tag_sums_each_tag_of_each_record() {
         let s = &db.store;
         s.insert_spend_batch(&records).await.unwrap();
         let got = s
-            .spend_by_tag(t0 - Duration::hours(1), t0 + Duration::days(1))
+            .spend_by_tag(
+                &SpendScope::default(),
+                Some(t0 - Duration::hours(1)),
+                Some(t0 + Duration::days(1)),
+            )
             .await
             .unwrap();
         let got: Vec<(String, i64, i64)> = got
@@ -852,6 +856,29 @@ async fn spend_by_tag_sums_each_tag_of_each_record() {
             "{}",
             s.backend_name()
         );
+        // Scoped to a user, with the range open at either end.
+        let mine = SpendScope {
+            user_id: Some("u1".into()),
+            ..SpendScope::default()
+        };
+        let all = s.spend_by_tag(&mine, None, None).await.unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!((all[0].tag.as_str(), all[0].requests), ("prod", 3));
+        let later = s
+            .spend_by_tag(&mine, Some(t0 + Duration::days(1)), None)
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].tag.as_str(), later[0].requests), ("prod", 1));
+        let someone = SpendScope {
+            user_id: Some("someone-else".into()),
+            ..SpendScope::default()
+        };
+        assert!(s
+            .spend_by_tag(&someone, None, None)
+            .await
+            .unwrap()
+            .is_empty());
         db.drop_db().await;
     }
 }

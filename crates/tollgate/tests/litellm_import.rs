@@ -474,7 +474,11 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     // LiteLLM's request tags count in the tag view.
     let now = chrono::Utc::now();
     let tags = store
-        .spend_by_tag(now - chrono::Duration::days(3), now)
+        .spend_by_tag(
+            &tollgate_store::SpendScope::default(),
+            Some(now - chrono::Duration::days(3)),
+            Some(now),
+        )
         .await
         .unwrap();
     assert_eq!(tags.len(), 1, "{tags:?}");

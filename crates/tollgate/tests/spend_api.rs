@@ -462,6 +462,45 @@ async fn spend_per_request_tag() {
     assert_eq!(s, 400);
     let (s, _) = get(&app, &token, &format!("/global/spend/tags?{range}")).await;
     assert_eq!(s, 401);
+
+    // LiteLLM's /spend/tags: dates optional; an internal user sees the tags of their own calls.
+    let tag_counts = |v: &Value| -> Vec<(String, i64)> {
+        let mut c: Vec<(String, i64)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert!(t["total_spend"].as_f64().unwrap() > 0.0, "{t}");
+                (
+                    t["individual_request_tag"].as_str().unwrap().to_string(),
+                    t["log_count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        c.sort();
+        c
+    };
+    let want = vec![("exp".to_string(), 3), ("prod".to_string(), 2)];
+    let (s, v) = get(&app, &m, "/spend/tags").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tag_counts(&v), want);
+    let (s, v) = get(&app, &token, &format!("/spend/tags?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tag_counts(&v), want);
+    let (_, other) = user(&app, "notags@example.com", "internal_user").await;
+    let (s, v) = get(&app, &other, "/spend/tags").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tag_counts(&v), vec![], "another user's tags are not theirs");
+    let (s, v) = get(
+        &app,
+        &m,
+        "/spend/tags?start_date=2000-01-01&end_date=2000-01-02",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(tag_counts(&v), vec![]);
+    let (s, _) = get(&app, &m, "/spend/tags?start_date=yesterday").await;
+    assert_eq!(s, 400);
     app.stop().await;
 }
 

@@ -84,6 +84,7 @@ pub fn routes(state: Arc<WebState>) -> Router {
         .route("/global/spend/logs", get(spend::global_spend_logs))
         .route("/global/spend/provider", get(spend::global_spend_provider))
         .route("/global/spend/tags", get(spend::global_spend_tags))
+        .route("/spend/tags", get(spend::spend_tags))
         .route("/spend/keys", get(spend_tables::keys))
         .route("/spend/users", get(spend_tables::users))
         .route("/model/info", get(models::model_info))

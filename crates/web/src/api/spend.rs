@@ -566,7 +566,7 @@ pub async fn global_spend_tags(
         let all = wanted.is_empty() || wanted.contains(&"all-tags");
         let rows = state
             .store
-            .spend_by_tag(start, end)
+            .spend_by_tag(&SpendScope::default(), Some(start), Some(end))
             .await
             .map_err(|e| store_unavailable(&e))?;
         let per_tag: Vec<Value> = rows
@@ -575,6 +575,48 @@ pub async fn global_spend_tags(
             .map(|r| json!({"name": r.tag, "spend": usd(r.spend_nanos), "log_count": r.requests}))
             .collect();
         Ok(json!({ "spend_per_tag": per_tag }))
+    };
+    match result.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct SpendTagsQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// `GET /spend/tags?start_date=&end_date=`: spend and calls per request tag, as LiteLLM lists
+/// them (`individual_request_tag`, `log_count`, `total_spend`). Admin roles see every call;
+/// everyone else the calls made as themselves. Both dates are optional (whole UTC days, the
+/// end included).
+pub async fn spend_tags(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<SpendTagsQuery>,
+) -> Response {
+    let result = async {
+        let (from, to) = time_range(non_empty(&q.start_date), non_empty(&q.end_date))?;
+        let scope = log_scope(&p, None, None, None);
+        let rows = state
+            .store
+            .spend_by_tag(&scope, from, to)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let tags: Vec<Value> = rows
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "individual_request_tag": r.tag,
+                    "log_count": r.requests,
+                    "total_spend": usd(r.spend_nanos),
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(tags)
     };
     match result.await {
         Ok(v) => Json(v).into_response(),

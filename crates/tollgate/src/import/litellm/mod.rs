@@ -91,16 +91,17 @@ impl From<ImportError> for Failed {
     }
 }
 
-/// Tollgate's store for an import, opened without changing anything first: a database that
-/// holds LiteLLM's tables is refused before Tollgate's are created in it. A real run then
-/// brings the schema up to date; a dry run never migrates: a store that does not exist yet (or
-/// is empty) is planned against an empty scratch store, one at an older schema is refused.
+/// The store an import writes to (or, in a dry run, plans against).
 pub struct ImportStore {
     pub store: Store,
     /// Holds the scratch store's folder for as long as the dry run needs it.
     _scratch: Option<tempfile::TempDir>,
 }
 
+/// Opens Tollgate's store for an import without changing anything first: a database that
+/// holds LiteLLM's tables is refused before Tollgate's are created in it. A real run then
+/// brings the schema up to date; a dry run never migrates: a store that does not exist yet (or
+/// is empty) is planned against an empty scratch store, one at an older schema is refused.
 pub async fn open_store(url: Option<&str>, dry_run: bool) -> Result<ImportStore, ImportError> {
     let store = match Store::connect_existing(url)? {
         Some(store) => store,
