@@ -13,7 +13,7 @@ use crate::principal::store_unavailable;
 use crate::state::WebState;
 use crate::views::ts;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct AuditQuery {
     actor_id: Option<String>,
     object_type: Option<String>,

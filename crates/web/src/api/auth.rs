@@ -1,6 +1,7 @@
 //! Login and logout for API clients and scripts: `POST /login` (form, 303), `POST /v2/login`
 //! (JSON), `POST /session/logout`, and `GET /sso/get/ui_settings`.
 
+use super::openapi::RawJson;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,7 +68,7 @@ pub async fn form_login(
     resp
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct JsonLogin {
     username: String,
     password: String,
@@ -77,7 +78,7 @@ pub async fn json_login(
     State(state): State<Arc<WebState>>,
     ci: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    RawJson(body, _): RawJson<JsonLogin>,
 ) -> Response {
     if !same_origin_post(&state, &headers) {
         return cross_site().into_response();

@@ -97,7 +97,7 @@ pub async fn create_for_user(
     Ok(Created { id, link, row })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NewRequest {
     user_id: String,
 }
@@ -118,7 +118,7 @@ pub async fn new_invitation(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct InfoQuery {
     invitation_id: Option<String>,
 }
@@ -139,7 +139,7 @@ pub async fn info(State(state): State<Arc<WebState>>, Query(q): Query<InfoQuery>
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct UpdateRequest {
     invitation_id: String,
     is_accepted: bool,
@@ -179,7 +179,7 @@ pub async fn update(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DeleteRequest {
     invitation_id: String,
 }

@@ -3,6 +3,7 @@
 //! list, update and delete only their own keys, within their own models; viewers write nothing;
 //! team admins manage their team's keys; no non-admin moves a key to someone else.
 
+use super::openapi::RawJson;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -137,7 +138,7 @@ async fn load(state: &WebState, key: &str) -> Result<KeyRow, ApiError> {
         .ok_or_else(|| not_found("Key not found."))
 }
 
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default, Clone, schemars::JsonSchema)]
 #[serde(default)]
 pub struct GenerateRequest {
     pub key_alias: Option<String>,
@@ -266,7 +267,7 @@ pub async fn generate_route(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct InfoQuery {
     key: Option<String>,
 }
@@ -292,7 +293,7 @@ pub async fn info(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
     page: Option<u32>,
     size: Option<u32>,
@@ -338,7 +339,7 @@ pub async fn list(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct DeleteRequest {
     keys: Vec<String>,
@@ -411,7 +412,7 @@ pub async fn delete_rows(state: &WebState, p: &Principal, rows: &[KeyRow]) -> Re
     Ok(())
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UpdateRequest {
     key: Option<String>,
@@ -433,7 +434,7 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    RawJson(body, _): RawJson<UpdateRequest>,
 ) -> Response {
     match do_update(&state, &p, body).await {
         Ok(v) => Json(v).into_response(),
@@ -537,7 +538,7 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     Ok(key_view(&after))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct KeyOnly {
     key: String,
 }
@@ -585,7 +586,7 @@ async fn set_blocked(
 pub async fn block(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    RawJson(body, _): RawJson<KeyOnly>,
 ) -> Response {
     match set_blocked(&state, &p, body, true).await {
         Ok(v) => Json(v).into_response(),
@@ -596,7 +597,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    RawJson(body, _): RawJson<KeyOnly>,
 ) -> Response {
     match set_blocked(&state, &p, body, false).await {
         Ok(v) => Json(v).into_response(),

@@ -8,6 +8,7 @@ pub mod invitations;
 pub mod keys;
 pub mod models;
 pub mod onboarding;
+pub mod openapi;
 pub mod spend;
 pub mod spend_activity;
 pub mod spend_tables;
@@ -18,12 +19,15 @@ pub mod validate;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use aide::axum::routing::{get, post};
+use aide::axum::ApiRouter;
+use aide::openapi::OpenApi;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tollgate_domain::policy::{decide_for_user, Decision};
@@ -33,72 +37,91 @@ use crate::principal::{from_api_request, Principal};
 use crate::state::WebState;
 
 pub fn routes(state: Arc<WebState>) -> Router {
+    let (router, _) = routes_and_description(state);
+    router
+}
+
+/// The router and its description (served at `/openapi.json`), built from one list.
+pub fn routes_and_description(state: Arc<WebState>) -> (Router, Arc<OpenApi>) {
     // Create routes honour `Idempotency-Key`; inside the gate, so the caller is known.
     let idempotent =
         || axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotent);
-    let authorized = Router::new()
-        .route("/user/new", post(users::new_user).layer(idempotent()))
-        .route("/user/info", get(users::info))
-        .route("/user/update", post(users::update))
-        .route("/user/delete", post(users::delete))
-        .route("/user/list", get(users::list))
-        .route("/user/available_roles", get(users::available_roles))
-        .route("/user/password/change", post(users::change_password))
-        .route(
+    let authorized = ApiRouter::new()
+        .api_route("/user/new", post(users::new_user).layer(idempotent()))
+        .api_route("/user/info", get(users::info))
+        .api_route("/user/update", post(users::update))
+        .api_route("/user/delete", post(users::delete))
+        .api_route("/user/list", get(users::list))
+        .api_route("/user/available_roles", get(users::available_roles))
+        .api_route("/user/password/change", post(users::change_password))
+        .api_route(
             "/invitation/new",
             post(invitations::new_invitation).layer(idempotent()),
         )
-        .route("/invitation/info", get(invitations::info))
-        .route("/invitation/update", post(invitations::update))
-        .route("/invitation/delete", post(invitations::delete))
-        .route("/team/new", post(teams::new_team).layer(idempotent()))
-        .route("/team/info", get(teams::info))
-        .route("/team/list", get(teams::list))
-        .route("/team/update", post(teams::update))
-        .route("/team/delete", post(teams::delete))
-        .route("/team/member_add", post(teams::member_add))
-        .route("/team/member_delete", post(teams::member_delete))
-        .route("/team/member_update", post(teams::member_update))
-        .route(
+        .api_route("/invitation/info", get(invitations::info))
+        .api_route("/invitation/update", post(invitations::update))
+        .api_route("/invitation/delete", post(invitations::delete))
+        .api_route("/team/new", post(teams::new_team).layer(idempotent()))
+        .api_route("/team/info", get(teams::info))
+        .api_route("/team/list", get(teams::list))
+        .api_route("/team/update", post(teams::update))
+        .api_route("/team/delete", post(teams::delete))
+        .api_route("/team/member_add", post(teams::member_add))
+        .api_route("/team/member_delete", post(teams::member_delete))
+        .api_route("/team/member_update", post(teams::member_update))
+        .api_route(
             "/key/generate",
             post(keys::generate_route).layer(idempotent()),
         )
-        .route("/key/info", get(keys::info))
-        .route("/key/list", get(keys::list))
-        .route("/key/update", post(keys::update))
-        .route("/key/delete", post(keys::delete))
-        .route("/key/regenerate", post(keys::regenerate))
-        .route("/key/{key}/regenerate", post(keys::regenerate_path))
-        .route("/key/block", post(keys::block))
-        .route("/key/unblock", post(keys::unblock))
-        .route("/audit", get(audit::list))
-        .route("/spend/logs", get(spend::logs))
-        .route("/spend/logs/v2", get(spend::logs_v2))
-        .route("/spend/logs/ui", get(spend::logs_v2))
-        .route("/user/daily/activity", get(spend_activity::user_activity))
-        .route("/team/daily/activity", get(spend_activity::team_activity))
-        .route("/global/spend", get(spend::global_spend))
-        .route("/global/spend/keys", get(spend::global_spend_keys))
-        .route("/global/spend/teams", get(spend::global_spend_teams))
-        .route("/global/spend/models", get(spend::global_spend_models))
-        .route("/global/spend/logs", get(spend::global_spend_logs))
-        .route("/global/spend/provider", get(spend::global_spend_provider))
-        .route("/global/spend/tags", get(spend::global_spend_tags))
-        .route("/spend/tags", get(spend::spend_tags))
-        .route("/spend/keys", get(spend_tables::keys))
-        .route("/spend/users", get(spend_tables::users))
-        .route("/model/info", get(models::model_info))
-        .route("/v1/model/info", get(models::model_info))
-        .route("/v2/model/info", get(models::model_info))
-        .route("/session/logout", post(auth::session_logout))
+        .api_route("/key/info", get(keys::info))
+        .api_route("/key/list", get(keys::list))
+        .api_route("/key/update", post(keys::update))
+        .api_route("/key/delete", post(keys::delete))
+        .api_route("/key/regenerate", post(keys::regenerate))
+        .api_route("/key/{key}/regenerate", post(keys::regenerate_path))
+        .api_route("/key/block", post(keys::block))
+        .api_route("/key/unblock", post(keys::unblock))
+        .api_route("/audit", get(audit::list))
+        .api_route("/spend/logs", get(spend::logs))
+        .api_route("/spend/logs/v2", get(spend::logs_v2))
+        .api_route("/spend/logs/ui", get(spend::logs_v2))
+        .api_route("/user/daily/activity", get(spend_activity::user_activity))
+        .api_route("/team/daily/activity", get(spend_activity::team_activity))
+        .api_route("/global/spend", get(spend::global_spend))
+        .api_route("/global/spend/keys", get(spend::global_spend_keys))
+        .api_route("/global/spend/teams", get(spend::global_spend_teams))
+        .api_route("/global/spend/models", get(spend::global_spend_models))
+        .api_route("/global/spend/logs", get(spend::global_spend_logs))
+        .api_route("/global/spend/provider", get(spend::global_spend_provider))
+        .api_route("/global/spend/tags", get(spend::global_spend_tags))
+        .api_route("/spend/tags", get(spend::spend_tags))
+        .api_route("/spend/keys", get(spend_tables::keys))
+        .api_route("/spend/users", get(spend_tables::users))
+        .api_route("/model/info", get(models::model_info))
+        .api_route("/v1/model/info", get(models::model_info))
+        .api_route("/v2/model/info", get(models::model_info))
+        .api_route("/session/logout", post(auth::session_logout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate));
-    let public = Router::new()
-        .route("/login", post(auth::form_login))
-        .route("/v2/login", post(auth::json_login))
-        .route("/onboarding/get_token", get(onboarding::get_token))
-        .route("/onboarding/claim_token", post(onboarding::claim_token))
-        .route("/sso/get/ui_settings", get(auth::ui_settings));
-    authorized.merge(public).with_state(state)
+    let public = ApiRouter::new()
+        .api_route("/login", post(auth::form_login))
+        .api_route("/v2/login", post(auth::json_login))
+        .api_route("/onboarding/get_token", get(onboarding::get_token))
+        .api_route("/onboarding/claim_token", post(onboarding::claim_token))
+        .api_route("/sso/get/ui_settings", get(auth::ui_settings));
+    let (mut gated_api, mut public_api) = (OpenApi::default(), OpenApi::default());
+    let authorized = authorized.finish_api(&mut gated_api);
+    let public = public.finish_api(&mut public_api);
+    let description = Arc::new(openapi::document(gated_api, public_api));
+    let spec = Bytes::from(serde_json::to_vec(&*description).unwrap_or_default());
+    let served = axum::Router::new().route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let spec = spec.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], spec) }
+        }),
+    );
+    let router = authorized.merge(public).merge(served).with_state(state);
+    (router, description)
 }
 
 /// The one authorization gate of the management API.
@@ -242,7 +265,7 @@ mod value_tests {
     use super::{parse_json, without_values};
     use axum::body::Bytes;
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
     #[allow(dead_code)]
     struct Body {
         max_budget: Option<super::validate::Usd>,
@@ -251,7 +274,7 @@ mod value_tests {
         members: Option<Vec<Member>>,
     }
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
     #[allow(dead_code)]
     struct Member {
         role: String,

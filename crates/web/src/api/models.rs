@@ -15,7 +15,7 @@ use tollgate_domain::model_name::list_allows;
 use crate::principal::{store_unavailable, Principal, Via};
 use crate::state::{DeploymentEntry, WebState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ModelInfoQuery {
     litellm_model_id: Option<String>,
 }

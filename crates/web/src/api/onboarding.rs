@@ -1,5 +1,6 @@
 //! `/onboarding/get_token` and `/onboarding/claim_token`, as LiteLLM's UI and scripts call them.
 
+use super::openapi::RawJson;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -18,7 +19,7 @@ use crate::session::{base_url, same_origin_post, start};
 use crate::state::WebState;
 
 /// The short-lived token that lets its holder set the password of one invitation.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct OnboardingClaims {
     token_type: String,
     invitation_link: String,
@@ -26,7 +27,7 @@ struct OnboardingClaims {
     exp: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct Wrapped {
     key: String,
 }
@@ -37,7 +38,7 @@ fn onboarding_error(message: &str) -> ApiError {
     ApiError::auth(message.to_string())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct GetTokenQuery {
     invite_link: Option<String>,
     invitation_id: Option<String>,
@@ -96,7 +97,7 @@ pub fn invitation_from_token(state: &WebState, token: &str) -> Option<String> {
         .map(|c| c.invitation_link)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ClaimRequest {
     invitation_link: String,
     user_id: String,
@@ -106,7 +107,7 @@ pub struct ClaimRequest {
 pub async fn claim_token(
     State(state): State<Arc<WebState>>,
     headers: HeaderMap,
-    body: Bytes,
+    RawJson(body, _): RawJson<ClaimRequest>,
 ) -> Response {
     match do_claim(&state, &headers, body).await {
         Ok(r) => r,

@@ -162,7 +162,7 @@ fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LogsQuery {
     api_key: Option<String>,
@@ -291,7 +291,7 @@ async fn day_summaries(
     Ok(rows)
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LogsV2Query {
     api_key: Option<String>,
@@ -446,7 +446,7 @@ pub async fn global_spend(State(state): State<Arc<WebState>>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct GlobalLogsQuery {
     api_key: Option<String>,
@@ -482,7 +482,7 @@ pub async fn global_spend_logs(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct DateRangeQuery {
     start_date: Option<String>,
@@ -530,7 +530,7 @@ pub async fn global_spend_provider(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TagsQuery {
     start_date: Option<String>,
@@ -582,7 +582,7 @@ pub async fn global_spend_tags(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SpendTagsQuery {
     start_date: Option<String>,
@@ -624,7 +624,7 @@ pub async fn spend_tags(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct LimitQuery {
     limit: Option<String>,

@@ -32,7 +32,7 @@ const TOP_API_KEYS: u32 = 100;
 /// keys the rest are listed without it (one lookup each would dominate a global view).
 const KEY_METADATA_LOOKUPS: usize = 200;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct ActivityQuery {
     start_date: Option<String>,

@@ -85,7 +85,7 @@ pub async fn keys(
     answer(rows.iter().map(key_view).collect(), truncated)
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UsersQuery {
     user_id: Option<String>,

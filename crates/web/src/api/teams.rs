@@ -64,7 +64,7 @@ async fn is_member(state: &WebState, p: &Principal, team_id: &str) -> Result<boo
     Ok(teams.iter().any(|(t, _)| t == team_id))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct NewTeamRequest {
     pub team_id: Option<String>,
@@ -80,7 +80,7 @@ pub struct NewTeamRequest {
     pub members_with_roles: Option<Vec<MemberSpec>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, schemars::JsonSchema)]
 pub struct MemberSpec {
     user_id: Option<String>,
     user_email: Option<String>,
@@ -184,7 +184,7 @@ pub async fn new_team(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct InfoQuery {
     team_id: Option<String>,
 }
@@ -219,7 +219,7 @@ pub async fn info(
     .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
     user_id: Option<String>,
 }
@@ -246,7 +246,7 @@ pub async fn list(
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UpdateRequest {
     team_id: String,
@@ -337,7 +337,7 @@ pub async fn update(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DeleteRequest {
     team_ids: Vec<String>,
 }
@@ -377,14 +377,14 @@ pub async fn delete_teams(
     Ok(deleted)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum OneOrMany {
     One(MemberSpec),
     Many(Vec<MemberSpec>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct MemberAdd {
     team_id: String,
     member: OneOrMany,
@@ -480,7 +480,7 @@ pub async fn add_member(
         .map(|_| ())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct MemberDelete {
     team_id: String,
     user_id: Option<String>,
@@ -541,7 +541,7 @@ pub async fn remove_member(
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct MemberUpdate {
     team_id: String,
     user_id: Option<String>,

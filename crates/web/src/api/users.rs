@@ -1,5 +1,6 @@
 //! `/user/*`: LiteLLM's user management.
 
+use super::openapi::RawJson;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,7 +24,7 @@ use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
 use crate::views;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct NewUserRequest {
     pub user_id: Option<String>,
@@ -203,7 +204,7 @@ pub async fn new_user(
     Json(out).into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct InfoQuery {
     user_id: Option<String>,
 }
@@ -241,7 +242,7 @@ pub async fn info(
     Json(json!({"user_id": user.user_id, "user_info": views::user(&user), "keys": [], "teams": teams})).into_response()
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(default)]
 pub struct UpdateRequest {
     user_id: Option<String>,
@@ -262,7 +263,7 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
-    body: Bytes,
+    RawJson(body, _): RawJson<UpdateRequest>,
 ) -> Response {
     match do_update(&state, &p, body).await {
         Ok(v) => Json(v).into_response(),
@@ -394,7 +395,7 @@ pub async fn revoke_pending_invitations(state: &WebState, user_id: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DeleteRequest {
     user_ids: Vec<String>,
 }
@@ -450,7 +451,7 @@ pub async fn delete_users(
     Ok(deleted)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
     role: Option<String>,
     user_ids: Option<String>,
@@ -502,7 +503,7 @@ pub async fn available_roles() -> Response {
     Json(Value::Object(out)).into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,

@@ -67,6 +67,39 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+impl schemars::JsonSchema for Usd {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Usd".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "number",
+            "minimum": 0,
+            "maximum": 9_223_372_036_u64,
+            "description": "US dollars",
+        })
+    }
+}
+
+impl schemars::JsonSchema for Count {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Count".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "integer", "minimum": 0, "format": "int64"})
+    }
+}
+
 fn money_rule() -> String {
     format!("must be a number of US dollars from 0 to {MAX_USD_TEXT}")
 }
@@ -145,7 +178,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     struct Body {
         max_budget: Option<Usd>,
         rpm_limit: Option<Count>,
