@@ -220,6 +220,7 @@ fn owner_id(o: &Owner) -> (&'static str, &str) {
         Owner::Key(k) => ("k", k),
         Owner::User(u) => ("u", u),
         Owner::Team(t) => ("t", t),
+        Owner::Member(m) => ("m", m),
     }
 }
 

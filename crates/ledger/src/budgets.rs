@@ -22,6 +22,8 @@ pub enum Owner {
     Key(Arc<str>),
     User(Arc<str>),
     Team(Arc<str>),
+    /// A user within one team (their `max_budget_in_team`), by [`Owner::member`]'s id.
+    Member(Arc<str>),
 }
 
 impl Owner {
@@ -31,7 +33,24 @@ impl Owner {
             Owner::Key(_) => "Key",
             Owner::User(_) => "User",
             Owner::Team(_) => "Team",
+            Owner::Member(_) => "Team member",
         }
+    }
+
+    /// A team member: one id made of both, the team's length first so that no two pairs of
+    /// ids make the same one.
+    pub fn member(team_id: &str, user_id: &str) -> Owner {
+        Owner::Member(Arc::from(format!("{}:{team_id}{user_id}", team_id.len())))
+    }
+
+    /// A member's `(team_id, user_id)`.
+    pub fn member_parts(&self) -> Option<(&str, &str)> {
+        let Owner::Member(id) = self else {
+            return None;
+        };
+        let (len, rest) = id.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        (rest.is_char_boundary(len) && len <= rest.len()).then(|| rest.split_at(len))
     }
 }
 
@@ -332,6 +351,10 @@ fn owners_of(r: &SpendRecord) -> impl Iterator<Item = Owner> + '_ {
     std::iter::once(Owner::Key(Arc::from(r.api_key.as_str())))
         .chain(r.user_id.as_deref().map(|u| Owner::User(Arc::from(u))))
         .chain(r.team_id.as_deref().map(|t| Owner::Team(Arc::from(t))))
+        .chain(match (&r.team_id, &r.user_id) {
+            (Some(t), Some(u)) => Some(Owner::member(t, u)),
+            _ => None,
+        })
 }
 
 /// A call's hold on its budgets. Settle it with the real cost; dropped unsettled (the call
@@ -392,6 +415,16 @@ mod tests {
             owner: o.clone(),
             max_budget_nanos: max,
         }
+    }
+
+    #[test]
+    fn a_member_id_names_one_pair_only() {
+        let m = Owner::member("t1", "u:2");
+        assert_eq!(m.member_parts(), Some(("t1", "u:2")));
+        assert_ne!(Owner::member("ab", "c"), Owner::member("a", "bc"));
+        assert_eq!(Owner::member("", "u").member_parts(), Some(("", "u")));
+        assert_eq!(user("u").member_parts(), None);
+        assert_eq!(Owner::member("té", "ü").member_parts(), Some(("té", "ü")));
     }
 
     #[test]

@@ -369,6 +369,15 @@ fn budget_exceeded(e: &BudgetExceeded) -> ApiError {
             usd(e.spend_nanos + e.reserved_nanos),
             usd(e.max_budget_nanos)
         ),
+        // LiteLLM's team member message.
+        Owner::Member(_) => {
+            let (team, user) = e.owner.member_parts().unwrap_or_default();
+            format!(
+                "Budget has been exceeded! User={user} in Team={team} Current cost: {}, Max budget: {}",
+                usd(e.spend_nanos + e.reserved_nanos),
+                usd(e.max_budget_nanos)
+            )
+        }
     };
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "budget_exceeded", message)
 }

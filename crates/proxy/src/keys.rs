@@ -239,6 +239,11 @@ impl KeyCache {
             Some(tid) => store.get_team(tid).await?,
             None => None,
         };
+        // A team key's user may have a budget within the team (`max_budget_in_team`).
+        let member = match (&row.team_id, &row.user_id) {
+            (Some(tid), Some(uid)) => store.get_member(tid, uid).await?,
+            _ => None,
+        };
         let mut path = vec![PathOwner {
             owner: Owner::Key(Arc::from(row.token.as_str())),
             spend_nanos: row.spend_nanos,
@@ -266,6 +271,16 @@ impl KeyCache {
                 rpm: t.rpm_limit,
                 tpm: t.tpm_limit,
                 parallel: t.max_parallel_requests,
+            });
+        }
+        if let Some(m) = member.filter(|m| m.max_budget_in_team_nanos.is_some()) {
+            path.push(PathOwner {
+                owner: Owner::member(&m.team_id, &m.user_id),
+                spend_nanos: m.spend_nanos,
+                max_budget_nanos: m.max_budget_in_team_nanos,
+                rpm: None,
+                tpm: None,
+                parallel: None,
             });
         }
         for p in &path {

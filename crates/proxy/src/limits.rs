@@ -89,6 +89,7 @@ pub fn descriptor(o: &Owner) -> &'static str {
         Owner::Key(_) => "api_key",
         Owner::User(_) => "user",
         Owner::Team(_) => "team",
+        Owner::Member(_) => "team-member",
     }
 }
 

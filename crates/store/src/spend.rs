@@ -132,11 +132,16 @@ struct OwnerSpend<'a> {
     keys: Vec<(&'a str, i64)>,
     users: Vec<(&'a str, i64)>,
     teams: Vec<(&'a str, i64)>,
+    /// `((team_id, user_id), nanos)`: a user's spend within a team.
+    members: Vec<((&'a str, &'a str), i64)>,
 }
 
 impl OwnerSpend<'_> {
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.users.is_empty() && self.teams.is_empty()
+        self.keys.is_empty()
+            && self.users.is_empty()
+            && self.teams.is_empty()
+            && self.members.is_empty()
     }
 }
 
@@ -147,6 +152,7 @@ fn owner_spend<'a>(inserted: &[&'a SpendRecord]) -> OwnerSpend<'a> {
     let mut keys: BTreeMap<&str, i64> = BTreeMap::new();
     let mut users: BTreeMap<&str, i64> = BTreeMap::new();
     let mut teams: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut members: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for r in inserted.iter().filter(|r| r.spend_nanos > 0) {
         *keys.entry(r.api_key.as_str()).or_default() += r.spend_nanos;
         if let Some(u) = &r.user_id {
@@ -155,11 +161,15 @@ fn owner_spend<'a>(inserted: &[&'a SpendRecord]) -> OwnerSpend<'a> {
         if let Some(t) = &r.team_id {
             *teams.entry(t.as_str()).or_default() += r.spend_nanos;
         }
+        if let (Some(t), Some(u)) = (&r.team_id, &r.user_id) {
+            *members.entry((t.as_str(), u.as_str())).or_default() += r.spend_nanos;
+        }
     }
     OwnerSpend {
         keys: keys.into_iter().collect(),
         users: users.into_iter().collect(),
         teams: teams.into_iter().collect(),
+        members: members.into_iter().collect(),
     }
 }
 
@@ -175,14 +185,21 @@ const SQLITE_ADD_USER_SPEND: &str = "UPDATE users \
 const SQLITE_ADD_TEAM_SPEND: &str = "UPDATE teams \
     SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
     json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE teams.team_id = d.k";
+const SQLITE_ADD_MEMBER_SPEND: &str = "UPDATE team_members \
+    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS t, \
+    json_extract(value, '$[1]') AS u, json_extract(value, '$[2]') AS n FROM json_each(?)) AS d \
+    WHERE team_members.team_id = d.t AND team_members.user_id = d.u";
 
-/// PostgreSQL moves all three owners' spend in one statement (data-modifying CTEs), the
-/// owners and amounts as parallel arrays.
+/// PostgreSQL moves every owner's spend in one statement (data-modifying CTEs), the owners and
+/// amounts as parallel arrays.
 const PG_ADD_OWNER_SPEND: &str = "WITH \
     k AS (UPDATE verification_tokens AS t SET spend_nanos = t.spend_nanos + d.n \
           FROM unnest($1::text[], $2::bigint[]) AS d(id, n) WHERE t.token = d.id RETURNING 1), \
     u AS (UPDATE users AS t SET spend_nanos = t.spend_nanos + d.n \
-          FROM unnest($3::text[], $4::bigint[]) AS d(id, n) WHERE t.user_id = d.id RETURNING 1) \
+          FROM unnest($3::text[], $4::bigint[]) AS d(id, n) WHERE t.user_id = d.id RETURNING 1), \
+    m AS (UPDATE team_members AS t SET spend_nanos = t.spend_nanos + d.n \
+          FROM unnest($7::text[], $8::text[], $9::bigint[]) AS d(tid, uid, n) \
+          WHERE t.team_id = d.tid AND t.user_id = d.uid RETURNING 1) \
     UPDATE teams AS t SET spend_nanos = t.spend_nanos + d.n \
     FROM unnest($5::text[], $6::bigint[]) AS d(id, n) WHERE t.team_id = d.id";
 
@@ -733,10 +750,22 @@ async fn add_owner_spend_sqlite(
             .await
             .context("adding spend to keys, users and teams")?;
     }
+    if !owners.members.is_empty() {
+        let triples: Vec<serde_json::Value> = owners
+            .members
+            .iter()
+            .map(|((t, u), n)| serde_json::json!([t, u, n]))
+            .collect();
+        sqlx::query(SQLITE_ADD_MEMBER_SPEND)
+            .bind(serde_json::Value::Array(triples).to_string())
+            .execute(&mut **tx)
+            .await
+            .context("adding spend to team members")?;
+    }
     Ok(())
 }
 
-/// One statement for all three owner tables.
+/// One statement for every owner table.
 async fn add_owner_spend_pg(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     owners: &OwnerSpend<'_>,
@@ -747,6 +776,14 @@ async fn add_owner_spend_pg(
     let (keys, key_nanos) = unzip_pairs(&owners.keys);
     let (users, user_nanos) = unzip_pairs(&owners.users);
     let (teams, team_nanos) = unzip_pairs(&owners.teams);
+    let mut member_teams = Vec::with_capacity(owners.members.len());
+    let mut member_users = Vec::with_capacity(owners.members.len());
+    let mut member_nanos = Vec::with_capacity(owners.members.len());
+    for ((t, u), n) in &owners.members {
+        member_teams.push(t.to_string());
+        member_users.push(u.to_string());
+        member_nanos.push(*n);
+    }
     sqlx::query(PG_ADD_OWNER_SPEND)
         .bind(keys)
         .bind(key_nanos)
@@ -754,6 +791,9 @@ async fn add_owner_spend_pg(
         .bind(user_nanos)
         .bind(teams)
         .bind(team_nanos)
+        .bind(member_teams)
+        .bind(member_users)
+        .bind(member_nanos)
         .execute(&mut **tx)
         .await
         .context("adding spend to keys, users and teams")?;

@@ -149,8 +149,10 @@ struct Queries {
     strip_team: &'static str,
     update_role: &'static str,
     set_budget: &'static str,
+    set_member_spend: &'static str,
     remove_member: &'static str,
     members: &'static str,
+    member: &'static str,
     teams_of_user: &'static str,
 }
 
@@ -201,11 +203,18 @@ const SQLITE: Queries = Queries {
          WHERE team_id = $2 AND user_id = $3 RETURNING ",
         member_columns!()
     ),
+    set_member_spend:
+        "UPDATE team_members SET spend_nanos = $1 WHERE team_id = $2 AND user_id = $3",
     remove_member: "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
     members: concat!(
         "SELECT ",
         member_columns!(),
         " FROM team_members WHERE team_id = $1 ORDER BY user_id"
+    ),
+    member: concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM team_members WHERE team_id = $1 AND user_id = $2"
     ),
     teams_of_user: "SELECT team_id, role FROM team_members WHERE user_id = $1 ORDER BY team_id",
 };
@@ -259,11 +268,18 @@ const POSTGRES: Queries = Queries {
          WHERE team_id = $2 AND user_id = $3 RETURNING ",
         member_columns!()
     ),
+    set_member_spend:
+        "UPDATE team_members SET spend_nanos = $1 WHERE team_id = $2 AND user_id = $3",
     remove_member: "DELETE FROM team_members WHERE team_id = $1 AND user_id = $2",
     members: concat!(
         "SELECT ",
         member_columns!(),
         " FROM team_members WHERE team_id = $1 ORDER BY user_id"
+    ),
+    member: concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM team_members WHERE team_id = $1 AND user_id = $2"
     ),
     teams_of_user: "SELECT team_id, role FROM team_members WHERE user_id = $1 ORDER BY team_id",
 };
@@ -538,6 +554,27 @@ impl Store {
         .context("decoding a team member")
     }
 
+    /// Sets a member's spend within the team (an import carrying it over); whether they are a
+    /// member.
+    pub async fn set_member_spend(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        spend_nanos: i64,
+    ) -> Result<bool, StoreError> {
+        let done = on_backend!(self, (SQLITE, POSTGRES), |pool, q| {
+            sqlx::query(q.set_member_spend)
+                .bind(spend_nanos)
+                .bind(team_id)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .context("setting a member's spend")?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
     /// Removes a user from a team (and the team from the user's `teams` list); returns
     /// whether they were a member.
     pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool, StoreError> {
@@ -575,6 +612,25 @@ impl Store {
                 .iter()
                 .map(member_row)
                 .collect::<Result<Vec<_>, _>>()
+        })
+        .context("decoding a team member")
+    }
+
+    /// One member of a team, `None` when the user is not a member.
+    pub async fn get_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<Option<TeamMemberRow>, StoreError> {
+        on_backend!(self, (SQLITE, POSTGRES), |pool, q| {
+            sqlx::query(q.member)
+                .bind(team_id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+                .context("reading a team member")?
+                .map(|r| member_row(&r))
+                .transpose()
         })
         .context("decoding a team member")
     }

@@ -117,6 +117,43 @@ async fn spend_batches_round_trip_and_are_idempotent() {
     }
 }
 
+/// A team key's call adds to the user's spend within the team, and only to that member's; a
+/// retried batch adds nothing.
+#[tokio::test]
+async fn team_calls_move_the_members_spend() {
+    for db in backends().await {
+        let s = &db.store;
+        for u in ["u1", "u2"] {
+            s.create_user(&tollgate_store::NewUser::new(u, "internal_user"))
+                .await
+                .unwrap();
+        }
+        s.create_team(&tollgate_store::NewTeam::new("t1"))
+            .await
+            .unwrap();
+        s.add_member("t1", "u1", "user", Some(10_000))
+            .await
+            .unwrap();
+        s.add_member("t1", "u2", "user", None).await.unwrap();
+        let mut a = record("team-a", 1);
+        a.team_id = Some("t1".into());
+        let mut b = record("team-b", 2);
+        b.team_id = Some("t1".into());
+        let personal = record("personal", 3);
+        s.insert_spend_batch(&[a.clone(), b, personal])
+            .await
+            .unwrap();
+        s.insert_spend_batch(&[a]).await.unwrap();
+        let m = s.get_member("t1", "u1").await.unwrap().unwrap();
+        assert_eq!(m.spend_nanos, 2 * 1234, "{}", s.backend_name());
+        assert_eq!(m.max_budget_in_team_nanos, Some(10_000));
+        let other = s.get_member("t1", "u2").await.unwrap().unwrap();
+        assert_eq!(other.spend_nanos, 0);
+        assert!(s.get_member("t1", "nobody").await.unwrap().is_none());
+        db.drop_db().await;
+    }
+}
+
 /// History carried over from another gateway: logged and in the daily views, but the owners'
 /// running spend (carried over with them) is not added to a second time.
 #[tokio::test]

@@ -209,6 +209,98 @@ async fn a_spent_budget_refuses_and_user_budgets_cover_personal_keys() {
     app.stop().await;
 }
 
+/// A member's budget within a team (`max_budget_in_team`) caps their calls on the team's keys,
+/// as LiteLLM's does: the member's spend moves with each call, other members are not held back,
+/// and raising the budget lets the next call through.
+#[tokio::test]
+async fn a_member_budget_caps_the_member_within_the_team() {
+    let (app, _up) = start(&[]).await;
+    let m = app.master_key.clone();
+    let mut users = Vec::new();
+    for email in ["capped@example.com", "free@example.com"] {
+        let (s, v) = app
+            .api(&m, "POST", "/user/new", json!({"user_email": email}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        users.push(v["user_id"].as_str().unwrap().to_string());
+    }
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/new",
+            json!({"team_alias": "capped-team"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let team_id = v["team_id"].as_str().unwrap().to_string();
+    for (uid, budget) in [(&users[0], json!(0.00005)), (&users[1], Value::Null)] {
+        let mut body = json!({"team_id": team_id, "member": {"user_id": uid, "role": "user"}});
+        if !budget.is_null() {
+            body["max_budget_in_team"] = budget;
+        }
+        let (s, v) = app.api(&m, "POST", "/team/member_add", body).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let capped = new_key(&app, json!({"user_id": users[0], "team_id": team_id})).await;
+    let free = new_key(&app, json!({"user_id": users[1], "team_id": team_id})).await;
+    let mut ok = 0;
+    let refusal = loop {
+        let r = chat(&app, &capped, hi(Some(5))).await;
+        if r.status() == 200 {
+            ok += 1;
+            assert!(ok < 10, "the member's budget never applied");
+            continue;
+        }
+        break r;
+    };
+    assert!(ok >= 1);
+    assert_eq!(refusal.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = refusal.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "budget_exceeded");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "Budget has been exceeded! User={} in Team={team_id} Current cost:",
+            users[0]
+        )),
+        "{msg}"
+    );
+    // The other member is not held back by it.
+    assert_eq!(chat(&app, &free, hi(Some(5))).await.status(), 200);
+    // The member's spend within the team moved with their calls, and only theirs.
+    app.wait_for_spend_logs(ok as i64 + 1).await;
+    let mut spent = std::collections::HashMap::new();
+    for _ in 0..50 {
+        spent = app
+            .store
+            .list_members(&team_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_id, m.spend_nanos))
+            .collect();
+        if spent[&users[0]] == PER_CALL_NANOS * ok as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(spent[&users[0]], PER_CALL_NANOS * ok as i64);
+    assert_eq!(spent[&users[1]], PER_CALL_NANOS);
+    // Raising the member's budget lets the next call through at once.
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/member_update",
+            json!({"team_id": team_id, "user_id": users[0], "max_budget_in_team": 1.0}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(chat(&app, &capped, hi(Some(5))).await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn requests_per_minute_answer_429_with_litellm_headers() {
     tollgate_testkit::away_from_minute_edge(10).await;

@@ -109,7 +109,7 @@ INSERT INTO "LiteLLM_TeamTable" (team_id, team_alias, admins, members, members_w
 VALUES ('team-1', 'Team One', '{{}}', '{{}}',
         '[{{"role": "admin", "user_id": "u-alice", "user_email": "Alice@Example.com"}}, {{"role": "user", "user_id": "u-bob", "user_email": "bob@example.com"}}]',
         '{{demo,other}}', 100.0, 5.0, '{{"cost_center": "42"}}', false);
-INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, budget_id) VALUES ('u-bob', 'team-1', 0.0, 'b-member');
+INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id, spend, budget_id) VALUES ('u-bob', 'team-1', 1.25, 'b-member');
 
 INSERT INTO "LiteLLM_VerificationToken"
   (token, key_name, key_alias, user_id, team_id, models, max_budget, spend, rpm_limit, tpm_limit,
@@ -340,6 +340,11 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
         .collect();
     assert!(members.contains(&("u-alice".into(), "admin".into(), None)));
     assert!(members.contains(&("u-bob".into(), "user".into(), Some(3_000_000_000))));
+    let bob = store.get_member("team-1", "u-bob").await.unwrap().unwrap();
+    assert_eq!(
+        bob.spend_nanos, 1_250_000_000,
+        "spend within the team carried"
+    );
     let key = store.get_key(&sha256_hex(ALICE)).await.unwrap().unwrap();
     assert_eq!(key.budget_duration.as_deref(), Some("30d"));
     let reset = key.budget_reset_at.unwrap() - chrono::Utc::now();

@@ -457,6 +457,10 @@ async fn add_members(
         .await;
         added.push(views::membership(&row));
     }
+    if budget_nanos.is_some() {
+        // A member's budget is on their team keys' path: the next call must see it.
+        state.keys.clear();
+    }
     let mut v = team_view(state, &team).await;
     v["updated_team_memberships"] = Value::Array(added);
     Ok(v)
@@ -528,6 +532,7 @@ pub async fn remove_member(
     {
         return Err(not_found("That user is not a member of this team."));
     }
+    state.keys.clear();
     audit_log::record(
         state,
         p,
@@ -619,6 +624,7 @@ pub async fn update_member(
         if row.is_none() {
             return Err(not_found("That user is not a member of this team."));
         }
+        state.keys.clear();
     }
     let row = row.ok_or_else(|| {
         ApiError::bad_request("Nothing to change: send role or max_budget_in_team.")

@@ -169,6 +169,8 @@ pub struct MemberImport {
     /// `admin` or `user`.
     pub role: &'static str,
     pub max_budget_in_team_nanos: Option<i64>,
+    /// Spent within the team (`LiteLLM_TeamMembership.spend`): what the member budget has left.
+    pub spend_nanos: i64,
     /// The `LiteLLM_BudgetTable` row the budget came from.
     pub budget_id: Option<String>,
 }
@@ -213,6 +215,7 @@ pub fn team(
                 user_id,
                 role: "user",
                 max_budget_in_team_nanos: None,
+                spend_nanos: 0,
                 budget_id: None,
             });
         if admin {
@@ -242,6 +245,9 @@ pub fn team(
             continue;
         };
         add(&mut members, user_id.clone(), false);
+        if let Some(member) = members.get_mut(&user_id) {
+            member.spend_nanos = nanos(m.float("spend")).unwrap_or(0);
+        }
         let budget_id = m.text("budget_id");
         let budget = budget_id.as_ref().and_then(|b| budgets.get(b));
         if let (Some(member), Some(b)) = (members.get_mut(&user_id), budget) {
@@ -264,11 +270,6 @@ pub fn team(
                     dropped.join(", ")
                 ));
             }
-        }
-        if m.float("spend").unwrap_or(0.0) != 0.0 {
-            notes.push(format!(
-                "member {user_id}: spend within the team not carried (Tollgate counts it anew)"
-            ));
         }
     }
     let mut t = NewTeam::new(id);
@@ -604,7 +605,7 @@ mod tests {
                 "members_with_roles": [{"role": "admin", "user_id": "u1"}, {"role": "user", "user_id": "u2"}]
             })),
             &[row(
-                json!({"team_id": "t1", "user_id": "u2", "budget_id": "mb", "spend": 0.0}),
+                json!({"team_id": "t1", "user_id": "u2", "budget_id": "mb", "spend": 0.5}),
             )],
             &budgets,
             false,
@@ -621,18 +622,21 @@ mod tests {
                     user_id: "u1".into(),
                     role: "admin",
                     max_budget_in_team_nanos: None,
+                    spend_nanos: 0,
                     budget_id: None
                 },
                 MemberImport {
                     user_id: "u2".into(),
                     role: "user",
                     max_budget_in_team_nanos: Some(2_000_000_000),
+                    spend_nanos: 500_000_000,
                     budget_id: Some("mb".into())
                 },
                 MemberImport {
                     user_id: "u3".into(),
                     role: "user",
                     max_budget_in_team_nanos: None,
+                    spend_nanos: 0,
                     budget_id: None
                 },
             ]

@@ -100,10 +100,17 @@ pub async fn write(
         let added = store
             .add_member(team_id, &m.user_id, m.role, m.max_budget_in_team_nanos)
             .await;
+        let row = || format!("team {team_id} member {}", m.user_id);
         match added {
             // Added by the interrupted run this one finishes.
             Ok(_) | Err(StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(at(format!("team {team_id} member {}", m.user_id))(e)),
+            Err(e) => return Err(at(row())(e)),
+        }
+        if m.spend_nanos != 0 {
+            store
+                .set_member_spend(team_id, &m.user_id, m.spend_nanos)
+                .await
+                .map_err(at(row()))?;
         }
     }
     record(store, MEMBER, &ids).await?;
