@@ -325,6 +325,13 @@ static ROUTES: &[RouteRule] = &[
     rule(GET,  "/global/spend/models",            A, A,    D401, D401),
     rule(GET,  "/global/spend/tags",              A, A,    D401, D401),
     rule(GET,  "/global/spend/report",            A, A,    D401, D401),
+    rule(GET,  "/global/spend/all_tag_names",     A, A,    D401, D401),
+    rule(POST, "/global/spend/end_users",         A, A,    D401, D401),
+    rule(GET,  "/global/all_end_users",           A, A,    D401, D401),
+    // Anyone for their own key, user or key's team; the handler scopes.
+    rule(GET,  "/key/spend/report",               A, A,    H,    H),
+    rule(GET,  "/user/spend/report",              A, A,    H,    H),
+    rule(GET,  "/team/spend/report",              A, A,    H,    H),
     rule(GET,  "/global/spend/provider",          A, A,    D401, D401),
     // Master key only: a proxy_admin *user* is refused by the handler.
     rule(POST, "/global/spend/reset",             H, D403, D401, D401),
@@ -365,7 +372,13 @@ mod tests {
     ];
 
     /// Writes a viewer may still make: both act on the caller alone.
-    const VIEWER_WRITES: &[&str] = &["/user/password/change", "/session/logout"];
+    /// What a viewer may POST: their own password and session, and a read LiteLLM takes as a
+    /// POST body.
+    const VIEWER_WRITES: &[&str] = &[
+        "/user/password/change",
+        "/session/logout",
+        "/global/spend/end_users",
+    ];
 
     fn is_invitation(rule: &RouteRule) -> bool {
         rule.path.starts_with("/invitation/")
@@ -515,14 +528,14 @@ mod tests {
                     assert!(!matches!(g, Grant::Deny(_)), "{route}");
                 }
 
-                // Viewers write nothing but their own password and session.
+                // Viewers write nothing but their own password and session (which they always
+                // may), and POST nothing else but a read.
                 if role.is_viewer() && !r.method.is_read() {
-                    let allowed = VIEWER_WRITES.contains(&r.path);
-                    assert_eq!(
-                        !matches!(g, Grant::Deny(_)),
-                        allowed,
-                        "{route} as {role}: {g:?}"
-                    );
+                    if !VIEWER_WRITES.contains(&r.path) {
+                        assert!(matches!(g, Grant::Deny(_)), "{route} as {role}: {g:?}");
+                    } else if r.path != "/global/spend/end_users" {
+                        assert!(!matches!(g, Grant::Deny(_)), "{route} as {role}: {g:?}");
+                    }
                 }
 
                 // internal_user_viewer never writes a key (LiteLLM #6626, #8211).

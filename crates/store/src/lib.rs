@@ -32,8 +32,8 @@ pub use migrate::SCHEMA_VERSION;
 pub use sessions::{NewSession, SessionKind, SessionRow};
 pub use spend::{SpendRecord, SpendStatus};
 pub use spend_views::{
-    DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, SpendBreakdown, SpendGroup,
-    SpendLogFilter, SpendScope, SpendTotals, TagSpend,
+    DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, EndUserSpend, ReportFilter,
+    ReportRow, SpendBreakdown, SpendGroup, SpendLogFilter, SpendScope, SpendTotals, TagSpend,
 };
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};

@@ -348,6 +348,9 @@ macro_rules! fetch_rows {
     };
 }
 
+mod reports;
+pub use reports::{EndUserSpend, ReportFilter, ReportRow};
+
 impl Store {
     /// One row per day in [from, to] (inclusive, UTC days) that has spend, ascending; from the
     /// daily aggregates.

@@ -882,3 +882,111 @@ async fn spend_by_tag_sums_each_tag_of_each_record() {
         db.drop_db().await;
     }
 }
+
+/// The log-read reports: per day (UTC, right at the boundary), team, end user, model and key;
+/// spend per end user with its limit; the end users seen; and the reset of key and team spend,
+/// which leaves users' spend alone.
+#[tokio::test]
+async fn reports_read_from_the_log() {
+    let t0 = Utc.with_ymd_and_hms(2026, 6, 1, 23, 59, 59).unwrap();
+    let mut a = record("rep-a", t0);
+    a.team_id = Some("t1".into());
+    a.end_user = Some("cust-1".into());
+    let mut b = record("rep-b", t0 + Duration::seconds(1));
+    b.end_user = Some("cust-1".into());
+    b.spend_nanos = 3_000;
+    let mut c = record("rep-c", t0 + Duration::seconds(2));
+    c.end_user = Some("cust-2".into());
+    c.api_key = "k2".repeat(32);
+    let d = record("rep-d", t0 + Duration::seconds(3));
+    for db in backends().await {
+        let s = &db.store;
+        let name = s.backend_name();
+        s.create_user(&tollgate_store::NewUser::new("u1", "internal_user"))
+            .await
+            .unwrap();
+        s.create_team(&tollgate_store::NewTeam::new("t1"))
+            .await
+            .unwrap();
+        let mut key = tollgate_store::NewKey::new("k1".repeat(32), "sk-...k1k1");
+        key.user_id = Some("u1".into());
+        s.create_key(&key).await.unwrap();
+        s.insert_spend_batch(&[a.clone(), b.clone(), c.clone(), d.clone()])
+            .await
+            .unwrap();
+        let filter = tollgate_store::ReportFilter {
+            from: t0 - Duration::days(1),
+            to: t0 + Duration::days(1),
+            api_key: None,
+            user_id: None,
+            team_id: None,
+            end_user: None,
+        };
+        let rows = s.spend_report_rows(&filter).await.unwrap();
+        let got: Vec<(NaiveDate, Option<&str>, Option<&str>, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.day,
+                    r.team_id.as_deref(),
+                    r.end_user.as_deref(),
+                    r.spend_nanos,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (day(2026, 6, 1), Some("t1"), Some("cust-1"), 1_000),
+                (day(2026, 6, 2), None, Some("cust-1"), 3_000),
+                (day(2026, 6, 2), None, None, 1_000),
+                (day(2026, 6, 2), None, Some("cust-2"), 1_000),
+            ],
+            "{name}"
+        );
+        assert_eq!(rows[0].model, "gpt-4o-mini-2024");
+        assert_eq!(rows[0].prompt_tokens, 10);
+        let only_k2 = tollgate_store::ReportFilter {
+            api_key: Some("k2".repeat(32)),
+            ..filter.clone()
+        };
+        assert_eq!(s.spend_report_rows(&only_k2).await.unwrap().len(), 1);
+        let users = s
+            .spend_by_end_user(t0 - Duration::days(1), t0 + Duration::days(1), None, 2)
+            .await
+            .unwrap();
+        let users: Vec<(Option<&str>, i64, i64)> = users
+            .iter()
+            .map(|u| (u.end_user.as_deref(), u.requests, u.spend_nanos))
+            .collect();
+        assert_eq!(
+            users,
+            [(Some("cust-1"), 2, 4_000), (Some("cust-2"), 1, 1_000)],
+            "{name}"
+        );
+        let all = s.end_users().await.unwrap();
+        assert_eq!(
+            all,
+            [Some("cust-1".to_string()), Some("cust-2".to_string()), None],
+            "{name}"
+        );
+
+        let (keys, teams) = s.reset_key_and_team_spend().await.unwrap();
+        assert_eq!(
+            (keys, teams),
+            (vec!["k1".repeat(32)], vec!["t1".to_string()]),
+            "{name}"
+        );
+        assert_eq!(
+            s.get_key(&"k1".repeat(32))
+                .await
+                .unwrap()
+                .unwrap()
+                .spend_nanos,
+            0
+        );
+        assert_eq!(s.get_team("t1").await.unwrap().unwrap().spend_nanos, 0);
+        assert_eq!(s.get_user("u1").await.unwrap().unwrap().spend_nanos, 6_000);
+        db.drop_db().await;
+    }
+}

@@ -715,6 +715,12 @@ async fn rbac_matrix_follows_the_policy_table() {
                         rule.path
                     );
                 }
+                // The master key's own route: the handler refuses every other credential,
+                // proxy admins included, as LiteLLM does.
+                _ if rule.path == "/global/spend/reset" => {
+                    assert_eq!(status, 401, "{role:?} ({what}): {body}");
+                    assert!(body.to_string().contains("only for MASTER KEY"), "{body}");
+                }
                 _ => {
                     let gate_refusal = status == 401
                         || (status == 403

@@ -862,3 +862,281 @@ async fn spend_routes_follow_the_policy_table() {
     assert_eq!(checked, served.len() * Role::ALL.len());
     app.stop().await;
 }
+
+async fn chat_as(app: &TestApp, key: &str, end_user: &str, tags: Value) {
+    let r = app
+        .client()
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": "demo", "user": end_user, "tags": tags,
+            "messages": [{"role": "user", "content": "hi there"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// LiteLLM's spend reports, read from the log: per day by team, customer or key, the scoped
+/// `/…/spend/report` routes, the end-user and tag lists, and the master key's reset.
+#[tokio::test]
+async fn spend_reports_as_litellm_answers_them() {
+    let app = spawn_app(CONFIG).await;
+    let m = app.master_key.clone();
+    let (alice, token) = user(&app, "reports@example.com", "internal_user").await;
+    let (personal, personal_hash) = key(&app, &token).await;
+    let (s, t) = app
+        .api(&m, "POST", "/team/new", json!({"team_alias": "Research"}))
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let team_id = t["team_id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/member_add",
+            json!({"team_id": team_id, "member": {"user_id": alice, "role": "user"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/key/generate",
+            json!({"user_id": alice, "team_id": team_id}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let team_key = v["key"].as_str().unwrap().to_string();
+    let team_hash = v["token_id"].as_str().unwrap().to_string();
+    chat_as(&app, &personal, "cust-1", json!(["nightly"])).await;
+    chat_as(&app, &personal, "cust-1", json!([])).await;
+    chat_as(&app, &team_key, "cust-2", json!(["eval", "nightly"])).await;
+    assert_eq!(app.wait_for_spend_logs(3).await, 3);
+    let range = format!("start_date={}&end_date={}", today(), today());
+
+    // By team (the default): one day, the team by its alias, keys without one "Unassigned".
+    let (s, v) = get(&app, &m, &format!("/global/spend/report?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    let days = v.as_array().unwrap();
+    assert_eq!(days.len(), 1, "{v}");
+    assert_eq!(
+        days[0]["group_by_day"],
+        format!("{}T00:00:00+00:00", today())
+    );
+    let mut teams: Vec<(String, usize)> = days[0]["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let meta = t["metadata"].as_array().unwrap();
+            assert!(t["total_spend"].as_f64().unwrap() > 0.0);
+            for item in meta {
+                assert_eq!(item["model"], "demo", "{item}");
+                assert!(item["total_tokens"].as_i64().unwrap() > 0);
+            }
+            (t["team_name"].as_str().unwrap().to_string(), meta.len())
+        })
+        .collect();
+    teams.sort();
+    assert_eq!(
+        teams,
+        [
+            ("Research".to_string(), 1),
+            ("Unassigned Team".to_string(), 1)
+        ]
+    );
+    // By customer, by key, one key, one user, one team and customer.
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&group_by=customer"),
+    )
+    .await;
+    let customers: HashSet<&str> = v[0]["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].as_str().unwrap())
+        .collect();
+    assert_eq!(customers, HashSet::from(["cust-1", "cust-2"]), "{v}");
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&group_by=api_key"),
+    )
+    .await;
+    let keys = v.as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{v}");
+    let mine = keys
+        .iter()
+        .find(|k| k["api_key"] == personal_hash.as_str())
+        .unwrap();
+    assert_eq!(mine["model_details"][0]["model"], "demo");
+    assert!(mine["total_input_tokens"].as_i64().unwrap() > 0);
+    assert!(
+        (mine["total_cost"].as_f64().unwrap()
+            - mine["model_details"][0]["total_cost"].as_f64().unwrap())
+        .abs()
+            < 1e-12
+    );
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&api_key={personal}"),
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["api_key"], personal_hash.as_str());
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&internal_user_id={alice}"),
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&team_id={team_id}&customer_id=cust-2"),
+    )
+    .await;
+    assert_eq!(v[0]["teams_customers"][0]["team_name"], "Research", "{v}");
+    assert_eq!(v[0]["teams_customers"][0]["customer"], "cust-2");
+    let (s, v) = get(&app, &m, "/global/spend/report").await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["error"]["message"],
+        "Please provide start_date and end_date"
+    );
+    let (s, _) = get(
+        &app,
+        &m,
+        &format!("/global/spend/report?{range}&group_by=model"),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = get(&app, &token, &format!("/global/spend/report?{range}")).await;
+    assert_eq!(s, 401, "admin roles only");
+
+    // Scoped reports: a user sees their own, a key its own, a team key its team.
+    let (s, v) = get(&app, &token, &format!("/user/spend/report?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    let (s, v) = get(
+        &app,
+        &token,
+        &format!("/user/spend/report?{range}&internal_user_id=someone-else"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        v["error"]["message"],
+        "Not authorized to view spend for a internal_user_id other than your own"
+    );
+    let (s, v) = get(&app, &personal, &format!("/key/spend/report?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["api_key"], personal_hash.as_str());
+    let (s, v) = get(&app, &token, &format!("/key/spend/report?{range}")).await;
+    assert_eq!(s, 400, "a login token has no key: {v}");
+    let (s, v) = get(&app, &team_key, &format!("/team/spend/report?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["api_key"], team_hash.as_str());
+    let (s, _) = get(
+        &app,
+        &m,
+        &format!("/team/spend/report?{range}&team_id={team_id}"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = get(
+        &app,
+        &token,
+        "/user/spend/report?start_date=2024-01-01&end_date=2026-01-01",
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["error"]["message"],
+        "Date range too large; maximum is 366 days"
+    );
+    let (s, v) = get(
+        &app,
+        &token,
+        "/user/spend/report?start_date=2026-02-01&end_date=2026-01-01",
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["message"].as_str()),
+        (400, Some("start_date must be on or before end_date"))
+    );
+
+    // Tags, end users.
+    let (s, v) = get(&app, &m, "/global/spend/all_tag_names").await;
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"tag_names": ["eval", "nightly"]}));
+    let (s, v) = app
+        .api(&m, "POST", "/global/spend/end_users", json!({}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let per_user: Vec<(&str, i64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["end_user"].as_str().unwrap(),
+                u["total_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(per_user, [("cust-1", 2), ("cust-2", 1)]);
+    let (_, v) = app
+        .api(
+            &m,
+            "POST",
+            "/global/spend/end_users",
+            json!({"api_key": team_key}),
+        )
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    let (s, v) = get(&app, &m, "/global/all_end_users").await;
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"end_users": ["cust-1", "cust-2"]}));
+
+    // The reset: master key only; keys and teams back to 0, users keep theirs.
+    let (_, admin_token) = user(&app, "reset-admin@example.com", "proxy_admin").await;
+    let (s, v) = app
+        .api(&admin_token, "POST", "/global/spend/reset", Value::Null)
+        .await;
+    assert_eq!(s, 401, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only for MASTER KEY"));
+    let (s, v) = app
+        .api(&m, "POST", "/global/spend/reset", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "success");
+    let (_, info) = get(&app, &m, &format!("/key/info?key={personal}")).await;
+    assert_eq!(info["info"]["spend"], 0.0, "{info}");
+    let (_, team) = get(&app, &m, &format!("/team/info?team_id={team_id}")).await;
+    assert_eq!(team["team_info"]["spend"], 0.0, "{team}");
+    let (_, me) = get(&app, &m, &format!("/user/info?user_id={alice}")).await;
+    assert!(me["user_info"]["spend"].as_f64().unwrap() > 0.0, "{me}");
+    // The next call counts from 0.
+    chat_as(&app, &personal, "cust-1", json!([])).await;
+    app.wait_for_spend_logs(4).await;
+    let spent = app
+        .store
+        .get_key(&personal_hash)
+        .await
+        .unwrap()
+        .unwrap()
+        .spend_nanos;
+    let one_call = mine["model_details"][0]["total_cost"].as_f64().unwrap() / 2.0;
+    assert!(((spent as f64 / 1e9) - one_call).abs() < 1e-9, "{spent}");
+    app.stop().await;
+}

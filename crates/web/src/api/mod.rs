@@ -11,6 +11,7 @@ pub mod onboarding;
 pub mod openapi;
 pub mod spend;
 pub mod spend_activity;
+pub mod spend_reports;
 pub mod spend_tables;
 pub mod teams;
 pub mod users;
@@ -95,6 +96,20 @@ pub fn routes_and_description(state: Arc<WebState>) -> (Router, Arc<OpenApi>) {
         .api_route("/global/spend/provider", get(spend::global_spend_provider))
         .api_route("/global/spend/tags", get(spend::global_spend_tags))
         .api_route("/spend/tags", get(spend::spend_tags))
+        .api_route("/global/spend/report", get(spend_reports::global_report))
+        .api_route("/key/spend/report", get(spend_reports::key_report))
+        .api_route("/user/spend/report", get(spend_reports::user_report))
+        .api_route("/team/spend/report", get(spend_reports::team_report))
+        .api_route(
+            "/global/spend/all_tag_names",
+            get(spend_reports::all_tag_names),
+        )
+        .api_route(
+            "/global/spend/end_users",
+            post(spend_reports::end_user_spend),
+        )
+        .api_route("/global/all_end_users", get(spend_reports::all_end_users))
+        .api_route("/global/spend/reset", post(spend_reports::reset_spend))
         .api_route("/spend/keys", get(spend_tables::keys))
         .api_route("/spend/users", get(spend_tables::users))
         .api_route("/model/info", get(models::model_info))
