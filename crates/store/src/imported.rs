@@ -10,10 +10,12 @@ use crate::error::{QueryContext, StoreError};
 
 const SELECT: &str = "SELECT source_id FROM imported_rows WHERE source = $1 AND kind = $2";
 
-const SQLITE_RECORD: &str = "INSERT INTO imported_rows (source, kind, source_id, imported_at) \
+pub(crate) const SQLITE_RECORD: &str =
+    "INSERT INTO imported_rows (source, kind, source_id, imported_at) \
     SELECT $1, $2, value, $3 FROM json_each($4) WHERE true ON CONFLICT DO NOTHING";
 
-const PG_RECORD: &str = "INSERT INTO imported_rows (source, kind, source_id, imported_at) \
+pub(crate) const PG_RECORD: &str =
+    "INSERT INTO imported_rows (source, kind, source_id, imported_at) \
     SELECT $1, $2, value, $3 FROM jsonb_array_elements_text($4::jsonb) AS ids(value) \
     ON CONFLICT DO NOTHING";
 

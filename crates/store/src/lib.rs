@@ -30,7 +30,7 @@ pub use invitations::{ClaimOutcome, InvitationRow, NewInvitation};
 pub use keys::{KeyFilter, KeyPatch, KeyRow, NewKey};
 pub use migrate::SCHEMA_VERSION;
 pub use sessions::{NewSession, SessionKind, SessionRow};
-pub use spend::{SpendRecord, SpendStatus};
+pub use spend::{DailyHistory, SpendRecord, SpendStatus};
 pub use spend_views::{
     DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, EndUserSpend, ReportFilter,
     ReportRow, SpendBreakdown, SpendGroup, SpendLogFilter, SpendScope, SpendTotals, TagSpend,

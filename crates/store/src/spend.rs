@@ -414,6 +414,14 @@ macro_rules! upsert_rows {
 macro_rules! apply_daily {
     ($tx:expr, $inserted:expr, $numbered:expr) => {{
         let daily = daily_deltas($inserted);
+        apply_daily_map!($tx, daily, $numbered);
+    }};
+}
+
+/// Adds per-day deltas (`daily_spend`'s rows) to the aggregates and their two rollups.
+macro_rules! apply_daily_map {
+    ($tx:expr, $daily:expr, $numbered:expr) => {{
+        let daily = $daily;
         let (by_key, by_team_model) = rollup_deltas(&daily);
         upsert_rows!($tx, "daily_spend", DAILY_KEYS, daily, $numbered, |q, k| q
             .bind(&k.0)
@@ -440,6 +448,9 @@ macro_rules! apply_daily {
         );
     }};
 }
+
+mod daily_history;
+pub use daily_history::DailyHistory;
 
 const COLUMNS_PER_ROW: usize = 29;
 /// Rows per INSERT: 29 parameters each stays well under SQLite's and PostgreSQL's limits (a

@@ -7,6 +7,7 @@
 //! ([`spend_logs`]).
 
 mod convert;
+mod daily;
 mod plan;
 mod row;
 mod source;
@@ -214,7 +215,14 @@ async fn run_on(
     }
     if options.spend_logs {
         report.count_mut("spend logs");
+        report.count_mut("daily spend");
     }
+    // Which team each LiteLLM key belongs to: its daily totals do not say.
+    let team_of: std::collections::HashMap<String, String> = src
+        .keys
+        .iter()
+        .filter_map(|k| Some((k.text("token")?, k.text("team_id")?)))
+        .collect();
     let plan = plan::plan(
         &src,
         store,
@@ -252,6 +260,20 @@ async fn run_on(
             &mut report,
         )
         .await;
+        let logs = match logs {
+            Ok(()) => {
+                daily::import(
+                    source,
+                    store,
+                    &team_of,
+                    options.batch_size,
+                    options.dry_run,
+                    &mut report,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(error) = logs {
             return Err(Failed {
                 error,

@@ -95,6 +95,51 @@ impl Source {
         decode(&rows)
     }
 
+    /// The UTC day of the oldest spend log (`None`: no logs), as `YYYY-MM-DD`.
+    pub async fn first_log_day(&mut self) -> Result<Option<String>, ImportError> {
+        if !self.has_table("LiteLLM_SpendLogs").await? {
+            return Ok(None);
+        }
+        sqlx::query_scalar(
+            "SELECT to_char(min(\"startTime\"), 'YYYY-MM-DD') FROM \"LiteLLM_SpendLogs\"",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| ImportError::Source("reading the oldest LiteLLM spend log", e))
+    }
+
+    /// Daily per-user totals of the days before `before` (all days when `None`).
+    pub async fn count_daily_before(&mut self, before: Option<&str>) -> Result<i64, ImportError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM \"LiteLLM_DailyUserSpend\" WHERE $1::text IS NULL OR \"date\" < $1",
+        )
+        .bind(before)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| ImportError::Source("counting LiteLLM daily spend", e))
+    }
+
+    /// The next `limit` daily per-user totals after id `after`, of the days before `before`,
+    /// in id order (keyset paging, bounded memory).
+    pub async fn daily_after(
+        &mut self,
+        after: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Row>, ImportError> {
+        let rows = sqlx::query(
+            "SELECT to_jsonb(t)::text AS r FROM \"LiteLLM_DailyUserSpend\" t \
+             WHERE id > $1 AND ($2::text IS NULL OR \"date\" < $2) ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| ImportError::Source("reading LiteLLM daily spend", e))?;
+        decode(&rows)
+    }
+
     /// Ends the transaction; nothing was written, so rolling back only releases the snapshot.
     pub async fn close(mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
