@@ -33,6 +33,8 @@ impl SpendStatus {
     }
 }
 
+mod instant;
+
 /// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
 /// Serializable so the spend journal can hold records until they are committed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -64,8 +66,11 @@ pub struct SpendRecord {
     pub http_status: i32,
     pub error_type: Option<String>,
     pub attempts: i32,
+    #[serde(with = "instant")]
     pub start_time: DateTime<Utc>,
+    #[serde(with = "instant")]
     pub end_time: DateTime<Utc>,
+    #[serde(with = "instant::option", default)]
     pub completion_start_time: Option<DateTime<Utc>>,
     pub request_duration_ms: i64,
     pub ttft_ms: Option<i64>,
