@@ -1377,6 +1377,24 @@ async fn offered_models(state: &WebState, p: &Principal) -> Vec<String> {
     names
 }
 
+/// The model the "Try it" snippets call `/v1/chat/completions` with: the first candidate the
+/// price table calls a chat model, else the first whose mode is unknown; never an embedding,
+/// image or audio model.
+fn snippet_model<'a>(
+    catalog: &[crate::state::ModelEntry],
+    candidates: impl Iterator<Item = &'a String> + Clone,
+) -> Option<String> {
+    let mode = |name: &str| {
+        catalog
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.mode.as_deref())
+    };
+    let chat = candidates.clone().find(|m| mode(m) == Some("chat"));
+    chat.or_else(|| candidates.clone().find(|m| mode(m).is_none()))
+        .cloned()
+}
+
 fn money(v: f64, places: usize) -> String {
     format!("${v:.places$}")
 }
@@ -1555,11 +1573,7 @@ async fn keys_create(
     match key_api::generate(&state, &p, &req).await {
         Ok((plaintext, row)) => {
             let mut ctx = keys_ctx(&state, &p, &HashMap::new()).await;
-            let model = row
-                .models
-                .first()
-                .or_else(|| offered.first())
-                .cloned()
+            let model = snippet_model(&state.model_catalog, row.models.iter().chain(&offered))
                 .unwrap_or_else(|| "MODEL_NAME".to_string());
             ctx["created"] = json!({
                 "key": plaintext, "key_name": row.key_name, "alias": row.key_alias,
@@ -2026,6 +2040,35 @@ async fn static_file(Path(name): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snippets_call_a_chat_model() {
+        let entry = |name: &str, mode: Option<&str>| crate::state::ModelEntry {
+            name: name.to_string(),
+            input_cost_per_token: None,
+            output_cost_per_token: None,
+            mode: mode.map(str::to_string),
+            pattern: false,
+        };
+        let catalog = [
+            entry("cheap-embed", Some("embedding")),
+            entry("mystery", None),
+            entry("gpt-4o-mini", Some("chat")),
+        ];
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = names(&["cheap-embed", "mystery", "gpt-4o-mini"]);
+        assert_eq!(
+            snippet_model(&catalog, all.iter()).as_deref(),
+            Some("gpt-4o-mini")
+        );
+        let no_chat = names(&["cheap-embed", "mystery"]);
+        assert_eq!(
+            snippet_model(&catalog, no_chat.iter()).as_deref(),
+            Some("mystery")
+        );
+        let only_embed = names(&["cheap-embed"]);
+        assert_eq!(snippet_model(&catalog, only_embed.iter()), None);
+    }
 
     #[test]
     fn money_shows_small_spend() {
