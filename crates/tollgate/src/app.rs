@@ -589,7 +589,7 @@ async fn gated(State(gate): State<Arc<Gate>>, req: axum::extract::Request) -> Re
     }
 }
 
-/// Expired sessions and idempotency keys are ignored when met anyway; this only keeps the
+/// Expired sessions, idempotency keys and pending SSO sign-ins are ignored when met anyway; this only keeps the
 /// tables small.
 fn spawn_sweeper(store: Store) {
     tokio::spawn(async move {
@@ -606,6 +606,13 @@ fn spawn_sweeper(store: Store) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(keys = n, "expired idempotency keys removed"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
+            }
+            match store.delete_expired_sso_pending_logins(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sign_ins = n, "expired pending SSO sign-ins removed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove expired pending SSO sign-ins")
+                }
             }
         }
     });
