@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod oidc;
 pub mod process;
 pub mod services;
 pub mod smtp;

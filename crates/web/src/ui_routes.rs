@@ -123,9 +123,18 @@ fn content_security_policy(state: &WebState) -> String {
         .filter(|o| o != "null")
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
+    // An SSO session's logout goes on to the provider's end-session endpoint.
+    let sso_origins: String = state
+        .sso
+        .as_ref()
+        .map(|s| s.form_origins())
+        .unwrap_or_default()
+        .iter()
+        .map(|o| format!(" {o}"))
+        .collect();
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         object-src 'none'; form-action 'self'{logout_origin}; frame-ancestors 'none'; \
+         object-src 'none'; form-action 'self'{logout_origin}{sso_origins}; frame-ancestors 'none'; \
          base-uri 'none'"
     )
 }
@@ -157,7 +166,7 @@ fn page(state: &WebState, status: StatusCode, html: String) -> Response {
     r
 }
 
-fn render(state: &WebState, status: StatusCode, name: &str, ctx: &Value) -> Response {
+pub(crate) fn render(state: &WebState, status: StatusCode, name: &str, ctx: &Value) -> Response {
     match state.ui.render(name, ctx) {
         Ok(html) => page(state, status, html),
         Err(e) => {
@@ -172,7 +181,7 @@ fn render(state: &WebState, status: StatusCode, name: &str, ctx: &Value) -> Resp
     }
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -180,7 +189,7 @@ fn redirect(to: &str) -> Response {
     r
 }
 
-fn with_cookie(mut r: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut r: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -219,7 +228,7 @@ fn may(p: &Principal, method: &str, api_path: &str) -> bool {
     )
 }
 
-fn error_page(
+pub(crate) fn error_page(
     state: &WebState,
     p: Option<&Principal>,
     status: StatusCode,
@@ -450,8 +459,19 @@ async fn login_page(State(state): State<Arc<WebState>>, headers: HeaderMap) -> R
         &state,
         StatusCode::OK,
         "login.html",
-        &json!({"error": null, "email": null, "csrf": ""}),
+        &login_ctx(&state, None, None),
     )
+}
+
+/// The sign-in page: the password form, the provider's button, or both.
+fn login_ctx(state: &WebState, error: Option<&str>, email: Option<&str>) -> Value {
+    json!({
+        "error": error,
+        "email": email,
+        "csrf": "",
+        "sso": state.sso.as_ref().map(|s| json!({"label": s.config.label})),
+        "password_login": state.config.password_login,
+    })
 }
 
 async fn login_submit(
@@ -467,7 +487,7 @@ async fn login_submit(
             &state,
             status,
             "login.html",
-            &json!({"error": msg, "email": email, "csrf": ""}),
+            &login_ctx(&state, Some(msg), Some(&email)),
         )
     };
     if !same_origin_post(&state, &headers) {
@@ -638,7 +658,11 @@ async fn logout(State(state): State<Arc<WebState>>, headers: HeaderMap, body: By
         }
         Err(r) => return r,
     };
+    let mut target = target;
     if let Some(h) = p.session_hash() {
+        if let Some(end) = crate::sso::end_session_url(&state, h, &headers).await {
+            target = end;
+        }
         let _ = state.store.delete_session(h).await;
     }
     with_cookie(redirect(&target), &clearing_cookie(&state, &headers))
