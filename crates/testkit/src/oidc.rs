@@ -107,6 +107,10 @@ struct Knobs {
     user: Option<IdpUser>,
     misbehave: Misbehave,
     error: Option<String>,
+    /// Claims left out of ID tokens (user info still has them).
+    userinfo_only: Vec<String>,
+    /// User info answers about this subject instead.
+    userinfo_subject: Option<String>,
 }
 
 struct Shared {
@@ -182,6 +186,17 @@ impl OidcProvider {
     /// Authorizations answer `?error=<code>` instead of a code (`None`: codes again).
     pub fn answer_with_error(&self, code: Option<&str>) {
         self.shared.knobs.lock().unwrap().error = code.map(str::to_string);
+    }
+
+    /// Leaves these claims out of ID tokens: only user info has them.
+    pub fn userinfo_only(&self, claims: &[&str]) {
+        self.shared.knobs.lock().unwrap().userinfo_only =
+            claims.iter().map(|c| c.to_string()).collect();
+    }
+
+    /// User info answers with another subject (a token substitution).
+    pub fn userinfo_subject(&self, sub: Option<&str>) {
+        self.shared.knobs.lock().unwrap().userinfo_subject = sub.map(str::to_string);
     }
 
     /// The query of every authorization request so far.
@@ -353,8 +368,11 @@ async fn token(
     if grant.method.as_deref() != Some("S256") || grant.challenge.as_deref() != Some(&expected) {
         return token_error("invalid_grant");
     }
-    let how = s.knobs.lock().unwrap().misbehave;
-    let id_token = id_token(&s, &grant, how);
+    let (how, leave_out) = {
+        let k = s.knobs.lock().unwrap();
+        (k.misbehave, k.userinfo_only.clone())
+    };
+    let id_token = id_token(&s, &grant, how, &leave_out);
     let access = format!("at-{}", uuid::Uuid::new_v4().simple());
     s.access_tokens
         .lock()
@@ -380,9 +398,12 @@ fn b64json(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("JSON"))
 }
 
-fn id_token(s: &Shared, grant: &Grant, how: Misbehave) -> String {
+fn id_token(s: &Shared, grant: &Grant, how: Misbehave, leave_out: &[String]) -> String {
     let t = now();
     let mut claims = grant.user.claims();
+    for c in leave_out {
+        claims.remove(c);
+    }
     let (iat, exp) = if how == Misbehave::Expired {
         (t - 7200, t - 3600)
     } else {
@@ -435,8 +456,15 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_string();
+    let other = s.knobs.lock().unwrap().userinfo_subject.clone();
     match s.access_tokens.lock().unwrap().get(&token) {
-        Some(user) => Json(Value::Object(user.claims())).into_response(),
+        Some(user) => {
+            let mut claims = user.claims();
+            if let Some(sub) = other {
+                claims.insert("sub".into(), json!(sub));
+            }
+            Json(Value::Object(claims)).into_response()
+        }
         None => StatusCode::UNAUTHORIZED.into_response(),
     }
 }

@@ -1,9 +1,9 @@
 //! Security case D1, the canary sweep: the real binary runs at debug log level with recognisable
 //! secrets (master key, provider key, virtual keys, an unknown presented key, the SSO client
-//! secret and authorization codes) and is driven
-//! through every success and failure path. Then its logs, every error body, `/metrics`, the
-//! management API's JSON, the UI pages and every row of every table are searched: no plaintext
-//! secret may appear anywhere, and a virtual key's SHA-256 only where it is the key's identifier.
+//! secret and authorization codes) and is driven through every success and failure path. Then
+//! its logs, every error body, `/metrics`, the management API's JSON, the UI pages and every row
+//! of every table are searched: no plaintext secret may appear anywhere, and a virtual key's
+//! SHA-256 only where it is the key's identifier.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

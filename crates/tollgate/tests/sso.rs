@@ -752,3 +752,46 @@ async fn password_login_can_be_turned_off_while_the_admin_keeps_a_way_in() {
     assert!(jar.has(SESSION_COOKIE));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn claims_missing_from_the_id_token_come_from_user_info() {
+    let idp = idp().await;
+    idp.sign_in_as(
+        IdpUser::new("sub-uli", "ignored@example.com")
+            .claim("mail", json!("Uli@Example.com"))
+            .claim("groups", json!(["admins"])),
+    );
+    idp.userinfo_only(&["mail", "groups"]);
+    let app = app_with(
+        &idp,
+        &[
+            ("GENERIC_USER_EMAIL_ATTRIBUTE", "mail"),
+            ("GENERIC_USER_ROLE_ATTRIBUTE", "groups"),
+            ("TOLLGATE_SSO_ROLE_MAP", "admins=proxy_admin_viewer"),
+        ],
+    )
+    .await;
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    let uli = user_by_email(&app, "uli@example.com")
+        .await
+        .expect("made from user info");
+    assert_eq!(uli.user_role, "proxy_admin_viewer");
+    assert!(user_by_email(&app, "ignored@example.com").await.is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn user_info_about_another_subject_is_refused() {
+    let idp = idp().await;
+    idp.sign_in_as(IdpUser::new("sub-ola", "ola@example.com"));
+    idp.userinfo_only(&["email"]);
+    idp.userinfo_subject(Some("sub-someone-else"));
+    let app = app_with(&idp, &[]).await;
+    let mut jar = Jar::default();
+    let a = sign_in(&app, &mut jar).await;
+    assert_refused(&a, &jar, "could not be verified");
+    assert!(user_by_email(&app, "ola@example.com").await.is_none());
+    assert_eq!(refusal_reasons(&app).await, ["userinfo_invalid"]);
+    app.stop().await;
+}
