@@ -795,3 +795,73 @@ async fn user_info_about_another_subject_is_refused() {
     assert_eq!(refusal_reasons(&app).await, ["userinfo_invalid"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn litellms_endpoint_settings_work_without_discovery() {
+    let idp = idp().await;
+    let (auth, token, info) = (
+        format!("{}/authorize", idp.issuer),
+        format!("{}/token", idp.issuer),
+        format!("{}/userinfo", idp.issuer),
+    );
+    let app = spawn_app_vars(
+        CONFIG,
+        &[
+            ("GENERIC_CLIENT_ID", CLIENT_ID),
+            ("GENERIC_CLIENT_SECRET", CLIENT_SECRET),
+            ("GENERIC_AUTHORIZATION_ENDPOINT", auth.as_str()),
+            ("GENERIC_TOKEN_ENDPOINT", token.as_str()),
+            ("GENERIC_USERINFO_ENDPOINT", info.as_str()),
+            ("GENERIC_SCOPE", "openid email"),
+            ("TOLLGATE_SSO_ALLOWED_DOMAINS", "example.com"),
+        ],
+    )
+    .await;
+    // The user is who user info says, for the access token the code was exchanged for.
+    idp.sign_in_as(IdpUser::new("sub-lee", "lee@example.com"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    let lee = user_by_email(&app, "lee@example.com")
+        .await
+        .expect("a user");
+    let link = app
+        .store
+        .get_sso_identity(&idp.issuer, "sub-lee")
+        .await
+        .unwrap()
+        .expect("linked under the provider's origin");
+    assert_eq!(link.user_id, lee.user_id);
+    let auth_query = &idp.authorizations()[0];
+    assert_eq!(auth_query["code_challenge_method"], "S256");
+    assert!(!auth_query["state"].is_empty());
+
+    // The same refusals hold: an unverified email, a wrong state.
+    let mut user = IdpUser::new("sub-una", "una@example.com");
+    user.email_verified = Some(false);
+    idp.sign_in_as(user);
+    let mut jar = Jar::default();
+    assert_refused(
+        &sign_in(&app, &mut jar).await,
+        &jar,
+        "has not verified your email",
+    );
+    let mut jar = Jar::default();
+    let trip = to_provider_and_back(&app, &mut jar).await;
+    let forged = with_state(&trip.callback, Some("forged"));
+    assert_refused(
+        &jar.get(&forged).await,
+        &jar,
+        "does not belong to the sign-in",
+    );
+    // No end-session endpoint is known: logout stays with Tollgate.
+    idp.sign_in_as(IdpUser::new("sub-lee", "lee@example.com"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    let home = jar.get(&app.url("/ui")).await;
+    let out = jar
+        .post(&app, "/ui/logout", &[("csrf", &csrf(&home.body))])
+        .await;
+    assert_eq!(out.location.as_deref(), Some("/ui/login"));
+    assert!(idp.logouts().is_empty());
+    app.stop().await;
+}

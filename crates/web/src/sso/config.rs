@@ -36,8 +36,12 @@ pub struct SsoConfig {
     pub kind: ProviderKind,
     /// What the login button says after "Sign in with".
     pub label: String,
-    /// The issuer URL whose `/.well-known/openid-configuration` describes the provider.
+    /// The issuer URL whose `/.well-known/openid-configuration` describes the provider; without
+    /// discovery, the origin of the authorization endpoint (it names the provider in links).
     pub issuer: String,
+    /// False when only LiteLLM's `GENERIC_*_ENDPOINT` settings are given: no ID token is
+    /// checked, the user info endpoint (called with the access token) says who signed in.
+    pub discovery: bool,
     pub client_id: String,
     pub client_secret: Option<ClientSecret>,
     /// `GENERIC_AUTHORIZATION_ENDPOINT` / `_TOKEN_` / `_USERINFO_`: replace what discovery says.
@@ -64,15 +68,30 @@ impl SsoConfig {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let mut discovery = true;
         let (kind, label, issuer, client_id, secret) = if let Some(id) = get("GENERIC_CLIENT_ID") {
-            let Some(issuer) = get("GENERIC_ISSUER") else {
-                return Err(
-                    "GENERIC_CLIENT_ID is set but GENERIC_ISSUER is not: Tollgate \
-                            verifies ID tokens against the issuer's published keys, so it needs \
-                            the issuer URL (the endpoints are discovered from it; \
-                            GENERIC_*_ENDPOINT values replace what it says)"
-                        .to_string(),
-                );
+            let issuer = match get("GENERIC_ISSUER") {
+                Some(issuer) => issuer,
+                None => {
+                    // LiteLLM's setup: the three endpoints, no discovery, no ID token checks;
+                    // the user is who the user info endpoint says.
+                    discovery = false;
+                    let needed = [
+                        "GENERIC_AUTHORIZATION_ENDPOINT",
+                        "GENERIC_TOKEN_ENDPOINT",
+                        "GENERIC_USERINFO_ENDPOINT",
+                    ];
+                    if let Some(missing) = needed.iter().find(|n| get(n).is_none()) {
+                        return Err(format!(
+                            "GENERIC_CLIENT_ID is set but neither GENERIC_ISSUER (discovery) nor \
+                             {missing} is: set the issuer URL, or all three GENERIC_*_ENDPOINT"
+                        ));
+                    }
+                    let auth = get("GENERIC_AUTHORIZATION_ENDPOINT").unwrap_or_default();
+                    let u = url::Url::parse(&auth)
+                        .map_err(|e| format!("GENERIC_AUTHORIZATION_ENDPOINT: not a URL: {e}"))?;
+                    u.origin().ascii_serialization()
+                }
             };
             let label = get("TOLLGATE_SSO_PROVIDER_NAME").unwrap_or_else(|| "SSO".to_string());
             (
@@ -135,6 +154,7 @@ impl SsoConfig {
             kind,
             label,
             issuer,
+            discovery,
             client_id,
             client_secret: secret.map(ClientSecret),
             authorization_endpoint: if generic {
@@ -248,6 +268,29 @@ mod tests {
         assert!(read(&[("MICROSOFT_CLIENT_ID", "m")]).is_err());
         assert!(read(&[("MICROSOFT_CLIENT_ID", "m"), ("MICROSOFT_TENANT", "a/b")]).is_err());
         assert!(read(&[("GENERIC_CLIENT_ID", "c")]).is_err());
+        assert!(read(&[
+            ("GENERIC_CLIENT_ID", "c"),
+            (
+                "GENERIC_AUTHORIZATION_ENDPOINT",
+                "https://idp.example.com/auth"
+            ),
+            ("GENERIC_TOKEN_ENDPOINT", "https://idp.example.com/token"),
+        ])
+        .is_err());
+        let e = read(&[
+            ("GENERIC_CLIENT_ID", "c"),
+            (
+                "GENERIC_AUTHORIZATION_ENDPOINT",
+                "https://idp.example.com/auth",
+            ),
+            ("GENERIC_TOKEN_ENDPOINT", "https://idp.example.com/token"),
+            ("GENERIC_USERINFO_ENDPOINT", "https://idp.example.com/me"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(!e.discovery);
+        assert_eq!(e.issuer, "https://idp.example.com");
+        assert!(g.discovery);
         let c = read(&[
             ("GENERIC_CLIENT_ID", "c"),
             ("GENERIC_ISSUER", "https://idp.example.com"),

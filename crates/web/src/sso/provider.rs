@@ -1,16 +1,22 @@
 //! Talking to the identity provider with `openidconnect`: discovery (cached), the authorization
 //! request (code flow with PKCE, `state` and `nonce`), and the answer: the code exchanged for
 //! tokens, the ID token's signature, issuer, audience, expiry and nonce checked against the
-//! provider's JWKS, and the claims read. Errors carry no code, token or secret.
+//! provider's JWKS, and the claims read. Without discovery (LiteLLM's endpoint settings) the
+//! user info endpoint, called with the access token, says who signed in. Errors carry no code,
+//! token or secret.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreResponseType,
+    CoreSubjectIdentifierType,
+};
 use openidconnect::{
-    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce,
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken,
+    EmptyAdditionalProviderMetadata, IssuerUrl, JsonWebKeySetUrl, LogoutProviderMetadata, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse, TokenUrl, UserInfoUrl,
+    RedirectUrl, ResponseTypes, Scope, TokenResponse, TokenUrl, UserInfoUrl,
 };
 use serde_json::{Map, Value};
 use tollgate_store::PendingLogin;
@@ -44,8 +50,9 @@ pub struct Identity {
     pub email_verified: bool,
     /// The values of the role claim (a string or a list of strings).
     pub role_values: Vec<String>,
-    /// Kept for the provider's logout (`id_token_hint`).
-    pub id_token: String,
+    /// The checked ID token, kept for the provider's logout (`id_token_hint`); none without
+    /// discovery.
+    pub id_token: Option<String>,
 }
 
 /// A sign-in ready to send the browser to the provider.
@@ -114,12 +121,29 @@ impl Provider {
                 }
             }
         }
-        let issuer = IssuerUrl::new(self.config.issuer.clone())
-            .map_err(|e| SsoError::Discovery(format!("issuer URL: {e}")))?;
-        let mut m = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| SsoError::Discovery(e.to_string()))?;
         let c = &self.config;
+        let issuer = IssuerUrl::new(c.issuer.clone())
+            .map_err(|e| SsoError::Discovery(format!("issuer URL: {e}")))?;
+        let mut m = if c.discovery {
+            ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+                .await
+                .map_err(|e| SsoError::Discovery(e.to_string()))?
+        } else {
+            // Only the endpoints below are used; there are no keys, since no ID token is read.
+            let auth = c.authorization_endpoint.clone().unwrap_or_default();
+            ProviderMetadataWithLogout::new(
+                issuer,
+                AuthUrl::new(auth.clone()).map_err(|e| SsoError::Discovery(e.to_string()))?,
+                JsonWebKeySetUrl::new(auth).map_err(|e| SsoError::Discovery(e.to_string()))?,
+                vec![ResponseTypes::new(vec![CoreResponseType::Code])],
+                vec![CoreSubjectIdentifierType::Public],
+                vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+                LogoutProviderMetadata {
+                    end_session_endpoint: None,
+                    additional_metadata: EmptyAdditionalProviderMetadata {},
+                },
+            )
+        };
         if let Some(u) = &c.authorization_endpoint {
             m = m.set_authorization_endpoint(
                 AuthUrl::new(u.clone()).map_err(|e| SsoError::Discovery(e.to_string()))?,
@@ -209,27 +233,41 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| SsoError::TokenExchange(token_error(&e)))?;
-        let id_token = tokens
-            .id_token()
-            .ok_or_else(|| SsoError::IdToken("the provider sent no ID token".to_string()))?;
-        let verifier = client.id_token_verifier();
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(pending.nonce.clone()))
-            .map_err(|e| SsoError::IdToken(e.to_string()))?;
-        let subject = claims.subject().as_str().to_string();
-        let issuer = claims.issuer().as_str().to_string();
-        let raw = id_token.to_string();
-        // The signature over this exact text was just checked, so its claims can be read as
-        // JSON for the configured email and role claims.
-        let mut all = payload(&raw)?;
         let c = &self.config;
+        let (issuer, subject, mut all, raw) = if c.discovery {
+            let id_token = tokens
+                .id_token()
+                .ok_or_else(|| SsoError::IdToken("the provider sent no ID token".to_string()))?;
+            let verifier = client.id_token_verifier();
+            let claims = id_token
+                .claims(&verifier, &Nonce::new(pending.nonce.clone()))
+                .map_err(|e| SsoError::IdToken(e.to_string()))?;
+            let raw = id_token.to_string();
+            // The signature over this exact text was just checked, so its claims can be read
+            // as JSON for the configured email and role claims.
+            (
+                claims.issuer().as_str().to_string(),
+                claims.subject().as_str().to_string(),
+                payload(&raw)?,
+                Some(raw),
+            )
+        } else {
+            let info = self.user_info(&client, tokens.access_token(), None).await?;
+            let subject = info
+                .get("sub")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| SsoError::UserInfo("it names no subject".to_string()))?
+                .to_string();
+            (c.issuer.clone(), subject, info, None)
+        };
         let missing = |all: &Map<String, Value>| {
             !all.contains_key(&c.email_claim)
                 || c.role_claim.as_ref().is_some_and(|r| !all.contains_key(r))
         };
-        if missing(&all) && client.user_info_url().is_some() {
+        if c.discovery && missing(&all) && client.user_info_url().is_some() {
             let info = self
-                .user_info(&client, tokens.access_token(), &subject)
+                .user_info(&client, tokens.access_token(), Some(&subject))
                 .await?;
             for (k, v) in info {
                 all.entry(k).or_insert(v);
@@ -267,7 +305,7 @@ impl Provider {
         &self,
         client: &Client,
         token: &AccessToken,
-        subject: &str,
+        subject: Option<&str>,
     ) -> Result<Map<String, Value>, SsoError> {
         let Some(url) = client.user_info_url() else {
             return Ok(Map::new());
@@ -288,7 +326,7 @@ impl Provider {
             .await
             .map_err(|_| SsoError::UserInfo("not a JSON object".to_string()))?;
         // A user info answer about someone else is refused (token substitution).
-        if info.get("sub").and_then(Value::as_str) != Some(subject) {
+        if subject.is_some_and(|s| info.get("sub").and_then(Value::as_str) != Some(s)) {
             return Err(SsoError::UserInfo(
                 "its subject is not the ID token's".to_string(),
             ));

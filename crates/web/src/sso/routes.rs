@@ -269,13 +269,15 @@ async fn finish(
     let started = start(state, &user.user_id, headers)
         .await
         .map_err(|e| Refusal::new("session_failed", e.status, e.message))?;
-    if let Err(e) = state
-        .store
-        .set_session_id_token(&hash_token(&started.secret), &identity.id_token)
-        .await
-    {
-        // The session works; only the provider's logout will lack its hint.
-        tracing::warn!(error = %e, "could not keep an SSO session's ID token");
+    if let Some(id_token) = &identity.id_token {
+        if let Err(e) = state
+            .store
+            .set_session_id_token(&hash_token(&started.secret), id_token)
+            .await
+        {
+            // The session works; only the provider's logout will lack its hint.
+            tracing::warn!(error = %e, "could not keep an SSO session's ID token");
+        }
     }
     record_by(
         state,
