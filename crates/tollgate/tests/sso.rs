@@ -865,3 +865,54 @@ async fn litellms_endpoint_settings_work_without_discovery() {
     assert!(idp.logouts().is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_mapped_role_change_reaches_the_users_keys_at_once() {
+    let idp = idp().await;
+    let app = app_with(
+        &idp,
+        &[
+            ("GENERIC_USER_ROLE_ATTRIBUTE", "groups"),
+            (
+                "TOLLGATE_SSO_ROLE_MAP",
+                "admins=proxy_admin,viewers=proxy_admin_viewer",
+            ),
+        ],
+    )
+    .await;
+    idp.sign_in_as(IdpUser::new("sub-kai", "kai@example.com").claim("groups", json!(["viewers"])));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    let kai = user_by_email(&app, "kai@example.com").await.unwrap();
+    let (s, k) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/key/generate",
+            json!({"user_id": kai.user_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    let chat = || async {
+        app.client()
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // A view-only admin's key may not call models (and is now cached with that role).
+    assert_eq!(chat().await, StatusCode::FORBIDDEN);
+    idp.sign_in_as(IdpUser::new("sub-kai", "kai@example.com").claim("groups", json!(["admins"])));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    assert_eq!(
+        chat().await,
+        StatusCode::OK,
+        "the cached key forgot the old role"
+    );
+    app.stop().await;
+}

@@ -866,9 +866,7 @@ async fn user_role(
     match state.store.update_user(&id, &patch).await {
         Ok(Some((before, after))) => {
             if before.user_role != after.user_role {
-                let _ = state.store.delete_sessions_of_user(&id).await;
-                user_api::revoke_pending_invitations(&state, &id).await;
-                state.keys.clear();
+                user_api::role_changed(&state, &id).await;
             }
             crate::audit_log::record(
                 &state,

@@ -386,6 +386,14 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     Ok(after_json)
 }
 
+/// After a user's role changed, by whatever route: their sessions end, their pending
+/// invitations go (see [`do_update`]), and cached keys forget the old role.
+pub async fn role_changed(state: &WebState, user_id: &str) {
+    let _ = state.store.delete_sessions_of_user(user_id).await;
+    revoke_pending_invitations(state, user_id).await;
+    state.keys.clear();
+}
+
 pub async fn revoke_pending_invitations(state: &WebState, user_id: &str) {
     if let Ok(pending) = state.store.list_invitations(Some(user_id)).await {
         for inv in pending.iter().filter(|i| !i.is_accepted) {

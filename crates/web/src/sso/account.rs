@@ -168,7 +168,8 @@ async fn consume_invitations(state: &WebState, user: &UserRow) {
 }
 
 /// When the role claim maps to a role other than the user's, the user gets it; as with any
-/// role change, the user's other sessions end.
+/// role change, the user's other sessions and pending invitations end and cached keys forget
+/// the old role.
 async fn apply_role_map(
     state: &WebState,
     sso: &SsoState,
@@ -193,7 +194,7 @@ async fn apply_role_map(
     else {
         return Ok(user);
     };
-    let _ = state.store.delete_sessions_of_user(&user.user_id).await;
+    crate::api::users::role_changed(state, &user.user_id).await;
     record_by(
         state,
         Some(&user.user_id),
