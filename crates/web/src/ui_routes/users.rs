@@ -1,0 +1,287 @@
+//! The Users page: list, add (with an invitation), change a role, invite again, delete.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use tollgate_domain::role::Role;
+use tollgate_store::users::{UserFilter, UserPatch};
+
+use crate::api::{invitations as inv_api, users as user_api};
+use crate::principal::Principal;
+use crate::state::WebState;
+use crate::views::ts;
+
+use super::{
+    api_message, base_ctx, confirm, denied, error_page, flash_for, form_for, form_post, may, merge,
+    page_for, redirect, render,
+};
+
+fn roles_ctx() -> Value {
+    Value::Array(
+        Role::ALL
+            .iter()
+            .map(|r| json!({"value": r.as_str(), "label": r.ui_label()}))
+            .collect(),
+    )
+}
+
+async fn users_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+    let page = q
+        .get("page")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let search = q.get("q").cloned().unwrap_or_default();
+    let role = q.get("role").cloned().unwrap_or_default();
+    let filter = UserFilter {
+        role: Some(role.clone()).filter(|r| !r.is_empty()),
+        email_contains: Some(search.clone()).filter(|s| !s.is_empty()),
+        user_ids: None,
+        page,
+        page_size: 25,
+    };
+    let (users, total) = state.store.list_users(&filter).await.unwrap_or_default();
+    let mut rows = Vec::new();
+    for u in &users {
+        let has_password = state
+            .store
+            .get_password_hash(&u.user_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        rows.push(json!({
+            "user_id": u.user_id, "email": u.user_email, "alias": u.user_alias, "role": u.user_role,
+            "role_label": Role::parse(&u.user_role).map(|r| r.ui_label()).unwrap_or(""),
+            "created_at": ts(&u.created_at), "has_password": has_password,
+        }));
+    }
+    merge(
+        base_ctx(p, "users", flash_for(q)),
+        json!({
+            "users": rows, "q": search, "role_filter": role, "page": page,
+            "total_pages": (total as u64).div_ceil(25).max(1), "total": total,
+            "roles": roles_ctx(), "form": {"email": "", "role": "internal_user", "errors": {"email": null, "role": null}},
+            "created": null, "smtp_enabled": state.mail.is_some(),
+        }),
+    )
+}
+
+pub(super) async fn users_page(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = or_page!(page_for(&state, &headers, "GET", "/user/list").await);
+    render(
+        &state,
+        StatusCode::OK,
+        "users.html",
+        &users_ctx(&state, &p, &q).await,
+    )
+}
+
+pub(super) async fn users_create(
+    State(state): State<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = or_page!(form_for(&state, &headers, &body, "POST", "/user/new").await);
+    let email = f.get("email").cloned().unwrap_or_default();
+    let role = f
+        .get("role")
+        .cloned()
+        .unwrap_or_else(|| "internal_user".to_string());
+    let req = user_api::NewUserRequest {
+        user_email: Some(email.clone()),
+        user_role: Some(role.clone()),
+        ..Default::default()
+    };
+    let mut ctx = users_ctx(&state, &p, &HashMap::new()).await;
+    match user_api::create_user(&state, &p, &req).await {
+        Ok(user) => {
+            let created = invite_panel(
+                &state,
+                &p,
+                &user.user_id,
+                &headers,
+                f.contains_key("send_email"),
+            )
+            .await;
+            ctx = users_ctx(&state, &p, &HashMap::new()).await;
+            ctx["created"] = created;
+            ctx["flash"] =
+                json!({"kind": "ok", "message": format!("User {} was created.", email.trim())});
+            render(&state, StatusCode::OK, "users.html", &ctx)
+        }
+        Err(e) => {
+            let field = if e.param.as_deref() == Some("user_role") {
+                "role"
+            } else {
+                "email"
+            };
+            ctx["form"] =
+                json!({"email": email, "role": role, "errors": {"email": null, "role": null}});
+            ctx["form"]["errors"][field] = json!(api_message(&e));
+            render(&state, StatusCode::BAD_REQUEST, "users.html", &ctx)
+        }
+    }
+}
+
+/// Creates an invitation (and emails it when asked) for the panel that shows the link once.
+async fn invite_panel(
+    state: &WebState,
+    p: &Principal,
+    user_id: &str,
+    headers: &HeaderMap,
+    send: bool,
+) -> Value {
+    let user = state.store.get_user(user_id).await.ok().flatten();
+    let email = user
+        .as_ref()
+        .and_then(|u| u.user_email.clone())
+        .unwrap_or_default();
+    match inv_api::create_for_user(state, p, user_id, headers).await {
+        Ok(c) => {
+            let (emailed, email_error) = match (send, &user) {
+                (true, Some(u)) => {
+                    let outcome = crate::mail::send_invitation(state, u, &c.link, &c.row, p).await;
+                    (
+                        Some(matches!(outcome, crate::mail::MailOutcome::Sent)),
+                        outcome.error(),
+                    )
+                }
+                _ => (None, None),
+            };
+            json!({"user_id": user_id, "email": email, "invite_link": c.link, "emailed": emailed, "email_error": email_error})
+        }
+        Err(e) => {
+            json!({"user_id": user_id, "email": email, "invite_link": null, "emailed": null, "email_error": api_message(&e)})
+        }
+    }
+}
+
+pub(super) async fn user_invite(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
+    if !may(&p, "POST", "/invitation/new") || !p.role.can_write() {
+        return denied(&state, &p);
+    }
+    let created = invite_panel(&state, &p, &id, &headers, f.contains_key("send_email")).await;
+    let mut ctx = users_ctx(&state, &p, &HashMap::new()).await;
+    ctx["created"] = created;
+    render(&state, StatusCode::OK, "users.html", &ctx)
+}
+
+pub(super) async fn user_role(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, f) = or_page!(form_post(&state, &headers, &body).await);
+    if !may(&p, "POST", "/user/update") || p.role != Role::ProxyAdmin {
+        return denied(&state, &p);
+    }
+    let Some(role) = f.get("role").and_then(|r| Role::parse(r)) else {
+        return error_page(
+            &state,
+            Some(&p),
+            StatusCode::BAD_REQUEST,
+            "Unknown role",
+            "Choose one of the listed roles.",
+        );
+    };
+    if id == p.user_id {
+        return error_page(
+            &state,
+            Some(&p),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "You can't change your own role.",
+        );
+    }
+    let patch = UserPatch {
+        user_role: Some(role.as_str().to_string()),
+        ..UserPatch::default()
+    };
+    match state.store.update_user(&id, &patch).await {
+        Ok(Some((before, after))) => {
+            if before.user_role != after.user_role {
+                user_api::role_changed(&state, &id).await;
+            }
+            crate::audit_log::record(
+                &state,
+                &p,
+                "user.update",
+                "user",
+                Some(&id),
+                Some(crate::views::user(&before)),
+                Some(crate::views::user(&after)),
+            )
+            .await;
+            redirect("/ui/users?done=role_changed")
+        }
+        Ok(None) => error_page(
+            &state,
+            Some(&p),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "That user does not exist.",
+        ),
+        Err(e) => error_page(
+            &state,
+            Some(&p),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            &e.to_string(),
+        ),
+    }
+}
+
+pub(super) async fn user_delete_confirm(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let p = or_page!(page_for(&state, &headers, "POST", "/user/delete").await);
+    let who = state
+        .store
+        .get_user(&id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|u| u.user_email)
+        .unwrap_or(id.clone());
+    confirm(
+        &state,
+        &p,
+        "Delete user",
+        &format!("Delete {who}? Their sessions, invitations and team memberships go with them."),
+        &format!("/ui/users/{id}/delete"),
+        "Delete user",
+        "/ui/users",
+    )
+}
+
+pub(super) async fn user_delete(
+    State(state): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (p, _) = or_page!(form_for(&state, &headers, &body, "POST", "/user/delete").await);
+    match user_api::delete_users(&state, &p, std::slice::from_ref(&id)).await {
+        Ok(_) => redirect("/ui/users?done=user_deleted"),
+        Err(e) => error_page(&state, Some(&p), e.status, "Not deleted", &api_message(&e)),
+    }
+}
