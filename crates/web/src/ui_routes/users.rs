@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 use tollgate_domain::role::Role;
-use tollgate_store::users::{UserFilter, UserPatch};
+use tollgate_store::users::UserFilter;
 
 use crate::api::{invitations as inv_api, users as user_api};
 use crate::principal::Principal;
@@ -201,50 +201,16 @@ pub(super) async fn user_role(
             "Choose one of the listed roles.",
         );
     };
-    if id == p.user_id {
-        return error_page(
-            &state,
-            Some(&p),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "You can't change your own role.",
-        );
-    }
-    let patch = UserPatch {
-        user_role: Some(role.as_str().to_string()),
-        ..UserPatch::default()
-    };
-    match state.store.update_user(&id, &patch).await {
-        Ok(Some((before, after))) => {
-            if before.user_role != after.user_role {
-                user_api::role_changed(&state, &id).await;
-            }
-            crate::audit_log::record(
-                &state,
-                &p,
-                "user.update",
-                "user",
-                Some(&id),
-                Some(crate::views::user(&before)),
-                Some(crate::views::user(&after)),
-            )
-            .await;
-            redirect("/ui/users?done=role_changed")
+    match user_api::change_role(&state, &p, &id, role).await {
+        Ok(_) => redirect("/ui/users?done=role_changed"),
+        Err(e) => {
+            let title = match e.status {
+                StatusCode::FORBIDDEN => "Not allowed",
+                StatusCode::NOT_FOUND => "Not found",
+                _ => "Try again",
+            };
+            error_page(&state, Some(&p), e.status, title, &api_message(&e))
         }
-        Ok(None) => error_page(
-            &state,
-            Some(&p),
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "That user does not exist.",
-        ),
-        Err(e) => error_page(
-            &state,
-            Some(&p),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again",
-            &e.to_string(),
-        ),
     }
 }
 
