@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tollgate_store::audit::AuditFilter;
 
 use crate::state::WebState;
 use crate::views::ts;
 
-use super::{base_ctx, merge, page_for, render};
+use super::{page_for, render, Page};
 
 pub(super) async fn audit_page(
     State(state): State<Arc<WebState>>,
@@ -36,19 +36,50 @@ pub(super) async fn audit_page(
         })
         .await
         .unwrap_or_default();
-    let rows: Vec<Value> = entries
+    let rows = entries
         .iter()
-        .map(|e| json!({"at": ts(&e.at), "actor": e.actor_id, "action": e.action, "object_type": e.object_type, "object_id": e.object_id,
-            "before": e.before.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default()),
-            "after": e.after.as_ref().map(|v| serde_json::to_string_pretty(v).unwrap_or_default())}))
+        .map(|e| AuditRow {
+            at: ts(&e.at),
+            actor: e.actor_id.as_deref(),
+            action: &e.action,
+            object_type: &e.object_type,
+            object_id: e.object_id.as_deref(),
+            before: e.before.as_ref().map(pretty),
+            after: e.after.as_ref().map(pretty),
+        })
         .collect();
+    let ctx = AuditPage {
+        entries: rows,
+        page,
+        total_pages: (total as u64).div_ceil(50).max(1),
+    };
     render(
         &state,
         StatusCode::OK,
         "audit.html",
-        &merge(
-            base_ctx(&p, "audit", None),
-            json!({"entries": rows, "page": page, "total_pages": (total as u64).div_ceil(50).max(1)}),
-        ),
+        &Page::new(&p, "audit", None, ctx),
     )
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct AuditPage<'a> {
+    entries: Vec<AuditRow<'a>>,
+    page: u32,
+    total_pages: u64,
+}
+
+#[derive(Serialize)]
+struct AuditRow<'a> {
+    at: String,
+    actor: Option<&'a str>,
+    action: &'a str,
+    object_type: &'a str,
+    object_id: Option<&'a str>,
+    /// The object before and after, as indented JSON.
+    before: Option<String>,
+    after: Option<String>,
 }

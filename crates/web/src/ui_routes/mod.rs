@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Serialize;
 use serde_json::{json, Value};
 use tollgate_domain::policy::{decide, Decision};
 use tollgate_proxy::ApiError;
@@ -174,7 +175,12 @@ fn page(state: &WebState, status: StatusCode, html: String) -> Response {
     r
 }
 
-pub(crate) fn render(state: &WebState, status: StatusCode, name: &str, ctx: &Value) -> Response {
+pub(crate) fn render<S: Serialize>(
+    state: &WebState,
+    status: StatusCode,
+    name: &str,
+    ctx: &S,
+) -> Response {
     match state.ui.render(name, ctx) {
         Ok(html) => page(state, status, html),
         Err(e) => {
@@ -202,6 +208,75 @@ pub(crate) fn with_cookie(mut r: Response, cookie: &str) -> Response {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Who is signed in, as the page header shows them.
+#[derive(Serialize)]
+struct Me {
+    user_id: String,
+    email: String,
+    role: &'static str,
+    role_label: &'static str,
+}
+
+/// What the navigation offers the role.
+#[derive(Serialize)]
+struct Can {
+    manage_users: bool,
+    view_all: bool,
+    write: bool,
+}
+
+#[derive(Serialize)]
+struct Flash {
+    kind: String,
+    message: String,
+}
+
+/// What every signed-in page receives, besides its own context.
+#[derive(Serialize)]
+struct SignedIn {
+    me: Me,
+    csrf: String,
+    flash: Option<Flash>,
+    nav_active: String,
+    can: Can,
+}
+
+/// A signed-in page's context: the shared part and the page's own fields, side by side.
+#[derive(Serialize)]
+struct Page<T: Serialize> {
+    #[serde(flatten)]
+    signed_in: SignedIn,
+    #[serde(flatten)]
+    page: T,
+}
+
+impl<T: Serialize> Page<T> {
+    fn new(p: &Principal, nav: &str, flash: Option<(&str, String)>, page: T) -> Page<T> {
+        Page {
+            signed_in: SignedIn {
+                me: Me {
+                    user_id: p.user_id.clone(),
+                    email: p.email.clone().unwrap_or_else(|| p.user_id.clone()),
+                    role: p.role.as_str(),
+                    role_label: p.role.ui_label(),
+                },
+                csrf: p.csrf.clone().unwrap_or_default(),
+                flash: flash.map(|(kind, message)| Flash {
+                    kind: kind.to_string(),
+                    message,
+                }),
+                nav_active: nav.to_string(),
+                can: Can {
+                    manage_users: may(p, "POST", "/user/new"),
+                    view_all: p.role.sees_all(),
+                    write: p.role.can_write(),
+                },
+            },
+            page,
+        }
+    }
 }
 
 /// The context every signed-in page receives.
@@ -243,11 +318,22 @@ pub(crate) fn error_page(
     title: &str,
     message: &str,
 ) -> Response {
-    let mut ctx = json!({"title": title, "message": message, "status": status.as_u16()});
-    if let Some(p) = p {
-        ctx = merge(base_ctx(p, "", None), ctx);
+    let ctx = ErrorPage {
+        title,
+        message,
+        status: status.as_u16(),
+    };
+    match p {
+        Some(p) => render(state, status, "error.html", &Page::new(p, "", None, ctx)),
+        None => render(state, status, "error.html", &ctx),
     }
-    render(state, status, "error.html", &ctx)
+}
+
+#[derive(Serialize)]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    status: u16,
 }
 
 fn denied(state: &WebState, p: &Principal) -> Response {
@@ -347,15 +433,28 @@ fn confirm(
     label: &str,
     cancel: &str,
 ) -> Response {
+    let ctx = ConfirmPage {
+        title,
+        message,
+        action_url: action,
+        confirm_label: label,
+        cancel_url: cancel,
+    };
     render(
         state,
         StatusCode::OK,
         "confirm.html",
-        &merge(
-            base_ctx(p, "", None),
-            json!({"title": title, "message": message, "action_url": action, "confirm_label": label, "cancel_url": cancel}),
-        ),
+        &Page::new(p, "", None, ctx),
     )
+}
+
+#[derive(Serialize)]
+struct ConfirmPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    action_url: &'a str,
+    confirm_label: &'a str,
+    cancel_url: &'a str,
 }
 
 /// The UI's CSS, script and icons, embedded in the binary.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tollgate_domain::model_name::list_allows;
 use tollgate_domain::role::Role;
 
@@ -13,7 +13,7 @@ use crate::principal::Principal;
 use crate::state::WebState;
 
 use super::format::per_million;
-use super::{base_ctx, merge, render, signed_in};
+use super::{render, signed_in, Page};
 
 /// The caller's own model list (empty: no restriction). Proxy admins are never restricted.
 async fn own_model_list(state: &WebState, p: &Principal) -> Vec<String> {
@@ -36,28 +36,43 @@ pub(super) async fn models_page(
 ) -> Response {
     let p = or_page!(signed_in(&state, &headers).await);
     let own = own_model_list(&state, &p).await;
-    let models: Vec<Value> = state
+    let models = state
         .model_catalog
         .iter()
         .filter(|m| list_allows(&own, &m.name))
-        .map(|m| {
-            json!({
-                "name": m.name, "pattern": m.pattern, "mode": m.mode,
-                "input": per_million(m.input_cost_per_token),
-                "output": per_million(m.output_cost_per_token),
-            })
+        .map(|m| ModelRow {
+            name: &m.name,
+            pattern: m.pattern,
+            mode: m.mode.as_deref(),
+            input: per_million(m.input_cost_per_token),
+            output: per_million(m.output_cost_per_token),
         })
         .collect();
     let restricted = !own.is_empty() && !own.iter().any(|m| m == "all-proxy-models");
+    let ctx = ModelsPage { models, restricted };
     render(
         &state,
         StatusCode::OK,
         "models.html",
-        &merge(
-            base_ctx(&p, "models", None),
-            json!({ "models": models, "restricted": restricted }),
-        ),
+        &Page::new(&p, "models", None, ctx),
     )
+}
+
+#[derive(Serialize)]
+struct ModelsPage<'a> {
+    models: Vec<ModelRow<'a>>,
+    /// The caller's own model list narrows what is shown.
+    restricted: bool,
+}
+
+#[derive(Serialize)]
+struct ModelRow<'a> {
+    name: &'a str,
+    pattern: bool,
+    mode: Option<&'a str>,
+    /// Dollars per million tokens.
+    input: Option<String>,
+    output: Option<String>,
 }
 
 #[cfg(test)]
