@@ -7,15 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::api::invitations as inv_api;
 use crate::state::WebState;
 use crate::views::ts;
 
 use super::{
-    api_message, base_ctx, confirm, error_page, flash_for, form_for, merge, page_for, redirect,
-    render,
+    api_message, confirm, error_page, flash_for, form_for, page_for, redirect, render, Page,
 };
 
 pub(super) async fn invitations_page(
@@ -42,17 +41,40 @@ pub(super) async fn invitations_page(
         } else {
             "pending"
         };
-        out.push(json!({"id_hash": r.id_hash, "user_id": r.user_id, "email": email, "status": status, "expires_at": ts(&r.expires_at), "created_at": ts(&r.created_at), "created_by": r.created_by}));
+        out.push(InvitationRow {
+            expires_at: ts(&r.expires_at),
+            created_at: ts(&r.created_at),
+            id_hash: r.id_hash,
+            user_id: r.user_id,
+            email,
+            status,
+            created_by: r.created_by,
+        });
     }
+    let ctx = InvitationsPage { invitations: out };
     render(
         &state,
         StatusCode::OK,
         "invitations.html",
-        &merge(
-            base_ctx(&p, "invitations", flash_for(&q)),
-            json!({"invitations": out, "new_link": null}),
-        ),
+        &Page::new(&p, "invitations", flash_for(&q), ctx),
     )
+}
+
+#[derive(Serialize)]
+struct InvitationsPage {
+    invitations: Vec<InvitationRow>,
+}
+
+#[derive(Serialize)]
+struct InvitationRow {
+    id_hash: String,
+    user_id: String,
+    email: Option<String>,
+    /// `pending`, `accepted` or `expired`.
+    status: &'static str,
+    expires_at: String,
+    created_at: String,
+    created_by: String,
 }
 
 pub(super) async fn invitation_delete_confirm(

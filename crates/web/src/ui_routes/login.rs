@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::api::auth::form_fields;
 use crate::api::client_ip;
@@ -34,14 +34,79 @@ pub(super) async fn login_page(State(state): State<Arc<WebState>>, headers: Head
 }
 
 /// The sign-in page: the password form, the provider's button, or both.
-fn login_ctx(state: &WebState, error: Option<&str>, email: Option<&str>) -> Value {
-    json!({
-        "error": error,
-        "email": email,
-        "csrf": "",
-        "sso": state.sso.as_ref().map(|s| json!({"label": s.config.label})),
-        "password_login": state.config.password_login,
-    })
+fn login_ctx<'a>(
+    state: &'a WebState,
+    error: Option<&'a str>,
+    email: Option<&'a str>,
+) -> LoginPage<'a> {
+    LoginPage {
+        error,
+        email,
+        csrf: "",
+        sso: state.sso.as_ref().map(|s| SsoButton {
+            label: &s.config.label,
+        }),
+        password_login: state.config.password_login,
+    }
+}
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    error: Option<&'a str>,
+    email: Option<&'a str>,
+    csrf: &'a str,
+    sso: Option<SsoButton<'a>>,
+    /// False: users' passwords are off; the form is the admin's, folded away.
+    password_login: bool,
+}
+
+#[derive(Serialize)]
+struct SsoButton<'a> {
+    label: &'a str,
+}
+
+/// The onboarding page: the form for an invitation's first password, or why it can't be used.
+#[derive(Serialize)]
+struct OnboardingPage<'a> {
+    /// `ok` (the form) or `invalid` (the message).
+    state: &'a str,
+    message: &'a str,
+    email: &'a str,
+    invitation_id: &'a str,
+    error: Option<&'a str>,
+    min_len: usize,
+    csrf: &'a str,
+}
+
+impl<'a> OnboardingPage<'a> {
+    fn form(
+        email: &'a str,
+        invitation_id: &'a str,
+        error: Option<&'a str>,
+        min_len: usize,
+    ) -> Self {
+        OnboardingPage {
+            state: "ok",
+            message: "",
+            email,
+            invitation_id,
+            error,
+            min_len,
+            csrf: "",
+        }
+    }
+
+    fn unusable(p: onboarding::Problem, min_len: usize) -> Self {
+        OnboardingPage {
+            state: "invalid",
+            message: problem_text(p),
+            email: "",
+            invitation_id: "",
+            error: None,
+            min_len,
+            csrf: "",
+        }
+    }
 }
 
 pub(super) async fn login_submit(
@@ -113,17 +178,20 @@ pub(super) async fn onboarding_page(
         .unwrap_or_default();
     let min_len = state.config.password_policy.min_len();
     match onboarding::check(&state, &id).await {
-        Ok(Checked::Usable(_, user)) => render(
-            &state,
-            StatusCode::OK,
-            "onboarding.html",
-            &json!({"state": "ok", "message": "", "email": user.user_email.unwrap_or(user.user_id), "invitation_id": id, "error": null, "min_len": min_len, "csrf": ""}),
-        ),
+        Ok(Checked::Usable(_, user)) => {
+            let email = user.user_email.unwrap_or(user.user_id);
+            render(
+                &state,
+                StatusCode::OK,
+                "onboarding.html",
+                &OnboardingPage::form(&email, &id, None, min_len),
+            )
+        }
         Ok(Checked::Unusable(p)) => render(
             &state,
             StatusCode::NOT_FOUND,
             "onboarding.html",
-            &json!({"state": "invalid", "message": problem_text(p), "email": "", "invitation_id": "", "error": null, "min_len": min_len, "csrf": ""}),
+            &OnboardingPage::unusable(p, min_len),
         ),
         Err(e) => error_page(
             &state,
@@ -163,7 +231,7 @@ pub(super) async fn onboarding_submit(
             &state,
             StatusCode::BAD_REQUEST,
             "onboarding.html",
-            &json!({"state": "ok", "message": "", "email": email, "invitation_id": id, "error": msg, "min_len": min_len, "csrf": ""}),
+            &OnboardingPage::form(&email, &id, Some(msg), min_len),
         )
     };
     if !same_origin_post(&state, &headers) {
@@ -182,14 +250,19 @@ pub(super) async fn onboarding_submit(
             &state,
             StatusCode::GONE,
             "onboarding.html",
-            &json!({"state": "invalid", "message": problem_text(p), "email": "", "invitation_id": "", "error": null, "min_len": min_len, "csrf": ""}),
+            &OnboardingPage::unusable(p, min_len),
         ),
         Err(ClaimError::Busy(d)) => with_retry_after(
             render(
                 &state,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "onboarding.html",
-                &json!({"state": "ok", "message": "", "email": email, "invitation_id": id, "error": "Many passwords are being set or checked right now. Wait a few seconds and submit again.", "min_len": min_len, "csrf": ""}),
+                &OnboardingPage::form(
+                    &email,
+                    &id,
+                    Some("Many passwords are being set or checked right now. Wait a few seconds and submit again."),
+                    min_len,
+                ),
             ),
             d,
         ),
