@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tollgate_store::users::UserFilter;
 
 use crate::api::teams as team_api;
@@ -15,11 +15,16 @@ use crate::principal::Principal;
 use crate::state::WebState;
 
 use super::{
-    api_message, base_ctx, confirm, denied, error_page, flash_for, form_for, form_post, merge,
-    page_for, redirect, render, signed_in,
+    api_message, confirm, denied, error_page, flash_for, form_for, form_post, page_for, redirect,
+    render, signed_in, Page,
 };
 
-async fn teams_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+async fn teams_ctx(
+    state: &WebState,
+    p: &Principal,
+    q: &HashMap<String, String>,
+    alias_error: Option<&'static str>,
+) -> Page<TeamsPage> {
     let member = if p.role.sees_all() {
         None
     } else {
@@ -27,19 +32,52 @@ async fn teams_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>)
     };
     let teams = state.store.list_teams(member).await.unwrap_or_default();
     let mut rows = Vec::new();
-    for t in &teams {
+    for t in teams {
         let n = state
             .store
             .list_members(&t.team_id)
             .await
             .map(|m| m.len())
             .unwrap_or(0);
-        rows.push(json!({"team_id": t.team_id, "alias": t.team_alias, "members": n}));
+        rows.push(TeamRow {
+            team_id: t.team_id,
+            alias: t.team_alias,
+            members: n,
+        });
     }
-    merge(
-        base_ctx(p, "teams", flash_for(q)),
-        json!({"teams": rows, "form": {"alias": "", "errors": {"alias": null}}}),
-    )
+    let ctx = TeamsPage {
+        teams: rows,
+        form: TeamForm {
+            alias: "",
+            errors: TeamFormErrors { alias: alias_error },
+        },
+    };
+    Page::new(p, "teams", flash_for(q), ctx)
+}
+
+#[derive(Serialize)]
+struct TeamsPage {
+    teams: Vec<TeamRow>,
+    form: TeamForm,
+}
+
+#[derive(Serialize)]
+struct TeamRow {
+    team_id: String,
+    alias: Option<String>,
+    members: usize,
+}
+
+/// The new-team form as it comes back.
+#[derive(Serialize)]
+struct TeamForm {
+    alias: &'static str,
+    errors: TeamFormErrors,
+}
+
+#[derive(Serialize)]
+struct TeamFormErrors {
+    alias: Option<&'static str>,
 }
 
 pub(super) async fn teams_page(
@@ -52,7 +90,7 @@ pub(super) async fn teams_page(
         &state,
         StatusCode::OK,
         "teams.html",
-        &teams_ctx(&state, &p, &q).await,
+        &teams_ctx(&state, &p, &q, None).await,
     )
 }
 
@@ -67,8 +105,7 @@ pub(super) async fn team_create(
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     if alias.is_empty() {
-        let mut ctx = teams_ctx(&state, &p, &HashMap::new()).await;
-        ctx["form"]["errors"]["alias"] = json!("Give the team a name.");
+        let ctx = teams_ctx(&state, &p, &HashMap::new(), Some("Give the team a name.")).await;
         return render(&state, StatusCode::BAD_REQUEST, "teams.html", &ctx);
     }
     let req = team_api::NewTeamRequest {
@@ -110,7 +147,11 @@ pub(super) async fn team_page(
             .ok()
             .flatten()
             .and_then(|u| u.user_email);
-        rows.push(json!({"user_id": m.user_id, "email": email, "role": m.role}));
+        rows.push(MemberRow {
+            user_id: m.user_id.clone(),
+            email,
+            role: m.role.clone(),
+        });
     }
     let manage = team_api::can_manage(&state, &p, &id).await.unwrap_or(false);
     // Only roles that may list users get a picker; a team admin types the email instead, so the
@@ -126,18 +167,56 @@ pub(super) async fn team_page(
             .unwrap_or_default();
         all.into_iter()
             .filter(|u| !members.iter().any(|m| m.user_id == u.user_id))
-            .map(|u| json!({"user_id": u.user_id, "email": u.user_email.unwrap_or_default()}))
+            .map(|u| Candidate {
+                user_id: u.user_id,
+                email: u.user_email.unwrap_or_default(),
+            })
             .collect()
     } else {
         Vec::new()
     };
-    let mut ctx = merge(
-        base_ctx(&p, "teams", flash_for(&q)),
-        json!({"team": {"team_id": team.team_id, "alias": team.team_alias}, "members": rows, "users": candidates, "errors": null, "add_by_email": manage && !p.role.sees_all()}),
-    );
+    let page = TeamPage {
+        team: TeamName {
+            team_id: team.team_id,
+            alias: team.team_alias,
+        },
+        members: rows,
+        users: candidates,
+        add_by_email: manage && !p.role.sees_all(),
+    };
+    let mut ctx = Page::new(&p, "teams", flash_for(&q), page);
     // Team admins manage their own team's members even without the proxy-admin role.
-    ctx["can"]["manage_users"] = json!(manage);
+    ctx.signed_in.can.manage_users = manage;
     render(&state, StatusCode::OK, "team.html", &ctx)
+}
+
+#[derive(Serialize)]
+struct TeamPage {
+    team: TeamName,
+    members: Vec<MemberRow>,
+    /// Users who could be added (for the roles that may list users).
+    users: Vec<Candidate>,
+    /// A team admin adds members by email instead of picking them.
+    add_by_email: bool,
+}
+
+#[derive(Serialize)]
+struct TeamName {
+    team_id: String,
+    alias: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MemberRow {
+    user_id: String,
+    email: Option<String>,
+    role: String,
+}
+
+#[derive(Serialize)]
+struct Candidate {
+    user_id: String,
+    email: String,
 }
 
 pub(super) async fn team_member_add(
