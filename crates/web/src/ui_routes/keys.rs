@@ -7,18 +7,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tollgate_domain::role::Role;
 use tollgate_store::keys::{KeyFilter, KeyRow};
 
 use crate::api::keys as key_api;
 use crate::principal::Principal;
 use crate::state::WebState;
+use crate::views::ts;
 
 use super::format::{budget_money, dollars};
 use super::{
-    api_message, base_ctx, confirm, denied, error_page, flash_for, form_post, may, merge, redirect,
-    render, signed_in,
+    api_message, confirm, denied, error_page, flash_for, form_post, may, redirect, render,
+    signed_in, Page,
 };
 
 const KEY_PAGE_SIZE: u32 = 50;
@@ -81,10 +82,7 @@ fn snippet_model<'a>(
         .cloned()
 }
 
-fn key_ctx(k: &KeyRow, user_email: Option<String>) -> Value {
-    let v = key_api::key_view(k);
-    let spend = v["spend"].as_f64().unwrap_or(0.0);
-    let budget = v["max_budget"].as_f64();
+fn key_ctx(k: &KeyRow, user_email: Option<String>) -> KeyView {
     let pct = match k.max_budget_nanos {
         Some(b) if b > 0 => Some(
             ((k.spend_nanos as f64 / b as f64) * 100.0)
@@ -93,16 +91,24 @@ fn key_ctx(k: &KeyRow, user_email: Option<String>) -> Value {
         ),
         _ => None,
     };
-    json!({
-        "token": k.token, "alias": k.key_alias, "key_name": k.key_name, "models": k.models,
-        "spend": spend, "max_budget": budget, "budget_pct": pct,
-        "spend_label": dollars(k.spend_nanos), "budget_label": k.max_budget_nanos.map(budget_money),
-        "tpm_limit": k.tpm_limit, "rpm_limit": k.rpm_limit, "expires": v["expires"],
-        "status": v["status"], "user_id": k.user_id, "user_email": user_email,
-    })
+    KeyView {
+        token: k.token.clone(),
+        alias: k.key_alias.clone(),
+        key_name: k.key_name.clone(),
+        models: k.models.clone(),
+        budget_pct: pct,
+        spend_label: dollars(k.spend_nanos),
+        budget_label: k.max_budget_nanos.map(budget_money),
+        tpm_limit: k.tpm_limit,
+        rpm_limit: k.rpm_limit,
+        expires: k.expires.as_ref().map(ts),
+        status: key_api::status(k),
+        user_id: k.user_id.clone(),
+        user_email,
+    }
 }
 
-async fn keys_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+async fn keys_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Page<KeysPage> {
     let page = q
         .get("page")
         .and_then(|v| v.parse::<u32>().ok())
@@ -148,18 +154,81 @@ async fn keys_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) 
         };
         keys.push(key_ctx(k, email));
     }
-    merge(
-        base_ctx(p, "keys", flash_for(q)),
-        json!({
-            "keys": keys, "total": total, "page": page,
-            "total_pages": (total.max(0) as u64).div_ceil(u64::from(KEY_PAGE_SIZE)).max(1),
-            "user_filter": user_filter.unwrap_or_default(),
-            "can_create": can_create_keys(p), "can_delete": can_delete_keys(p),
-            "models": offered_models(state, p).await,
-            "created": null,
-            "form": {"alias": "", "models": [], "duration": "", "errors": {"alias": null, "models": null}},
-        }),
-    )
+    let ctx = KeysPage {
+        keys,
+        total,
+        page,
+        total_pages: (total.max(0) as u64)
+            .div_ceil(u64::from(KEY_PAGE_SIZE))
+            .max(1),
+        user_filter: user_filter.unwrap_or_default(),
+        can_create: can_create_keys(p),
+        can_delete: can_delete_keys(p),
+        models: offered_models(state, p).await,
+        created: None,
+        form: KeyForm::default(),
+    };
+    Page::new(p, "keys", flash_for(q), ctx)
+}
+
+#[derive(Serialize)]
+struct KeysPage {
+    keys: Vec<KeyView>,
+    total: i64,
+    page: u32,
+    total_pages: u64,
+    /// The admin roles' filter by user id.
+    user_filter: String,
+    can_create: bool,
+    can_delete: bool,
+    /// What the create form offers.
+    models: Vec<String>,
+    /// The key just made, shown once.
+    created: Option<Created>,
+    form: KeyForm,
+}
+
+/// One row of the list: never the secret.
+#[derive(Serialize)]
+struct KeyView {
+    token: String,
+    alias: Option<String>,
+    key_name: String,
+    models: Vec<String>,
+    budget_pct: Option<i64>,
+    spend_label: String,
+    budget_label: Option<String>,
+    tpm_limit: Option<i64>,
+    rpm_limit: Option<i64>,
+    expires: Option<String>,
+    status: &'static str,
+    user_id: Option<String>,
+    user_email: Option<String>,
+}
+
+/// The new key, with what the "Try it" snippets need.
+#[derive(Serialize)]
+struct Created {
+    key: String,
+    key_name: String,
+    alias: Option<String>,
+    base_url: String,
+    model: String,
+}
+
+/// The create form as it comes back.
+#[derive(Serialize, Default)]
+struct KeyForm {
+    alias: String,
+    models: Vec<String>,
+    duration: String,
+    errors: KeyFormErrors,
+}
+
+#[derive(Serialize, Default)]
+struct KeyFormErrors {
+    alias: Option<String>,
+    models: Option<String>,
 }
 
 pub(super) async fn keys_page(
@@ -201,10 +270,19 @@ pub(super) async fn keys_create(
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let offered = offered_models(&state, &p).await;
-    let again = |ctx: &mut Value, field: &str, msg: String| {
-        ctx["form"] = json!({"alias": alias, "models": models, "duration": duration,
-            "errors": {"alias": null, "models": null}});
-        ctx["form"]["errors"][field] = json!(msg);
+    let again = |ctx: &mut Page<KeysPage>, field: &str, msg: String| {
+        let mut errors = KeyFormErrors::default();
+        if field == "models" {
+            errors.models = Some(msg);
+        } else {
+            errors.alias = Some(msg);
+        }
+        ctx.page.form = KeyForm {
+            alias: alias.clone(),
+            models: models.clone(),
+            duration: duration.clone(),
+            errors,
+        };
     };
     let mut ctx = keys_ctx(&state, &p, &HashMap::new()).await;
     if alias.is_empty() {
@@ -257,10 +335,14 @@ pub(super) async fn keys_create(
             let mut ctx = keys_ctx(&state, &p, &HashMap::new()).await;
             let model = snippet_model(&state.model_catalog, row.models.iter().chain(&offered))
                 .unwrap_or_else(|| "MODEL_NAME".to_string());
-            ctx["created"] = json!({
-                "key": plaintext, "key_name": row.key_name, "alias": row.key_alias,
-                "base_url": crate::session::base_url(&state, &headers).trim_end_matches('/'),
-                "model": model,
+            ctx.page.created = Some(Created {
+                key: plaintext,
+                key_name: row.key_name,
+                alias: row.key_alias,
+                base_url: crate::session::base_url(&state, &headers)
+                    .trim_end_matches('/')
+                    .to_string(),
+                model,
             });
             render(&state, StatusCode::OK, "keys.html", &ctx)
         }
