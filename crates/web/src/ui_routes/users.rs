@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tollgate_domain::role::Role;
 use tollgate_store::users::UserFilter;
 
@@ -17,20 +17,25 @@ use crate::state::WebState;
 use crate::views::ts;
 
 use super::{
-    api_message, base_ctx, confirm, denied, error_page, flash_for, form_for, form_post, may, merge,
-    page_for, redirect, render,
+    api_message, confirm, denied, error_page, flash_for, form_for, form_post, may, page_for,
+    redirect, render, Flash, Page,
 };
 
-fn roles_ctx() -> Value {
-    Value::Array(
-        Role::ALL
-            .iter()
-            .map(|r| json!({"value": r.as_str(), "label": r.ui_label()}))
-            .collect(),
-    )
+fn roles_ctx() -> Vec<RoleChoice> {
+    Role::ALL
+        .iter()
+        .map(|r| RoleChoice {
+            value: r.as_str(),
+            label: r.ui_label(),
+        })
+        .collect()
 }
 
-async fn users_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>) -> Value {
+async fn users_ctx(
+    state: &WebState,
+    p: &Principal,
+    q: &HashMap<String, String>,
+) -> Page<UsersPage> {
     let page = q
         .get("page")
         .and_then(|v| v.parse::<u32>().ok())
@@ -47,7 +52,7 @@ async fn users_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>)
     };
     let (users, total) = state.store.list_users(&filter).await.unwrap_or_default();
     let mut rows = Vec::new();
-    for u in &users {
+    for u in users {
         let has_password = state
             .store
             .get_password_hash(&u.user_id)
@@ -55,21 +60,96 @@ async fn users_ctx(state: &WebState, p: &Principal, q: &HashMap<String, String>)
             .ok()
             .flatten()
             .is_some();
-        rows.push(json!({
-            "user_id": u.user_id, "email": u.user_email, "alias": u.user_alias, "role": u.user_role,
-            "role_label": Role::parse(&u.user_role).map(|r| r.ui_label()).unwrap_or(""),
-            "created_at": ts(&u.created_at), "has_password": has_password,
-        }));
+        rows.push(UserView {
+            role_label: Role::parse(&u.user_role).map_or("", |r| r.ui_label()),
+            created_at: ts(&u.created_at),
+            user_id: u.user_id,
+            email: u.user_email,
+            alias: u.user_alias,
+            role: u.user_role,
+            has_password,
+        });
     }
-    merge(
-        base_ctx(p, "users", flash_for(q)),
-        json!({
-            "users": rows, "q": search, "role_filter": role, "page": page,
-            "total_pages": (total as u64).div_ceil(25).max(1), "total": total,
-            "roles": roles_ctx(), "form": {"email": "", "role": "internal_user", "errors": {"email": null, "role": null}},
-            "created": null, "smtp_enabled": state.mail.is_some(),
-        }),
-    )
+    let ctx = UsersPage {
+        users: rows,
+        q: search,
+        role_filter: role,
+        page,
+        total_pages: (total as u64).div_ceil(25).max(1),
+        total,
+        roles: roles_ctx(),
+        form: UserForm::default(),
+        created: None,
+        smtp_enabled: state.mail.is_some(),
+    };
+    Page::new(p, "users", flash_for(q), ctx)
+}
+
+#[derive(Serialize)]
+struct UsersPage {
+    users: Vec<UserView>,
+    /// The email search and role filter.
+    q: String,
+    role_filter: String,
+    page: u32,
+    total_pages: u64,
+    total: i64,
+    roles: Vec<RoleChoice>,
+    form: UserForm,
+    /// The invitation just made, its link shown once.
+    created: Option<Invited>,
+    smtp_enabled: bool,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    user_id: String,
+    email: Option<String>,
+    alias: Option<String>,
+    role: String,
+    role_label: &'static str,
+    created_at: String,
+    has_password: bool,
+}
+
+#[derive(Serialize)]
+struct RoleChoice {
+    value: &'static str,
+    label: &'static str,
+}
+
+/// The add-user form as it comes back.
+#[derive(Serialize)]
+struct UserForm {
+    email: String,
+    role: String,
+    errors: UserFormErrors,
+}
+
+impl Default for UserForm {
+    fn default() -> UserForm {
+        UserForm {
+            email: String::new(),
+            role: "internal_user".to_string(),
+            errors: UserFormErrors::default(),
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+struct UserFormErrors {
+    email: Option<String>,
+    role: Option<String>,
+}
+
+/// The invitation panel: its link (once), and whether it was emailed.
+#[derive(Serialize)]
+struct Invited {
+    user_id: String,
+    email: String,
+    invite_link: Option<String>,
+    emailed: Option<bool>,
+    email_error: Option<String>,
 }
 
 pub(super) async fn users_page(
@@ -114,9 +194,11 @@ pub(super) async fn users_create(
             )
             .await;
             ctx = users_ctx(&state, &p, &HashMap::new()).await;
-            ctx["created"] = created;
-            ctx["flash"] =
-                json!({"kind": "ok", "message": format!("User {} was created.", email.trim())});
+            ctx.page.created = Some(created);
+            ctx.signed_in.flash = Some(Flash {
+                kind: "ok".to_string(),
+                message: format!("User {} was created.", email.trim()),
+            });
             render(&state, StatusCode::OK, "users.html", &ctx)
         }
         Err(e) => {
@@ -125,9 +207,17 @@ pub(super) async fn users_create(
             } else {
                 "email"
             };
-            ctx["form"] =
-                json!({"email": email, "role": role, "errors": {"email": null, "role": null}});
-            ctx["form"]["errors"][field] = json!(api_message(&e));
+            let mut errors = UserFormErrors::default();
+            if field == "role" {
+                errors.role = Some(api_message(&e));
+            } else {
+                errors.email = Some(api_message(&e));
+            }
+            ctx.page.form = UserForm {
+                email: email.clone(),
+                role: role.clone(),
+                errors,
+            };
             render(&state, StatusCode::BAD_REQUEST, "users.html", &ctx)
         }
     }
@@ -140,7 +230,7 @@ async fn invite_panel(
     user_id: &str,
     headers: &HeaderMap,
     send: bool,
-) -> Value {
+) -> Invited {
     let user = state.store.get_user(user_id).await.ok().flatten();
     let email = user
         .as_ref()
@@ -158,11 +248,21 @@ async fn invite_panel(
                 }
                 _ => (None, None),
             };
-            json!({"user_id": user_id, "email": email, "invite_link": c.link, "emailed": emailed, "email_error": email_error})
+            Invited {
+                user_id: user_id.to_string(),
+                email,
+                invite_link: Some(c.link),
+                emailed,
+                email_error,
+            }
         }
-        Err(e) => {
-            json!({"user_id": user_id, "email": email, "invite_link": null, "emailed": null, "email_error": api_message(&e)})
-        }
+        Err(e) => Invited {
+            user_id: user_id.to_string(),
+            email,
+            invite_link: None,
+            emailed: None,
+            email_error: Some(api_message(&e)),
+        },
     }
 }
 
@@ -178,7 +278,7 @@ pub(super) async fn user_invite(
     }
     let created = invite_panel(&state, &p, &id, &headers, f.contains_key("send_email")).await;
     let mut ctx = users_ctx(&state, &p, &HashMap::new()).await;
-    ctx["created"] = created;
+    ctx.page.created = Some(created);
     render(&state, StatusCode::OK, "users.html", &ctx)
 }
 
