@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
-use serde_json::{json, Value};
 use tollgate_domain::policy::{decide, Decision};
 use tollgate_proxy::ApiError;
 
@@ -277,30 +276,6 @@ impl<T: Serialize> Page<T> {
             page,
         }
     }
-}
-
-/// The context every signed-in page receives.
-fn base_ctx(p: &Principal, nav: &str, flash: Option<(&str, String)>) -> Value {
-    json!({
-        "me": {"user_id": p.user_id, "email": p.email.clone().unwrap_or_else(|| p.user_id.clone()), "role": p.role.as_str(), "role_label": p.role.ui_label()},
-        "csrf": p.csrf.clone().unwrap_or_default(),
-        "flash": flash.map(|(kind, message)| json!({"kind": kind, "message": message})),
-        "nav_active": nav,
-        "can": {
-            "manage_users": may(p, "POST", "/user/new"),
-            "view_all": p.role.sees_all(),
-            "write": p.role.can_write(),
-        },
-    })
-}
-
-fn merge(mut base: Value, extra: Value) -> Value {
-    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    base
 }
 
 /// The UI asks the same policy table as the API, for the API route an action corresponds to.
