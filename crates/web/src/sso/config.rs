@@ -111,8 +111,8 @@ impl SsoConfig {
             )
         } else if let Some(id) = get("MICROSOFT_CLIENT_ID") {
             let tenant = get("MICROSOFT_TENANT").ok_or_else(|| {
-                "MICROSOFT_CLIENT_ID is set but MICROSOFT_TENANT is not: name the tenant (its id \
-                 or domain) whose users may sign in"
+                "MICROSOFT_CLIENT_ID is set but MICROSOFT_TENANT is not: give the directory \
+                 (tenant) ID whose users may sign in"
                     .to_string()
             })?;
             if !tenant
@@ -257,13 +257,13 @@ mod tests {
         assert_eq!(format!("{:?}", g.client_secret), "Some(***)");
         let m = read(&[
             ("MICROSOFT_CLIENT_ID", "m"),
-            ("MICROSOFT_TENANT", "contoso.com"),
+            ("MICROSOFT_TENANT", "9f3c1a2e-0000-4000-8000-000000000001"),
         ])
         .unwrap()
         .unwrap();
         assert_eq!(
             m.issuer,
-            "https://login.microsoftonline.com/contoso.com/v2.0"
+            "https://login.microsoftonline.com/9f3c1a2e-0000-4000-8000-000000000001/v2.0"
         );
         assert!(read(&[("MICROSOFT_CLIENT_ID", "m")]).is_err());
         assert!(read(&[("MICROSOFT_CLIENT_ID", "m"), ("MICROSOFT_TENANT", "a/b")]).is_err());
