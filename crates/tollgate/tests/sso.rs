@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_store::{AuditFilter, Backend};
 use tollgate_testkit::oidc::{IdpUser, Misbehave, OidcProvider};
+use tollgate_testkit::services::TestDatabase;
 use tollgate_testkit::{spawn_app_on, spawn_app_vars, TestApp};
 
 const CONFIG: &str = r#"
@@ -577,24 +578,46 @@ async fn an_expired_pending_sign_in_is_refused() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_answer_may_reach_another_instance() {
+/// Two instances on one database: the sign-in starts on one and its answer reaches the other.
+async fn answer_on_another_instance(db: &str) {
     let idp = idp().await;
     idp.sign_in_as(IdpUser::new("sub-ivy", "ivy@example.com"));
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", dir.path().join("shared.db").display());
     let vars = sso_vars(&idp, &[]);
-    let a = spawn_app_on(CONFIG, &db, &vars).await;
-    let b = spawn_app_on(CONFIG, &db, &vars).await;
+    let a = spawn_app_on(CONFIG, db, &vars).await;
+    let b = spawn_app_on(CONFIG, db, &vars).await;
     let mut jar = Jar::default();
     let trip = to_provider_and_back(&a, &mut jar).await;
+    let pending = jar.cookies[PENDING_COOKIE].clone();
     let on_b = trip.callback.replace(&a.base_url, &b.base_url);
     let answer = jar.get(&on_b).await;
     assert_signed_in(&answer, &jar);
     assert_eq!(jar.get(&b.url("/ui")).await.status, StatusCode::OK);
     assert_eq!(jar.get(&a.url("/ui")).await.status, StatusCode::OK);
+    // …and only once: replayed on the first instance, with the same cookie, it is refused.
+    let mut replay = Jar::default();
+    replay.cookies.insert(PENDING_COOKIE.into(), pending);
+    assert_refused(&replay.get(&trip.callback).await, &replay, "already used");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn the_answer_may_reach_another_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    answer_on_another_instance(&format!(
+        "sqlite:{}",
+        dir.path().join("shared.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn the_answer_may_reach_another_instance_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    answer_on_another_instance(&db.url).await;
+    db.drop_db().await;
 }
 
 #[tokio::test]
