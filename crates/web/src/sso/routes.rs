@@ -93,6 +93,11 @@ async fn start_sign_in(State(state): State<Arc<WebState>>, headers: HeaderMap) -
         }
     };
     let now = Utc::now();
+    // Starts need no sign-in, so expired rows go now rather than at the hourly sweep: the table
+    // holds at most ten minutes of starts.
+    if let Err(e) = state.store.delete_expired_sso_pending_logins(now).await {
+        tracing::warn!(error = %e, "could not remove expired pending SSO sign-ins");
+    }
     let pending = PendingLogin {
         id_hash,
         state: auth.state,
