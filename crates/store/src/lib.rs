@@ -18,6 +18,7 @@ pub mod sessions;
 pub mod settings;
 pub mod spend;
 pub mod spend_views;
+pub mod sso;
 pub mod teams;
 pub mod users;
 
@@ -35,5 +36,6 @@ pub use spend_views::{
     DailyActivityRow, DailyBreakdown, DailyDimension, DailySpend, EndUserSpend, ReportFilter,
     ReportRow, SpendBreakdown, SpendGroup, SpendLogFilter, SpendScope, SpendTotals, TagSpend,
 };
+pub use sso::{PendingLogin, SsoIdentity};
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};

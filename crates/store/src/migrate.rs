@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -53,6 +53,11 @@ const SQLITE: &[Migration] = &[
         version: 8,
         name: "rows imported from another gateway",
         sql: include_str!("migrations/sqlite/0008_imported_rows.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "OpenID Connect sign-ins in progress, linked identities, ID tokens of sessions",
+        sql: include_str!("migrations/sqlite/0009_sso.sql"),
     },
 ];
 
@@ -96,6 +101,11 @@ const POSTGRES: &[Migration] = &[
         version: 8,
         name: "rows imported from another gateway",
         sql: include_str!("migrations/postgres/0008_imported_rows.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "OpenID Connect sign-ins in progress, linked identities, ID tokens of sessions",
+        sql: include_str!("migrations/postgres/0009_sso.sql"),
     },
 ];
 

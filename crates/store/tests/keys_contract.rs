@@ -649,10 +649,12 @@ async fn a_version_two_database_gains_keys_and_keeps_users() {
             .await
             .unwrap();
         // Wind the schema back to version 2, as a database from before keys would be (undoing
-        // the imported rows, idempotency key, spend rollup, budget-period and daily spend
+        // the SSO, imported rows, idempotency key, spend rollup, budget-period and daily spend
         // migrations first).
         // (SQLite 3.46 refuses the teams column once the users one is gone; this order works.)
-        let sql = "DROP TABLE imported_rows; DROP TABLE idempotency_keys; \
+        let sql = "DROP TABLE session_id_tokens; DROP TABLE sso_identities; \
+                   DROP TABLE sso_pending_logins; \
+                   DROP TABLE imported_rows; DROP TABLE idempotency_keys; \
                    ALTER TABLE teams DROP COLUMN budget_reset_at; \
                    ALTER TABLE users DROP COLUMN budget_reset_at; \
                    DROP TABLE daily_spend_by_key; DROP TABLE daily_spend_by_team_model; \

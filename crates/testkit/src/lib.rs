@@ -8,6 +8,7 @@
 pub mod app;
 pub mod browser;
 pub mod clock;
+pub mod oidc;
 pub mod process;
 pub mod services;
 pub mod smtp;

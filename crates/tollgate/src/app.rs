@@ -154,6 +154,7 @@ struct Prepared {
     writer: WriterConfig,
     reset_interval: Duration,
     web_config: WebConfig,
+    sso: Option<tollgate_web::sso::SsoState>,
     mail: Option<tollgate_web::mail::Mail>,
     alert_mailer: Option<Mailer>,
     ui: Ui,
@@ -334,6 +335,13 @@ async fn prepare(
     let client = upstream_client()?;
     let env = |k: &str| opts.env_var(k);
     let web_config = WebConfig::from_env(&env).map_err(StartError::Settings)?;
+    let sso = match &web_config.sso {
+        Some(c) => Some(
+            tollgate_web::sso::SsoState::new(c.clone(), cfg.default_user_role)
+                .map_err(|e| StartError::Settings(e.to_string()))?,
+        ),
+        None => None,
+    };
     let smtp = SmtpConfig::from_env(&env).map_err(|e| StartError::Settings(e.to_string()))?;
     let mailer =
         |cfg: &SmtpConfig| Mailer::new(cfg).map_err(|e| StartError::Settings(e.to_string()));
@@ -360,6 +368,7 @@ async fn prepare(
             writer,
             reset_interval,
             web_config,
+            sso,
             mail,
             alert_mailer,
             ui,
@@ -490,6 +499,7 @@ fn wire(p: Prepared, db: FromStore) -> (Router, Arc<Started>) {
         deployments: tollgate_web::state::deployment_catalog(&state),
         keys: state.keys.clone(),
         cluster: state.cluster.clone(),
+        sso: p.sso,
     });
     spawn_sweeper(state.store.clone());
     let shared = state.cluster.clone();
@@ -522,6 +532,7 @@ fn wire(p: Prepared, db: FromStore) -> (Router, Arc<Started>) {
     let router = tollgate_proxy::routes(state.clone())
         .merge(tollgate_web::api::routes(web.clone()))
         .merge(tollgate_web::ui_routes::routes(web.clone()))
+        .merge(tollgate_web::sso::routes(web.clone()))
         .merge(health_routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -589,7 +600,7 @@ async fn gated(State(gate): State<Arc<Gate>>, req: axum::extract::Request) -> Re
     }
 }
 
-/// Expired sessions and idempotency keys are ignored when met anyway; this only keeps the
+/// Expired sessions, idempotency keys and pending SSO sign-ins are ignored when met anyway; this only keeps the
 /// tables small.
 fn spawn_sweeper(store: Store) {
     tokio::spawn(async move {
@@ -606,6 +617,13 @@ fn spawn_sweeper(store: Store) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(keys = n, "expired idempotency keys removed"),
                 Err(e) => tracing::warn!(error = %e, "could not remove expired idempotency keys"),
+            }
+            match store.delete_expired_sso_pending_logins(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sign_ins = n, "expired pending SSO sign-ins removed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not remove expired pending SSO sign-ins")
+                }
             }
         }
     });

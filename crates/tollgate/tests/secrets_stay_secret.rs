@@ -1,8 +1,9 @@
 //! Security case D1, the canary sweep: the real binary runs at debug log level with recognisable
-//! secrets (master key, provider key, virtual keys, an unknown presented key) and is driven
-//! through every success and failure path. Then its logs, every error body, `/metrics`, the
-//! management API's JSON, the UI pages and every row of every table are searched: no plaintext
-//! secret may appear anywhere, and a virtual key's SHA-256 only where it is the key's identifier.
+//! secrets (master key, provider key, virtual keys, an unknown presented key, the SSO client
+//! secret and authorization codes) and is driven through every success and failure path. Then
+//! its logs, every error body, `/metrics`, the management API's JSON, the UI pages and every row
+//! of every table are searched: no plaintext secret may appear anywhere, and a virtual key's
+//! SHA-256 only where it is the key's identifier.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 use tollgate_domain::secret::sha256_hex;
+use tollgate_testkit::oidc::{IdpUser, Misbehave, OidcProvider};
 use tollgate_testkit::process::Gateway;
 use tollgate_testkit::{Behavior, FakeUpstream};
 
@@ -199,6 +201,47 @@ fn config(up: &FakeUpstream, echo: &str, master: &str, provider: &str) -> String
     )
 }
 
+/// Signs in through the test provider (start, provider, callback) and keeps every answer;
+/// returns the authorization code.
+async fn sso_trip(c: &mut Client<'_>, label: &str, succeeds: bool) -> String {
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let location = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("a redirect")
+            .to_string()
+    };
+    let start = plain
+        .get(format!("{}/sso/key/generate", c.base))
+        .send()
+        .await
+        .expect("start");
+    let pending = start
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the pending sign-in cookie")
+        .to_string();
+    let to_idp = location(&start);
+    let back = plain.get(&to_idp).send().await.expect("provider");
+    let callback = location(&back);
+    let code = url::Url::parse(&callback)
+        .expect("callback URL")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .expect("a code");
+    let req = plain.get(&callback).header("cookie", pending);
+    let (status, _) = c.send(label, req).await;
+    assert_eq!(status == 303, succeeds, "{label}: {status}");
+    code
+}
+
 async fn dump_db(path: &Path) -> Vec<(String, String, String)> {
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=ro", path.display()))
         .await
@@ -374,11 +417,20 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let echo = echoing_upstream().await;
+    let sso_secret = canary("SSOSECRET");
+    let idp = OidcProvider::start("canary-client", &sso_secret).await;
+    idp.sign_in_as(IdpUser::new("sub-canary", "canary@example.com"));
     let mut gw = Gateway::start(
         env!("CARGO_BIN_EXE_tollgate"),
         dir.path(),
         &config(&up, &echo, &master, &provider),
-        &[("TOLLGATE_LOG", "debug")],
+        &[
+            ("TOLLGATE_LOG", "debug"),
+            ("GENERIC_CLIENT_ID", "canary-client"),
+            ("GENERIC_CLIENT_SECRET", sso_secret.as_str()),
+            ("GENERIC_ISSUER", idp.issuer.as_str()),
+            ("TOLLGATE_SSO_ALLOWED_DOMAINS", "example.com"),
+        ],
     );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -397,6 +449,7 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
     secrets.insert("provider key".to_string(), provider.clone());
     secrets.insert("unknown presented key".to_string(), unknown.clone());
     secrets.insert("api_key sent in a body".to_string(), body_key.clone());
+    secrets.insert("SSO client secret".to_string(), sso_secret.clone());
 
     // Virtual keys; every plaintext is a canary.
     let expiring = c
@@ -711,6 +764,17 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
         .and_then(|v| v.split(';').next())
         .expect("a session cookie")
         .to_string();
+
+    // Single sign-on: one sign-in that works and one whose ID token is forged; neither the
+    // client secret nor an authorization code may show anywhere.
+    for (label, how) in [
+        ("SSO sign-in", Misbehave::Nothing),
+        ("forged SSO sign-in", Misbehave::BadSignature),
+    ] {
+        idp.misbehave(how);
+        let code = sso_trip(&mut c, label, how == Misbehave::Nothing).await;
+        secrets.insert(format!("authorization code of the {label}"), code);
+    }
 
     // Wait for the spend writer: the log stops growing once every record is in.
     let mut last = usize::MAX;

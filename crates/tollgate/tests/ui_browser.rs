@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_testkit::browser::{chromedriver_or_skip, Browser, ChromeDriver};
+use tollgate_testkit::oidc::{IdpUser, OidcProvider};
 use tollgate_testkit::{spawn_app_vars, FakeUpstream, TestApp};
 
 const CONFIG: &str = r#"
@@ -880,4 +881,70 @@ async fn screenshots() {
     }
     narrow.close().await.unwrap();
     println!("screenshots in {}", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_sign_in_from_the_login_page_to_the_keys_page_and_out_through_the_provider() {
+    let _one = BROWSERS.lock().await;
+    let Some(path) = chromedriver_or_skip(
+        "sso_sign_in_from_the_login_page_to_the_keys_page_and_out_through_the_provider",
+    ) else {
+        return;
+    };
+    let idp = OidcProvider::start("tollgate-browser", "browser-test-secret").await;
+    idp.sign_in_as(IdpUser::new("sub-kim", "kim@example.com"));
+    let upstream = FakeUpstream::start().await;
+    let logout = format!("{}/logged-out", upstream.base_url);
+    let app = spawn_app_vars(
+        CONFIG,
+        &[
+            ("GENERIC_CLIENT_ID", "tollgate-browser"),
+            ("GENERIC_CLIENT_SECRET", "browser-test-secret"),
+            ("GENERIC_ISSUER", idp.issuer.as_str()),
+            ("TOLLGATE_SSO_PROVIDER_NAME", "Test IdP"),
+            ("TOLLGATE_SSO_ALLOWED_DOMAINS", "example.com"),
+            ("PROXY_LOGOUT_URL", logout.as_str()),
+        ],
+    )
+    .await;
+    let driver = ChromeDriver::start(&path)
+        .await
+        .expect("chromedriver starts");
+    let b = driver
+        .open(1280, 800)
+        .await
+        .expect("a headless Chromium session");
+
+    b.goto(&app.url("/ui/login")).await.unwrap();
+    assert!(
+        b.exists("#login-password").await.unwrap(),
+        "the password form stays"
+    );
+    assert_eq!(
+        b.text("#sso-login").await.unwrap().trim(),
+        "Sign in with Test IdP"
+    );
+    b.click_and_wait("#sso-login").await.unwrap();
+    b.wait_for_path("/ui").await.unwrap();
+    assert!(b
+        .text(".topbar .who")
+        .await
+        .unwrap()
+        .contains("kim@example.com"));
+    assert!(b.cookie(SESSION_COOKIE).await.unwrap().is_some());
+    nav(&b, "/ui/keys").await;
+    assert_eq!(b.text("main h1").await.unwrap().trim(), "Keys");
+
+    // Logging out goes through the provider's end-session endpoint to PROXY_LOGOUT_URL.
+    b.click_and_wait("form[action='/ui/logout'] button[type='submit']")
+        .await
+        .unwrap();
+    b.wait_for_path("/logged-out").await.unwrap();
+    let logouts = idp.logouts();
+    assert_eq!(logouts.len(), 1);
+    assert!(logouts[0].id_token_hint.is_some());
+    b.goto(&app.url("/ui/keys")).await.unwrap();
+    assert_eq!(b.path().await.unwrap(), "/ui/login");
+    b.close().await.unwrap();
+    app.stop().await;
 }

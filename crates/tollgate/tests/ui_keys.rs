@@ -297,3 +297,28 @@ async fn a_viewer_sees_keys_but_cannot_create_or_delete() {
         .expect("POST");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_curl_snippet_calls_a_chat_model_not_an_embedding_model() {
+    let config = r#"
+model_list:
+  - model_name: cheap-embed
+    litellm_params: {model: openai/text-embedding-3-small, mock_response: "hi"}
+  - model_name: demo
+    litellm_params: {model: openai/gpt-4o-mini, mock_response: "hi"}
+general_settings: {master_key: "{master_key}"}
+"#;
+    let app = spawn_app(config).await;
+    let (_, bea) = sign_in(&app, "bea@example.com", "internal_user").await;
+    let (_, page) = bea.get(&app, "/ui/keys").await;
+    let token = csrf(&page);
+    // A key for every model: the embedding model comes first in its list.
+    let (s, _, body) = bea
+        .post(&app, "/ui/keys", &[("csrf", &token), ("alias", "all")])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let body = shown(&body);
+    assert!(body.contains("\"model\": \"demo\""), "{body}");
+    assert!(!body.contains("\"model\": \"cheap-embed\""));
+    app.stop().await;
+}

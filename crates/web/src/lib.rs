@@ -11,6 +11,7 @@ pub mod mail;
 pub mod onboarding;
 pub mod principal;
 pub mod session;
+pub mod sso;
 pub mod state;
 pub mod ui;
 pub mod ui_routes;

@@ -192,6 +192,10 @@ async fn check(state: &WebState, username: &str, pw: &str) -> Result<LoggedIn, L
             role: Role::ProxyAdmin,
         });
     }
+    if !state.config.password_login {
+        // Single sign-on only: no user's password is checked (the admin's login above stays).
+        return Err(LoginError::Invalid);
+    }
     let found = state
         .store
         .get_login_by_email(username)

@@ -33,6 +33,11 @@ pub struct WebConfig {
     pub invitation_ttl: Duration,
     /// `TOLLGATE_TRUST_X_FORWARDED_FOR`: a trusted reverse proxy sets the client address.
     pub trust_forwarded_for: bool,
+    /// `TOLLGATE_PASSWORD_LOGIN` (default true): false leaves users single sign-on only; the
+    /// admin's `UI_USERNAME` login stays as the break-glass way in.
+    pub password_login: bool,
+    /// The OpenID Connect provider, when one is configured.
+    pub sso: Option<crate::sso::SsoConfig>,
 }
 
 impl WebConfig {
@@ -71,6 +76,19 @@ impl WebConfig {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             trust_forwarded_for: get("TOLLGATE_TRUST_X_FORWARDED_FOR")
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            password_login: match get("TOLLGATE_PASSWORD_LOGIN") {
+                None => true,
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => {
+                        return Err(format!(
+                            "TOLLGATE_PASSWORD_LOGIN: expected true or false, got {v:?}"
+                        ))
+                    }
+                },
+            },
+            sso: crate::sso::SsoConfig::from_env(env)?,
         })
     }
 }
@@ -95,6 +113,8 @@ pub struct WebState {
     pub keys: std::sync::Arc<tollgate_proxy::keys::KeyCache>,
     /// Failed-login counts shared with the other instances, when they share a Redis.
     pub cluster: Option<tollgate_cluster::Cluster>,
+    /// Single sign-on, when a provider is configured.
+    pub sso: Option<crate::sso::SsoState>,
 }
 
 /// One public model name with what it costs, as the proxy will charge it.

@@ -89,6 +89,9 @@ pub struct Config {
     /// `general_settings.dangerously_permit_weak_or_unset_master_key`, or env
     /// `LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY=true`.
     pub permit_weak_master_key: bool,
+    /// `litellm_settings.default_internal_user_params.user_role` (default
+    /// `internal_user_viewer`): the role of users made at their first SSO sign-in.
+    pub default_user_role: tollgate_domain::role::Role,
     /// One line each, naming the key, for the caller to log.
     pub warnings: Vec<String>,
 }

@@ -175,7 +175,7 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (Litellm, "internal_user_budget_duration", Refuse(BUDGET)),
     (Litellm, "default_key_generate_params", Refuse(BUDGET)),
     (Litellm, "upperbound_key_generate_params", Refuse(BUDGET)),
-    (Litellm, "default_internal_user_params", Refuse(BUDGET)),
+    (Litellm, "default_internal_user_params", Use),
     (Litellm, "guardrails", Refuse(GUARDRAILS)),
     (Litellm, "content_policy_fallbacks", Refuse(ROUTING)),
     // router_settings.

@@ -1,6 +1,7 @@
 //! Top level, general_settings, litellm_settings and router_settings.
 
 use serde_yaml_ng::Value;
+use tollgate_domain::role::Role;
 
 use super::deployment::parse_model_list;
 use super::env::apply_environment_variables;
@@ -66,6 +67,7 @@ pub(super) fn build(
         Some(v) => ctx.boolean(v, "litellm_settings.drop_params")?,
         None => false,
     };
+    let default_user_role = default_user_role(&mut ctx, litellm)?;
     let redis_url = super::redis::redis_url(&ctx, router)?;
     let router = router_settings(&mut ctx, litellm, router)?;
     let model_list = match field(root, "model_list") {
@@ -82,8 +84,43 @@ pub(super) fn build(
         drop_params,
         max_request_body_bytes,
         permit_weak_master_key,
+        default_user_role,
         warnings: ctx.warnings,
     })
+}
+
+/// `litellm_settings.default_internal_user_params`: only `user_role` is used (the role of users
+/// made at their first SSO sign-in); a budget, model list or limit there is refused, as
+/// ignoring it would give new users more than meant.
+fn default_user_role(ctx: &mut Ctx<'_>, litellm: &Value) -> Result<Role, ConfigError> {
+    let base = "litellm_settings.default_internal_user_params";
+    let Some(params) = field(litellm, "default_internal_user_params") else {
+        return Ok(Role::InternalUserViewer);
+    };
+    let mut role = Role::InternalUserViewer;
+    for (key, value) in ctx.entries(params, base)? {
+        let path = child(base, key);
+        if key == "user_role" {
+            let text = match ctx.text(value, &path)? {
+                Text::Plain(s) => Some(s),
+                Text::Env { value, .. } => value,
+            };
+            if let Some(t) = text {
+                role = Role::parse(t.trim()).ok_or_else(|| {
+                    ctx.invalid(
+                        &path,
+                        "one of proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer",
+                    )
+                })?;
+            }
+        } else if !value.is_null() {
+            return Err(ctx.unsupported(
+                &path,
+                "only user_role is supported here; budgets, models and limits for new users are not, and ignoring them would give new users more than meant",
+            ));
+        }
+    }
+    Ok(role)
 }
 
 /// Runs every key of a section through the policy table; unknown keys warn.

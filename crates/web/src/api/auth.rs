@@ -142,7 +142,7 @@ pub async fn ui_settings(State(state): State<Arc<WebState>>) -> Response {
         "PROXY_BASE_URL": state.config.base_url,
         "PROXY_LOGOUT_URL": state.config.logout_url,
         "DEFAULT_TEAM_DISABLED": false,
-        "SSO_ENABLED": false,
+        "SSO_ENABLED": state.sso.is_some(),
         "NUM_SPEND_LOGS_ROWS": 0,
         "DISABLE_EXPENSIVE_DB_QUERIES": false,
     }))

@@ -55,7 +55,8 @@ pub fn key_view(k: &KeyRow) -> Value {
     })
 }
 
-fn status(k: &KeyRow) -> &'static str {
+/// `active`, `blocked` or `expired`.
+pub fn status(k: &KeyRow) -> &'static str {
     match k.expires {
         Some(e) if e <= Utc::now() => "expired",
         _ if k.blocked => "blocked",

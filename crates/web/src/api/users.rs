@@ -387,6 +387,51 @@ async fn do_update(state: &WebState, p: &Principal, body: Bytes) -> Result<Value
     Ok(after_json)
 }
 
+/// Sets one user's role (the UI's role form): never one's own; a change ends the user's
+/// sessions (see [`role_changed`]); audited as `user.update`.
+pub async fn change_role(
+    state: &WebState,
+    p: &Principal,
+    user_id: &str,
+    role: Role,
+) -> Result<UserRow, ApiError> {
+    if user_id == p.user_id {
+        return Err(forbidden("You can't change your own role."));
+    }
+    let patch = UserPatch {
+        user_role: Some(role.as_str().to_string()),
+        ..UserPatch::default()
+    };
+    let (before, after) = state
+        .store
+        .update_user(user_id, &patch)
+        .await
+        .map_err(conflict)?
+        .ok_or_else(|| not_found("That user does not exist."))?;
+    if before.user_role != after.user_role {
+        role_changed(state, user_id).await;
+    }
+    audit_log::record(
+        state,
+        p,
+        "user.update",
+        "user",
+        Some(user_id),
+        Some(views::user(&before)),
+        Some(views::user(&after)),
+    )
+    .await;
+    Ok(after)
+}
+
+/// After a user's role changed, by whatever route: their sessions end, their pending
+/// invitations go (see [`do_update`]), and cached keys forget the old role.
+pub async fn role_changed(state: &WebState, user_id: &str) {
+    let _ = state.store.delete_sessions_of_user(user_id).await;
+    revoke_pending_invitations(state, user_id).await;
+    state.keys.clear();
+}
+
 pub async fn revoke_pending_invitations(state: &WebState, user_id: &str) {
     if let Ok(pending) = state.store.list_invitations(Some(user_id)).await {
         for inv in pending.iter().filter(|i| !i.is_accepted) {

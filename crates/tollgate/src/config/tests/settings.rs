@@ -230,3 +230,29 @@ fn database_url_from_general_settings() {
         Some("postgres://a:b@h/d")
     );
 }
+
+#[test]
+fn new_sso_users_get_the_role_of_default_internal_user_params() {
+    use tollgate_domain::role::Role;
+    assert_eq!(ok("").default_user_role, Role::InternalUserViewer);
+    let c = ok("litellm_settings: {default_internal_user_params: {user_role: internal_user}}");
+    assert_eq!(c.default_user_role, Role::InternalUser);
+    let c = ok_env(
+        "litellm_settings: {default_internal_user_params: {user_role: os.environ/NEW_ROLE}}",
+        &[("NEW_ROLE", "proxy_admin_viewer")],
+    );
+    assert_eq!(c.default_user_role, Role::ProxyAdminViewer);
+    let e = err("litellm_settings: {default_internal_user_params: {user_role: root}}");
+    assert_eq!(
+        invalid(&e).0,
+        "litellm_settings.default_internal_user_params.user_role"
+    );
+    // A budget or model list for new users is not ignored silently.
+    let e = err("litellm_settings: {default_internal_user_params: {user_role: internal_user, max_budget: 10}}");
+    let (path, message) = unsupported(&e);
+    assert_eq!(
+        path,
+        "litellm_settings.default_internal_user_params.max_budget"
+    );
+    assert!(message.contains("only user_role"), "{message}");
+}
