@@ -50,6 +50,9 @@ const TAKE_PENDING: &str = concat!(
 const DELETE_EXPIRED_PENDING: &str = "DELETE FROM sso_pending_logins WHERE expires_at <= $1";
 const GET_IDENTITY: &str = "SELECT issuer, subject, user_id, email, linked_at FROM sso_identities \
      WHERE issuer = $1 AND subject = $2";
+const USER_IDENTITY: &str =
+    "SELECT issuer, subject, user_id, email, linked_at FROM sso_identities \
+     WHERE user_id = $1 AND issuer = $2 ORDER BY linked_at LIMIT 1";
 const INSERT_IDENTITY: &str = "INSERT INTO sso_identities (issuer, subject, user_id, email, \
      linked_at) VALUES ($1, $2, $3, $4, $5)";
 const SET_ID_TOKEN: &str = "INSERT INTO session_id_tokens (session_hash, id_token) VALUES ($1, $2)";
@@ -156,6 +159,25 @@ impl Store {
                 .fetch_optional(pool)
                 .await
                 .context("reading a linked identity")?
+                .map(|r| identity_row(&r))
+                .transpose()
+        })
+        .context("decoding a linked identity")
+    }
+
+    /// The provider account at `issuer` already linked to a user, if any.
+    pub async fn sso_identity_of_user(
+        &self,
+        user_id: &str,
+        issuer: &str,
+    ) -> Result<Option<SsoIdentity>, StoreError> {
+        on_backend!(self, (USER_IDENTITY, USER_IDENTITY), |pool, q| {
+            sqlx::query(q)
+                .bind(user_id)
+                .bind(issuer)
+                .fetch_optional(pool)
+                .await
+                .context("reading a user's linked identity")?
                 .map(|r| identity_row(&r))
                 .transpose()
         })

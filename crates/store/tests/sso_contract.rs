@@ -106,6 +106,17 @@ async fn provider_accounts_link_to_one_user_and_session_tokens_go_with_the_sessi
                 .unwrap(),
             Some(link.clone())
         );
+        // The account a user is linked to at an issuer (none at another).
+        assert_eq!(
+            s.sso_identity_of_user("u1", &link.issuer).await.unwrap(),
+            Some(link.clone())
+        );
+        assert_eq!(
+            s.sso_identity_of_user("u1", "https://other.example")
+                .await
+                .unwrap(),
+            None
+        );
         // The same account again, even for another user: refused.
         s.create_user(&NewUser::new("u2", "internal_user"))
             .await

@@ -23,9 +23,16 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 const KID: &str = "test-key-1";
+/// The key published after [`OidcProvider::rotate_keys`].
+const KID_ROTATED: &str = "test-key-2";
 
 /// One RSA key for the whole test process: making one takes a while.
 fn key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("an RSA key"))
+}
+
+fn rotated_key() -> &'static RsaPrivateKey {
     static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
     KEY.get_or_init(|| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("an RSA key"))
 }
@@ -47,6 +54,10 @@ pub enum Misbehave {
     WrongIssuer,
     /// `nonce` is not the one the client sent.
     WrongNonce,
+    /// Signed with HS256 keyed by the client secret (which the client knows too).
+    Hs256,
+    /// `azp` names another client (the audience is still this one).
+    OtherAuthorizedParty,
 }
 
 /// Who the provider signs in.
@@ -111,6 +122,8 @@ struct Knobs {
     userinfo_only: Vec<String>,
     /// User info answers about this subject instead.
     userinfo_subject: Option<String>,
+    /// The JWKS and new tokens use the second key.
+    rotated: bool,
 }
 
 struct Shared {
@@ -174,6 +187,12 @@ impl OidcProvider {
         }
     }
 
+    /// Rotates the signing key: the JWKS names only the new one, new tokens are signed with it.
+    pub fn rotate_keys(&self) {
+        let _ = rotated_key();
+        self.shared.knobs.lock().unwrap().rotated = true;
+    }
+
     /// The user the next authorizations sign in.
     pub fn sign_in_as(&self, user: IdpUser) {
         self.shared.knobs.lock().unwrap().user = Some(user);
@@ -230,7 +249,8 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
         "end_session_endpoint": format!("{i}/logout"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        // HS256 too, as some providers list it: a client must still refuse it for ID tokens.
+        "id_token_signing_alg_values_supported": ["RS256", "HS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "email", "profile"],
@@ -238,13 +258,17 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
     }))
 }
 
-async fn jwks() -> Json<Value> {
-    let k = key();
+async fn jwks(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let (k, kid) = if s.knobs.lock().unwrap().rotated {
+        (rotated_key(), KID_ROTATED)
+    } else {
+        (key(), KID)
+    };
     Json(json!({"keys": [{
         "kty": "RSA",
         "use": "sig",
         "alg": "RS256",
-        "kid": KID,
+        "kid": kid,
         "n": URL_SAFE_NO_PAD.encode(k.n().to_bytes_be()),
         "e": URL_SAFE_NO_PAD.encode(k.e().to_bytes_be()),
     }]}))
@@ -368,11 +392,11 @@ async fn token(
     if grant.method.as_deref() != Some("S256") || grant.challenge.as_deref() != Some(&expected) {
         return token_error("invalid_grant");
     }
-    let (how, leave_out) = {
+    let (how, leave_out, rotated) = {
         let k = s.knobs.lock().unwrap();
-        (k.misbehave, k.userinfo_only.clone())
+        (k.misbehave, k.userinfo_only.clone(), k.rotated)
     };
-    let id_token = id_token(&s, &grant, how, &leave_out);
+    let id_token = id_token(&s, &grant, how, &leave_out, rotated);
     let access = format!("at-{}", uuid::Uuid::new_v4().simple());
     s.access_tokens
         .lock()
@@ -398,7 +422,13 @@ fn b64json(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("JSON"))
 }
 
-fn id_token(s: &Shared, grant: &Grant, how: Misbehave, leave_out: &[String]) -> String {
+fn id_token(
+    s: &Shared,
+    grant: &Grant,
+    how: Misbehave,
+    leave_out: &[String],
+    rotated: bool,
+) -> String {
     let t = now();
     let mut claims = grant.user.claims();
     for c in leave_out {
@@ -431,14 +461,32 @@ fn id_token(s: &Shared, grant: &Grant, how: Misbehave, leave_out: &[String]) -> 
     if let Some(n) = nonce {
         claims.insert("nonce".into(), json!(n));
     }
+    if how == Misbehave::OtherAuthorizedParty {
+        claims.insert("azp".into(), json!("another-client"));
+    }
     let payload = b64json(&Value::Object(claims.clone()));
     if how == Misbehave::AlgNone {
         let header = b64json(&json!({"alg": "none", "typ": "JWT"}));
         return format!("{header}.{payload}.");
     }
-    let header = b64json(&json!({"alg": "RS256", "typ": "JWT", "kid": KID}));
+    if how == Misbehave::Hs256 {
+        use hmac::Mac;
+        let header = b64json(&json!({"alg": "HS256", "typ": "JWT"}));
+        let signing_input = format!("{header}.{payload}");
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(s.client_secret.as_bytes()).expect("HMAC key");
+        mac.update(signing_input.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        return format!("{signing_input}.{sig}");
+    }
+    let (signing_key, kid) = if rotated {
+        (rotated_key(), KID_ROTATED)
+    } else {
+        (key(), KID)
+    };
+    let header = b64json(&json!({"alg": "RS256", "typ": "JWT", "kid": kid}));
     let signing_input = format!("{header}.{payload}");
-    let signer = SigningKey::<Sha256>::new(key().clone());
+    let signer = SigningKey::<Sha256>::new(signing_key.clone());
     let sig = URL_SAFE_NO_PAD.encode(signer.sign(signing_input.as_bytes()).to_bytes());
     if how == Misbehave::BadSignature {
         // Someone else's email under the original signature.

@@ -493,7 +493,9 @@ async fn an_answer_in_a_browser_that_did_not_start_the_sign_in_is_refused() {
     let mut victim = Jar::default();
     let a = victim.get(&trip.callback).await;
     assert_refused(&a, &victim, "started in another browser");
-    assert_eq!(refusal_reasons(&app).await, ["no_pending_sign_in"]);
+    // Anyone can call the callback: refusals before the provider vouched for someone are not
+    // audited (an audit row each would let them fill the log).
+    assert!(refusal_reasons(&app).await.is_empty());
     app.stop().await;
 }
 
@@ -538,10 +540,9 @@ async fn a_replayed_code_is_refused() {
     let a = jar.get(u.as_str()).await;
     assert_refused(&a, &jar, "could not be verified");
     assert!(!a.body.contains(&old_code), "the code is not shown back");
-    assert_eq!(
-        refusal_reasons(&app).await,
-        ["code_refused", "no_pending_sign_in"]
-    );
+    // The replayed code reached the token exchange: recorded; the answer without a pending
+    // sign-in is anyone's request: not.
+    assert_eq!(refusal_reasons(&app).await, ["code_refused"]);
     app.stop().await;
 }
 
@@ -554,7 +555,7 @@ async fn an_error_answer_from_the_provider_is_refused() {
     let a = sign_in(&app, &mut jar).await;
     assert_refused(&a, &jar, "access_denied");
     assert_eq!(idp.token_calls(), 0);
-    assert_eq!(refusal_reasons(&app).await, ["provider_error"]);
+    assert!(refusal_reasons(&app).await.is_empty());
     app.stop().await;
 }
 
@@ -661,7 +662,9 @@ async fn a_group_claim_maps_to_a_role() {
         .iter()
         .any(|(a, _, _)| a == "sso.role_map"));
 
-    // No mapped group: an existing user keeps the role.
+    // Removed from the mapped groups: with a role map the provider decides, so the user falls
+    // back to the default role, and the admin's session ends.
+    let admin_session = jar.clone();
     idp.sign_in_as(IdpUser::new("sub-vic", "vic@example.com").claim("groups", json!(["staff"])));
     let mut jar = Jar::default();
     assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
@@ -670,7 +673,13 @@ async fn a_group_claim_maps_to_a_role() {
             .await
             .unwrap()
             .user_role,
-        "proxy_admin"
+        "internal_user_viewer"
+    );
+    let mut old = admin_session;
+    assert_eq!(old.get(&app.url("/ui")).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        jar.get(&app.url("/ui/users")).await.status,
+        StatusCode::FORBIDDEN
     );
     app.stop().await;
 }
@@ -780,7 +789,7 @@ async fn password_login_can_be_turned_off_while_the_admin_keeps_a_way_in() {
 async fn claims_missing_from_the_id_token_come_from_user_info() {
     let idp = idp().await;
     idp.sign_in_as(
-        IdpUser::new("sub-uli", "ignored@example.com")
+        IdpUser::new("sub-uli", "uli@example.com")
             .claim("mail", json!("Uli@Example.com"))
             .claim("groups", json!(["admins"])),
     );
@@ -800,7 +809,158 @@ async fn claims_missing_from_the_id_token_come_from_user_info() {
         .await
         .expect("made from user info");
     assert_eq!(uli.user_role, "proxy_admin_viewer");
-    assert!(user_by_email(&app, "ignored@example.com").await.is_none());
+    app.stop().await;
+}
+
+/// A custom email claim (an attribute users may be able to edit, such as `preferred_username`)
+/// counts only when it is the provider's own verified email, unless the operator trusts it.
+#[tokio::test]
+async fn a_custom_email_claim_is_not_trusted_unless_it_is_the_verified_email() {
+    let idp = idp().await;
+    // Mallory's verified email is hers; she set her editable attribute to the admin's address.
+    idp.sign_in_as(
+        IdpUser::new("sub-mal", "mallory@example.com").claim("mail", json!("admin@example.com")),
+    );
+    let app = app_with(&idp, &[("GENERIC_USER_EMAIL_ATTRIBUTE", "mail")]).await;
+    let (s, v) = app
+        .api(
+            &app.master_key.clone(),
+            "POST",
+            "/user/new",
+            json!({"user_email": "admin@example.com", "user_role": "proxy_admin"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut jar = Jar::default();
+    let a = sign_in(&app, &mut jar).await;
+    assert_refused(&a, &jar, "not verified");
+    assert_eq!(refusal_reasons(&app).await, ["email_not_verified"]);
+    let admin = user_by_email(&app, "admin@example.com").await.unwrap();
+    assert!(app
+        .store
+        .get_sso_identity(&idp.issuer, "sub-mal")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(admin.user_role, "proxy_admin");
+    app.stop().await;
+
+    // An operator who knows the attribute cannot be edited may trust it.
+    let app = app_with(
+        &idp,
+        &[
+            ("GENERIC_USER_EMAIL_ATTRIBUTE", "mail"),
+            ("TOLLGATE_SSO_TRUST_EMAIL_CLAIM", "true"),
+        ],
+    )
+    .await;
+    idp.sign_in_as(
+        IdpUser::new("sub-kim", "kim.personal@example.org").claim("mail", json!("kim@example.com")),
+    );
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    assert!(user_by_email(&app, "kim@example.com").await.is_some());
+    app.stop().await;
+}
+
+/// An address that changed hands (a new hire given a leaver's address, a new account at the
+/// provider) does not inherit the user already linked to another account there.
+#[tokio::test]
+async fn a_reused_email_does_not_take_over_a_linked_user() {
+    let idp = idp().await;
+    let app = app_with(&idp, &[]).await;
+    idp.sign_in_as(IdpUser::new("sub-alice-2019", "alice@example.com"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    idp.sign_in_as(IdpUser::new("sub-alice-2026", "alice@example.com"));
+    let mut jar = Jar::default();
+    let a = sign_in(&app, &mut jar).await;
+    assert_refused(&a, &jar, "belongs to another account");
+    assert_eq!(refusal_reasons(&app).await, ["linked_to_another_account"]);
+    // The first account still signs in.
+    idp.sign_in_as(IdpUser::new("sub-alice-2019", "alice@example.com"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_hs256_token_keyed_with_the_client_secret_is_refused() {
+    refused_token(Misbehave::Hs256).await;
+}
+
+#[tokio::test]
+async fn a_token_issued_to_another_client_is_refused() {
+    refused_token(Misbehave::OtherAuthorizedParty).await;
+}
+
+/// The provider rotates its signing key: a token naming a key Tollgate has not seen makes it
+/// read discovery again (at most every few seconds) instead of refusing every sign-in until its
+/// cache expires.
+#[tokio::test]
+async fn a_rotated_signing_key_is_fetched_again() {
+    let idp = idp().await;
+    let app = app_with(&idp, &[]).await;
+    idp.sign_in_as(IdpUser::new("sub-rio", "rio@example.com"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    idp.rotate_keys();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    app.stop().await;
+}
+
+/// With passwords off, an invitation is accepted by signing in through the provider, not by
+/// setting a password (which would go around the provider and its second factor).
+#[tokio::test]
+async fn with_passwords_off_an_invitation_sets_no_password() {
+    let idp = idp().await;
+    let app = app_with(&idp, &[("TOLLGATE_PASSWORD_LOGIN", "false")]).await;
+    let m = app.master_key.clone();
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/user/new",
+            json!({"user_email": "ivy@corp.example"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let user_id = v["user_id"].as_str().unwrap().to_string();
+    let (s, inv) = app
+        .api(&m, "POST", "/invitation/new", json!({"user_id": user_id}))
+        .await;
+    assert_eq!(s, 200, "{inv}");
+    let id = inv["id"].as_str().unwrap().to_string();
+    let mut jar = Jar::default();
+    let page = jar.get(&app.url(&format!("/ui/onboarding?id={id}"))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let a = jar
+        .post(
+            &app,
+            "/ui/onboarding",
+            &[
+                ("invitation_id", id.as_str()),
+                ("password", "correct-horse-battery-staple-42"),
+                ("password_confirm", "correct-horse-battery-staple-42"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("Passwords are turned off"), "{}", a.body);
+    assert!(!jar.has(SESSION_COOKIE));
+    assert!(app
+        .store
+        .get_password_hash(&user_id)
+        .await
+        .unwrap()
+        .is_none());
+    // Through the provider, with the invited email, the invitation is accepted.
+    idp.sign_in_as(IdpUser::new("sub-ivy", "ivy@corp.example"));
+    let mut jar = Jar::default();
+    assert_signed_in(&sign_in(&app, &mut jar).await, &jar);
+    let pending = app.store.list_invitations(Some(&user_id)).await.unwrap();
+    assert!(pending.iter().all(|i| i.is_accepted), "{pending:?}");
     app.stop().await;
 }
 

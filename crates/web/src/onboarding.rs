@@ -82,6 +82,22 @@ pub async fn claim(
     invitation_id: &str,
     new_password: &str,
 ) -> Result<UserRow, ClaimError> {
+    if !state.config.password_login {
+        // Single sign-on only: an invitation is accepted by signing in through the provider
+        // with the email it was sent to; a password set here would be a way around it.
+        let provider = state
+            .sso
+            .as_ref()
+            .map_or("single sign-on", |s| s.config.label.as_str());
+        return Err(ClaimError::Failed(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "auth_error",
+            format!(
+                "Passwords are turned off on this Tollgate. Sign in with {provider} using the \
+                 email this invitation was sent to; that accepts the invitation."
+            ),
+        )));
+    }
     let (_, user) = match check(state, invitation_id)
         .await
         .map_err(ClaimError::Failed)?

@@ -21,6 +21,9 @@ pub enum Refused {
     NoEmail,
     Unverified,
     DomainNotAllowed,
+    /// The user with this email is linked to another account at this provider: an address
+    /// that changed hands (a new hire given a leaver's address) must not inherit the user.
+    LinkedToAnotherAccount,
     Unavailable(String),
 }
 
@@ -31,6 +34,7 @@ impl Refused {
             Refused::NoEmail => "no_email",
             Refused::Unverified => "email_not_verified",
             Refused::DomainNotAllowed => "domain_not_allowed",
+            Refused::LinkedToAnotherAccount => "linked_to_another_account",
             Refused::Unavailable(_) => "store_unavailable",
         }
     }
@@ -69,6 +73,13 @@ pub async fn user_for(state: &WebState, sso: &SsoState, id: &Identity) -> Result
             .map_err(|e| unavailable(&e))?
         {
             Some(u) => {
+                let other = store
+                    .sso_identity_of_user(&u.user_id, &id.issuer)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                if other.is_some_and(|o| o.subject != id.subject) {
+                    return Err(Refused::LinkedToAnotherAccount);
+                }
                 link(state, id, &u, &email).await?;
                 consume_invitations(state, &u).await;
                 u
@@ -167,18 +178,23 @@ async fn consume_invitations(state: &WebState, user: &UserRow) {
     }
 }
 
-/// When the role claim maps to a role other than the user's, the user gets it; as with any
-/// role change, the user's other sessions and pending invitations end and cached keys forget
-/// the old role.
+/// With a role map, the provider decides the role at every sign-in: the mapped role, or the
+/// default role when no value maps (a user removed from the admins' group stops being an
+/// admin). Without one, roles are Tollgate's own. As with any role change, the user's other
+/// sessions and pending invitations end and cached keys forget the old role.
 async fn apply_role_map(
     state: &WebState,
     sso: &SsoState,
     id: &Identity,
     user: UserRow,
 ) -> Result<UserRow, Refused> {
-    let Some(role) = sso.config.mapped_role(&id.role_values) else {
+    if sso.config.role_map.is_empty() {
         return Ok(user);
-    };
+    }
+    let role = sso
+        .config
+        .mapped_role(&id.role_values)
+        .unwrap_or(sso.default_role);
     if Role::parse(&user.user_role) == Some(role) {
         return Ok(user);
     }

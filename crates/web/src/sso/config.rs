@@ -52,6 +52,10 @@ pub struct SsoConfig {
     pub scopes: Vec<String>,
     /// The claim holding the email (`GENERIC_USER_EMAIL_ATTRIBUTE`, default `email`).
     pub email_claim: String,
+    /// `TOLLGATE_SSO_TRUST_EMAIL_CLAIM`: take a custom email claim as verified by itself. Off,
+    /// a custom claim counts only when it is the provider's own verified `email`: many
+    /// providers let users edit attributes such as `preferred_username`.
+    pub trust_email_claim: bool,
     /// The claim holding groups or roles (`GENERIC_USER_ROLE_ATTRIBUTE`), for [`Self::role_map`].
     pub role_claim: Option<String>,
     /// `TOLLGATE_SSO_ROLE_MAP`: claim value → role, in the order written.
@@ -115,12 +119,12 @@ impl SsoConfig {
                  (tenant) ID whose users may sign in"
                     .to_string()
             })?;
-            if !tenant
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            {
+            // Only a tenant's own id pins the issuer: `common`, `organizations` or a domain
+            // name makes discovery name another issuer, and no token would match.
+            if !is_guid(&tenant) {
                 return Err(format!(
-                    "MICROSOFT_TENANT: not a tenant id or domain: {tenant:?}"
+                    "MICROSOFT_TENANT: not a directory (tenant) ID such as \
+                     72f988bf-86f1-41af-91ab-2d7cd011db47: {tenant:?}"
                 ));
             }
             (
@@ -135,13 +139,11 @@ impl SsoConfig {
         };
         let endpoint = |name: &str| -> Result<Option<String>, String> {
             match get(name) {
-                Some(u) => url::Url::parse(&u)
-                    .map(|_| Some(u))
-                    .map_err(|e| format!("{name}: not a URL: {e}")),
+                Some(u) => secure_url(name, &u).map(|_| Some(u)),
                 None => Ok(None),
             }
         };
-        url::Url::parse(&issuer).map_err(|e| format!("the SSO issuer is not a URL: {e}"))?;
+        secure_url("the SSO issuer", &issuer)?;
         let generic = kind == ProviderKind::Generic;
         let scopes = get("GENERIC_SCOPE")
             .filter(|_| generic)
@@ -176,6 +178,8 @@ impl SsoConfig {
             email_claim: get("GENERIC_USER_EMAIL_ATTRIBUTE")
                 .filter(|_| generic)
                 .unwrap_or_else(|| "email".to_string()),
+            trust_email_claim: get("TOLLGATE_SSO_TRUST_EMAIL_CLAIM")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")),
             role_claim: get("GENERIC_USER_ROLE_ATTRIBUTE"),
             role_map: match get("TOLLGATE_SSO_ROLE_MAP") {
                 Some(m) => parse_role_map(&m)?,
@@ -210,6 +214,35 @@ impl SsoConfig {
             .collect();
         Role::ALL.into_iter().find(|r| mapped.contains(r))
     }
+}
+
+/// A provider URL: HTTPS, or HTTP to this machine only (tests, a local provider). The client
+/// secret, the code and the tokens travel to it.
+fn secure_url(name: &str, u: &str) -> Result<(), String> {
+    let url = url::Url::parse(u).map_err(|e| format!("{name}: not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "{name}: must be an https:// URL (http:// only to this machine)"
+        )),
+    }
+}
+
+/// `72f988bf-86f1-41af-91ab-2d7cd011db47`.
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `admins=proxy_admin,viewers=proxy_admin_viewer`.
@@ -266,7 +299,29 @@ mod tests {
             "https://login.microsoftonline.com/9f3c1a2e-0000-4000-8000-000000000001/v2.0"
         );
         assert!(read(&[("MICROSOFT_CLIENT_ID", "m")]).is_err());
-        assert!(read(&[("MICROSOFT_CLIENT_ID", "m"), ("MICROSOFT_TENANT", "a/b")]).is_err());
+        for tenant in ["a/b", "common", "organizations", "contoso.com"] {
+            assert!(
+                read(&[("MICROSOFT_CLIENT_ID", "m"), ("MICROSOFT_TENANT", tenant)]).is_err(),
+                "{tenant}"
+            );
+        }
+        // The secret, the code and the tokens go to the provider: HTTPS, or this machine.
+        for issuer in ["http://idp.example.com", "ftp://idp.example.com"] {
+            assert!(
+                read(&[("GENERIC_CLIENT_ID", "c"), ("GENERIC_ISSUER", issuer)]).is_err(),
+                "{issuer}"
+            );
+        }
+        for issuer in [
+            "http://127.0.0.1:9000",
+            "http://localhost:9000",
+            "http://[::1]:9",
+        ] {
+            assert!(
+                read(&[("GENERIC_CLIENT_ID", "c"), ("GENERIC_ISSUER", issuer)]).is_ok(),
+                "{issuer}"
+            );
+        }
         assert!(read(&[("GENERIC_CLIENT_ID", "c")]).is_err());
         assert!(read(&[
             ("GENERIC_CLIENT_ID", "c"),

@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreResponseType,
-    CoreSubjectIdentifierType,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm,
+    CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken,
@@ -18,6 +18,7 @@ use openidconnect::{
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
     RedirectUrl, ResponseTypes, Scope, TokenResponse, TokenUrl, UserInfoUrl,
 };
+use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
 use serde_json::{Map, Value};
 use tollgate_store::PendingLogin;
 
@@ -25,6 +26,8 @@ use super::config::{ProviderKind, SsoConfig};
 
 /// Discovery (and the JWKS with it) is fetched again after this, so rotated keys are picked up.
 const METADATA_TTL: Duration = Duration::from_secs(600);
+/// The least time between two reads of discovery when a token names a key not in it.
+const REFETCH_AFTER: Duration = Duration::from_secs(5);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,23 @@ impl Provider {
             .end_session_endpoint
             .as_ref()
             .map(|u| u.url().to_string())
+    }
+
+    /// Whether discovery may be read again before its time: not within five seconds of the
+    /// last read, so tokens naming unknown keys cannot make Tollgate hammer the provider.
+    fn may_refetch(&self) -> bool {
+        self.cached
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(at, _)| at.elapsed() >= REFETCH_AFTER))
+            .unwrap_or(true)
+    }
+
+    async fn refetch_metadata(&self) -> Result<Arc<ProviderMetadataWithLogout>, SsoError> {
+        if let Ok(mut cached) = self.cached.write() {
+            *cached = None;
+        }
+        self.metadata().await
     }
 
     async fn metadata(&self) -> Result<Arc<ProviderMetadataWithLogout>, SsoError> {
@@ -234,21 +254,40 @@ impl Provider {
             .await
             .map_err(|e| SsoError::TokenExchange(token_error(&e)))?;
         let c = &self.config;
-        let (issuer, subject, mut all, raw) = if c.discovery {
+        let (issuer, subject, id_claims, raw) = if c.discovery {
             let id_token = tokens
                 .id_token()
                 .ok_or_else(|| SsoError::IdToken("the provider sent no ID token".to_string()))?;
-            let verifier = client.id_token_verifier();
-            let claims = id_token
-                .claims(&verifier, &Nonce::new(pending.nonce.clone()))
-                .map_err(|e| SsoError::IdToken(e.to_string()))?;
+            let claims = match check_id_token(&client, id_token, &pending.nonce) {
+                // The provider rotated its keys since discovery was read: read it again (at
+                // most every five seconds) and check once more.
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                )) if self.may_refetch() => {
+                    let m = self.refetch_metadata().await?;
+                    let client = self.client(&m, &pending.redirect_uri)?;
+                    check_id_token(&client, id_token, &pending.nonce)
+                }
+                other => other,
+            }
+            .map_err(|e| SsoError::IdToken(e.to_string()))?;
             let raw = id_token.to_string();
             // The signature over this exact text was just checked, so its claims can be read
             // as JSON for the configured email and role claims.
+            let json = payload(&raw)?;
+            // The library checks the audience; an authorized party, when named, must be us.
+            if json
+                .get("azp")
+                .is_some_and(|azp| azp.as_str() != Some(c.client_id.as_str()))
+            {
+                return Err(SsoError::IdToken(
+                    "it was issued to another client (azp)".to_string(),
+                ));
+            }
             (
                 claims.issuer().as_str().to_string(),
                 claims.subject().as_str().to_string(),
-                payload(&raw)?,
+                json,
                 Some(raw),
             )
         } else {
@@ -263,24 +302,20 @@ impl Provider {
         };
         let missing = |all: &Map<String, Value>| {
             !all.contains_key(&c.email_claim)
+                || !all.contains_key("email")
                 || c.role_claim.as_ref().is_some_and(|r| !all.contains_key(r))
         };
-        if c.discovery && missing(&all) && client.user_info_url().is_some() {
-            let info = self
-                .user_info(&client, tokens.access_token(), Some(&subject))
-                .await?;
-            for (k, v) in info {
-                all.entry(k).or_insert(v);
-            }
+        let info = if c.discovery && missing(&id_claims) && client.user_info_url().is_some() {
+            self.user_info(&client, tokens.access_token(), Some(&subject))
+                .await?
+        } else {
+            Map::new()
+        };
+        let (email, email_verified) = verified_email(c, &[&id_claims, &info]);
+        let mut all = id_claims;
+        for (k, v) in info {
+            all.entry(k).or_insert(v);
         }
-        let email = all
-            .get(&c.email_claim)
-            .and_then(Value::as_str)
-            .map(|e| e.trim().to_lowercase());
-        let email_verified = truthy(all.get("email_verified"))
-            // Entra ID sends no email_verified; its optional `xms_edov` claim says the email's
-            // domain is verified by the tenant.
-            || (c.kind == ProviderKind::Microsoft && truthy(all.get("xms_edov")));
         let role_values = match c.role_claim.as_ref().and_then(|r| all.get(r)) {
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) => items
@@ -336,12 +371,19 @@ impl Provider {
 }
 
 /// The error a token request failed with, without the provider's answer body.
-fn token_error<RE: std::error::Error, T: openidconnect::ErrorResponse>(
-    e: &openidconnect::RequestTokenError<RE, T>,
+fn token_error<RE: std::error::Error>(
+    e: &openidconnect::RequestTokenError<
+        RE,
+        openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    >,
 ) -> String {
     match e {
+        // Its code only: a provider's description or URI may echo what the request carried.
         openidconnect::RequestTokenError::ServerResponse(r) => {
-            format!("the token endpoint refused the code ({r})")
+            format!(
+                "the token endpoint refused the code ({})",
+                r.error().as_ref()
+            )
         }
         openidconnect::RequestTokenError::Request(_) => {
             "the token endpoint could not be reached".to_string()
@@ -351,6 +393,71 @@ fn token_error<RE: std::error::Error, T: openidconnect::ErrorResponse>(
         }
         openidconnect::RequestTokenError::Other(m) => m.clone(),
     }
+}
+
+/// Checks an ID token's signature (with the provider's keys only: an HMAC token keyed with the
+/// client secret, which the client holds too, would prove nothing about the provider), issuer,
+/// audience, expiry and nonce.
+fn check_id_token<'a>(
+    client: &Client,
+    id_token: &'a CoreIdToken,
+    nonce: &str,
+) -> Result<&'a CoreIdTokenClaims, ClaimsVerificationError> {
+    let verifier = client.id_token_verifier().set_allowed_algs([
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+        CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+        CoreJwsSigningAlgorithm::EdDsa,
+    ]);
+    id_token.claims(&verifier, &Nonce::new(nonce.to_string()))
+}
+
+/// The signed-in person's email (lower-case) and whether the provider vouches for it, each
+/// read from one document (the ID token first, then user info), never the email from one and
+/// its verification from the other.
+///
+/// A custom email claim (`GENERIC_USER_EMAIL_ATTRIBUTE`) counts as verified only when it is the
+/// provider's own verified `email`, unless the operator trusts it (`trust_email_claim`). A
+/// Google address outside gmail.com counts only when the Workspace domain (`hd`) vouches for it:
+/// Google's `email_verified` says the address was checked when the account was made, and such
+/// an address may have changed hands since.
+fn verified_email(c: &SsoConfig, docs: &[&Map<String, Value>]) -> (Option<String>, bool) {
+    let text = |d: &Map<String, Value>, k: &str| {
+        d.get(k)
+            .and_then(Value::as_str)
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+    };
+    let standard = docs.iter().find_map(|d| {
+        let email = text(d, "email")?;
+        let mut verified = truthy(d.get("email_verified"))
+            // Entra ID sends no email_verified; its optional `xms_edov` claim says the
+            // email's domain is verified by the tenant.
+            || (c.kind == ProviderKind::Microsoft && truthy(d.get("xms_edov")));
+        if c.kind == ProviderKind::Google && !email.ends_with("@gmail.com") {
+            let domain = email.rsplit_once('@').map(|(_, d)| d);
+            verified &= domain.is_some() && text(d, "hd").as_deref() == domain;
+        }
+        Some((email, verified))
+    });
+    if c.email_claim == "email" {
+        return match standard {
+            Some((email, verified)) => (Some(email), verified),
+            None => (None, false),
+        };
+    }
+    let Some(custom) = docs.iter().find_map(|d| text(d, &c.email_claim)) else {
+        return (None, false);
+    };
+    let verified = c.trust_email_claim
+        || standard.is_some_and(|(email, verified)| verified && email == custom);
+    (Some(custom), verified)
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -378,6 +485,86 @@ fn payload(jwt: &str) -> Result<Map<String, Value>, SsoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(kind: ProviderKind, email_claim: &str, trust: bool) -> SsoConfig {
+        SsoConfig {
+            kind,
+            label: "x".into(),
+            issuer: "https://idp.example".into(),
+            discovery: true,
+            client_id: "c".into(),
+            client_secret: None,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            userinfo_endpoint: None,
+            scopes: Vec::new(),
+            email_claim: email_claim.into(),
+            trust_email_claim: trust,
+            role_claim: None,
+            role_map: Vec::new(),
+            allowed_domains: Vec::new(),
+        }
+    }
+
+    fn doc(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn an_email_and_its_verification_come_from_one_document() {
+        let g = config(ProviderKind::Generic, "email", false);
+        let verified = doc(serde_json::json!({"email": "A@B.example", "email_verified": true}));
+        assert_eq!(
+            verified_email(&g, &[&verified]),
+            (Some("a@b.example".into()), true)
+        );
+        // The ID token's email, unverified there; user info vouches for another address.
+        let token = doc(serde_json::json!({"email": "victim@b.example"}));
+        let info = doc(serde_json::json!({"email": "me@b.example", "email_verified": true}));
+        assert_eq!(
+            verified_email(&g, &[&token, &info]),
+            (Some("victim@b.example".into()), false)
+        );
+        // A custom claim: only as the verified email, or when trusted.
+        let mail = config(ProviderKind::Generic, "mail", false);
+        let edited = doc(serde_json::json!({
+            "mail": "admin@b.example", "email": "me@b.example", "email_verified": true}));
+        assert_eq!(
+            verified_email(&mail, &[&edited]),
+            (Some("admin@b.example".into()), false)
+        );
+        let same = doc(serde_json::json!({
+            "mail": "Me@B.example", "email": "me@b.example", "email_verified": true}));
+        assert!(verified_email(&mail, &[&same]).1);
+        let trusted = config(ProviderKind::Generic, "mail", true);
+        assert!(verified_email(&trusted, &[&edited]).1);
+        assert_eq!(
+            verified_email(&mail, &[&doc(serde_json::json!({}))]),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn google_vouches_for_a_non_gmail_address_only_through_its_workspace_domain() {
+        let google = config(ProviderKind::Google, "email", false);
+        let gmail = doc(serde_json::json!({"email": "x@gmail.com", "email_verified": true}));
+        assert!(verified_email(&google, &[&gmail]).1);
+        let consumer = doc(serde_json::json!({"email": "x@corp.example", "email_verified": true}));
+        assert!(!verified_email(&google, &[&consumer]).1);
+        let workspace = doc(serde_json::json!({
+            "email": "x@corp.example", "email_verified": true, "hd": "corp.example"}));
+        assert!(verified_email(&google, &[&workspace]).1);
+        let other_hd = doc(serde_json::json!({
+            "email": "x@corp.example", "email_verified": true, "hd": "evil.example"}));
+        assert!(!verified_email(&google, &[&other_hd]).1);
+        // Entra: the tenant-verified domain claim.
+        let ms = config(ProviderKind::Microsoft, "email", false);
+        let edov = doc(serde_json::json!({"email": "x@corp.example", "xms_edov": true}));
+        assert!(verified_email(&ms, &[&edov]).1);
+    }
 
     #[test]
     fn claims_are_read_from_the_payload() {

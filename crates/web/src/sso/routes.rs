@@ -28,8 +28,19 @@ use crate::session::{base_url, is_https, start};
 use crate::state::WebState;
 use crate::ui_routes::{error_page, redirect, with_cookie};
 
-/// The cookie naming the browser's pending sign-in.
+/// The cookie naming the browser's pending sign-in. Over HTTPS it carries the `__Host-` prefix
+/// (Secure, Path=/, no Domain), so a sibling subdomain cannot plant one of its own (a login
+/// CSRF that would sign the victim in as the attacker).
 const PENDING_COOKIE: &str = "tollgate_sso_pending";
+const PENDING_COOKIE_HTTPS: &str = "__Host-tollgate_sso_pending";
+
+fn pending_cookie_name(state: &WebState, headers: &HeaderMap) -> &'static str {
+    if is_https(state, headers) {
+        PENDING_COOKIE_HTTPS
+    } else {
+        PENDING_COOKIE
+    }
+}
 /// How long a started sign-in may take at the provider.
 const PENDING_TTL_SECS: i64 = 600;
 
@@ -46,9 +57,8 @@ fn pending_cookie(state: &WebState, headers: &HeaderMap, value: &str, max_age: i
     } else {
         ""
     };
-    format!(
-        "{PENDING_COOKIE}={value}; Path=/sso; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    )
+    let name = pending_cookie_name(state, headers);
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
 fn not_configured(state: &WebState) -> Response {
@@ -137,6 +147,9 @@ struct Refusal {
     status: StatusCode,
     message: String,
     email: Option<String>,
+    /// Whether the provider answered for someone: only then is the refusal audited. Anyone can
+    /// call the callback, and an audit row per anonymous request would let them fill the log.
+    vouched: bool,
 }
 
 impl Refusal {
@@ -146,6 +159,7 @@ impl Refusal {
             status,
             message: message.into(),
             email: None,
+            vouched: false,
         }
     }
 }
@@ -163,19 +177,23 @@ async fn callback(
     match result {
         Ok(resp) => with_cookie(resp, &clear),
         Err(r) => {
-            record_by(
-                &state,
-                None,
-                None,
-                Change {
-                    action: "sso.refuse",
-                    object_type: "sso",
-                    object_id: r.email.as_deref(),
-                    before: None,
-                    after: Some(json!({"reason": r.reason, "issuer": sso.config.issuer})),
-                },
-            )
-            .await;
+            if r.vouched {
+                record_by(
+                    &state,
+                    None,
+                    None,
+                    Change {
+                        action: "sso.refuse",
+                        object_type: "sso",
+                        object_id: r.email.as_deref(),
+                        before: None,
+                        after: Some(json!({"reason": r.reason, "issuer": sso.config.issuer})),
+                    },
+                )
+                .await;
+            } else {
+                tracing::info!(reason = r.reason, "SSO callback refused");
+            }
             let page = error_page(&state, None, r.status, "Sign-in refused", &r.message);
             with_cookie(page, &clear)
         }
@@ -189,7 +207,8 @@ async fn finish(
     answer: Answer,
 ) -> Result<Response, Refusal> {
     // Taken first, whatever the answer: a pending sign-in is used at most once.
-    let pending = match cookie_value(headers, PENDING_COOKIE).filter(|v| !v.is_empty()) {
+    let name = pending_cookie_name(state, headers);
+    let pending = match cookie_value(headers, name).filter(|v| !v.is_empty()) {
         Some(id) => state
             .store
             .take_sso_pending_login(&hash_token(id), Utc::now())
@@ -247,17 +266,26 @@ async fn finish(
             SsoError::IdToken(_) => "id_token_invalid",
             SsoError::UserInfo(_) => "userinfo_invalid",
         };
-        Refusal::new(
-            reason,
-            StatusCode::FORBIDDEN,
-            "The sign-in could not be verified with the sign-in provider. Start again from the sign-in page; if it keeps failing, ask your administrator.",
-        )
+        Refusal {
+            // A sign-in that reached the token exchange with this browser's pending sign-in
+            // (a replayed code, a forged or expired token) is worth recording.
+            vouched: matches!(
+                reason,
+                "code_refused" | "id_token_invalid" | "userinfo_invalid"
+            ),
+            ..Refusal::new(
+                reason,
+                StatusCode::FORBIDDEN,
+                "The sign-in could not be verified with the sign-in provider. Start again from the sign-in page; if it keeps failing, ask your administrator.",
+            )
+        }
     })?;
     let user = user_for(state, sso, &identity).await.map_err(|r| {
         let message = match &r {
             Refused::NoEmail => "The sign-in provider did not tell Tollgate your email address.".to_string(),
             Refused::Unverified => "The sign-in provider has not verified your email address. Verify it there, then sign in again.".to_string(),
             Refused::DomainNotAllowed => "There is no Tollgate account for this email address, and accounts are not opened for its domain. Ask your administrator for an invitation.".to_string(),
+            Refused::LinkedToAnotherAccount => "The Tollgate account with this email address belongs to another account at the sign-in provider. Ask your administrator.".to_string(),
             Refused::Unavailable(m) => m.clone(),
         };
         let status = match r {
@@ -269,6 +297,7 @@ async fn finish(
             status,
             message,
             email: identity.email.clone(),
+            vouched: true,
         }
     })?;
     let started = start(state, &user.user_id, headers)
