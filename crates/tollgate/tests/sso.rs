@@ -1099,3 +1099,24 @@ async fn a_mapped_role_change_reaches_the_users_keys_at_once() {
     );
     app.stop().await;
 }
+
+/// A start needs no sign-in and stores a pending sign-in: one address gets 30 a minute.
+#[tokio::test]
+async fn one_address_cannot_start_sign_ins_without_end() {
+    let idp = idp().await;
+    let app = app_with(&idp, &[]).await;
+    tollgate_testkit::away_from_minute_edge(10).await;
+    let mut refused = None;
+    for i in 0..40 {
+        let a = Jar::default().get(&app.url("/sso/key/generate")).await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((i, a));
+            break;
+        }
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    }
+    let (i, a) = refused.expect("the 31st start is refused");
+    assert_eq!(i, 30);
+    assert!(a.body.contains("Too many sign-ins"), "{}", a.body);
+    app.stop().await;
+}

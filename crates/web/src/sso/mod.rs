@@ -5,6 +5,7 @@ mod account;
 pub mod config;
 mod provider;
 mod routes;
+mod starts;
 
 use tollgate_domain::role::Role;
 
@@ -19,6 +20,7 @@ pub struct SsoState {
     /// user_role` (default `internal_user_viewer`), unless the role map says otherwise.
     pub default_role: Role,
     provider: provider::Provider,
+    starts: starts::StartLimit,
 }
 
 impl SsoState {
@@ -27,6 +29,7 @@ impl SsoState {
             provider: provider::Provider::new(config.clone())?,
             config,
             default_role,
+            starts: starts::StartLimit::default(),
         })
     }
 

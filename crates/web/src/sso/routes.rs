@@ -7,10 +7,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use chrono::Utc;
 use serde::Deserialize;
@@ -22,6 +25,7 @@ use tollgate_store::PendingLogin;
 use super::account::{user_for, Refused};
 use super::provider::SsoError;
 use super::SsoState;
+use crate::api::client_ip;
 use crate::audit_log::{record_by, Change};
 use crate::principal::cookie_value;
 use crate::session::{base_url, is_https, start};
@@ -71,10 +75,28 @@ fn not_configured(state: &WebState) -> Response {
     )
 }
 
-async fn start_sign_in(State(state): State<Arc<WebState>>, headers: HeaderMap) -> Response {
+async fn start_sign_in(
+    State(state): State<Arc<WebState>>,
+    ci: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     let Some(sso) = &state.sso else {
         return not_configured(&state);
     };
+    let ip = client_ip(&state, ci.as_ref().map(|e| &e.0), &headers);
+    let minute = u64::try_from(Utc::now().timestamp() / 60).unwrap_or(0);
+    if !sso.starts.allow(ip, minute) {
+        let mut page = error_page(
+            &state,
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-ins",
+            "Too many sign-ins were started from this address. Wait a minute, then try again.",
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return page;
+    }
     let redirect_uri = format!("{}/sso/callback", base_url(&state, &headers));
     let auth = match sso.provider.authorize(&redirect_uri).await {
         Ok(a) => a,
