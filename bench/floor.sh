@@ -3,7 +3,10 @@
 # (axum + reqwest, axum + hyper: forward the body, return the answer, nothing else; see
 # passthrough/) and Tollgate with the master key, every call recorded (SQLite, as out of the box),
 # once as configured by default (spend journal on) and once with TOLLGATE_SPEND_JOURNAL=off, so
-# the journal's cost is measured in the same run.
+# the journal's cost is measured in the same run; and Tollgate with a virtual key that has a
+# budget, rpm/tpm and parallel limits and a model list (every check runs, none refuses), the
+# case the performance targets are stated for. The closing lines give those targets' ratios to
+# the axum + hyper passthrough.
 # Same placement as bench/run.sh: the gateway under test on GW_CPU, load and mock on LOAD_CPU.
 # The machine's speed moves between runs, so the ratios to the passthroughs are the figures to
 # quote; absolute numbers compare only within a run.
@@ -41,6 +44,10 @@ mkdir -p "$RUN/nojournal"
 TG_NJ=$!; pids+=($!)
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness http://127.0.0.1:4195/health/liveliness
 sleep 0.5
+VKEY=$(curl -sf http://127.0.0.1:4193/key/generate -H "Authorization: Bearer $MASTER" \
+  -H 'content-type: application/json' \
+  -d '{"key_alias":"floor","models":["gpt-4o-mini"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $MASTER"
 cpu_ticks() { [ -z "$1" ] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -61,6 +68,7 @@ for c in $CONCS; do
   measure passthrough-hyper "$PT_HYPER" http://127.0.0.1:4192/v1/chat/completions "$c"
   measure tollgate "$TG" http://127.0.0.1:4193/v1/chat/completions "$c"
   measure tollgate-nojournal "$TG_NJ" http://127.0.0.1:4195/v1/chat/completions "$c"
+  WRK_HDR1="Authorization: Bearer $VKEY" measure tollgate-vkey "$TG" http://127.0.0.1:4193/v1/chat/completions "$c"
 done
 RSS_KB=$(awk '/VmHWM/{print $2}' "/proc/$TG/status")
 python3 - "$RUN/raw.txt" "$RSS_KB" <<'PY'
@@ -73,13 +81,27 @@ for line in open(sys.argv[1]):
     errors = sum(r[k] for k in r if k.startswith("err_"))
     rows[(name, int(conc))] = dict(rps=n / secs, p50=r["p50_us"] / 1e3, p99=r["p99_us"] / 1e3,
                                    cpu_us=(int(ticks) * 10_000 / n) if n else 0, errors=errors)
-print("| target | conc | req/s | p50 ms | p99 ms | +p50 vs direct | CPU µs/req | req/s vs reqwest passthrough | errors |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (name, conc), v in sorted(rows.items(), key=lambda kv: (kv[0][1], ["direct", "passthrough-reqwest", "passthrough-hyper", "tollgate", "tollgate-nojournal"].index(kv[0][0]))):
-    d = rows.get(("direct", conc)); p = rows.get(("passthrough-reqwest", conc))
+order = ["direct", "passthrough-reqwest", "passthrough-hyper", "tollgate", "tollgate-nojournal", "tollgate-vkey"]
+print("| target | conc | req/s | p50 ms | p99 ms | +p50 vs direct | CPU µs/req | req/s vs reqwest passthrough | req/s vs hyper passthrough | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for (name, conc), v in sorted(rows.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))):
+    d = rows.get(("direct", conc)); p = rows.get(("passthrough-reqwest", conc)); h = rows.get(("passthrough-hyper", conc))
     added = "-" if name == "direct" else f"+{v['p50'] - d['p50']:.3f}"
     ratio = "-" if name == "direct" else f"{v['rps'] / p['rps']:.2f}"
+    ratio_h = "-" if name == "direct" else f"{v['rps'] / h['rps']:.2f}"
     cpu = "-" if name == "direct" else f"{v['cpu_us']:.0f}"
-    print(f"| {name} | {conc} | {v['rps']:,.0f} | {v['p50']:.3f} | {v['p99']:.3f} | {added} | {cpu} | {ratio} | {v['errors']} |")
+    print(f"| {name} | {conc} | {v['rps']:,.0f} | {v['p50']:.3f} | {v['p99']:.3f} | {added} | {cpu} | {ratio} | {ratio_h} | {v['errors']} |")
 print(f"\nTollgate peak RSS over the run: {int(sys.argv[2]) / 1024:.0f} MB")
+# The performance targets, with the virtual key, against the axum + hyper passthrough.
+def get(name, conc):
+    return rows.get((name, conc))
+k50, h50 = get("tollgate-vkey", 50), get("passthrough-hyper", 50)
+if k50 and h50:
+    print(f"c=50 req/s, virtual key / hyper passthrough: {k50['rps'] / h50['rps']:.2f} (target >= 0.85)")
+k1, h1, d1 = get("tollgate-vkey", 1), get("passthrough-hyper", 1), get("direct", 1)
+if k1 and h1 and d1:
+    added_k, added_h = k1["p50"] - d1["p50"], h1["p50"] - d1["p50"]
+    if added_h > 0:
+        print(f"c=1 added p50, virtual key / hyper passthrough: {added_k / added_h:.2f} (target <= 1.2)")
+    print(f"c=1 p99, virtual key / hyper passthrough: {k1['p99'] / h1['p99']:.2f} (target <= 1.5)")
 PY
