@@ -282,17 +282,33 @@ impl Budgets {
 
     /// The writer committed these records: they now count through the store's spend.
     pub fn committed(&self, records: &[SpendRecord]) {
+        // The owners' ids are built before the lock admission takes: a batch is hundreds of
+        // records.
+        let owners: Vec<(Owner, i64)> = records
+            .iter()
+            .filter(|r| r.spend_nanos > 0)
+            .flat_map(|r| owners_of(r).map(move |o| (o, r.spend_nanos)))
+            .collect();
         let mut l = self.lock();
-        for r in records.iter().filter(|r| r.spend_nanos > 0) {
-            for o in owners_of(r) {
-                if let Some(n) = l.unflushed.get_mut(&o) {
-                    *n -= r.spend_nanos;
-                    if *n <= 0 {
-                        l.unflushed.remove(&o);
-                    }
+        for (o, nanos) in owners {
+            if let Some(n) = l.unflushed.get_mut(&o) {
+                *n -= nanos;
+                if *n <= 0 {
+                    l.unflushed.remove(&o);
                 }
             }
         }
+    }
+
+    /// The keys and teams with an account here (a reset of every key's and team's spend must
+    /// reach those whose spend is not in the store yet).
+    pub fn loaded_keys_and_teams(&self) -> Vec<Owner> {
+        self.lock()
+            .accounts
+            .keys()
+            .filter(|o| matches!(o, Owner::Key(_) | Owner::Team(_)))
+            .cloned()
+            .collect()
     }
 
     /// A budget period ended: the store set the owner's spend to 0; what is still unflushed

@@ -500,6 +500,7 @@ fn wire(p: Prepared, db: FromStore) -> (Router, Arc<Started>) {
         keys: state.keys.clone(),
         cluster: state.cluster.clone(),
         sso: p.sso,
+        spend_writer: state.writer.clone(),
     });
     spawn_sweeper(state.store.clone());
     let shared = state.cluster.clone();

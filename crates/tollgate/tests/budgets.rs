@@ -301,6 +301,25 @@ async fn a_member_budget_caps_the_member_within_the_team() {
     app.stop().await;
 }
 
+/// The master key's `/global/spend/reset`: a key that spent its budget is admitted again at
+/// once, though part of its spend may not have reached the store yet.
+#[tokio::test]
+async fn a_spend_reset_admits_a_spent_key_again() {
+    let (app, _up) = start(&[]).await;
+    let key = new_key(&app, json!({"max_budget": 0.00005})).await;
+    let mut ok = 0;
+    while chat(&app, &key, hi(Some(5))).await.status() == 200 {
+        ok += 1;
+        assert!(ok < 10, "the budget never applied");
+    }
+    let (s, v) = app
+        .api(&app.master_key, "POST", "/global/spend/reset", Value::Null)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(chat(&app, &key, hi(Some(5))).await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn requests_per_minute_answer_429_with_litellm_headers() {
     tollgate_testkit::away_from_minute_edge(10).await;

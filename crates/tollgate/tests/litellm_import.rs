@@ -519,6 +519,36 @@ async fn keys_keep_working(store_url: &str, litellm_url: &str) {
     assert_eq!(counts(&third, "spend logs"), [3, 0, 3, 0], "{third}");
     assert_eq!(counts(&third, "daily spend"), [1, 0, 1, 0], "{third}");
     assert_eq!(snapshot(&store).await, before);
+    // LiteLLM's retention then deletes every log: the days the first import took from the logs
+    // do not come again from the daily totals (yesterday's row would count twice).
+    let pool = sqlx::PgPool::connect(litellm_url).await.unwrap();
+    sqlx::query(r#"DELETE FROM "LiteLLM_SpendLogs""#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let before = snapshot(&store).await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let all_scope = tollgate_store::SpendScope::default();
+    let spent_yesterday = store
+        .daily_spend(&all_scope, yesterday, yesterday)
+        .await
+        .unwrap();
+    let after_retention = import(litellm_url, &store, false, true).await;
+    assert_eq!(
+        counts(&after_retention, "daily spend"),
+        [1, 0, 1, 0],
+        "{after_retention}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+    assert_eq!(
+        store
+            .daily_spend(&all_scope, yesterday, yesterday)
+            .await
+            .unwrap(),
+        spent_yesterday
+    );
+    assert_eq!(snapshot(&store).await, before);
 
     // A key rotated or deleted in Tollgate since is not brought back by another run.
     let rotated = sha256_hex("sk-rotated-in-tollgate-0001");
@@ -602,6 +632,7 @@ async fn an_interrupted_import_is_finished_by_the_next_run() {
         "UPDATE teams SET spend_nanos = 0 WHERE team_id = 'team-1'",
     )
     .await;
+    on_store_db(&url, "UPDATE team_members SET spend_nanos = 0").await;
     let limited = sha256_hex(LIMITED);
     on_store_db(
         &url,
@@ -619,6 +650,11 @@ async fn an_interrupted_import_is_finished_by_the_next_run() {
     assert_eq!(counts(&resumed, "keys"), [10, 6, 0, 4], "{resumed}");
     let team = store.get_team("team-1").await.unwrap().unwrap();
     assert_eq!(team.spend_nanos, 5_000_000_000);
+    let bob = store.get_member("team-1", "u-bob").await.unwrap().unwrap();
+    assert_eq!(
+        bob.spend_nanos, 1_250_000_000,
+        "the member's spend is set again"
+    );
     assert_eq!(
         store.get_key(&limited).await.unwrap().unwrap().rpm_limit,
         Some(2)

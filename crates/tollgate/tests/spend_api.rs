@@ -1138,5 +1138,51 @@ async fn spend_reports_as_litellm_answers_them() {
         .spend_nanos;
     let one_call = mine["model_details"][0]["total_cost"].as_f64().unwrap() / 2.0;
     assert!(((spent as f64 / 1e9) - one_call).abs() < 1e-9, "{spent}");
+
+    // A team member who is not its admin sees their own calls in the team's report; the
+    // team's admin sees everyone's.
+    let (bob, _) = user(&app, "reports-bob@example.com", "internal_user").await;
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/member_add",
+            json!({"team_id": team_id, "member": {"user_id": bob, "role": "user"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = app
+        .api(
+            &m,
+            "POST",
+            "/key/generate",
+            json!({"user_id": bob, "team_id": team_id}),
+        )
+        .await;
+    let bob_key = v["key"].as_str().unwrap().to_string();
+    chat_as(&app, &bob_key, "cust-3", json!([])).await;
+    app.wait_for_spend_logs(5).await;
+    let keys_seen = |v: &Value| -> usize { v.as_array().unwrap().len() };
+    let (_, v) = get(&app, &team_key, &format!("/team/spend/report?{range}")).await;
+    assert_eq!(keys_seen(&v), 1, "only alice's own key: {v}");
+    assert_eq!(v[0]["api_key"], team_hash.as_str());
+    let (_, v) = get(
+        &app,
+        &m,
+        &format!("/team/spend/report?{range}&team_id={team_id}"),
+    )
+    .await;
+    assert_eq!(keys_seen(&v), 2, "{v}");
+    let (s, v) = app
+        .api(
+            &m,
+            "POST",
+            "/team/member_update",
+            json!({"team_id": team_id, "user_id": alice, "role": "admin"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = get(&app, &team_key, &format!("/team/spend/report?{range}")).await;
+    assert_eq!(keys_seen(&v), 2, "the team's admin sees the team: {v}");
     app.stop().await;
 }

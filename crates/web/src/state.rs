@@ -115,6 +115,8 @@ pub struct WebState {
     pub cluster: Option<tollgate_cluster::Cluster>,
     /// Single sign-on, when a provider is configured.
     pub sso: Option<crate::sso::SsoState>,
+    /// The proxy's spend writer: a spend reset waits for what it still holds.
+    pub spend_writer: std::sync::Arc<tollgate_ledger::SpendWriter>,
 }
 
 /// One public model name with what it costs, as the proxy will charge it.

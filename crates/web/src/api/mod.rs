@@ -37,13 +37,8 @@ use tollgate_proxy::ApiError;
 use crate::principal::{from_api_request, Principal};
 use crate::state::WebState;
 
+/// The management API's router; its description (`/openapi.json`) is built from the same list.
 pub fn routes(state: Arc<WebState>) -> Router {
-    let (router, _) = routes_and_description(state);
-    router
-}
-
-/// The router and its description (served at `/openapi.json`), built from one list.
-pub fn routes_and_description(state: Arc<WebState>) -> (Router, Arc<OpenApi>) {
     // Create routes honour `Idempotency-Key`; inside the gate, so the caller is known.
     let idempotent =
         || axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotent);
@@ -126,8 +121,11 @@ pub fn routes_and_description(state: Arc<WebState>) -> (Router, Arc<OpenApi>) {
     let (mut gated_api, mut public_api) = (OpenApi::default(), OpenApi::default());
     let authorized = authorized.finish_api(&mut gated_api);
     let public = public.finish_api(&mut public_api);
-    let description = Arc::new(openapi::document(gated_api, public_api));
-    let spec = Bytes::from(serde_json::to_vec(&*description).unwrap_or_default());
+    let description = openapi::document(gated_api, public_api);
+    let spec = Bytes::from(serde_json::to_vec(&description).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the API description could not be serialized");
+        Vec::new()
+    }));
     let served = axum::Router::new().route(
         "/openapi.json",
         axum::routing::get(move || {
@@ -135,8 +133,7 @@ pub fn routes_and_description(state: Arc<WebState>) -> (Router, Arc<OpenApi>) {
             async move { ([(CONTENT_TYPE, "application/json")], spec) }
         }),
     );
-    let router = authorized.merge(public).merge(served).with_state(state);
-    (router, description)
+    authorized.merge(public).merge(served).with_state(state)
 }
 
 /// The one authorization gate of the management API.

@@ -50,7 +50,7 @@ impl<T: JsonSchema> OperationInput for RawJson<T> {
 }
 
 /// The whole description, from the gated routes' description and the public ones'.
-pub fn document(gated: OpenApi, public: OpenApi) -> OpenApi {
+pub(crate) fn document(gated: OpenApi, public: OpenApi) -> OpenApi {
     let mut api = OpenApi {
         info: Info {
             title: "Tollgate".to_string(),

@@ -4,6 +4,7 @@
 //! tag lists, and the master key's `/global/spend/reset`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -28,6 +29,8 @@ use crate::state::WebState;
 const MAX_REPORT_DAYS: i64 = 366;
 /// End users listed by `/global/spend/end_users`, as LiteLLM lists them.
 const END_USERS_LISTED: u32 = 100;
+/// How long a spend reset waits for the spend writer to commit what it holds.
+const RESET_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -390,6 +393,21 @@ async fn scoped_report(
             )));
         }
     };
+    if let Scope::Team = scope {
+        // A team's admins see the whole team; its other members their own calls in it (the
+        // others' keys and spend are not theirs to see, as everywhere else).
+        if !sees_all(p) {
+            let role = state
+                .store
+                .get_member(&value, &p.user_id)
+                .await
+                .map_err(|e| store_unavailable(&e))?
+                .map(|m| m.role);
+            if role.as_deref() != Some("admin") {
+                filter.user_id = Some(p.user_id.clone());
+            }
+        }
+    }
     match scope {
         Scope::Key => filter.api_key = Some(value),
         Scope::User => filter.user_id = Some(value),
@@ -421,7 +439,8 @@ pub async fn user_report(
     answer(scoped_report(&state, &p, &q, Scope::User).await)
 }
 
-/// `GET /team/spend/report`: a team's spend per key and model; anyone for their key's team.
+/// `GET /team/spend/report`: a team's spend per key and model; anyone for their key's team (a
+/// member who is not its admin: their own calls in it).
 pub async fn team_report(
     State(state): State<Arc<WebState>>,
     Extension(p): Extension<Principal>,
@@ -518,6 +537,14 @@ pub async fn reset_spend(
         .into_response();
     }
     let result = async {
+        // Calls already answered whose records the writer still holds belong to the spend
+        // being reset: let it commit them first (it flushes every half second).
+        let deadline = std::time::Instant::now() + RESET_WAIT;
+        while state.spend_writer.stats().pending.load(Ordering::Relaxed) > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let budgets = state.keys.budgets().clone();
         let owners: Vec<Owner> = {
             // As a budget period's reset: no spend batch commits meanwhile, so a call is
@@ -528,11 +555,18 @@ pub async fn reset_spend(
                 .reset_key_and_team_spend()
                 .await
                 .map_err(|e| store_unavailable(&e))?;
-            let owners: Vec<Owner> = keys
+            let mut owners: Vec<Owner> = keys
                 .iter()
                 .map(|k| Owner::Key(Arc::from(k.as_str())))
                 .chain(teams.iter().map(|t| Owner::Team(Arc::from(t.as_str()))))
                 .collect();
+            // And those this instance knows: their spend may be only in Redis or not yet in
+            // the store.
+            for o in budgets.loaded_keys_and_teams() {
+                if !owners.contains(&o) {
+                    owners.push(o);
+                }
+            }
             for o in &owners {
                 budgets.reset(o);
             }

@@ -253,11 +253,32 @@ pub fn team(
         if let (Some(member), Some(b)) = (members.get_mut(&user_id), budget) {
             member.max_budget_in_team_nanos = nanos(b.max_budget);
             member.budget_id = budget_id;
-            let dropped: Vec<&str> = [
-                ("soft_budget", b.soft_budget.is_some()),
+            // Rate limits within the team are limits Tollgate does not enforce: the team is
+            // refused unless allowed, as for the team's own. The rest only changes alerts or
+            // resets (a member's spend within the team is never reset here): notes.
+            let limits: Vec<&str> = [
                 ("rpm_limit", b.rpm_limit.is_some()),
                 ("tpm_limit", b.tpm_limit.is_some()),
                 ("max_parallel_requests", b.max_parallel_requests.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            if !limits.is_empty() {
+                if !allow_weaker {
+                    return Err(format!(
+                        "member {user_id} has limits within the team Tollgate does not enforce \
+                         ({}); not imported (--allow-weaker-limits imports it without them)",
+                        limits.join(", ")
+                    ));
+                }
+                notes.push(format!(
+                    "member {user_id}: imported without limits Tollgate does not enforce: {}",
+                    limits.join(", ")
+                ));
+            }
+            let dropped: Vec<&str> = [
+                ("soft_budget", b.soft_budget.is_some()),
                 ("budget_duration", b.budget_duration.is_some()),
             ]
             .into_iter()
@@ -265,8 +286,8 @@ pub fn team(
             .collect();
             if !dropped.is_empty() {
                 notes.push(format!(
-                    "member {user_id}: only max_budget of the member's budget is carried; not \
-                     carried: {}",
+                    "member {user_id}: not carried from the member's budget: {} (the spend \
+                     within the team does not reset)",
                     dropped.join(", ")
                 ));
             }
@@ -608,12 +629,27 @@ mod tests {
                 json!({"team_id": "t1", "user_id": "u2", "budget_id": "mb", "spend": 0.5}),
             )],
             &budgets,
-            false,
+            true,
         )
         .unwrap();
         assert_eq!(
             t.notes,
-            vec!["member u2: only max_budget of the member's budget is carried; not carried: rpm_limit"]
+            vec!["member u2: imported without limits Tollgate does not enforce: rpm_limit"]
+        );
+        // Without --allow-weaker-limits the team is refused, naming the member.
+        let refused = team(
+            &row(json!({"team_id": "t1", "members": ["u2"]})),
+            &[row(
+                json!({"team_id": "t1", "user_id": "u2", "budget_id": "mb", "spend": 0.5}),
+            )],
+            &budgets,
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            refused.contains("member u2 has limits within the team"),
+            "{refused}"
         );
         assert_eq!(
             t.members,

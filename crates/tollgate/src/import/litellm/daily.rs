@@ -1,7 +1,9 @@
 //! `--spend-logs`, older days: LiteLLM deletes spend logs past its retention period but keeps its
-//! daily per-user totals (`LiteLLM_DailyUserSpend`) for good. The days before the oldest spend
-//! log come from those totals, into the daily views (not the call log, which they do not
-//! describe call by call); the days from it on come from the logs, so no day is counted twice.
+//! daily per-user totals (`LiteLLM_DailyUserSpend`) for good. One cut-off day splits the two:
+//! the days before it come from those totals, into the daily views (not the call log, which they
+//! do not describe call by call); the days from it on come from the logs. The first import
+//! decides the cut-off (the day of LiteLLM's oldest log then) and records it; later imports keep
+//! it, however much LiteLLM has deleted since, so no day is counted twice.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,38 @@ use crate::import::report::Report;
 const KIND: &str = "daily spend";
 /// The kind its rows are recorded under in `imported_rows`.
 const RECORDED_AS: &str = "daily_user_spend";
+/// The kind the cut-off day is recorded under (its id is the day).
+const CUTOFF: &str = "daily_cutoff";
+
+/// The cut-off day (`YYYY-MM-DD`): the one an earlier import recorded, else the day of the
+/// oldest spend log (tomorrow when there are none: every day comes from the totals), recorded
+/// now unless this is a dry run.
+pub async fn cutoff(
+    source: &mut Source,
+    store: &Store,
+    dry_run: bool,
+) -> Result<String, ImportError> {
+    let recorded = store.imported_ids(SOURCE, CUTOFF).await?;
+    if let Some(day) = recorded.into_iter().min() {
+        return Ok(day);
+    }
+    let day = match source.first_log_day().await? {
+        Some(d) => d,
+        None => (chrono::Utc::now() + chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string(),
+    };
+    if !dry_run {
+        store
+            .record_imported(SOURCE, CUTOFF, std::slice::from_ref(&day))
+            .await
+            .map_err(|source| ImportError::Write {
+                row: "the daily spend cut-off".to_string(),
+                source,
+            })?;
+    }
+    Ok(day)
+}
 
 fn nanos(usd: Option<f64>) -> i64 {
     usd.map_or(0, |u| tollgate_domain::money::NanoUsd::from_usd(u).0)
@@ -49,10 +83,12 @@ fn history(r: &Row, team_of: &HashMap<String, String>) -> Result<DailyHistory, S
     })
 }
 
+/// Imports the daily totals of the days before `cutoff`.
 pub async fn import(
     source: &mut Source,
     store: &Store,
     team_of: &HashMap<String, String>,
+    cutoff: &str,
     batch_size: i64,
     dry_run: bool,
     report: &mut Report,
@@ -60,21 +96,17 @@ pub async fn import(
     if !source.has_table("LiteLLM_DailyUserSpend").await? {
         return Ok(());
     }
-    let first_log_day = source.first_log_day().await?;
-    let before = first_log_day.as_deref();
+    let before = Some(cutoff);
     let total = source.count_daily_before(before).await?;
     report.count_mut(KIND).found = u64::try_from(total).unwrap_or(0);
     if total > 0 {
-        let which = match before {
-            Some(d) => format!("the days before {d}, the oldest spend log,"),
-            None => "every day (there are no spend logs)".to_string(),
-        };
         report.except(
             "daily spend",
             "LiteLLM_DailyUserSpend",
             format!(
-                "{which} come from LiteLLM's daily totals: they show in the daily views, not in \
-                 the call log"
+                "the days before {cutoff} come from LiteLLM's daily totals: they show in the \
+                 daily views, not in the call log (a day LiteLLM's retention cut part-way shows \
+                 only its remaining logs)"
             ),
         );
     }

@@ -133,7 +133,15 @@ pub async fn open_store(url: Option<&str>, dry_run: bool) -> Result<ImportStore,
         return scratch_store().await;
     }
     let found = store.schema_version().await?.unwrap_or(0);
-    if found != tollgate_store::SCHEMA_VERSION {
+    if found > tollgate_store::SCHEMA_VERSION {
+        store.close().await;
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: tollgate_store::SCHEMA_VERSION,
+        }
+        .into());
+    }
+    if found < tollgate_store::SCHEMA_VERSION {
         store.close().await;
         return Err(ImportError::DryRunNeedsMigration {
             found,
@@ -252,20 +260,27 @@ async fn run_on(
         });
     }
     if options.spend_logs {
-        let logs = spend_logs::import(
-            source,
-            store,
-            options.batch_size,
-            options.dry_run,
-            &mut report,
-        )
+        let history = async {
+            let cutoff = daily::cutoff(source, store, options.dry_run).await?;
+            spend_logs::import(
+                source,
+                store,
+                &cutoff,
+                options.batch_size,
+                options.dry_run,
+                &mut report,
+            )
+            .await?;
+            Ok(cutoff)
+        }
         .await;
-        let logs = match logs {
-            Ok(()) => {
+        let logs = match history {
+            Ok(cutoff) => {
                 daily::import(
                     source,
                     store,
                     &team_of,
+                    &cutoff,
                     options.batch_size,
                     options.dry_run,
                     &mut report,

@@ -313,6 +313,11 @@ async fn teams(cx: &mut Ctx<'_>, rows: &[Row], memberships: &[Row]) -> Result<()
             if members_rec.done.contains(&mid) || !exists {
                 cx.report.count_mut("team members").unchanged += 1;
                 cx.old_budget_refs.extend(m.budget_id.clone());
+            } else if current.contains(&m.user_id) && members_rec.begun.contains(&mid) {
+                // Added by an interrupted run: finished now (its spend within the team set).
+                cx.report.count_mut("team members").imported += 1;
+                cx.new_budget_refs.extend(m.budget_id.clone());
+                cx.plan.members.push((id.clone(), m.clone()));
             } else if current.contains(&m.user_id) {
                 cx.report.count_mut("team members").unchanged += 1;
                 cx.old_budget_refs.extend(m.budget_id.clone());

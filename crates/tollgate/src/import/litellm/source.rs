@@ -80,14 +80,16 @@ impl Source {
     pub async fn spend_logs_after(
         &mut self,
         after: &str,
+        since: &str,
         limit: i64,
     ) -> Result<Vec<Row>, ImportError> {
         let sql = format!(
             "SELECT (to_jsonb(t) {SPEND_LOG_BODIES})::text AS r FROM \"LiteLLM_SpendLogs\" t \
-             WHERE request_id > $1 ORDER BY request_id LIMIT $2"
+             WHERE request_id > $1 AND \"startTime\" >= $2::date ORDER BY request_id LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(after)
+            .bind(since)
             .bind(limit)
             .fetch_all(&mut self.conn)
             .await
@@ -106,6 +108,20 @@ impl Source {
         .fetch_one(&mut self.conn)
         .await
         .map_err(|e| ImportError::Source("reading the oldest LiteLLM spend log", e))
+    }
+
+    /// Spend logs started before the UTC day `day` (`YYYY-MM-DD`).
+    pub async fn count_logs_before(&mut self, day: &str) -> Result<i64, ImportError> {
+        if !self.has_table("LiteLLM_SpendLogs").await? {
+            return Ok(0);
+        }
+        sqlx::query_scalar(
+            "SELECT count(*) FROM \"LiteLLM_SpendLogs\" WHERE \"startTime\" < $1::date",
+        )
+        .bind(day)
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| ImportError::Source("counting LiteLLM spend logs", e))
     }
 
     /// Daily per-user totals of the days before `before` (all days when `None`).

@@ -17,15 +17,31 @@ const MAX_LISTED: u64 = 100;
 
 const KIND: &str = "spend logs";
 
+/// Imports the logs that started on or after the UTC day `since`; older ones are counted as
+/// skipped (their days come from LiteLLM's daily totals, see `daily`).
 pub async fn import(
     source: &mut Source,
     store: &Store,
+    since: &str,
     batch_size: i64,
     dry_run: bool,
     report: &mut Report,
 ) -> Result<(), ImportError> {
-    let total = source.count("LiteLLM_SpendLogs").await?;
-    report.count_mut(KIND).found = u64::try_from(total).unwrap_or(0);
+    let all = source.count("LiteLLM_SpendLogs").await?;
+    let older = source.count_logs_before(since).await?;
+    let total = all - older;
+    report.count_mut(KIND).found = u64::try_from(all).unwrap_or(0);
+    if older > 0 {
+        report.count_mut(KIND).skipped += u64::try_from(older).unwrap_or(0);
+        report.except(
+            "spend logs",
+            format!("before {since}"),
+            format!(
+                "{older} logs not imported: an earlier import took those days from LiteLLM's \
+                 daily totals, so their calls are in the daily views already"
+            ),
+        );
+    }
     if dry_run {
         report.except(
             "spend logs",
@@ -40,7 +56,7 @@ pub async fn import(
     let mut done: u64 = 0;
     let mut unlisted: u64 = 0;
     loop {
-        let rows = source.spend_logs_after(&last, batch_size).await?;
+        let rows = source.spend_logs_after(&last, since, batch_size).await?;
         let Some(tail) = rows.last().and_then(|r| r.text("request_id")) else {
             break;
         };
