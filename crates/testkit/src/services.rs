@@ -4,12 +4,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A name no other test of any process has: the clock alone repeats when two tests of one
+/// process ask in the same tick (it did, and CREATE DATABASE failed).
 fn unique(tag: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{tag}_{}_{nanos}", std::process::id())
+    format!("{tag}_{}_{n}_{nanos}", std::process::id())
 }
 
 fn unavailable(what: &str, why: &str) {
