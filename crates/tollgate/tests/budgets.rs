@@ -62,6 +62,24 @@ fn hi(max_tokens: Option<u64>) -> Value {
     b
 }
 
+/// Calls until one is refused for its budget: (calls answered 200, the refusal's error).
+async fn spend_until_refused(app: &TestApp, key: &str) -> (usize, Value) {
+    let mut ok = 0;
+    loop {
+        let r = chat(app, key, hi(Some(5))).await;
+        if r.status() == 200 {
+            ok += 1;
+            assert!(ok < 10, "the budget never applied");
+            continue;
+        }
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "budget_exceeded", "{v}");
+        assert!(ok >= 1, "refused at once: {v}");
+        return (ok, v);
+    }
+}
+
 async fn key_spend_nanos(app: &TestApp, key: &str) -> i64 {
     let token = tollgate_domain::secret::sha256_hex(key);
     app.store
@@ -177,20 +195,7 @@ async fn a_spent_budget_refuses_and_user_budgets_cover_personal_keys() {
     assert_eq!(s, 200, "{v}");
     let user_id = v["user_id"].as_str().unwrap().to_string();
     let key = v["key"].as_str().unwrap().to_string();
-    let mut ok = 0;
-    let refusal = loop {
-        let r = chat(&app, &key, hi(Some(5))).await;
-        if r.status() == 200 {
-            ok += 1;
-            assert!(ok < 10, "the user's budget never applied");
-            continue;
-        }
-        break r;
-    };
-    assert!(ok >= 1);
-    assert_eq!(refusal.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let v: Value = refusal.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "budget_exceeded");
+    let (ok, v) = spend_until_refused(&app, &key).await;
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains(&format!("User={user_id}")), "{msg}");
     assert!(!msg.contains(&tollgate_domain::secret::sha256_hex(&key)));
@@ -244,20 +249,7 @@ async fn a_member_budget_caps_the_member_within_the_team() {
     }
     let capped = new_key(&app, json!({"user_id": users[0], "team_id": team_id})).await;
     let free = new_key(&app, json!({"user_id": users[1], "team_id": team_id})).await;
-    let mut ok = 0;
-    let refusal = loop {
-        let r = chat(&app, &capped, hi(Some(5))).await;
-        if r.status() == 200 {
-            ok += 1;
-            assert!(ok < 10, "the member's budget never applied");
-            continue;
-        }
-        break r;
-    };
-    assert!(ok >= 1);
-    assert_eq!(refusal.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let v: Value = refusal.json().await.unwrap();
-    assert_eq!(v["error"]["type"], "budget_exceeded");
+    let (ok, v) = spend_until_refused(&app, &capped).await;
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(
         msg.starts_with(&format!(
@@ -307,11 +299,7 @@ async fn a_member_budget_caps_the_member_within_the_team() {
 async fn a_spend_reset_admits_a_spent_key_again() {
     let (app, _up) = start(&[]).await;
     let key = new_key(&app, json!({"max_budget": 0.00005})).await;
-    let mut ok = 0;
-    while chat(&app, &key, hi(Some(5))).await.status() == 200 {
-        ok += 1;
-        assert!(ok < 10, "the budget never applied");
-    }
+    spend_until_refused(&app, &key).await;
     let (s, v) = app
         .api(&app.master_key, "POST", "/global/spend/reset", Value::Null)
         .await;
