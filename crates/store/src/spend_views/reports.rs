@@ -157,17 +157,24 @@ impl Store {
         )
     }
 
-    /// Every end user that appears in the log (`None` last, once, when some calls named none).
+    /// Every end user that appears in the log, by byte order (`None` last, once, when some
+    /// calls named none).
     pub async fn end_users(&self) -> Result<Vec<Option<String>>, StoreError> {
-        // Ordered the same on both backends: names first, then the calls that named none.
-        let sql = "SELECT end_user FROM spend_logs GROUP BY end_user \
-            ORDER BY end_user IS NULL, end_user";
-        on_backend!(self, ((), ()), |pool, _q| {
+        let sql = "SELECT end_user FROM spend_logs GROUP BY end_user";
+        let mut users: Vec<Option<String>> = on_backend!(self, ((), ()), |pool, _q| {
             sqlx::query_scalar(sql)
                 .fetch_all(pool)
                 .await
                 .context("listing end users")
-        })
+        })?;
+        // Sorted here: PostgreSQL's collation and SQLite's byte order disagree on mixed case.
+        users.sort_by(|a, b| match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        Ok(users)
     }
 
     /// Sets every key's and team's spend to 0 (users' spend is kept, as LiteLLM keeps it);
