@@ -335,6 +335,10 @@ static ROUTES: &[RouteRule] = &[
     rule(GET,  "/global/spend/provider",          A, A,    D401, D401),
     // Master key only: a proxy_admin *user* is refused by the handler.
     rule(POST, "/global/spend/reset",             H, D403, D401, D401),
+    rule(POST, "/global/spend/refresh",           A, D403, D401, D401),
+    // Internal users see their own calls; LiteLLM refuses its read-only internal users here.
+    rule(GET,  "/global/activity",                A, A,    S,    D401),
+    rule(GET,  "/global/activity/model",          A, A,    S,    D401),
 
     rule(GET,  "/audit",                          A, A,    D401, D401),
     rule(GET,  "/audit/{id}",                     A, A,    D401, D401),

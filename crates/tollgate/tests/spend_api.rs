@@ -1105,6 +1105,43 @@ async fn spend_reports_as_litellm_answers_them() {
     assert_eq!(s, 200);
     assert_eq!(v, json!({"end_users": ["cust-1", "cust-2"]}));
 
+    // Activity: calls and tokens per day (LiteLLM's "May 10" labels), and per model group;
+    // internal users see their own calls, read-only internal users are refused.
+    let label = chrono::Utc::now().format("%b %d").to_string();
+    let (s, v) = get(&app, &m, &format!("/global/activity?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["daily_data"][0]["date"], label.as_str(), "{v}");
+    assert_eq!(v["daily_data"][0]["api_requests"], 3);
+    assert_eq!(v["sum_api_requests"], 3);
+    assert!(v["sum_total_tokens"].as_i64().unwrap() > 0);
+    let (_, own) = get(&app, &token, &format!("/global/activity?{range}")).await;
+    assert_eq!(own["sum_api_requests"], 3, "{own}");
+    let (_, stranger) = user(&app, "no-calls@example.com", "internal_user").await;
+    let (s, v) = get(&app, &stranger, &format!("/global/activity?{range}")).await;
+    assert_eq!((s.as_u16(), v["sum_api_requests"].as_i64()), (200, Some(0)));
+    let (_, ro) = user(&app, "ro-activity@example.com", "internal_user_viewer").await;
+    let (s, _) = get(&app, &ro, &format!("/global/activity?{range}")).await;
+    assert_eq!(s, 401);
+    let (s, v) = get(&app, &m, &format!("/global/activity/model?{range}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["model"], "demo", "{v}");
+    assert_eq!(v[0]["sum_api_requests"], 3);
+    assert_eq!(v[0]["daily_data"][0]["model_group"], "demo");
+    let (s, _) = get(&app, &m, "/global/activity").await;
+    assert_eq!(s, 400, "dates are required");
+
+    // Refresh: nothing to refresh (the views are always current), LiteLLM's default answer;
+    // a read-only admin may not call it.
+    let (s, v) = app
+        .api(&m, "POST", "/global/spend/refresh", Value::Null)
+        .await;
+    assert_eq!((s.as_u16(), v), (200, Value::Null));
+    let (_, viewer) = user(&app, "refresh-viewer@example.com", "proxy_admin_viewer").await;
+    let (s, _) = app
+        .api(&viewer, "POST", "/global/spend/refresh", Value::Null)
+        .await;
+    assert_eq!(s, 403);
+
     // The reset: master key only; keys and teams back to 0, users keep theirs.
     let (_, admin_token) = user(&app, "reset-admin@example.com", "proxy_admin").await;
     let (s, v) = app

@@ -105,6 +105,12 @@ pub fn routes(state: Arc<WebState>) -> Router {
         )
         .api_route("/global/all_end_users", get(spend_reports::all_end_users))
         .api_route("/global/spend/reset", post(spend_reports::reset_spend))
+        .api_route("/global/spend/refresh", post(spend_reports::refresh))
+        .api_route("/global/activity", get(spend_reports::global_activity))
+        .api_route(
+            "/global/activity/model",
+            get(spend_reports::global_activity_model),
+        )
         .api_route("/spend/keys", get(spend_tables::keys))
         .api_route("/spend/users", get(spend_tables::users))
         .api_route("/model/info", get(models::model_info))

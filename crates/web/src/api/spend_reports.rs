@@ -522,6 +522,149 @@ pub async fn all_end_users(State(state): State<Arc<WebState>>) -> Response {
     answer(result.await)
 }
 
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
+#[serde(default)]
+pub struct ActivityRangeQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// LiteLLM's day label in the activity views (`May 10`).
+fn activity_day(d: NaiveDate) -> String {
+    d.format("%b %d").to_string()
+}
+
+/// The range and scope of `/global/activity*`: both dates required; internal users see their
+/// own calls.
+fn activity_scope(
+    p: &Principal,
+    q: &ActivityRangeQuery,
+) -> Result<(SpendScope, NaiveDate, NaiveDate), ApiError> {
+    let f = report_range(non_empty(&q.start_date), non_empty(&q.end_date))?;
+    let scope = SpendScope {
+        user_id: (!sees_all(p)).then(|| p.user_id.clone()),
+        ..SpendScope::default()
+    };
+    let to = (f.to - Duration::days(1)).date_naive();
+    Ok((scope, f.from.date_naive(), to))
+}
+
+/// `GET /global/activity`: calls and tokens per day. LiteLLM orders the days by their label's
+/// text (`Apr 30` before `May 01`), and so does this.
+pub async fn global_activity(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ActivityRangeQuery>,
+) -> Response {
+    let result = async {
+        let (scope, from, to) = activity_scope(&p, &q)?;
+        let days = state
+            .store
+            .daily_spend(&scope, from, to)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let mut daily: Vec<ActivityDay> = days
+            .iter()
+            .map(|d| {
+                (
+                    activity_day(d.day),
+                    d.totals.requests,
+                    d.totals.total_tokens(),
+                )
+            })
+            .collect();
+        daily.sort();
+        let (requests, tokens) = daily
+            .iter()
+            .fold((0, 0), |(r, t), (_, dr, dt)| (r + dr, t + dt));
+        let daily: Vec<Value> = daily
+            .into_iter()
+            .map(|(date, r, t)| json!({"date": date, "api_requests": r, "total_tokens": t}))
+            .collect();
+        Ok(json!({
+            "daily_data": daily,
+            "sum_api_requests": requests,
+            "sum_total_tokens": tokens,
+        }))
+    };
+    answer(result.await)
+}
+
+/// Model groups listed by `/global/activity/model`, as LiteLLM lists them.
+const ACTIVITY_MODELS: usize = 10;
+
+/// A day's label, calls and tokens.
+type ActivityDay = (String, i64, i64);
+
+/// `GET /global/activity/model`: the ten model groups with the most calls, each with its calls
+/// and tokens per day.
+pub async fn global_activity_model(
+    State(state): State<Arc<WebState>>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<ActivityRangeQuery>,
+) -> Response {
+    let result = async {
+        let (scope, from, to) = activity_scope(&p, &q)?;
+        let rows = state
+            .store
+            .daily_spend_breakdown(
+                &scope,
+                from,
+                to,
+                tollgate_store::DailyDimension::Group(tollgate_store::SpendGroup::Model),
+            )
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        let mut models: BTreeMap<String, Vec<ActivityDay>> = BTreeMap::new();
+        for r in &rows {
+            models.entry(r.name.clone()).or_default().push((
+                activity_day(r.day),
+                r.totals.requests,
+                r.totals.total_tokens(),
+            ));
+        }
+        let mut out: Vec<(i64, i64, String, Vec<ActivityDay>)> = models
+            .into_iter()
+            .map(|(model, mut days)| {
+                days.sort();
+                let requests = days.iter().map(|d| d.1).sum();
+                let tokens = days.iter().map(|d| d.2).sum();
+                (requests, tokens, model, days)
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+        out.truncate(ACTIVITY_MODELS);
+        let list: Vec<Value> = out
+            .into_iter()
+            .map(|(requests, tokens, model, days)| {
+                let daily: Vec<Value> = days
+                    .into_iter()
+                    .map(|(date, r, t)| {
+                        json!({"model_group": model, "date": date, "api_requests": r,
+                            "total_tokens": t})
+                    })
+                    .collect();
+                json!({
+                    "model": model,
+                    "daily_data": daily,
+                    "sum_api_requests": requests,
+                    "sum_total_tokens": tokens,
+                })
+            })
+            .collect();
+        Ok(Value::Array(list))
+    };
+    answer(result.await)
+}
+
+/// `POST /global/spend/refresh`: LiteLLM refreshes its monthly spend view here when it is a
+/// materialized view, and answers `null` when it is a plain one (its default). Tollgate's views
+/// read aggregates kept current with every spend batch, so there is never anything to refresh:
+/// LiteLLM's default answer.
+pub async fn refresh() -> Response {
+    Json(Value::Null).into_response()
+}
+
 /// `POST /global/spend/reset`: every key's and team's spend back to 0 (users keep theirs, as in
 /// LiteLLM). Master key only. The store, this process's budget accounts and the shared
 /// counters are reset together, and every instance reloads its keys.
