@@ -19,6 +19,28 @@ pub async fn reset_due(store: &Store, budgets: &Budgets) -> Result<Vec<BudgetRes
     Ok(done)
 }
 
+/// Every key's and team's spend back to 0 (`/global/spend/reset`), in the store and in this
+/// process's accounts under the same commit lock as a period's end; returns the owners reset,
+/// those loaded here included (their spend may not have reached the store yet), for the shared
+/// counters to forget.
+pub async fn reset_all_keys_and_teams(
+    store: &Store,
+    budgets: &Budgets,
+) -> Result<Vec<Owner>, StoreError> {
+    let _guard = budgets.commit_guard().await;
+    let (keys, teams) = store.reset_key_and_team_spend().await?;
+    let mut owners: std::collections::HashSet<Owner> = keys
+        .iter()
+        .map(|k| Owner::Key(Arc::from(k.as_str())))
+        .chain(teams.iter().map(|t| Owner::Team(Arc::from(t.as_str()))))
+        .collect();
+    owners.extend(budgets.loaded_keys_and_teams());
+    for o in &owners {
+        budgets.reset(o);
+    }
+    Ok(owners.into_iter().collect())
+}
+
 fn owner_of(r: &BudgetReset) -> Owner {
     let id: Arc<str> = Arc::from(r.id.as_str());
     match r.kind {

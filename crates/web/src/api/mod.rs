@@ -273,6 +273,11 @@ pub fn not_found(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found_error", message)
 }
 
+/// A query parameter that is present and not blank, trimmed.
+pub(crate) fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// `sees_all` roles read everything; the others only what is theirs.
 pub fn sees_all(p: &Principal) -> bool {
     p.role.sees_all()

@@ -25,7 +25,7 @@ use tollgate_store::{
 };
 
 use super::keys::token_of;
-use super::sees_all;
+use super::{non_empty, sees_all};
 use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
 
@@ -105,10 +105,6 @@ pub fn parse_u32(v: Option<&str>, param: &str, default: u32, max: u32) -> Result
             .with_param(param)),
         },
     }
-}
-
-fn non_empty(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The caller's scope: admin roles whatever they asked for; everyone else narrowed to their own

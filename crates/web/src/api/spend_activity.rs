@@ -18,8 +18,8 @@ use tollgate_store::spend_views::{DailyGroupRow, KeyLabel};
 use tollgate_store::{SpendScope, SpendTotals};
 
 use super::keys::token_of;
-use super::sees_all;
 use super::spend::{not_your_spend, parse_date, usd};
+use super::{non_empty, sees_all};
 use crate::principal::{store_unavailable, Principal};
 use crate::state::WebState;
 
@@ -66,10 +66,6 @@ fn end_with_current_utc_day(
     } else {
         end.max(now.date_naive())
     }
-}
-
-fn non_empty(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The range asked for, read at `now` (the handlers pass the clock; the tests a chosen hour).

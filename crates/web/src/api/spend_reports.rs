@@ -14,13 +14,12 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tollgate_ledger::Owner;
 use tollgate_proxy::ApiError;
 use tollgate_store::{ReportFilter, ReportRow, SpendScope};
 
 use super::keys::token_of;
 use super::spend::usd;
-use super::{sees_all, JsonBody};
+use super::{non_empty, sees_all, JsonBody};
 use crate::audit_log;
 use crate::principal::{store_unavailable, Principal, Via};
 use crate::state::WebState;
@@ -31,10 +30,6 @@ const MAX_REPORT_DAYS: i64 = 366;
 const END_USERS_LISTED: u32 = 100;
 /// How long a spend reset waits for the spend writer to commit what it holds.
 const RESET_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-fn non_empty(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
 
 fn answer(result: Result<Value, ApiError>) -> Response {
     match result {
@@ -688,33 +683,10 @@ pub async fn reset_spend(
         {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let budgets = state.keys.budgets().clone();
-        let owners: Vec<Owner> = {
-            // As a budget period's reset: no spend batch commits meanwhile, so a call is
-            // counted before the reset or after it, never lost or twice.
-            let _guard = budgets.commit_guard().await;
-            let (keys, teams) = state
-                .store
-                .reset_key_and_team_spend()
+        let owners =
+            tollgate_ledger::resets::reset_all_keys_and_teams(&state.store, state.keys.budgets())
                 .await
                 .map_err(|e| store_unavailable(&e))?;
-            let mut owners: Vec<Owner> = keys
-                .iter()
-                .map(|k| Owner::Key(Arc::from(k.as_str())))
-                .chain(teams.iter().map(|t| Owner::Team(Arc::from(t.as_str()))))
-                .collect();
-            // And those this instance knows: their spend may be only in Redis or not yet in
-            // the store.
-            for o in budgets.loaded_keys_and_teams() {
-                if !owners.contains(&o) {
-                    owners.push(o);
-                }
-            }
-            for o in &owners {
-                budgets.reset(o);
-            }
-            owners
-        };
         state.keys.clear();
         if let Some(c) = &state.cluster {
             if let Err(e) = c.reset_spend(&owners).await {
