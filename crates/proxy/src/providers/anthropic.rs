@@ -4,32 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-#[derive(Debug, thiserror::Error)]
-pub enum TranslateError {
-    /// The caller's request can't be expressed for Anthropic; message is shown to the client (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The upstream answered something we can't read (502 to the client).
-    #[error("{0}")]
-    BadUpstream(String),
-}
-
-/// Token counts as OpenAI reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cache_read_input_tokens: u64,
-    pub cache_creation_input_tokens: u64,
-}
-
-fn bad_request(msg: impl Into<String>) -> TranslateError {
-    TranslateError::BadRequest(msg.into())
-}
-
-fn bad_upstream(msg: impl Into<String>) -> TranslateError {
-    TranslateError::BadUpstream(msg.into())
-}
+use super::translate::{bad_request, bad_upstream};
+pub use super::translate::{TranslateError, Usage};
 
 // ---------------------------------------------------------------------------
 // Request

@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod mock;
 pub mod openai;
 pub(crate) mod openai_stream;
+pub mod translate;
 
 use std::time::Duration;
 
