@@ -25,6 +25,15 @@ impl ProviderKind {
     }
 }
 
+/// Ready-made parts of a deployment's upstream requests, so no request pays for them.
+#[derive(Default)]
+pub struct Prepared {
+    /// Parsed upstream URLs per call type (IDNA host processing showed up in profiles).
+    pub urls: [Option<http::Uri>; 3],
+    /// The ready authorization header value (marked sensitive).
+    pub auth: Option<http::HeaderValue>,
+}
+
 /// Where the provider key comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -199,11 +208,8 @@ struct Health {
 /// failures (and on successes while an ejection count is left to decay).
 pub struct Deployment {
     pub spec: DeploymentSpec,
-    /// Parsed upstream URLs per call type for OpenAI-style providers, so no request pays for URL
-    /// parsing (IDNA host processing showed up in profiles).
-    pub urls: [Option<http::Uri>; 3],
-    /// The ready `Authorization: Bearer …` value for OpenAI-style providers (marked sensitive).
-    pub bearer: Option<http::HeaderValue>,
+    /// Parts of every upstream request made ready when the config was loaded.
+    pub prepared: Prepared,
     pub in_flight: AtomicU64,
     /// Exponentially weighted latency in microseconds; 0 = not measured yet.
     pub latency_ewma_us: AtomicU64,
@@ -218,7 +224,7 @@ pub struct Deployment {
     gate: OnceLock<Arc<EjectionGate>>,
 }
 
-/// Without `urls` and `bearer`: they hold the upstream URL's credentials and the provider key.
+/// Without `prepared`: it holds the upstream URL's credentials and the provider key.
 impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deployment")
@@ -239,33 +245,10 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl Deployment {
-    pub fn new(spec: DeploymentSpec) -> Deployment {
-        let openai_style = matches!(spec.provider, ProviderKind::OpenAiCompatible(_));
-        let url_for = |path: &str| {
-            let base = spec.api_base.as_ref()?;
-            if !openai_style {
-                return None;
-            }
-            let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path);
-            joined.parse::<http::Uri>().ok()
-        };
-        let urls = [
-            url_for("chat/completions"),
-            url_for("completions"),
-            url_for("embeddings"),
-        ];
-        let bearer = match (&spec.credential, openai_style) {
-            (Credential::Key(k), true) => http::HeaderValue::from_str(&format!("Bearer {k}"))
-                .ok()
-                .map(|mut v| {
-                    v.set_sensitive(true);
-                    v
-                }),
-            _ => None,
-        };
+    /// `prepared` comes from the deployment's provider (`providers::deploy` does both).
+    pub fn new(spec: DeploymentSpec, prepared: Prepared) -> Deployment {
         Deployment {
-            urls,
-            bearer,
+            prepared,
             spec,
             in_flight: AtomicU64::new(0),
             latency_ewma_us: AtomicU64::new(0),
@@ -472,7 +455,7 @@ mod tests {
             base_model: None,
             max_output_tokens: None,
         };
-        let shown = format!("{:?}", Deployment::new(spec));
+        let shown = format!("{:?}", crate::providers::deploy(spec));
         assert!(!shown.contains("CANARY"), "{shown}");
         assert!(shown.contains("http://***@h/v1?key=***"), "{shown}");
     }

@@ -40,6 +40,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request_error", message)
     }
 
+    /// The upstream answered something the gateway cannot read.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "api_error", message)
+    }
+
     pub fn auth(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "auth_error", message)
     }
@@ -85,9 +90,10 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, self.body_json()).into_response();
+impl ApiError {
+    /// This error's status and headers around another API's error body.
+    pub fn respond_with(self, body: String) -> Response {
+        let mut resp = (self.status, body).into_response();
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -102,6 +108,13 @@ impl IntoResponse for ApiError {
             insert_headers(h, extra);
         }
         resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body_json();
+        self.respond_with(body)
     }
 }
 

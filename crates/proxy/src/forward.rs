@@ -10,9 +10,9 @@ use rand::Rng;
 use tollgate_domain::model_name::expand_upstream;
 
 use crate::body::RawBody;
-use crate::deployment::{Deployment, ProviderKind};
+use crate::deployment::Deployment;
 use crate::error::ApiError;
-use crate::providers::{self, AttemptError, CallType, UpstreamRequest};
+use crate::providers::{self, AttemptError, CallType};
 use crate::record::InFlight;
 use crate::state::ProxyState;
 use crate::upstream::{read_all, UpstreamBody, UpstreamResponse};
@@ -181,7 +181,8 @@ async fn attempt_once(
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
-    let req = build(dep, call, body, upstream_model, stream)?;
+    let req =
+        providers::of(spec.provider).build_request(dep, call, body, upstream_model, stream)?;
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
     let send = state
         .client
@@ -218,31 +219,6 @@ async fn attempt_once(
             },
         )),
         Ok(Ok(b)) => Ok(Answer::Full(b)),
-    }
-}
-
-fn build(
-    dep: &Deployment,
-    call: CallType,
-    body: &RawBody,
-    upstream_model: &str,
-    stream: bool,
-) -> Result<UpstreamRequest, AttemptError> {
-    let spec = &dep.spec;
-    match spec.provider {
-        ProviderKind::Anthropic => {
-            providers::build_request(spec, call, body, upstream_model, stream)
-        }
-        _ => {
-            // Ask OpenAI-style upstreams for usage in streams, so streamed calls are billed.
-            let overrides: &[(&str, &str)] = if stream {
-                &[("stream_options", r#"{"include_usage":true}"#)]
-            } else {
-                &[]
-            };
-            let json = body.to_json_with(upstream_model, overrides, &spec.default_params);
-            providers::build_request_with_body(dep, call, json, upstream_model)
-        }
     }
 }
 

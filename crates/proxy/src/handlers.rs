@@ -13,24 +13,26 @@ use serde_json::json;
 use crate::admission;
 use crate::auth::{authenticate_call, refuse_read_only, Caller};
 use crate::body::RawBody;
-use crate::deployment::{Credential, ProviderKind};
+use crate::client_api::{self, ClientApi, ConvertedStream};
+use crate::deployment::Credential;
 use crate::error::ApiError;
 use crate::forward::{dispatch, Answer, Dispatched};
-use crate::providers::{anthropic, mock, openai, CallType};
+use crate::providers::translate::TranslateError;
+use crate::providers::{self, mock, AnswerContext, CallType, UsageSeen};
 use crate::record::CallRecorder;
 use crate::state::ProxyState;
-use crate::stream::{ProxyStream, Translation};
+use crate::stream::ProxyStream;
 
 pub async fn chat_completions(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
-    handle(state, CallType::Chat, req).await
+    handle(state, CallType::Chat, None, req).await
 }
 
 pub async fn completions(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
-    handle(state, CallType::Completion, req).await
+    handle(state, CallType::Completion, None, req).await
 }
 
 pub async fn embeddings(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
-    handle(state, CallType::Embedding, req).await
+    handle(state, CallType::Embedding, None, req).await
 }
 
 fn unix_now() -> i64 {
@@ -40,8 +42,19 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Response {
+/// One inference call. `api` is the client API the route speaks when it is not OpenAI's own:
+/// its request becomes a chat request and the answer is translated back.
+pub(crate) async fn handle(
+    state: Arc<ProxyState>,
+    call: CallType,
+    api: Option<&'static dyn ClientApi>,
+    req: Request,
+) -> Response {
     let start = Instant::now();
+    let refuse = |e: ApiError| match api {
+        Some(a) => a.error_response(e),
+        None => e.into_response(),
+    };
     let caller = match authenticate_call(&state, req.headers())
         .await
         .and_then(|c| refuse_read_only(&c).map(|()| c))
@@ -54,7 +67,7 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
                 e.status.as_u16(),
                 start.elapsed(),
             );
-            return e.into_response();
+            return refuse(e);
         }
     };
     if !state.writer.accepting() {
@@ -69,11 +82,14 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
         state
             .metrics
             .observe_request(call.metric_name(), "unknown", 503, start.elapsed());
-        return e.into_response();
+        return refuse(e);
     }
     let request_id = new_request_id();
     let mut recorder = CallRecorder::new(state.clone(), request_id, call, caller, start);
-    match run(&state, call, req, &mut recorder).await {
+    if let Some(a) = api {
+        recorder.set_log_name(a.log_name());
+    }
+    match run(&state, call, api, req, &mut recorder).await {
         Ok(Reply::Now(resp)) => {
             let status = resp.status().as_u16();
             let id = recorder.request_id().to_string();
@@ -89,7 +105,7 @@ async fn handle(state: Arc<ProxyState>, call: CallType, req: Request) -> Respons
         Err(e) => {
             let id = recorder.request_id().to_string();
             recorder.finish_error(&e);
-            with_headers(e.into_response(), &id, &[])
+            with_headers(refuse(e), &id, &[])
         }
     }
 }
@@ -122,11 +138,15 @@ enum Reply {
 async fn run(
     state: &Arc<ProxyState>,
     call: CallType,
+    api: Option<&'static dyn ClientApi>,
     req: Request,
     recorder: &mut CallRecorder,
 ) -> Result<Reply, ApiError> {
     check_content_type(req.headers())?;
-    let bytes = read_body(req, state.settings.max_body_bytes).await?;
+    let mut bytes = read_body(req, state.settings.max_body_bytes).await?;
+    if let Some(a) = api {
+        bytes = chat_request(a, &bytes)?;
+    }
     let mut body = RawBody::parse(&bytes)?;
     body.reject_upstream_settings()?;
     let model: String = body
@@ -195,6 +215,12 @@ async fn run(
     recorder.set_deployment(in_flight, upstream_model, attempts);
     let created = unix_now();
     let id = recorder.request_id().to_string();
+    let ctx = AnswerContext {
+        id: &id,
+        model: &model,
+        created,
+        include_usage: client_wants_usage,
+    };
 
     match answer {
         Answer::Mock(text) => {
@@ -217,79 +243,77 @@ async fn run(
                     sse.push_str("\n\n");
                 }
                 sse.push_str("data: [DONE]\n\n");
+                if let Some(a) = api {
+                    sse = client_api::convert(a.stream(&ctx).as_mut(), sse.as_bytes()).0;
+                }
                 Ok(Reply::Now(sse_response(Body::from(sse))))
             } else {
-                Ok(Reply::Now(json_response(mock::response(
-                    call, &id, &model, created, &text, &usage,
-                ))))
+                let chat = mock::response(call, &id, &model, created, &text, &usage);
+                Ok(Reply::Now(json_response(answer_for(
+                    api,
+                    chat.into(),
+                    &ctx,
+                )?)))
             }
         }
-        Answer::Full(bytes) => match provider {
-            ProviderKind::Anthropic => {
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|_| bad_upstream("The upstream answer is not valid JSON."))?;
-                let (out, u) = anthropic::from_anthropic_response(&v, &id, &model, created)
-                    .map_err(|e| bad_upstream(&format!("AnthropicException - {e}")))?;
-                recorder.set_usage(tollgate_domain::Usage {
-                    prompt_tokens: u.prompt_tokens,
-                    completion_tokens: u.completion_tokens,
-                    cache_read_input_tokens: u.cache_read_input_tokens,
-                    cache_creation_input_tokens: u.cache_creation_input_tokens,
-                    estimated: false,
-                });
-                Ok(Reply::Now(json_response(
-                    serde_json::to_vec(&out).unwrap_or_default(),
-                )))
-            }
-            _ => {
-                match openai::usage_of(&bytes) {
-                    Some(u) => recorder.set_usage(u),
-                    None => recorder.add_completion_bytes(completion_text_bytes(&bytes)),
+        Answer::Full(bytes) => {
+            let answer = providers::of(provider).read_answer(call, bytes, &ctx)?;
+            match answer.usage {
+                UsageSeen::Reported(u) => recorder.set_usage(u),
+                UsageSeen::Unreported { completion_bytes } => {
+                    recorder.add_completion_bytes(completion_bytes)
                 }
-                Ok(Reply::Now(json_response(bytes)))
             }
-        },
+            Ok(Reply::Now(json_response(answer_for(
+                api,
+                answer.body,
+                &ctx,
+            )?)))
+        }
         Answer::Stream(resp) => {
-            let translation = match provider {
-                ProviderKind::Anthropic => Translation::Anthropic(Box::new(
-                    anthropic::StreamTranslator::new(&id, &model, created, client_wants_usage),
-                )),
-                _ => Translation::OpenAi {
-                    drop_usage_chunk: !client_wants_usage,
-                },
-            };
+            let translation = providers::of(provider).stream_translation(&ctx);
+            let converter = api.map(|a| a.stream(&ctx));
             Ok(Reply::Streaming(Box::new(move |recorder| {
                 let s = ProxyStream::new(resp, translation, recorder, idle).scrubbing(provider_key);
-                sse_response(Body::from_stream(s))
+                match converter {
+                    Some(c) => sse_response(Body::from_stream(ConvertedStream::new(s, c))),
+                    None => sse_response(Body::from_stream(s)),
+                }
             })))
         }
     }
 }
 
-fn bad_upstream(message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "api_error", message.to_string())
+/// A client API's request as the chat request the pipeline runs.
+fn chat_request(api: &dyn ClientApi, bytes: &[u8]) -> Result<bytes::Bytes, ApiError> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::bad_request("The request body must be a JSON object."))?;
+    let chat = api.to_chat(&map).map_err(|e| match e {
+        TranslateError::BadRequest(m) => ApiError::bad_request(m),
+        TranslateError::BadUpstream(m) => ApiError::bad_gateway(m),
+    })?;
+    serde_json::to_vec(&chat)
+        .map(bytes::Bytes::from)
+        .map_err(|_| ApiError::internal("The translated request could not be written."))
 }
 
-/// For upstreams that report no usage on a full answer: the generated text's size.
-fn completion_text_bytes(bytes: &[u8]) -> usize {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return 0;
+/// A complete chat answer, translated for the client API when the route has one.
+fn answer_for(
+    api: Option<&dyn ClientApi>,
+    chat: bytes::Bytes,
+    ctx: &AnswerContext<'_>,
+) -> Result<bytes::Bytes, ApiError> {
+    let Some(a) = api else {
+        return Ok(chat);
     };
-    v.get("choices")
-        .and_then(|c| c.as_array())
-        .map(|choices| {
-            choices
-                .iter()
-                .map(|c| {
-                    c.pointer("/message/content")
-                        .or_else(|| c.get("text"))
-                        .and_then(|t| t.as_str())
-                        .map(str::len)
-                        .unwrap_or(0)
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    let v: serde_json::Value = serde_json::from_slice(&chat)
+        .map_err(|_| ApiError::bad_gateway("The upstream answer is not valid JSON."))?;
+    let out = a
+        .from_chat(&v, ctx)
+        .map_err(|e| ApiError::bad_gateway(e.to_string()))?;
+    serde_json::to_vec(&out)
+        .map(bytes::Bytes::from)
+        .map_err(|_| ApiError::internal("The translated answer could not be written."))
 }
 
 fn json_response(body: impl Into<Body>) -> Response {

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod alerts;
 pub mod auth;
 pub mod body;
+pub(crate) mod client_api;
 pub mod deployment;
 pub mod error;
 pub mod forward;

@@ -67,6 +67,8 @@ struct CallInfo {
     /// The request's tags, kept in the spend record's metadata.
     tags: Vec<String>,
     admitted: crate::admission::Admitted,
+    /// The `call_type` written when the route is not the call type's own (`/v1/messages`).
+    log_name: Option<&'static str>,
 }
 
 impl CallRecorder {
@@ -97,7 +99,15 @@ impl CallRecorder {
                 end_user: None,
                 tags: Vec::new(),
                 admitted: Default::default(),
+                log_name: None,
             }),
+        }
+    }
+
+    /// Names the call in spend logs after the route it came through.
+    pub fn set_log_name(&mut self, name: &'static str) {
+        if let Some(i) = &mut self.info {
+            i.log_name = Some(name);
         }
     }
 
@@ -293,7 +303,7 @@ impl CallRecorder {
         let end_time = i.start_time + chrono::Duration::milliseconds(ms(duration));
         let record = SpendRecord {
             request_id: i.request_id,
-            call_type: i.call.log_name().to_string(),
+            call_type: i.log_name.unwrap_or(i.call.log_name()).to_string(),
             user_id: i.caller.user_id().map(str::to_string),
             team_id: i.caller.team_id().map(str::to_string),
             api_key: i.caller.key_hash,

@@ -168,7 +168,7 @@ mod tests {
     use std::time::Duration;
 
     fn dep(name: &str, id: &str) -> Deployment {
-        Deployment::new(DeploymentSpec {
+        crate::providers::deploy(DeploymentSpec {
             id: id.into(),
             model_name: name.into(),
             provider: ProviderKind::OpenAiCompatible("openai"),

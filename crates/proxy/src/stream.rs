@@ -13,22 +13,14 @@ use futures_util::Stream;
 use tokio::time::Sleep;
 
 use crate::error::ApiError;
-use crate::providers::anthropic::StreamTranslator;
-use crate::providers::openai_stream;
+use crate::providers::openai::stream as openai_stream;
+use crate::providers::Translation;
 use crate::record::CallRecorder;
 use crate::upstream::{BoxError, UpstreamResponse};
-use tollgate_domain::Usage;
 
 /// Longest single SSE event accepted from an upstream; past it the stream is failed instead of
 /// buffering without bound.
 const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
-
-pub enum Translation {
-    /// OpenAI-style events pass through; `drop_usage_chunk` when the client didn't ask for usage.
-    OpenAi { drop_usage_chunk: bool },
-    /// Anthropic events are translated to OpenAI chunks.
-    Anthropic(Box<StreamTranslator>),
-}
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
@@ -113,7 +105,7 @@ impl ProxyStream {
             ));
         }
         match &mut self.translation {
-            Translation::OpenAi { drop_usage_chunk } => {
+            Translation::PassThrough { drop_usage_chunk } => {
                 let drop_usage_chunk = *drop_usage_chunk;
                 let Some(data) = event.data else {
                     // Comments and keep-alives pass through.
@@ -151,18 +143,17 @@ impl ProxyStream {
                 }
                 Ok(())
             }
-            Translation::Anthropic(t) => {
+            Translation::Translate {
+                translator: t,
+                label,
+            } => {
                 let Some(data) = event.data else {
                     return Ok(());
                 };
                 let before = t.generated_bytes();
-                let chunks = t.on_event(event.name, &data).map_err(|e| {
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_GATEWAY,
-                        "api_error",
-                        format!("AnthropicException - {e}"),
-                    )
-                })?;
+                let chunks = t
+                    .on_event(event.name, &data)
+                    .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
                 let generated = t.generated_bytes() - before;
                 let usage = t.usage();
                 let finished = t.finished();
@@ -176,13 +167,7 @@ impl ProxyStream {
                         r.mark_first_token();
                         r.add_completion_bytes(generated);
                     }
-                    r.set_usage(Usage {
-                        prompt_tokens: usage.prompt_tokens,
-                        completion_tokens: usage.completion_tokens,
-                        cache_read_input_tokens: usage.cache_read_input_tokens,
-                        cache_creation_input_tokens: usage.cache_creation_input_tokens,
-                        estimated: false,
-                    });
+                    r.set_usage(usage.into_domain());
                 }
                 if finished && !self.saw_done {
                     self.saw_done = true;
@@ -373,7 +358,7 @@ mod tests {
 
     mod props {
         use super::*;
-        use crate::providers::openai_stream::read_chunk;
+        use crate::providers::openai::stream::read_chunk;
         use proptest::prelude::*;
 
         /// A chat chunk carrying `text`, written with `gap` after every colon and comma, the

@@ -303,7 +303,7 @@ async fn prepare(
     let deployments: Vec<Deployment> = cfg
         .model_list
         .iter()
-        .map(|d| Deployment::new(spec_of(d)))
+        .map(|d| tollgate_proxy::providers::deploy(spec_of(d)))
         .collect();
     let router = ModelRouter::new(deployments, strategy_of(cfg.router.routing_strategy));
     for d in router.deployments() {

@@ -1,23 +1,27 @@
 //! Providers: how a call for a deployment becomes an upstream HTTP request, and how the answer
 //! (or the failure) comes back in OpenAI's shape.
+//!
+//! Each provider lives in its own folder behind [`Provider`]; the handler, the forwarder and the
+//! stream name no provider, so adding one touches its folder and [`of`].
 
 pub mod anthropic;
+mod errors;
 pub mod mock;
 pub mod openai;
-pub(crate) mod openai_stream;
+mod request_parts;
 pub mod translate;
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use http::header::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+use http::header::HeaderMap;
 
 use crate::body::RawBody;
-use crate::deployment::{Credential, DeploymentSpec, ProviderKind};
+use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared, ProviderKind};
 use crate::error::ApiError;
+use translate::TranslateError;
 
-/// Anthropic requires `max_tokens`; used when neither the caller nor the deployment set one.
-pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 4096;
+pub use errors::{timeout_error, transport_error, upstream_error};
 
 /// The discriminants index `Deployment::urls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,254 +109,101 @@ pub fn credential(spec: &DeploymentSpec) -> Result<Option<&str>, AttemptError> {
     }
 }
 
-/// Builds an Anthropic request: the whole OpenAI body is translated to the Messages API.
-pub fn build_request(
-    spec: &DeploymentSpec,
-    call: CallType,
-    body: &RawBody,
-    upstream_model: &str,
-    stream: bool,
-) -> Result<UpstreamRequest, AttemptError> {
-    let key = credential(spec)?;
-    let base = api_base(spec)?;
-    if call != CallType::Chat {
-        return Err(AttemptError::fatal(ApiError::bad_request(format!(
-            "Anthropic deployments serve chat completions only; /{} is not available for this model.",
-            call.path()
-        ))));
+/// What a provider does for one call; routing, limits, retries and recording are the same for all.
+pub trait Provider: Sync {
+    /// How LiteLLM prefixes this provider's upstream error messages (`AnthropicException`).
+    fn error_label(&self) -> &'static str;
+
+    /// Work done once per deployment when the config is loaded, so no request pays for it.
+    fn prepare(&self, _spec: &DeploymentSpec) -> Prepared {
+        Prepared::default()
     }
-    let mut headers = json_headers();
-    if let Some(k) = key {
-        headers.insert("x-api-key", header_value(k)?);
-    }
-    headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
-    let map = body.to_map().map_err(AttemptError::fatal)?;
-    let default_max = spec
-        .default_params
-        .get("max_tokens")
-        .and_then(|v| v.as_u64())
-        .or(spec.max_output_tokens)
-        .unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS);
-    let translated = anthropic::to_anthropic_request(&map, upstream_model, default_max, stream)
-        .map_err(|e| AttemptError::fatal(ApiError::bad_request(e.to_string())))?;
-    let base = base.trim_end_matches('/');
-    let url = if base.ends_with("/v1") {
-        format!("{base}/messages")
-    } else {
-        format!("{base}/v1/messages")
-    };
-    Ok(UpstreamRequest {
-        url: parse_url(&url)?,
-        headers,
-        body: serde_json::to_vec(&translated).unwrap_or_default(),
-    })
+
+    /// The upstream request for one attempt.
+    fn build_request(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError>;
+
+    /// A complete (non-streaming) answer in OpenAI's shape, and what it used.
+    fn read_answer(
+        &self,
+        call: CallType,
+        bytes: Bytes,
+        ctx: &AnswerContext<'_>,
+    ) -> Result<FullAnswer, ApiError>;
+
+    /// How this provider's stream events become OpenAI chunks.
+    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation;
+
+    /// An upstream error body → (message, OpenAI error type).
+    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str);
 }
 
-/// Builds an OpenAI-style or Azure request around an already serialized body.
-pub fn build_request_with_body(
-    dep: &crate::deployment::Deployment,
-    call: CallType,
-    body: Vec<u8>,
-    upstream_model: &str,
-) -> Result<UpstreamRequest, AttemptError> {
-    let spec = &dep.spec;
-    let key = credential(spec)?;
-    let mut headers = json_headers();
-    let idx = call as usize;
-    if let (Some(url), ProviderKind::OpenAiCompatible(_)) = (&dep.urls[idx], spec.provider) {
-        if let Some(b) = &dep.bearer {
-            headers.insert(http::header::AUTHORIZATION, b.clone());
-        }
-        if let Some(org) = &spec.organization {
-            headers.insert("openai-organization", header_value(org)?);
-        }
-        return Ok(UpstreamRequest {
-            url: url.clone(),
-            headers,
-            body,
-        });
-    }
-    let base = api_base(spec)?;
-    let url = match spec.provider {
-        ProviderKind::Azure => {
-            if let Some(k) = key {
-                headers.insert("api-key", header_value(k)?);
-            }
-            let version = spec
-                .api_version
-                .as_deref()
-                .unwrap_or(openai::AZURE_DEFAULT_API_VERSION);
-            let mut url = join(
-                base,
-                &format!("openai/deployments/{upstream_model}/{}", call.path()),
-            );
-            url.push_str("?api-version=");
-            url.push_str(version);
-            url
-        }
-        _ => {
-            if let Some(k) = key {
-                headers.insert(
-                    http::header::AUTHORIZATION,
-                    header_value(&format!("Bearer {k}"))?,
-                );
-            }
-            if let Some(org) = &spec.organization {
-                headers.insert("openai-organization", header_value(org)?);
-            }
-            join(base, call.path())
-        }
-    };
-    Ok(UpstreamRequest {
-        url: parse_url(&url)?,
-        headers,
-        body,
-    })
-}
-
-fn parse_url(url: &str) -> Result<http::Uri, AttemptError> {
-    url.parse::<http::Uri>().map_err(|_| {
-        AttemptError::fatal(ApiError::internal(
-            "The upstream URL built from the deployment's api_base is not valid.",
-        ))
-    })
-}
-
-fn json_headers() -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(4);
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers
-}
-
-fn api_base(spec: &DeploymentSpec) -> Result<&str, AttemptError> {
-    spec.api_base.as_ref().map(|u| u.as_str()).ok_or_else(|| {
-        AttemptError::fatal(ApiError::internal(format!(
-            "Deployment '{}' has no api_base configured.",
-            spec.id
-        )))
-    })
-}
-
-fn header_value(v: &str) -> Result<HeaderValue, AttemptError> {
-    HeaderValue::from_str(v).map_err(|_| {
-        AttemptError::fatal(ApiError::internal(
-            "A configured provider credential contains characters not allowed in an HTTP header.",
-        ))
-    })
-}
-
-fn join(base: &str, path: &str) -> String {
-    let mut s = String::with_capacity(base.len() + path.len() + 1);
-    s.push_str(base.trim_end_matches('/'));
-    s.push('/');
-    s.push_str(path);
-    s
-}
-
-/// Turns an upstream error status and body into the caller's error, classified for retries.
-pub fn upstream_error(
-    spec: &DeploymentSpec,
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-) -> AttemptError {
-    let (message, kind) = match spec.provider {
-        ProviderKind::Anthropic => anthropic::map_error(status.as_u16(), body),
-        _ => openai::map_error(status.as_u16(), body),
-    };
-    let message = scrub(spec, &message);
-    let provider = match spec.provider {
-        ProviderKind::Anthropic => "AnthropicException",
-        ProviderKind::Azure => "AzureException",
-        ProviderKind::OpenAiCompatible(_) => "OpenAIException",
-    };
-    let context_window =
-        status == StatusCode::BAD_REQUEST && openai::is_context_window_error(&message);
-    let retryable = status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error();
-    let kind = if context_window {
-        "context_length_exceeded"
-    } else {
-        kind
-    };
-    let mut error = ApiError::new(status, kind, format!("{provider} - {message}"));
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        error.retry_after = retry_after.map(|d| d.as_secs().max(1));
-    }
-    AttemptError {
-        error,
-        retryable,
-        counts_as_failure: retryable || status == StatusCode::UNAUTHORIZED,
-        retry_after,
-        context_window,
+/// The provider for a deployment: the one place that maps a kind to its code.
+pub fn of(kind: ProviderKind) -> &'static dyn Provider {
+    match kind {
+        ProviderKind::OpenAiCompatible(_) => &openai::OpenAiCompatible,
+        ProviderKind::Azure => &openai::Azure,
+        ProviderKind::Anthropic => &anthropic::Anthropic,
     }
 }
 
-/// Upstream messages sometimes quote the key they were sent; never pass it on.
-fn scrub(spec: &DeploymentSpec, message: &str) -> String {
-    // Redact before cutting: a cut through the key would leave most of it unmatched.
-    match &spec.credential {
-        Credential::Key(k) if k.len() >= 8 && message.contains(k.as_str()) => message
-            .replace(k.as_str(), "[redacted]")
-            .chars()
-            .take(1000)
-            .collect(),
-        _ => message.chars().take(1000).collect(),
-    }
+/// A deployment with its provider's request parts prepared.
+pub fn deploy(spec: DeploymentSpec) -> Deployment {
+    let prepared = of(spec.provider).prepare(&spec);
+    Deployment::new(spec, prepared)
 }
 
-/// A connect error, timeout or reset before the answer started.
-pub fn transport_error(spec: &DeploymentSpec, e: &crate::upstream::TransportError) -> AttemptError {
-    let (status, kind, what) = if e.timeout {
-        (StatusCode::REQUEST_TIMEOUT, "timeout", "timed out")
-    } else if e.connect {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_connection_error",
-            "could not connect",
-        )
-    } else {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_connection_error",
-            "connection failed",
-        )
-    };
-    AttemptError {
-        error: ApiError::new(
-            status,
-            kind,
-            format!(
-                "APIConnectionError - the upstream for model '{}' (deployment '{}') {what}.",
-                spec.model_name, spec.id
-            ),
-        ),
-        retryable: true,
-        counts_as_failure: true,
-        retry_after: None,
-        context_window: false,
-    }
+/// What the answer to the client is labelled with.
+pub struct AnswerContext<'a> {
+    pub id: &'a str,
+    /// The model name the caller asked for.
+    pub model: &'a str,
+    pub created: i64,
+    /// The caller asked for a usage chunk at the end of a stream.
+    pub include_usage: bool,
 }
 
-pub fn timeout_error(spec: &DeploymentSpec, after: Duration) -> AttemptError {
-    AttemptError {
-        error: ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            format!(
-                "Timeout - the upstream for model '{}' (deployment '{}') did not answer within {:.1}s.",
-                spec.model_name,
-                spec.id,
-                after.as_secs_f64()
-            ),
-        ),
-        retryable: true,
-        counts_as_failure: true,
-        retry_after: None,
-        context_window: false,
-    }
+/// A complete answer for the caller, in OpenAI's shape.
+pub struct FullAnswer {
+    pub body: Bytes,
+    pub usage: UsageSeen,
+}
+
+pub enum UsageSeen {
+    Reported(tollgate_domain::Usage),
+    /// The upstream reported no usage: the size of the generated text, to estimate from.
+    Unreported {
+        completion_bytes: usize,
+    },
+}
+
+/// How a stream's events reach the client.
+pub enum Translation {
+    /// OpenAI-style events pass through; the usage-only chunk Tollgate asked for is dropped
+    /// when the client did not ask for it.
+    PassThrough { drop_usage_chunk: bool },
+    /// Each event is translated into OpenAI chunks.
+    Translate {
+        translator: Box<dyn ChunkTranslator>,
+        /// Prefixes errors met while translating, as upstream errors are.
+        label: &'static str,
+    },
+}
+
+/// Turns one provider's stream events into OpenAI `chat.completion.chunk`s.
+pub trait ChunkTranslator: Send {
+    /// One SSE event (its name and data) → zero or more chunk JSON texts.
+    fn on_event(&mut self, name: Option<&str>, data: &str) -> Result<Vec<String>, TranslateError>;
+    /// Usage reported so far.
+    fn usage(&self) -> translate::Usage;
+    /// Bytes of generated text so far: what an aborted stream is billed by.
+    fn generated_bytes(&self) -> usize;
+    /// The upstream said the answer is complete.
+    fn finished(&self) -> bool;
 }

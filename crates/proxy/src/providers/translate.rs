@@ -19,6 +19,19 @@ pub struct Usage {
     pub cache_creation_input_tokens: u64,
 }
 
+impl Usage {
+    /// The counts as the ledger records them (reported by the upstream, not estimated).
+    pub fn into_domain(self) -> tollgate_domain::Usage {
+        tollgate_domain::Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cache_read_input_tokens: self.cache_read_input_tokens,
+            cache_creation_input_tokens: self.cache_creation_input_tokens,
+            estimated: false,
+        }
+    }
+}
+
 pub(crate) fn bad_request(msg: impl Into<String>) -> TranslateError {
     TranslateError::BadRequest(msg.into())
 }

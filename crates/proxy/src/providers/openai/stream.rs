@@ -8,7 +8,7 @@ use serde::de::{Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 use tollgate_domain::Usage;
 
-use super::openai::RawUsage;
+use super::wire::RawUsage;
 
 /// What one event carried.
 #[derive(Debug, Default, PartialEq)]

@@ -1,4 +1,4 @@
-//! OpenAI-style upstreams (OpenAI, Azure, and every server that speaks the same API).
+//! OpenAI's wire format as upstreams send it: usage and error bodies.
 
 use serde::Deserialize;
 use tollgate_domain::Usage;
@@ -118,14 +118,6 @@ pub fn map_error(status: u16, body: &[u8]) -> (String, &'static str) {
     (message, kind)
 }
 
-pub fn is_context_window_error(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("context_length_exceeded")
-        || m.contains("maximum context length")
-        || m.contains("context window")
-        || m.contains("prompt is too long")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,8 +153,5 @@ mod tests {
         assert_eq!((m.as_str(), k), ("slow down", "rate_limit_error"));
         let (m, _) = map_error(502, b"<html>bad gateway</html>");
         assert!(m.contains("502"));
-        assert!(is_context_window_error(
-            "This model's maximum context length is 8192 tokens"
-        ));
     }
 }

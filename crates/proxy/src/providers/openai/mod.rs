@@ -1,0 +1,214 @@
+//! OpenAI-style upstreams: OpenAI itself, Azure OpenAI, and every server that speaks the same
+//! API. Their bodies pass through; only the model name, defaults and stream usage are set.
+
+pub(crate) mod stream;
+pub(crate) mod wire;
+
+use bytes::Bytes;
+use http::header::HeaderMap;
+
+use super::request_parts::{api_base, header_value, join, json_headers, parse_url};
+use super::{
+    credential, AnswerContext, AttemptError, CallType, FullAnswer, Provider, Translation,
+    UpstreamRequest, UsageSeen,
+};
+use crate::body::RawBody;
+use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared};
+use crate::error::ApiError;
+
+pub use wire::AZURE_DEFAULT_API_VERSION;
+
+/// OpenAI and the servers that copy its API (the name in `ProviderKind` is LiteLLM's prefix).
+pub struct OpenAiCompatible;
+
+/// Azure OpenAI: the same bodies, its own URL layout and key header.
+pub struct Azure;
+
+/// Ask OpenAI-style upstreams for usage in streams, so streamed calls are billed.
+const STREAM_USAGE: &[(&str, &str)] = &[("stream_options", r#"{"include_usage":true}"#)];
+
+fn body_for(dep: &Deployment, body: &RawBody, upstream_model: &str, stream: bool) -> Vec<u8> {
+    let overrides = if stream { STREAM_USAGE } else { &[] };
+    body.to_json_with(upstream_model, overrides, &dep.spec.default_params)
+}
+
+impl Provider for OpenAiCompatible {
+    fn error_label(&self) -> &'static str {
+        "OpenAIException"
+    }
+
+    fn prepare(&self, spec: &DeploymentSpec) -> Prepared {
+        let url_for = |call: CallType| {
+            let base = spec.api_base.as_ref()?;
+            join(base.as_str(), call.path()).parse::<http::Uri>().ok()
+        };
+        let auth = match &spec.credential {
+            Credential::Key(k) => http::HeaderValue::from_str(&format!("Bearer {k}"))
+                .ok()
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                }),
+            _ => None,
+        };
+        Prepared {
+            urls: [
+                url_for(CallType::Chat),
+                url_for(CallType::Completion),
+                url_for(CallType::Embedding),
+            ],
+            auth,
+        }
+    }
+
+    fn build_request(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let key = credential(spec)?;
+        let mut headers = json_headers();
+        let url = match &dep.prepared.urls[call as usize] {
+            Some(url) => {
+                if let Some(auth) = &dep.prepared.auth {
+                    headers.insert(http::header::AUTHORIZATION, auth.clone());
+                }
+                url.clone()
+            }
+            None => {
+                if let Some(k) = key {
+                    headers.insert(
+                        http::header::AUTHORIZATION,
+                        header_value(&format!("Bearer {k}"))?,
+                    );
+                }
+                parse_url(&join(api_base(spec)?, call.path()))?
+            }
+        };
+        organization(spec, &mut headers)?;
+        Ok(UpstreamRequest {
+            url,
+            headers,
+            body: body_for(dep, body, upstream_model, stream),
+        })
+    }
+
+    fn read_answer(
+        &self,
+        _call: CallType,
+        bytes: Bytes,
+        _ctx: &AnswerContext<'_>,
+    ) -> Result<FullAnswer, ApiError> {
+        Ok(pass_through(bytes))
+    }
+
+    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
+        Translation::PassThrough {
+            drop_usage_chunk: !ctx.include_usage,
+        }
+    }
+
+    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
+        wire::map_error(status, body)
+    }
+}
+
+impl Provider for Azure {
+    fn error_label(&self) -> &'static str {
+        "AzureException"
+    }
+
+    fn build_request(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let key = credential(spec)?;
+        let mut headers = json_headers();
+        if let Some(k) = key {
+            headers.insert("api-key", header_value(k)?);
+        }
+        let version = spec
+            .api_version
+            .as_deref()
+            .unwrap_or(AZURE_DEFAULT_API_VERSION);
+        let mut url = join(
+            api_base(spec)?,
+            &format!("openai/deployments/{upstream_model}/{}", call.path()),
+        );
+        url.push_str("?api-version=");
+        url.push_str(version);
+        Ok(UpstreamRequest {
+            url: parse_url(&url)?,
+            headers,
+            body: body_for(dep, body, upstream_model, stream),
+        })
+    }
+
+    fn read_answer(
+        &self,
+        _call: CallType,
+        bytes: Bytes,
+        _ctx: &AnswerContext<'_>,
+    ) -> Result<FullAnswer, ApiError> {
+        Ok(pass_through(bytes))
+    }
+
+    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
+        Translation::PassThrough {
+            drop_usage_chunk: !ctx.include_usage,
+        }
+    }
+
+    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
+        wire::map_error(status, body)
+    }
+}
+
+fn organization(spec: &DeploymentSpec, headers: &mut HeaderMap) -> Result<(), AttemptError> {
+    if let Some(org) = &spec.organization {
+        headers.insert("openai-organization", header_value(org)?);
+    }
+    Ok(())
+}
+
+/// The body goes to the caller as it came; usage is read from it.
+fn pass_through(bytes: Bytes) -> FullAnswer {
+    let usage = match wire::usage_of(&bytes) {
+        Some(u) => UsageSeen::Reported(u),
+        None => UsageSeen::Unreported {
+            completion_bytes: completion_text_bytes(&bytes),
+        },
+    };
+    FullAnswer { body: bytes, usage }
+}
+
+/// For upstreams that report no usage on a full answer: the generated text's size.
+fn completion_text_bytes(bytes: &[u8]) -> usize {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return 0;
+    };
+    v.get("choices")
+        .and_then(|c| c.as_array())
+        .map(|choices| {
+            choices
+                .iter()
+                .map(|c| {
+                    c.pointer("/message/content")
+                        .or_else(|| c.get("text"))
+                        .and_then(|t| t.as_str())
+                        .map(str::len)
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
