@@ -309,7 +309,7 @@ fn answer_for(
     let v: serde_json::Value = serde_json::from_slice(&chat)
         .map_err(|_| ApiError::bad_gateway("The upstream answer is not valid JSON."))?;
     let out = a
-        .from_chat(&v, ctx)
+        .answer_from_chat(&v, ctx)
         .map_err(|e| ApiError::bad_gateway(e.to_string()))?;
     serde_json::to_vec(&out)
         .map(bytes::Bytes::from)

@@ -20,7 +20,11 @@ pub(super) fn parse_model_list(
         .map_err(|_| ctx.invalid("model_list", "a list of deployments"))?;
     let mut out = Vec::with_capacity(items.len());
     for (index, entry) in items.iter().enumerate() {
-        out.push(parse_deployment(ctx, index, entry)?);
+        // A bad entry is noted and the next one read, so every bad entry is reported at once.
+        match parse_deployment(ctx, index, entry) {
+            Ok(d) => out.push(d),
+            Err(e) => ctx.refuse(e),
+        }
     }
     Ok(out)
 }

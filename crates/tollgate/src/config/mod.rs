@@ -70,6 +70,34 @@ pub enum ConfigError {
         path: String,
         message: String,
     },
+    /// More than one problem: all are listed, so one edit fixes them all.
+    #[error("{file}: {} problems:\n  {}", problems.len(), problems.join("\n  "))]
+    Several { file: String, problems: Vec<String> },
+}
+
+impl ConfigError {
+    /// The problem without the file name (`path: message`).
+    fn problem(&self) -> String {
+        match self {
+            ConfigError::Invalid { path, expected, .. } => format!("{path}: expected {expected}"),
+            ConfigError::Unsupported { path, message, .. } => format!("{path}: {message}"),
+            ConfigError::Several { problems, .. } => problems.join("\n  "),
+            other => other.to_string(),
+        }
+    }
+
+    /// One error for all the problems found (`problems` is not empty).
+    fn combined(file: &str, mut problems: Vec<ConfigError>) -> ConfigError {
+        if problems.len() == 1 {
+            if let Some(only) = problems.pop() {
+                return only;
+            }
+        }
+        ConfigError::Several {
+            file: file.to_string(),
+            problems: problems.iter().map(ConfigError::problem).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

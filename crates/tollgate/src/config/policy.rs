@@ -353,7 +353,8 @@ pub(super) fn check(
 ) -> Result<Disposition, ConfigError> {
     if section != General && GENERAL_ONLY.contains(&key) {
         if is_set(value) {
-            return Err(ctx.unsupported(path, format!("{key} belongs under general_settings")));
+            let e = ctx.unsupported(path, format!("{key} belongs under general_settings"));
+            ctx.refuse(e);
         }
         return Ok(Disposition::Done);
     }
@@ -368,7 +369,8 @@ pub(super) fn check(
         }
         Some(Refuse(reason)) => {
             if is_set(value) {
-                return Err(ctx.unsupported(path, reason));
+                let e = ctx.unsupported(path, reason);
+                ctx.refuse(e);
             }
             Ok(Disposition::Done)
         }

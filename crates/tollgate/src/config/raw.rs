@@ -68,6 +68,8 @@ pub(super) struct Ctx<'a> {
     file: &'a str,
     pub env: Env<'a>,
     pub warnings: Vec<String>,
+    /// Refusals met so far; parsing goes on so that all of them are reported at once.
+    refusals: Vec<ConfigError>,
 }
 
 impl<'a> Ctx<'a> {
@@ -76,6 +78,26 @@ impl<'a> Ctx<'a> {
             file,
             env: Env::new(process),
             warnings: Vec::new(),
+            refusals: Vec::new(),
+        }
+    }
+
+    /// Notes a problem and lets parsing go on; `finish` reports them all.
+    pub fn refuse(&mut self, error: ConfigError) {
+        self.refusals.push(error);
+    }
+
+    /// The parse result with every refusal noted on the way: an error listing them all
+    /// (and the error that stopped the parse, if one did).
+    pub fn finish<T>(&mut self, result: Result<T, ConfigError>) -> Result<T, ConfigError> {
+        let mut problems = std::mem::take(&mut self.refusals);
+        match result {
+            Ok(v) if problems.is_empty() => Ok(v),
+            Ok(_) => Err(ConfigError::combined(self.file, problems)),
+            Err(e) => {
+                problems.push(e);
+                Err(ConfigError::combined(self.file, problems))
+            }
         }
     }
 

@@ -21,25 +21,30 @@ pub(super) fn build(
     process_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let mut ctx = Ctx::new(file, process_env);
+    let config = build_in(&mut ctx, root);
+    ctx.finish(config)
+}
+
+fn build_in(ctx: &mut Ctx<'_>, root: &Value) -> Result<Config, ConfigError> {
     if !(root.is_null() || root.is_mapping()) {
         return Err(ctx.invalid("(top level)", "a mapping of config sections"));
     }
     // First, because every os.environ/ lookup below must see these.
     if let Some(vars) = field(root, "environment_variables") {
-        apply_environment_variables(&mut ctx, vars)?;
+        apply_environment_variables(ctx, vars)?;
     }
-    check_keys(&mut ctx, root, "", Section::Top)?;
+    check_keys(ctx, root, "", Section::Top)?;
 
     let empty = Value::Null;
     let general = field(root, "general_settings").unwrap_or(&empty);
     let litellm = field(root, "litellm_settings").unwrap_or(&empty);
     let router = field(root, "router_settings").unwrap_or(&empty);
-    check_keys(&mut ctx, general, "general_settings", Section::General)?;
-    check_keys(&mut ctx, litellm, "litellm_settings", Section::Litellm)?;
-    check_keys(&mut ctx, router, "router_settings", Section::Router)?;
+    check_keys(ctx, general, "general_settings", Section::General)?;
+    check_keys(ctx, litellm, "litellm_settings", Section::Litellm)?;
+    check_keys(ctx, router, "router_settings", Section::Router)?;
 
-    let master_key = secret_setting(&mut ctx, general, "master_key", "LITELLM_MASTER_KEY")?;
-    let database_url = secret_setting(&mut ctx, general, "database_url", "DATABASE_URL")?;
+    let master_key = secret_setting(ctx, general, "master_key", "LITELLM_MASTER_KEY")?;
+    let database_url = secret_setting(ctx, general, "database_url", "DATABASE_URL")?;
     let permit_weak_master_key = match field(general, "dangerously_permit_weak_or_unset_master_key")
     {
         Some(v) => ctx.boolean(
@@ -67,11 +72,11 @@ pub(super) fn build(
         Some(v) => ctx.boolean(v, "litellm_settings.drop_params")?,
         None => false,
     };
-    let default_user_role = default_user_role(&mut ctx, litellm)?;
-    let redis_url = super::redis::redis_url(&ctx, router)?;
-    let router = router_settings(&mut ctx, litellm, router)?;
+    let default_user_role = default_user_role(ctx, litellm)?;
+    let redis_url = super::redis::redis_url(ctx, router)?;
+    let router = router_settings(ctx, litellm, router)?;
     let model_list = match field(root, "model_list") {
-        Some(list) => parse_model_list(&mut ctx, list)?,
+        Some(list) => parse_model_list(ctx, list)?,
         None => Vec::new(),
     };
 
@@ -85,7 +90,7 @@ pub(super) fn build(
         max_request_body_bytes,
         permit_weak_master_key,
         default_user_role,
-        warnings: ctx.warnings,
+        warnings: std::mem::take(&mut ctx.warnings),
     })
 }
 

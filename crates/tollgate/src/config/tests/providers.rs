@@ -78,6 +78,31 @@ model_list:
 }
 
 #[test]
+fn every_refusal_is_listed_at_once() {
+    let e = err("
+general_settings:
+  pass_through_endpoints: [{path: /x, target: 'http://h'}]
+model_list:
+  - model_name: fine
+    litellm_params: {model: openai/a, api_key: k}
+  - model_name: claude-bedrock
+    litellm_params: {model: bedrock/anthropic.claude-v2, aws_region_name: us-east-1}
+  - model_name: sage
+    litellm_params: {model: sagemaker/x}
+  - model_name: bad-rpm
+    litellm_params: {model: openai/b, api_key: k, rpm: -3}
+");
+    assert_eq!(
+        e.to_string(),
+        "config.yaml: 4 problems:\n  \
+         general_settings.pass_through_endpoints: pass-through endpoints are not supported\n  \
+         model_list[1] (model_name 'claude-bedrock'): provider 'bedrock' is not supported by Tollgate\n  \
+         model_list[2] (model_name 'sage'): provider 'sagemaker' is not supported by Tollgate\n  \
+         model_list[3].litellm_params.rpm: expected a non-negative integer"
+    );
+}
+
+#[test]
 fn other_litellm_providers_are_unsupported() {
     for model in [
         "vertex_ai/gemini-1.5-pro",
