@@ -6,6 +6,9 @@
 
 pub mod anthropic;
 mod errors;
+// Wired into the provider dispatch in a later step; until then only its tests use it.
+#[allow(dead_code, unused_imports)]
+pub(crate) mod gemini;
 pub mod mock;
 pub mod openai;
 mod request_parts;
