@@ -6,8 +6,6 @@
 
 pub mod anthropic;
 mod errors;
-// Wired into the provider dispatch in a later step; until then only its tests use it.
-#[allow(dead_code, unused_imports)]
 pub(crate) mod gemini;
 pub mod mock;
 pub mod openai;
@@ -153,6 +151,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::OpenAiCompatible(_) => &openai::OpenAiCompatible,
         ProviderKind::Azure => &openai::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
     }
 }
 

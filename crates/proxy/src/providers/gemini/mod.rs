@@ -1,10 +1,12 @@
-//! Translation between the OpenAI wire format and Google AI Studio's Gemini API
-//! (`generateContent`, `streamGenerateContent`, `batchEmbedContents`).
+//! Google AI Studio's Gemini API (`generateContent`, `streamGenerateContent`,
+//! `batchEmbedContents`) behind the OpenAI one.
 //!
-//! Kept free of HTTP and gateway types so it can be tested on literal JSON alone.
+//! The translations are free of HTTP and gateway types so they can be tested on literal JSON
+//! alone; `provider` plugs them into [`crate::providers::Provider`].
 
 mod embeddings;
 mod error;
+mod provider;
 mod request;
 mod response;
 mod schema;
@@ -16,6 +18,7 @@ use super::translate::{bad_upstream, TranslateError, Usage};
 
 pub(crate) use embeddings::{from_gemini_embed_response, to_gemini_embed_request};
 pub(crate) use error::map_error;
+pub(crate) use provider::Gemini;
 pub(crate) use request::to_gemini_request;
 pub(crate) use response::from_gemini_response;
 pub(crate) use stream::StreamTranslator;
