@@ -739,6 +739,79 @@ pub(crate) fn to_gemini_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// JSON built from the words OpenAI requests and JSON schemas use.
+    fn request_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop::sample::select(vec![
+                "user",
+                "assistant",
+                "tool",
+                "system",
+                "text",
+                "image_url",
+                "function",
+                "object",
+                "string",
+                "#/$defs/a",
+                "data:image/png;base64,AA",
+                "https://x/y.png",
+            ])
+            .prop_map(|s| json!(s)),
+        ];
+        let keys = prop::sample::select(vec![
+            "role",
+            "content",
+            "type",
+            "text",
+            "image_url",
+            "url",
+            "tool_calls",
+            "id",
+            "function",
+            "name",
+            "arguments",
+            "tool_call_id",
+            "parameters",
+            "properties",
+            "items",
+            "anyOf",
+            "allOf",
+            "$ref",
+            "$defs",
+            "a",
+            "required",
+        ]);
+        leaf.prop_recursive(6, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..5).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_requests_are_translated_or_refused(
+            messages in request_json(),
+            tools in request_json(),
+            choice in request_json(),
+        ) {
+            let body = req(json!({"messages": messages, "tools": tools, "tool_choice": choice}));
+            match to_gemini_request(&body, None) {
+                Ok(v) => prop_assert!(v["contents"].as_array().is_some_and(|c| !c.is_empty())),
+                Err(TranslateError::BadRequest(m)) => prop_assert!(!m.is_empty()),
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+    }
 
     fn req(v: Value) -> Map<String, Value> {
         match v {

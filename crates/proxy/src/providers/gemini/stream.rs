@@ -207,6 +207,85 @@ impl StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// JSON built from the words Gemini's answers use, so random events reach the real paths.
+    fn gemini_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop::sample::select(vec!["STOP", "MAX_TOKENS", "SAFETY", "OTHER"])
+                .prop_map(|s| json!(s)),
+        ];
+        let keys = prop::sample::select(vec![
+            "candidates",
+            "content",
+            "parts",
+            "text",
+            "thought",
+            "functionCall",
+            "name",
+            "args",
+            "id",
+            "finishReason",
+            "index",
+            "usageMetadata",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "thoughtsTokenCount",
+            "promptFeedback",
+            "blockReason",
+            "error",
+            "message",
+            "thoughtSignature",
+        ]);
+        leaf.prop_recursive(5, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..5).prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_events_never_panic(events in prop::collection::vec(
+            prop_oneof![gemini_json().prop_map(|v| v.to_string()), "\\PC{0,40}"],
+            0..10,
+        )) {
+            let mut t = StreamTranslator::new("chatcmpl-p", "m", 0, true);
+            for data in &events {
+                if let Ok(chunks) = t.on_event(None, data) {
+                    for c in chunks {
+                        prop_assert!(serde_json::from_str::<Value>(&c).is_ok());
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn streamed_text_is_passed_on_and_counted_exactly(texts in prop::collection::vec("\\PC{0,30}", 1..10)) {
+            let mut t = StreamTranslator::new("chatcmpl-p", "m", 0, false);
+            let mut out = String::new();
+            for (i, text) in texts.iter().enumerate() {
+                let mut candidate = json!({"content": {"parts": [{"text": text}]}});
+                if i + 1 == texts.len() {
+                    candidate["finishReason"] = json!("STOP");
+                }
+                for c in t.on_event(None, &json!({"candidates": [candidate]}).to_string()).unwrap() {
+                    let v: Value = serde_json::from_str(&c).unwrap();
+                    out.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
+                }
+            }
+            prop_assert_eq!(&out, &texts.concat());
+            prop_assert_eq!(t.generated_bytes(), out.len());
+            prop_assert!(t.finished());
+        }
+    }
 
     fn feed(t: &mut StreamTranslator, events: &[Value]) -> Vec<Value> {
         let mut out = Vec::new();
