@@ -13,6 +13,8 @@ pub enum ProviderKind {
     OpenAiCompatible(&'static str),
     Azure,
     Anthropic,
+    /// Google AI Studio's Gemini API (LiteLLM's `gemini/`).
+    Gemini,
 }
 
 impl ProviderKind {
@@ -21,6 +23,7 @@ impl ProviderKind {
             ProviderKind::OpenAiCompatible(n) => n,
             ProviderKind::Azure => "azure",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
         }
     }
 }

@@ -1,5 +1,6 @@
-//! A fake upstream that speaks OpenAI's and Anthropic's APIs. Each request's `model` picks a
-//! behaviour: scripted ones (consumed in order) first, then the model's standing behaviour.
+//! A fake upstream that speaks OpenAI's, Anthropic's and Gemini's APIs. Each request's `model`
+//! (for Gemini, the model in the URL) picks a behaviour: scripted ones (consumed in order) first,
+//! then the model's standing behaviour.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -75,6 +76,8 @@ impl FakeUpstream {
                 post(azure_chat),
             )
             .route("/v1/messages", post(anthropic_messages))
+            // The segment is `<model>:<method>`, e.g. `gemini-2.0-flash:generateContent`.
+            .route("/v1beta/models/{model_action}", post(gemini))
             .route("/logged-out", get(logged_out))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -209,7 +212,7 @@ fn sse(
     events: Vec<Result<String, std::io::Error>>,
     delay: Duration,
     inner: Arc<Inner>,
-    endless: bool,
+    endless: Option<fn(&str) -> String>,
     model: String,
 ) -> Response {
     let finished = Arc::new(AtomicBool::new(false));
@@ -227,8 +230,8 @@ fn sse(
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                if endless {
-                    let ev = chunk(&model, json!({"content": "tick "}), None);
+                if let Some(tick) = endless {
+                    let ev = tick(&model);
                     return Some((Ok::<_, std::io::Error>(Bytes::from(ev)), (it, i + 1, flag)));
                 }
                 match it.next() {
@@ -261,7 +264,11 @@ fn raw_sse(events: Vec<String>, reset: bool, inner: Arc<Inner>, model: String) -
     if reset {
         events.push(Err(std::io::Error::other("connection reset")));
     }
-    sse(events, Duration::from_millis(2), inner, false, model)
+    sse(events, Duration::from_millis(2), inner, None, model)
+}
+
+fn openai_tick(model: &str) -> String {
+    chunk(model, json!({"content": "tick "}), None)
 }
 
 async fn openai_chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -313,10 +320,16 @@ async fn chat(
                 Ok(chunk(&model, json!({"content": "partial "}), None)),
                 Err(std::io::Error::other("connection reset")),
             ];
-            return sse(events, Duration::from_millis(5), inner, false, model);
+            return sse(events, Duration::from_millis(5), inner, None, model);
         }
         Behavior::Endless => {
-            return sse(vec![], Duration::from_millis(20), inner, true, model);
+            return sse(
+                vec![],
+                Duration::from_millis(20),
+                inner,
+                Some(openai_tick),
+                model,
+            );
         }
         Behavior::RawStream { events, reset } => {
             return raw_sse(events, reset, inner, model);
@@ -339,7 +352,7 @@ async fn chat(
             )));
         }
         events.push(Ok("data: [DONE]\n\n".to_string()));
-        return sse(events, Duration::ZERO, inner, false, model);
+        return sse(events, Duration::ZERO, inner, None, model);
     }
     let mut v = json!({
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": model,
@@ -432,7 +445,7 @@ async fn anthropic_messages(
             )),
             Ok(ev("message_stop", json!({"type": "message_stop"}))),
         ];
-        return sse(events, Duration::ZERO, inner, false, model);
+        return sse(events, Duration::ZERO, inner, None, model);
     }
     axum::Json(
         json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
@@ -440,4 +453,339 @@ async fn anthropic_messages(
         "usage": {"input_tokens": 11, "output_tokens": 4}}),
     )
     .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// Gemini (Google AI Studio)
+// ---------------------------------------------------------------------------
+
+/// Google's canonical status name for an HTTP error code.
+fn google_status(code: u16) -> &'static str {
+    match code {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        500 => "INTERNAL",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "UNKNOWN",
+    }
+}
+
+fn google_error(code: u16, message: &str, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (
+        status,
+        axum::Json(
+            json!({"error": {"code": code, "message": message, "status": google_status(code)}}),
+        ),
+    )
+        .into_response();
+    if let Some(s) = retry_after {
+        r.headers_mut()
+            .insert("retry-after", s.to_string().parse().unwrap());
+    }
+    r
+}
+
+fn gemini_usage(candidates: u64) -> Value {
+    json!({"promptTokenCount": 12, "candidatesTokenCount": candidates, "totalTokenCount": 12 + candidates})
+}
+
+/// One streamed GenerateContentResponse; Google ends its SSE events with CRLF pairs.
+fn gemini_event(v: Value) -> String {
+    format!("data: {v}\r\n\r\n")
+}
+
+fn gemini_text_event(model: &str, text: &str) -> String {
+    gemini_event(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
+        "usageMetadata": gemini_usage(0),
+        "modelVersion": model
+    }))
+}
+
+fn gemini_tick(model: &str) -> String {
+    gemini_text_event(model, "tick ")
+}
+
+/// The function call the fake makes when the request offers functions and the conversation
+/// doesn't already answer one: the first declared function, with each declared parameter set
+/// to a value of its type.
+fn gemini_function_call(req: &Value) -> Option<Value> {
+    if req["toolConfig"]["functionCallingConfig"]["mode"] == "NONE" {
+        return None;
+    }
+    let answered = req["contents"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|turn| turn["parts"].as_array())
+        .is_some_and(|parts| parts.iter().any(|p| p.get("functionResponse").is_some()));
+    if answered {
+        return None;
+    }
+    let decl = req["tools"]
+        .as_array()?
+        .iter()
+        .find_map(|t| t["functionDeclarations"].as_array()?.first())?;
+    let mut args = serde_json::Map::new();
+    if let Some(props) = decl["parameters"]["properties"].as_object() {
+        for (name, schema) in props {
+            let value = match schema["type"].as_str() {
+                Some("string") => json!("Paris"),
+                Some("integer") | Some("number") => json!(1),
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => json!({}),
+                _ => Value::Null,
+            };
+            args.insert(name.clone(), value);
+        }
+    }
+    Some(json!({"functionCall": {"name": decl["name"], "args": args}}))
+}
+
+async fn gemini(
+    State(inner): State<Arc<Inner>>,
+    Path(model_action): Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1beta/models/{model_action}");
+    let req = note(&inner, &path, q.clone(), &headers, &body);
+    if headers.get("x-goog-api-key").is_none() {
+        return google_error(
+            401,
+            "Method doesn't allow unregistered callers (callers without established identity). \
+             Please use API Key or other form of API consumer identity to call this API.",
+            None,
+        );
+    }
+    let Some((model, action)) = model_action.split_once(':') else {
+        return google_error(404, "The requested method was not found.", None);
+    };
+    let model = model.to_string();
+    let behavior = behavior(&inner, &model);
+    match behavior {
+        Behavior::Status(s, ra) => {
+            return google_error(s, &format!("fake gemini error {s}"), ra);
+        }
+        Behavior::Delay(d) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    match action {
+        "generateContent" => gemini_generate(&req, &model, behavior),
+        "streamGenerateContent" => {
+            if q.as_deref() != Some("alt=sse") {
+                // Without alt=sse Google streams a JSON array, which the gateway must not ask for.
+                return google_error(400, "the fake Gemini streams with alt=sse only", None);
+            }
+            gemini_stream(&req, model, behavior, inner)
+        }
+        "batchEmbedContents" => gemini_embed(&req),
+        _ => google_error(404, "The requested method was not found.", None),
+    }
+}
+
+fn gemini_context_error() -> Response {
+    google_error(
+        400,
+        "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).",
+        None,
+    )
+}
+
+fn gemini_generate(req: &Value, model: &str, behavior: Behavior) -> Response {
+    if let Behavior::ContextTooLong = behavior {
+        return gemini_context_error();
+    }
+    let parts = match gemini_function_call(req) {
+        Some(call) => vec![call],
+        None => vec![json!({"text": FAKE_TEXT})],
+    };
+    let n = req["generationConfig"]["candidateCount"]
+        .as_u64()
+        .unwrap_or(1);
+    let candidates: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": i})
+        })
+        .collect();
+    let mut v =
+        json!({"candidates": candidates, "modelVersion": model, "responseId": "fake-gemini"});
+    if !matches!(behavior, Behavior::NoUsage) {
+        v["usageMetadata"] = gemini_usage(6);
+    }
+    axum::Json(v).into_response()
+}
+
+fn gemini_stream(req: &Value, model: String, behavior: Behavior, inner: Arc<Inner>) -> Response {
+    match behavior {
+        Behavior::ContextTooLong => return gemini_context_error(),
+        Behavior::ResetMidStream => {
+            let events = vec![
+                Ok(gemini_text_event(&model, "partial ")),
+                Ok(gemini_text_event(&model, "answer ")),
+                Err(std::io::Error::other("connection reset")),
+            ];
+            return sse(events, Duration::from_millis(5), inner, None, model);
+        }
+        Behavior::Endless => {
+            return sse(
+                vec![],
+                Duration::from_millis(20),
+                inner,
+                Some(gemini_tick),
+                model,
+            );
+        }
+        Behavior::RawStream { events, reset } => return raw_sse(events, reset, inner, model),
+        _ => {}
+    }
+    let mut last =
+        json!({"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0});
+    let mut events = Vec::new();
+    match gemini_function_call(req) {
+        Some(call) => last["content"]["parts"] = json!([call]),
+        None => {
+            for piece in ["Hello ", "from the "] {
+                events.push(Ok(gemini_text_event(&model, piece)));
+            }
+            last["content"]["parts"] = json!([{"text": "fake upstream"}]);
+        }
+    }
+    let mut end = json!({"candidates": [last], "modelVersion": model});
+    if !matches!(behavior, Behavior::NoUsage) {
+        end["usageMetadata"] = gemini_usage(6);
+    }
+    events.push(Ok(gemini_event(end)));
+    sse(events, Duration::ZERO, inner, None, model)
+}
+
+fn gemini_embed(req: &Value) -> Response {
+    let Some(requests) = req["requests"].as_array() else {
+        return google_error(400, "requests is required", None);
+    };
+    let embeddings: Vec<Value> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let dims = r["outputDimensionality"].as_u64().unwrap_or(3) as usize;
+            let values: Vec<f64> = (0..dims).map(|d| (i * 10 + d + 1) as f64 / 10.0).collect();
+            json!({"values": values})
+        })
+        .collect();
+    axum::Json(json!({"embeddings": embeddings})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(up: &FakeUpstream, path: &str, key: Option<&str>, body: Value) -> (u16, String) {
+        let mut rb = reqwest::Client::new()
+            .post(format!("{}{path}", up.base_url))
+            .json(&body);
+        if let Some(k) = key {
+            rb = rb.header("x-goog-api-key", k);
+        }
+        let r = rb.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn hello() -> Value {
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+    }
+
+    #[tokio::test]
+    async fn fake_gemini_answers_streams_embeds_and_fails() {
+        let up = FakeUpstream::start().await;
+        let generate = "/v1beta/models/gemini-2.0-flash:generateContent";
+
+        let (status, body) = post(&up, generate, None, hello()).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["error"]["status"],
+            "UNAUTHENTICATED"
+        );
+
+        let (status, body) = post(&up, generate, Some("k"), hello()).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["candidates"][0]["content"]["parts"][0]["text"], FAKE_TEXT);
+        assert_eq!(v["usageMetadata"]["candidatesTokenCount"], 6);
+        let seen = up.last();
+        assert_eq!(seen.path, generate);
+        assert_eq!(seen.headers["x-goog-api-key"], "k");
+        assert_eq!(seen.body, hello());
+
+        let mut with_tools = hello();
+        with_tools["tools"] = json!([{"functionDeclarations": [{"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}]);
+        let (_, body) = post(&up, generate, Some("k"), with_tools).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["candidates"][0]["content"]["parts"][0],
+            json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}})
+        );
+
+        let (status, body) = post(
+            &up,
+            "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+            Some("k"),
+            hello(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let events: Vec<Value> = body
+            .split("\r\n\r\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(events.len(), 3);
+        let text: String = events
+            .iter()
+            .map(|e| {
+                e["candidates"][0]["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(text, FAKE_TEXT);
+        assert_eq!(events[2]["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(events[2]["usageMetadata"]["totalTokenCount"], 18);
+
+        let (status, body) = post(
+            &up,
+            "/v1beta/models/text-embedding-004:batchEmbedContents",
+            Some("k"),
+            json!({"requests": [
+                {"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}},
+                {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 2}
+            ]}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"embeddings": [{"values": [0.1, 0.2, 0.3]}, {"values": [1.1, 1.2]}]})
+        );
+
+        up.set("gemini-2.0-flash", Behavior::Status(429, Some(3)));
+        let r = reqwest::Client::new()
+            .post(format!("{}{generate}", up.base_url))
+            .header("x-goog-api-key", "k")
+            .json(&hello())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(r.headers()["retry-after"], "3");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(up.requests(), 6);
+    }
 }

@@ -685,6 +685,7 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         Provider::OpenAi => ProviderKind::OpenAiCompatible("openai"),
         Provider::Azure => ProviderKind::Azure,
         Provider::Anthropic => ProviderKind::Anthropic,
+        Provider::Gemini => ProviderKind::Gemini,
         Provider::OpenAiCompatible(name) => ProviderKind::OpenAiCompatible(name),
     };
     let credential = match &d.api_key {

@@ -113,6 +113,8 @@ fn is_context_window_error(message: &str) -> bool {
         || m.contains("maximum context length")
         || m.contains("context window")
         || m.contains("prompt is too long")
+        // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+        || m.contains("exceeds the maximum number of tokens allowed")
 }
 
 #[cfg(test)]
@@ -125,6 +127,9 @@ mod tests {
             "This model's maximum context length is 8192 tokens"
         ));
         assert!(is_context_window_error("prompt is too long: 210000 tokens"));
+        assert!(is_context_window_error(
+            "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
+        ));
         assert!(!is_context_window_error("rate limited"));
     }
 }

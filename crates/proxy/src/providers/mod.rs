@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 mod errors;
+pub(crate) mod gemini;
 pub mod mock;
 pub mod openai;
 mod request_parts;
@@ -150,6 +151,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::OpenAiCompatible(_) => &openai::OpenAiCompatible,
         ProviderKind::Azure => &openai::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
+        ProviderKind::Gemini => &gemini::Gemini,
     }
 }
 

@@ -271,6 +271,7 @@ pub enum Provider {
     OpenAi,
     Azure,
     Anthropic,
+    Gemini,
     /// Carries the LiteLLM provider prefix, e.g. "groq", "hosted_vllm".
     OpenAiCompatible(&'static str),
 }

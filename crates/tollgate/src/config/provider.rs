@@ -69,6 +69,14 @@ pub(super) const PROVIDERS: &[Spec] = &[
         key_required: true,
         append_v1_to_bare_base: false,
     },
+    Spec {
+        name: "gemini",
+        provider: Provider::Gemini,
+        default_base: Some("https://generativelanguage.googleapis.com"),
+        key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        key_required: true,
+        append_v1_to_bare_base: false,
+    },
     compat(
         "groq",
         Some("https://api.groq.com/openai/v1"),

@@ -106,7 +106,6 @@ model_list:
 fn other_litellm_providers_are_unsupported() {
     for model in [
         "vertex_ai/gemini-1.5-pro",
-        "gemini/gemini-pro",
         "cohere/command-r",
         "sagemaker/x",
         "huggingface/x",
@@ -327,6 +326,38 @@ fn missing_api_key_falls_back_to_the_providers_env_var() {
         &config,
         "model_list[0] (model_name 'm'): no api_key is set and OPENAI_API_KEY is not set"
     ));
+}
+
+#[test]
+fn gemini_deployments() {
+    let config = ok_env(
+        &one("{model: gemini/gemini-2.0-flash}"),
+        &[("GEMINI_API_KEY", "g-key")],
+    );
+    let d = &config.model_list[0];
+    assert_eq!(d.provider, Provider::Gemini);
+    assert_eq!(d.upstream_model, "gemini-2.0-flash");
+    assert_eq!(base(d), Some("https://generativelanguage.googleapis.com/"));
+    assert_eq!(
+        d.api_key,
+        Some(ApiKey::Env {
+            var: "GEMINI_API_KEY".into(),
+            value: Some(Secret::new("g-key".into())),
+        })
+    );
+    // LiteLLM also reads GOOGLE_API_KEY.
+    let config = ok_env(
+        &one("{model: gemini/text-embedding-004}"),
+        &[("GOOGLE_API_KEY", "k")],
+    );
+    assert!(matches!(
+        &config.model_list[0].api_key,
+        Some(ApiKey::Env { var, value: Some(_) }) if var == "GOOGLE_API_KEY"
+    ));
+    let d = deployment(
+        "{model: gemini/gemini-1.5-pro, api_key: k, api_base: 'https://gw.example/google/v1beta'}",
+    );
+    assert_eq!(base(&d), Some("https://gw.example/google/v1beta"));
 }
 
 #[test]
