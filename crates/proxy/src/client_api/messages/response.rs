@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use crate::providers::translate::{bad_upstream, TranslateError, Usage};
 
-/// The Messages id for a chat completion id: stable, so logs of both can be matched.
+/// The Messages id for the gateway's `chatcmpl-…` request id: stable, so the answer and the
+/// spend log name the same call.
 pub(crate) fn message_id(chat_id: &str) -> String {
     if chat_id.starts_with("msg_") {
         return chat_id.to_owned();
@@ -23,8 +24,14 @@ pub(crate) fn message_id(chat_id: &str) -> String {
     format!("msg_{rest}")
 }
 
-/// OpenAI `chat.completion` → Messages response. `model` is the name the client asked for.
-pub(crate) fn from_chat_response(chat: &Value, model: &str) -> Result<Value, TranslateError> {
+/// OpenAI `chat.completion` → Messages response. `model` is the name the client asked for, `id`
+/// the message id (see [`message_id`]): the upstream's own id is not used, since servers other
+/// than OpenAI's may repeat theirs.
+pub(crate) fn from_chat_response(
+    chat: &Value,
+    model: &str,
+    id: &str,
+) -> Result<Value, TranslateError> {
     let choice = chat
         .get("choices")
         .and_then(Value::as_array)
@@ -59,8 +66,8 @@ pub(crate) fn from_chat_response(chat: &Value, model: &str) -> Result<Value, Tra
     }
     // The legacy single function call has no id of its own; one is made from the message's.
     if let Some(f) = message.get("function_call").filter(|f| !f.is_null()) {
-        let id = chat.get("id").and_then(Value::as_str).unwrap_or("0");
-        content.push(tool_use_block(&format!("toolu_{id}"), Some(f))?);
+        let call_id = format!("toolu_{}", id.trim_start_matches("msg_"));
+        content.push(tool_use_block(&call_id, Some(f))?);
     }
 
     let has_tool_use = content.iter().any(|b| b["type"] == "tool_use");
@@ -72,7 +79,7 @@ pub(crate) fn from_chat_response(chat: &Value, model: &str) -> Result<Value, Tra
     let usage = chat.get("usage").map(parse_usage).unwrap_or_default();
 
     Ok(json!({
-        "id": message_id(chat.get("id").and_then(Value::as_str).unwrap_or("unknown")),
+        "id": id,
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -196,7 +203,7 @@ mod tests {
                       "prompt_tokens_details": {"cached_tokens": 100}}
         });
         assert_eq!(
-            from_chat_response(&chat, "claude-sonnet").unwrap(),
+            from_chat_response(&chat, "claude-sonnet", "msg_abc123").unwrap(),
             json!({
                 "id": "msg_abc123",
                 "type": "message",
@@ -225,7 +232,7 @@ mod tests {
             }}],
             "usage": {"prompt_tokens": 50, "completion_tokens": 20, "cache_creation_input_tokens": 10}
         });
-        let out = from_chat_response(&chat, "m").unwrap();
+        let out = from_chat_response(&chat, "m", "msg_1").unwrap();
         assert_eq!(
             out["content"],
             json!([
@@ -248,7 +255,8 @@ mod tests {
             if let (Some(c), Value::Object(e)) = (choice.as_object_mut(), extra) {
                 c.extend(e);
             }
-            let out = from_chat_response(&json!({"id": "i", "choices": [choice]}), "m").unwrap();
+            let out =
+                from_chat_response(&json!({"id": "i", "choices": [choice]}), "m", "msg_1").unwrap();
             (out["stop_reason"].clone(), out["stop_sequence"].clone())
         };
         assert_eq!(
@@ -293,7 +301,7 @@ mod tests {
             "role": "assistant", "content": "",
             "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {"k": 1}}}]
         }}]});
-        let out = from_chat_response(&chat, "m").unwrap();
+        let out = from_chat_response(&chat, "m", "msg_1").unwrap();
         assert_eq!(
             out["content"],
             json!([{"type": "tool_use", "id": "c", "name": "f", "input": {"k": 1}}])
@@ -310,7 +318,7 @@ mod tests {
         let chat = json!({"id": "x", "choices": [{"finish_reason": "content_filter", "message": {
             "role": "assistant", "content": null, "refusal": "I can't help with that."
         }}]});
-        let out = from_chat_response(&chat, "m").unwrap();
+        let out = from_chat_response(&chat, "m", "msg_1").unwrap();
         assert_eq!(
             out["content"],
             json!([{"type": "text", "text": "I can't help with that."}])
@@ -320,7 +328,7 @@ mod tests {
             "role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
         }}]});
         assert_eq!(
-            from_chat_response(&chat, "m").unwrap()["content"],
+            from_chat_response(&chat, "m", "msg_1").unwrap()["content"],
             json!([{"type": "text", "text": "ab"}])
         );
     }
@@ -330,7 +338,7 @@ mod tests {
         let bad = |chat: Value| {
             assert!(
                 matches!(
-                    from_chat_response(&chat, "m"),
+                    from_chat_response(&chat, "m", "msg_1"),
                     Err(TranslateError::BadUpstream(_))
                 ),
                 "{chat} was accepted"
@@ -349,6 +357,21 @@ mod tests {
         bad(json!({"id": "x", "choices": [{"message": {"tool_calls": [
             {"function": {"name": "f", "arguments": "{}"}}
         ]}}]}));
+    }
+
+    #[test]
+    fn legacy_function_call_is_a_tool_use() {
+        let chat = json!({"id": "x", "choices": [{"finish_reason": "function_call", "message": {
+            "role": "assistant", "content": null,
+            "function_call": {"name": "lookup", "arguments": "{\"q\":\"rust\"}"}
+        }}]});
+        let out = from_chat_response(&chat, "m", "msg_42").unwrap();
+        assert_eq!(
+            out["content"],
+            json!([{"type": "tool_use", "id": "toolu_42", "name": "lookup", "input": {"q": "rust"}}])
+        );
+        assert_eq!(out["stop_reason"], "tool_use");
+        assert_eq!(out["id"], "msg_42");
     }
 
     #[test]

@@ -135,9 +135,9 @@ impl StreamTranslator {
         Ok(out)
     }
 
-    /// The closing events, once the chat stream has ended (`[DONE]`). `usage`, when given,
-    /// overrides what the stream reported. A second call returns nothing.
-    pub(crate) fn finish(&mut self, usage: Option<&Usage>) -> Vec<Event> {
+    /// The closing events, once the chat stream has ended (`[DONE]`), with the usage the stream
+    /// reported. A second call returns nothing.
+    pub(crate) fn finish(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         if self.done {
             return out;
@@ -153,7 +153,7 @@ impl StreamTranslator {
             };
             (reason, Value::Null)
         });
-        let usage = match usage.copied().or(self.usage) {
+        let usage = match self.usage {
             Some(u) => json!({
                 "input_tokens": input_tokens(&u),
                 "output_tokens": u.completion_tokens,
@@ -463,7 +463,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            parsed(t.finish(None)),
+            parsed(t.finish()),
             vec![
                 (
                     "message_delta",
@@ -475,7 +475,7 @@ mod tests {
                 message_stop(),
             ]
         );
-        assert!(t.finish(None).is_empty());
+        assert!(t.finish().is_empty());
         assert!(t
             .on_chunk(&chunk(json!({"content": "late"}), Value::Null))
             .unwrap()
@@ -497,7 +497,7 @@ mod tests {
                 block_stop(0),
             ]
         );
-        let end = parsed(t.finish(None));
+        let end = parsed(t.finish());
         assert_eq!(end[0].1["delta"]["stop_reason"], "max_tokens");
         assert_eq!(end[0].1["usage"]["output_tokens"], 3);
     }
@@ -506,7 +506,7 @@ mod tests {
     fn finish_without_usage_or_finish_reason() {
         let mut t = StreamTranslator::new("claude-x", "msg_1");
         let mut events = feed(&mut t, &[chunk(json!({"content": "partial"}), Value::Null)]);
-        events.extend(parsed(t.finish(None)));
+        events.extend(parsed(t.finish()));
         assert_eq!(
             events,
             vec![
@@ -528,40 +528,12 @@ mod tests {
     #[test]
     fn empty_stream_still_has_a_message() {
         let mut t = StreamTranslator::new("claude-x", "msg_1");
-        let usage = Usage {
-            prompt_tokens: 9,
-            completion_tokens: 0,
-            cache_read_input_tokens: 0,
-            cache_creation_input_tokens: 0,
-        };
-        let events = parsed(t.finish(Some(&usage)));
+        assert!(t.on_chunk(&usage_chunk(9, 0, 0)).unwrap().is_empty());
+        let events = parsed(t.finish());
         assert_eq!(events.len(), 3);
-        assert_eq!(events[0], message_start(0, 0));
+        assert_eq!(events[0], message_start(9, 0));
         assert_eq!(events[1].1["usage"]["input_tokens"], 9);
         assert_eq!(events[2], message_stop());
-    }
-
-    #[test]
-    fn caller_usage_overrides_the_stream() {
-        let mut t = StreamTranslator::new("claude-x", "msg_1");
-        feed(
-            &mut t,
-            &[
-                chunk(json!({"content": "x"}), json!("stop")),
-                usage_chunk(5, 1, 0),
-            ],
-        );
-        let usage = Usage {
-            prompt_tokens: 50,
-            completion_tokens: 7,
-            cache_read_input_tokens: 0,
-            cache_creation_input_tokens: 20,
-        };
-        let end = parsed(t.finish(Some(&usage)));
-        assert_eq!(
-            end[0].1["usage"],
-            json!({"input_tokens": 30, "output_tokens": 7, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 20})
-        );
     }
 
     #[test]
@@ -570,7 +542,7 @@ mod tests {
         let mut choice = chunk(json!({"content": "a"}), json!("stop"));
         choice["choices"][0]["stop_reason"] = json!("###");
         feed(&mut t, &[choice]);
-        let end = parsed(t.finish(None));
+        let end = parsed(t.finish());
         assert_eq!(
             end[0].1["delta"],
             json!({"stop_reason": "stop_sequence", "stop_sequence": "###"})
@@ -604,10 +576,7 @@ mod tests {
             ]
         );
         assert_eq!(events.last().unwrap(), &block_stop(1));
-        assert_eq!(
-            parsed(t.finish(None))[0].1["delta"]["stop_reason"],
-            "tool_use"
-        );
+        assert_eq!(parsed(t.finish())[0].1["delta"]["stop_reason"], "tool_use");
     }
 
     #[test]
