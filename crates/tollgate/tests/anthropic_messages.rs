@@ -28,6 +28,8 @@ model_list:
     litellm_params: {{model: openai/priced, api_base: "{b}/v1", api_key: sk-provider-secret-123456, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
   - model_name: claude-sonnet
     litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{b}", api_key: sk-ant-secret-123456}}
+  - model_name: demo
+    litellm_params: {{model: openai/demo, mock_response: "Hi from the mock"}}
 router_settings: {{num_retries: 0}}
 general_settings: {{master_key: "{{master_key}}"}}
 "#,
@@ -171,7 +173,13 @@ async fn openai_deployment_answers_a_message_and_the_call_is_recorded() {
     assert!(rec.priced && rec.spend_nanos > 0);
     assert_eq!(rec.model_group, "gpt-4o-mini");
     assert_eq!(rec.end_user.as_deref(), Some("end-user-42"));
+    assert_eq!(rec.call_type, "anthropic_messages");
     assert!(!rec.stream);
+    // The message id and the spend log name the same call.
+    assert_eq!(
+        v["id"].as_str().unwrap().strip_prefix("msg_"),
+        id.strip_prefix("chatcmpl-")
+    );
     app.stop().await;
 }
 
@@ -276,6 +284,38 @@ async fn anthropic_deployment_round_trips_whole_and_streamed() {
     let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
     assert!(rec.stream && rec.status == SpendStatus::Success);
     assert_eq!((rec.prompt_tokens, rec.completion_tokens), (11, 4));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn mock_deployments_answer_in_messages_shape() {
+    let (app, up) = setup().await;
+    let resp = post(&app, "/v1/messages", &app.master_key, &hello("demo")).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["content"],
+        json!([{"type": "text", "text": "Hi from the mock"}])
+    );
+    assert_eq!(v["stop_reason"], "end_turn");
+    let mut body = hello("demo");
+    body["stream"] = json!(true);
+    let resp = post(&app, "/v1/messages", &app.master_key, &body).await;
+    assert_eq!(resp.status(), 200);
+    let ev = events(&resp.text().await.unwrap());
+    assert_eq!(text_of(&ev), "Hi from the mock");
+    assert_eq!(names(&ev)[0], "message_start");
+    assert_eq!(
+        names(&ev)[ev.len() - 2..],
+        ["message_delta", "message_stop"]
+    );
+    assert!(
+        ev[ev.len() - 2].1["usage"]["output_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(up.requests(), 0);
     app.stop().await;
 }
 

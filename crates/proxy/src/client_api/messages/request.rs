@@ -686,6 +686,68 @@ mod tests {
     }
 
     #[test]
+    fn a_coding_agent_request() {
+        // The shape Claude Code sends: cached system blocks, JSON-schema tools, a session id in
+        // metadata, context management, and cache markers in the conversation.
+        let out = chat(json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 32000,
+            "temperature": 1,
+            "stream": true,
+            "system": [
+                {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Work in /repo.", "cache_control": {"type": "ephemeral"}}
+            ],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "<reminder>be careful</reminder>"},
+                {"type": "text", "text": "fix the bug", "cache_control": {"type": "ephemeral"}}
+            ]}],
+            "tools": [{
+                "name": "Bash",
+                "description": "Run a command",
+                "input_schema": {
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "type": "object",
+                    "properties": {"command": {"type": "string"}},
+                    "required": ["command"],
+                    "additionalProperties": false
+                }
+            }],
+            "metadata": {"user_id": "user_abc_account__session_123"},
+            "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}
+        }));
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 32000,
+                "temperature": 1,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "messages": [
+                    {"role": "system", "content": "You are a coding agent.\nWork in /repo."},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "<reminder>be careful</reminder>"},
+                        {"type": "text", "text": "fix the bug"}
+                    ]}
+                ],
+                "tools": [{"type": "function", "function": {
+                    "name": "Bash",
+                    "description": "Run a command",
+                    "parameters": {
+                        "$schema": "http://json-schema.org/draft-07/schema#",
+                        "type": "object",
+                        "properties": {"command": {"type": "string"}},
+                        "required": ["command"],
+                        "additionalProperties": false
+                    }
+                }}],
+                "user": "user_abc_account__session_123"
+            })
+        );
+    }
+
+    #[test]
     fn malformed_requests() {
         assert_eq!(
             refused(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]})),
