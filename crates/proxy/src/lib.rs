@@ -41,8 +41,8 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
         .route("/models", get(handlers::list_models))
         .route("/v1/models/{id}", get(handlers::get_model))
         .route("/models/{id}", get(handlers::get_model))
-        // Anthropic's Messages API, for Claude Code and Anthropic's SDKs
-        // (ANTHROPIC_BASE_URL = the gateway, or the gateway + /anthropic as LiteLLM serves it).
+        // Anthropic's Messages API, for Claude Code and Anthropic's SDKs (ANTHROPIC_BASE_URL set
+        // to the gateway, or to the gateway's /anthropic).
         .route("/v1/messages", post(client_api::messages::messages))
         .route(
             "/anthropic/v1/messages",
