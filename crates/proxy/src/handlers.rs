@@ -338,7 +338,7 @@ fn sse_response(body: Body) -> Response {
     r
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -359,7 +359,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

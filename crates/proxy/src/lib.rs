@@ -41,5 +41,20 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
         .route("/models", get(handlers::list_models))
         .route("/v1/models/{id}", get(handlers::get_model))
         .route("/models/{id}", get(handlers::get_model))
+        // Anthropic's Messages API, for Claude Code and Anthropic's SDKs (ANTHROPIC_BASE_URL set
+        // to the gateway, or to the gateway's /anthropic).
+        .route("/v1/messages", post(client_api::messages::messages))
+        .route(
+            "/anthropic/v1/messages",
+            post(client_api::messages::messages),
+        )
+        .route(
+            "/v1/messages/count_tokens",
+            post(client_api::messages::messages_count_tokens),
+        )
+        .route(
+            "/anthropic/v1/messages/count_tokens",
+            post(client_api::messages::messages_count_tokens),
+        )
         .with_state(state)
 }

@@ -37,6 +37,8 @@ pub enum Behavior {
     /// Stream exactly these raw SSE events (each written as given, with its own line ends), then
     /// break the connection when `reset` is set, else end it.
     RawStream { events: Vec<String>, reset: bool },
+    /// Answer 200 with exactly this JSON body, whatever the request asked for.
+    Json(Value),
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +336,7 @@ async fn chat(
         Behavior::RawStream { events, reset } => {
             return raw_sse(events, reset, inner, model);
         }
+        Behavior::Json(v) => return axum::Json(v).into_response(),
     }
     if stream {
         let mut events = vec![Ok(chunk(
@@ -413,6 +416,7 @@ async fn anthropic_messages(
         Behavior::RawStream { events, reset } => {
             return raw_sse(events, reset, inner, model);
         }
+        Behavior::Json(v) => return axum::Json(v).into_response(),
         _ => {}
     }
     if req["stream"].as_bool().unwrap_or(false) {
