@@ -3,6 +3,7 @@
 //! so every call takes the same path: authentication, limits, budgets, routing, retries and
 //! recording are those of a chat completion.
 
+pub(crate) mod responses;
 mod sse;
 
 use axum::response::Response;
