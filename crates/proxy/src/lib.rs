@@ -41,5 +41,8 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
         .route("/models", get(handlers::list_models))
         .route("/v1/models/{id}", get(handlers::get_model))
         .route("/models/{id}", get(handlers::get_model))
+        // OpenAI's Responses API (the newer SDK calls and Codex), served through chat.
+        .route("/v1/responses", post(client_api::responses::responses))
+        .route("/responses", post(client_api::responses::responses))
         .with_state(state)
 }

@@ -25,7 +25,11 @@ pub(crate) trait ClientApi: Sync {
     fn to_chat(&self, body: &Map<String, Value>) -> Result<Map<String, Value>, TranslateError>;
 
     /// A complete chat completion → this API's answer.
-    fn from_chat(&self, chat: &Value, ctx: &AnswerContext<'_>) -> Result<Value, TranslateError>;
+    fn answer_from_chat(
+        &self,
+        chat: &Value,
+        ctx: &AnswerContext<'_>,
+    ) -> Result<Value, TranslateError>;
 
     /// A converter for a streamed answer's chat chunks.
     fn stream(&self, ctx: &AnswerContext<'_>) -> Box<dyn ChunkConverter>;

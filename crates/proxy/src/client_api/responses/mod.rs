@@ -7,19 +7,14 @@
 //! input items and `file_id`s. `store: true` is accepted (it is the API's default) but the
 //! Response is not kept; the echoed object says `store: false`.
 //!
-//! Kept free of HTTP and gateway types so it can be tested on literal JSON alone.
+//! The translations are kept free of HTTP and gateway types so they can be tested on literal
+//! JSON alone; `api` plugs them into the handler.
 
-// The handler wires these in; until then only the tests use them.
-#![allow(dead_code, unused_imports)]
-
+mod api;
 mod error;
 mod object;
 mod request;
 mod response;
 mod stream;
 
-pub(crate) use error::stream_error_event;
-pub(crate) use object::{response_id_for, RequestEcho};
-pub(crate) use request::to_chat_request;
-pub(crate) use response::from_chat_response;
-pub(crate) use stream::StreamTranslator;
+pub(crate) use api::responses;
