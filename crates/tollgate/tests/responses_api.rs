@@ -441,3 +441,23 @@ async fn budget_refuses_responses_calls() {
     assert!(ok >= 1, "refused at once");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn upstream_lost_mid_stream_ends_with_error_and_failed() {
+    let (app, up) = setup().await;
+    up.set("gpt-4o-mini", Behavior::ResetMidStream);
+    let body = json!({"model": "gpt-4o-mini", "input": "Say hello", "stream": true});
+    let evs = events(post(&app, &app.master_key, "/v1/responses", &body).await).await;
+    let n = names(&evs);
+    assert_eq!(n[0], "response.created");
+    assert!(n.contains(&"response.output_text.delta"), "{n:?}");
+    assert_eq!(n[n.len() - 2..], ["error", "response.failed"]);
+    let (_, err) = &evs[evs.len() - 2];
+    assert_eq!(err["code"], "server_error");
+    assert!(err["message"].as_str().unwrap().len() > 5, "{err}");
+    let failed = &evs.last().unwrap().1["response"];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["code"], "server_error");
+    assert!(!n.contains(&"response.completed"));
+    app.stop().await;
+}
