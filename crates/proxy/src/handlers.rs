@@ -144,8 +144,11 @@ async fn run(
 ) -> Result<Reply, ApiError> {
     check_content_type(req.headers())?;
     let mut bytes = read_body(req, state.settings.max_body_bytes).await?;
+    let mut client_request = None;
     if let Some(a) = api {
-        bytes = chat_request(a, &bytes)?;
+        let (chat, original) = chat_request(a, &bytes)?;
+        bytes = chat;
+        client_request = Some(original);
     }
     let mut body = RawBody::parse(&bytes)?;
     body.reject_upstream_settings()?;
@@ -220,6 +223,7 @@ async fn run(
         model: &model,
         created,
         include_usage: client_wants_usage,
+        client_request: client_request.as_ref(),
     };
 
     match answer {
@@ -284,17 +288,21 @@ async fn run(
     }
 }
 
-/// A client API's request as the chat request the pipeline runs.
-fn chat_request(api: &dyn ClientApi, bytes: &[u8]) -> Result<bytes::Bytes, ApiError> {
+/// A client API's request as the chat request the pipeline runs, and as the caller sent it.
+fn chat_request(
+    api: &dyn ClientApi,
+    bytes: &[u8],
+) -> Result<(bytes::Bytes, serde_json::Map<String, serde_json::Value>), ApiError> {
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
         .map_err(|_| ApiError::bad_request("The request body must be a JSON object."))?;
     let chat = api.to_chat(&map).map_err(|e| match e {
         TranslateError::BadRequest(m) => ApiError::bad_request(m),
         TranslateError::BadUpstream(m) => ApiError::bad_gateway(m),
     })?;
-    serde_json::to_vec(&chat)
+    let chat = serde_json::to_vec(&chat)
         .map(bytes::Bytes::from)
-        .map_err(|_| ApiError::internal("The translated request could not be written."))
+        .map_err(|_| ApiError::internal("The translated request could not be written."))?;
+    Ok((chat, map))
 }
 
 /// A complete chat answer, translated for the client API when the route has one.

@@ -56,5 +56,8 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
             "/anthropic/v1/messages/count_tokens",
             post(client_api::messages::messages_count_tokens),
         )
+        // OpenAI's Responses API (the newer SDK calls and Codex), served through chat.
+        .route("/v1/responses", post(client_api::responses::responses))
+        .route("/responses", post(client_api::responses::responses))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! recording are those of a chat completion.
 
 pub(crate) mod messages;
+pub(crate) mod responses;
 mod sse;
 
 use axum::response::Response;

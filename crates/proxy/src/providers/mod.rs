@@ -169,6 +169,9 @@ pub struct AnswerContext<'a> {
     pub created: i64,
     /// The caller asked for a usage chunk at the end of a stream.
     pub include_usage: bool,
+    /// A client API's own request as the caller sent it, before its translation to chat (for
+    /// answers that repeat its settings); None on the chat routes.
+    pub client_request: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A complete answer for the caller, in OpenAI's shape.
