@@ -130,19 +130,28 @@ pub trait Provider: Sync {
         stream: bool,
     ) -> Result<UpstreamRequest, AttemptError>;
 
-    /// A complete (non-streaming) answer in OpenAI's shape, and what it used.
+    /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
+    /// answer already is in OpenAI's shape and passes through.
     fn read_answer(
         &self,
-        call: CallType,
+        _call: CallType,
         bytes: Bytes,
-        ctx: &AnswerContext<'_>,
-    ) -> Result<FullAnswer, ApiError>;
+        _ctx: &AnswerContext<'_>,
+    ) -> Result<FullAnswer, ApiError> {
+        Ok(openai::pass_through(bytes))
+    }
 
-    /// How this provider's stream events become OpenAI chunks.
-    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation;
+    /// How this provider's stream events become OpenAI chunks (by default they already are).
+    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
+        Translation::PassThrough {
+            drop_usage_chunk: !ctx.include_usage,
+        }
+    }
 
-    /// An upstream error body → (message, OpenAI error type).
-    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str);
+    /// An upstream error body → (message, OpenAI error type); by default OpenAI's envelope.
+    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
+        openai::wire::map_error(status, body)
+    }
 }
 
 /// The provider for a deployment: the one place that maps a kind to its code.

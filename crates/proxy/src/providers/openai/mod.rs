@@ -1,5 +1,6 @@
 //! OpenAI-style upstreams: OpenAI itself, Azure OpenAI, and every server that speaks the same
-//! API. Their bodies pass through; only the model name, defaults and stream usage are set.
+//! API. Their bodies pass through (the `Provider` defaults); only the model name, defaults and
+//! stream usage are set.
 
 pub(crate) mod stream;
 pub(crate) mod wire;
@@ -8,13 +9,9 @@ use bytes::Bytes;
 use http::header::HeaderMap;
 
 use super::request_parts::{api_base, header_value, join, json_headers, parse_url};
-use super::{
-    credential, AnswerContext, AttemptError, CallType, FullAnswer, Provider, Translation,
-    UpstreamRequest, UsageSeen,
-};
+use super::{credential, AttemptError, CallType, FullAnswer, Provider, UpstreamRequest, UsageSeen};
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared};
-use crate::error::ApiError;
 
 pub use wire::AZURE_DEFAULT_API_VERSION;
 
@@ -96,25 +93,6 @@ impl Provider for OpenAiCompatible {
             body: body_for(dep, body, upstream_model, stream),
         })
     }
-
-    fn read_answer(
-        &self,
-        _call: CallType,
-        bytes: Bytes,
-        _ctx: &AnswerContext<'_>,
-    ) -> Result<FullAnswer, ApiError> {
-        Ok(pass_through(bytes))
-    }
-
-    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
-        Translation::PassThrough {
-            drop_usage_chunk: !ctx.include_usage,
-        }
-    }
-
-    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
-        wire::map_error(status, body)
-    }
 }
 
 impl Provider for Azure {
@@ -152,25 +130,6 @@ impl Provider for Azure {
             body: body_for(dep, body, upstream_model, stream),
         })
     }
-
-    fn read_answer(
-        &self,
-        _call: CallType,
-        bytes: Bytes,
-        _ctx: &AnswerContext<'_>,
-    ) -> Result<FullAnswer, ApiError> {
-        Ok(pass_through(bytes))
-    }
-
-    fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
-        Translation::PassThrough {
-            drop_usage_chunk: !ctx.include_usage,
-        }
-    }
-
-    fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
-        wire::map_error(status, body)
-    }
 }
 
 fn organization(spec: &DeploymentSpec, headers: &mut HeaderMap) -> Result<(), AttemptError> {
@@ -181,7 +140,7 @@ fn organization(spec: &DeploymentSpec, headers: &mut HeaderMap) -> Result<(), At
 }
 
 /// The body goes to the caller as it came; usage is read from it.
-fn pass_through(bytes: Bytes) -> FullAnswer {
+pub(super) fn pass_through(bytes: Bytes) -> FullAnswer {
     let usage = match wire::usage_of(&bytes) {
         Some(u) => UsageSeen::Reported(u),
         None => UsageSeen::Unreported {
