@@ -1,4 +1,7 @@
-//! What every provider translation shares: its error type and the token counts it reads.
+//! What every provider translation shares: its error type, the token counts it reads, and
+//! checks of request fields.
+
+use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
@@ -29,6 +32,37 @@ impl Usage {
             cache_creation_input_tokens: self.cache_creation_input_tokens,
             estimated: false,
         }
+    }
+}
+
+/// An optional positive integer field of a request.
+pub(crate) fn positive_int(
+    req: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<u64>, TranslateError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(bad_request(format!("{key} must be a positive integer"))),
+        },
+    }
+}
+
+/// Copies an optional numeric field of the request into `out` under the provider's name `to`.
+pub(crate) fn copy_number(
+    req: &Map<String, Value>,
+    key: &str,
+    to: &str,
+    out: &mut Map<String, Value>,
+) -> Result<(), TranslateError> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if v.is_number() => {
+            out.insert(to.into(), v.clone());
+            Ok(())
+        }
+        Some(_) => Err(bad_request(format!("{key} must be a number"))),
     }
 }
 

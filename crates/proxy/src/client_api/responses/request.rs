@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::providers::translate::{bad_request, TranslateError};
+use crate::providers::translate::{bad_request, copy_number, positive_int, TranslateError};
 
 /// Translates a Responses request body to a chat-completions body. Refuses with a 400 what
 /// needs state Tollgate does not keep, built-in tools, and what chat cannot express.
@@ -60,21 +60,11 @@ pub(crate) fn to_chat_request(
         }
         out.insert("parallel_tool_calls".into(), v.clone());
     }
-    if let Some(v) = given(req, "max_output_tokens") {
-        match v.as_u64() {
-            Some(n) if n > 0 => {
-                out.insert("max_tokens".into(), json!(n));
-            }
-            _ => return Err(bad_request("max_output_tokens must be a positive integer")),
-        }
+    if let Some(n) = positive_int(req, "max_output_tokens")? {
+        out.insert("max_tokens".into(), json!(n));
     }
     for key in ["temperature", "top_p"] {
-        if let Some(v) = given(req, key) {
-            if !v.is_number() {
-                return Err(bad_request(format!("{key} must be a number")));
-            }
-            out.insert(key.into(), v.clone());
-        }
+        copy_number(req, key, key, &mut out)?;
     }
     if let Some(text) = given(req, "text") {
         text_config(text, &mut out)?;

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::providers::translate::{bad_request, TranslateError};
+use crate::providers::translate::{bad_request, copy_number, positive_int, TranslateError};
 
 /// Message content while building: a plain string is kept as-is unless a merge forces blocks.
 enum Content {
@@ -301,31 +301,6 @@ fn convert_tool_choice(choice: &Value, has_tools: bool) -> Result<Option<Value>,
     Ok(Some(mapped))
 }
 
-fn positive_int(req: &Map<String, Value>, key: &str) -> Result<Option<u64>, TranslateError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(bad_request(format!("{key} must be a positive integer"))),
-        },
-    }
-}
-
-fn copy_number(
-    req: &Map<String, Value>,
-    key: &str,
-    out: &mut Map<String, Value>,
-) -> Result<(), TranslateError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(()),
-        Some(v) if v.is_number() => {
-            out.insert(key.into(), v.clone());
-            Ok(())
-        }
-        Some(_) => Err(bad_request(format!("{key} must be a number"))),
-    }
-}
-
 /// OpenAI chat-completions request body (already parsed, `model` already removed or ignored) ->
 /// Anthropic Messages API request body. `upstream_model` is the Anthropic model id.
 /// `default_max_tokens` is used when the caller gave neither max_tokens nor max_completion_tokens
@@ -424,8 +399,8 @@ pub fn to_anthropic_request(
     };
     out.insert("max_tokens".into(), json!(max_tokens));
 
-    copy_number(req, "temperature", &mut out)?;
-    copy_number(req, "top_p", &mut out)?;
+    copy_number(req, "temperature", "temperature", &mut out)?;
+    copy_number(req, "top_p", "top_p", &mut out)?;
     if let Some(k) = positive_int(req, "top_k")? {
         out.insert("top_k".into(), json!(k));
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::schema::clean_schema;
 use super::{split_tool_call_id, THOUGHT_SIGNATURE_FIELD};
-use crate::providers::translate::{bad_request, TranslateError};
+use crate::providers::translate::{bad_request, copy_number, positive_int, TranslateError};
 
 /// One `contents` entry while building.
 struct Turn {
@@ -462,33 +462,6 @@ fn convert_tool_choice(choice: &Value, functions: usize) -> Result<Option<Value>
         config.insert("allowedFunctionNames".into(), json!([name]));
     }
     Ok(Some(json!({"functionCallingConfig": config})))
-}
-
-fn positive_int(req: &Map<String, Value>, key: &str) -> Result<Option<u64>, TranslateError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(bad_request(format!("{key} must be a positive integer"))),
-        },
-    }
-}
-
-/// Copies a numeric OpenAI field into the generation config under Gemini's name.
-fn copy_number(
-    req: &Map<String, Value>,
-    key: &str,
-    to: &str,
-    out: &mut Map<String, Value>,
-) -> Result<(), TranslateError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(()),
-        Some(v) if v.is_number() => {
-            out.insert(to.into(), v.clone());
-            Ok(())
-        }
-        Some(_) => Err(bad_request(format!("{key} must be a number"))),
-    }
 }
 
 fn stop_sequences(req: &Map<String, Value>) -> Result<Option<Value>, TranslateError> {
