@@ -3,7 +3,7 @@
 Run by crates/tollgate/tests/anthropic_messages.rs, which starts the gateway in front of a fake
 upstream and sets TOLLGATE_ANTHROPIC_BASE_URL (http://127.0.0.1:PORT, the SDK adds /v1/messages)
 and TOLLGATE_API_KEY (the master key). Models in that config: gpt-4o-mini (fake OpenAI upstream),
-claude-sonnet (fake Anthropic upstream), gpt-tools (streams a text and two tool calls) and
+claude-sonnet (fake Anthropic upstream, which gets the request as sent), gpt-tools (streams a text and two tool calls) and
 always-429 (the upstream always answers 429).
 """
 
@@ -46,7 +46,8 @@ def test_create(client, model):
     msg = client.messages.create(model=model, max_tokens=64, messages=MESSAGES)
     assert msg.type == "message"
     assert msg.role == "assistant"
-    assert msg.model == model
+    # Translated answers name the model as the caller did; Anthropic's own answer names its model.
+    assert msg.model == {"gpt-4o-mini": "gpt-4o-mini", "claude-sonnet": "claude-sonnet-4-5"}[model]
     assert msg.id.startswith("msg_")
     assert msg.stop_reason == "end_turn"
     assert len(msg.content) == 1 and msg.content[0].type == "text"
@@ -153,3 +154,12 @@ def test_errors_are_the_sdk_exceptions(client):
     with pytest.raises(anthropic.BadRequestError) as e:
         client.messages.create(model="no-such-model", max_tokens=8, messages=MESSAGES)
     assert e.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_thinking_reaches_an_anthropic_deployment_and_is_refused_elsewhere(client):
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    msg = client.messages.create(model="claude-sonnet", max_tokens=2048, thinking=thinking, messages=MESSAGES)
+    assert msg.content[0].text.startswith("Hello from")
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        client.messages.create(model="gpt-4o-mini", max_tokens=2048, thinking=thinking, messages=MESSAGES)
+    assert "thinking" in str(ei.value)

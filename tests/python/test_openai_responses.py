@@ -1,7 +1,8 @@
 """The official `openai` Python SDK's Responses API (`client.responses`) against a running Tollgate.
 
 Run by crates/tollgate/tests/openai_sdk.rs like test_openai_sdk.py (same models and variables):
-the gateway serves POST /v1/responses by translating it to and from chat completions.
+the gateway passes POST /v1/responses through to the OpenAI deployment (gpt-4o-mini, the fake's
+own Responses API) and translates it to and from chat completions for the Anthropic one.
 """
 
 import os
@@ -75,9 +76,18 @@ def test_responses_stream_helper_accumulates(client):
     assert final.output_text == "".join(deltas)
 
 
-def test_responses_previous_response_id_is_bad_request(client):
+def test_responses_previous_response_id_reaches_openai(client):
+    first = client.responses.create(model="gpt-4o-mini", input="hi")
+    follow_up = client.responses.create(model="gpt-4o-mini", input="and?", previous_response_id=first.id)
+    assert follow_up.previous_response_id == first.id
     with pytest.raises(openai.BadRequestError) as ei:
         client.responses.create(model="gpt-4o-mini", input="hi", previous_response_id="resp_123")
+    assert "resp_123" in str(ei.value)
+
+
+def test_responses_previous_response_id_is_bad_request_where_translated(client):
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.create(model="claude-3-5-sonnet", input="hi", previous_response_id="resp_123")
     assert "previous_response_id is not supported" in str(ei.value)
 
 

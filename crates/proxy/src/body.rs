@@ -44,6 +44,11 @@ const NESTED_CONTAINERS: &[&str] = &[
 pub const MAX_TAGS: usize = 32;
 pub const MAX_TAG_CHARS: usize = 128;
 
+/// Whether a request field is LiteLLM's own, never sent upstream.
+pub(crate) fn is_gateway_only(key: &str) -> bool {
+    GATEWAY_ONLY.contains(&key)
+}
+
 /// LiteLLM-only request fields that are not sent upstream.
 const GATEWAY_ONLY: &[&str] = &[
     "metadata",
@@ -206,8 +211,7 @@ impl RawBody {
 
     /// Drops LiteLLM-only fields that must not reach the upstream.
     pub fn strip_gateway_fields(&mut self) {
-        self.fields
-            .retain(|(k, _)| !GATEWAY_ONLY.contains(&k.as_str()));
+        self.fields.retain(|(k, _)| !is_gateway_only(k));
     }
 
     /// Fills in deployment defaults the caller did not set.

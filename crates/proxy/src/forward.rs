@@ -12,6 +12,7 @@ use tollgate_domain::model_name::expand_upstream;
 use crate::body::RawBody;
 use crate::deployment::Deployment;
 use crate::error::ApiError;
+use crate::providers::native::NativeRequest;
 use crate::providers::{self, AttemptError, CallType};
 use crate::record::InFlight;
 use crate::state::ProxyState;
@@ -34,6 +35,8 @@ pub struct Dispatched {
     pub in_flight: InFlight,
     pub upstream_model: String,
     pub attempts: u32,
+    /// The answer is in the client API's own shape: the deployment took the native request.
+    pub native: bool,
 }
 
 pub struct Failed {
@@ -47,6 +50,7 @@ pub async fn dispatch(
     body: &RawBody,
     model: &str,
     stream: bool,
+    native: Option<&NativeRequest>,
 ) -> Result<Dispatched, Failed> {
     let settings = &state.settings;
     let mut groups: Vec<String> = vec![model.to_string()];
@@ -93,16 +97,34 @@ pub async fn dispatch(
                     in_flight: InFlight::start(dep),
                     upstream_model,
                     attempts,
+                    native: false,
                 });
             }
+            let speaks =
+                |n: &&NativeRequest| providers::of(dep.spec.provider).speaks(&dep.spec, n.api);
+            let native_here = native.filter(speaks);
+            if let (None, Some(why)) = (
+                native_here,
+                native.and_then(|n| n.untranslatable.as_deref()),
+            ) {
+                // Only a deployment that speaks the caller's API can serve this request.
+                last = Some(AttemptError {
+                    retryable: true,
+                    ..AttemptError::fatal(ApiError::bad_request(why))
+                });
+                continue;
+            }
+            let native = native_here;
             let in_flight = InFlight::start(dep.clone());
-            match attempt_once(state, &dep, call, body, &upstream_model, stream).await {
+            let sent = attempt_once(state, &dep, call, body, native, &upstream_model, stream);
+            match sent.await {
                 Ok(answer) => {
                     return Ok(Dispatched {
                         answer,
                         in_flight,
                         upstream_model,
                         attempts,
+                        native: native.is_some(),
                     })
                 }
                 Err(e) => {
@@ -177,12 +199,16 @@ async fn attempt_once(
     dep: &Arc<Deployment>,
     call: CallType,
     body: &RawBody,
+    native: Option<&NativeRequest>,
     upstream_model: &str,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
-    let req =
-        providers::of(spec.provider).build_request(dep, call, body, upstream_model, stream)?;
+    let provider = providers::of(spec.provider);
+    let req = match native {
+        Some(n) => provider.build_native_request(dep, n, upstream_model, stream)?,
+        None => provider.build_request(dep, call, body, upstream_model, stream)?,
+    };
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
     let send = state
         .client

@@ -17,8 +17,10 @@ use crate::client_api::{self, ClientApi, ConvertedStream};
 use crate::deployment::Credential;
 use crate::error::ApiError;
 use crate::forward::{dispatch, Answer, Dispatched};
+use crate::providers::anthropic::ANTHROPIC_BETA;
+use crate::providers::native::NativeRequest;
 use crate::providers::translate::TranslateError;
-use crate::providers::{self, mock, AnswerContext, CallType, UsageSeen};
+use crate::providers::{self, mock, AnswerContext, CallType, Translation, UsageSeen};
 use crate::record::CallRecorder;
 use crate::state::ProxyState;
 use crate::stream::ProxyStream;
@@ -143,10 +145,18 @@ async fn run(
     recorder: &mut CallRecorder,
 ) -> Result<Reply, ApiError> {
     check_content_type(req.headers())?;
+    let beta = req.headers().get(ANTHROPIC_BETA).cloned();
     let mut bytes = read_body(req, state.settings.max_body_bytes).await?;
     let mut client_request = None;
+    let mut native = None;
     if let Some(a) = api {
-        let (chat, original) = chat_request(a, &bytes)?;
+        let (chat, original, native_request) = chat_request(state, a, &bytes)?;
+        if let Some(mut n) = native_request {
+            if let Some(beta) = beta {
+                n.headers.insert(ANTHROPIC_BETA, beta);
+            }
+            native = Some(n);
+        }
         bytes = chat;
         client_request = Some(original);
     }
@@ -190,6 +200,15 @@ async fn run(
     )
     .await?;
     recorder.set_admission(admitted);
+    if let Some(n) = native.as_mut() {
+        // The budget check may have lowered the chat request's output bound; the native request
+        // gets the same bound.
+        for field in ["max_tokens", "max_completion_tokens"] {
+            if let Some(limit) = body.decode::<u64>(field).ok().flatten() {
+                n.limit_output(limit);
+            }
+        }
+    }
     let body = Arc::new(body);
     recorder.set_request(&model, stream, body.clone(), end_user, tags);
 
@@ -198,7 +217,8 @@ async fn run(
         in_flight,
         upstream_model,
         attempts,
-    } = match dispatch(state, call, &body, &model, stream).await {
+        native: native_answer,
+    } = match dispatch(state, call, &body, &model, stream, native.as_ref()).await {
         Ok(d) => d,
         Err(f) => {
             recorder.set_attempts(f.attempts);
@@ -260,6 +280,21 @@ async fn run(
                 )?)))
             }
         }
+        Answer::Full(bytes) if native_answer => {
+            let api = api.ok_or_else(|| ApiError::internal("A native answer without its API."))?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+                ApiError::bad_gateway(format!(
+                    "{} - The upstream answer is not valid JSON.",
+                    providers::of(provider).error_label()
+                ))
+            })?;
+            match api.native_usage(&v) {
+                Some(u) => recorder.set_usage(u.into_domain()),
+                // Estimated from the whole answer: a generous bound, as the shape is the API's.
+                None => recorder.add_completion_bytes(bytes.len()),
+            }
+            Ok(Reply::Now(json_response(bytes)))
+        }
         Answer::Full(bytes) => {
             let answer = providers::of(provider).read_answer(call, bytes, &ctx)?;
             match answer.usage {
@@ -275,8 +310,19 @@ async fn run(
             )?)))
         }
         Answer::Stream(resp) => {
-            let translation = providers::of(provider).stream_translation(&ctx);
-            let converter = api.map(|a| a.stream(&ctx));
+            let (translation, converter) = match api {
+                Some(a) if native_answer => (
+                    Translation::Native {
+                        meter: a.native_meter(&ctx),
+                        label: providers::of(provider).error_label(),
+                    },
+                    None,
+                ),
+                _ => (
+                    providers::of(provider).stream_translation(&ctx),
+                    api.map(|a| a.stream(&ctx)),
+                ),
+            };
             Ok(Reply::Streaming(Box::new(move |recorder| {
                 let s = ProxyStream::new(resp, translation, recorder, idle).scrubbing(provider_key);
                 match converter {
@@ -288,21 +334,50 @@ async fn run(
     }
 }
 
-/// A client API's request as the chat request the pipeline runs, and as the caller sent it.
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// A client API's request as the chat request the pipeline runs, as the caller sent it, and as
+/// a deployment that speaks the API gets it (when the model has such a deployment).
 fn chat_request(
+    state: &ProxyState,
     api: &dyn ClientApi,
     bytes: &[u8],
-) -> Result<(bytes::Bytes, serde_json::Map<String, serde_json::Value>), ApiError> {
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
+) -> Result<(bytes::Bytes, JsonMap, Option<NativeRequest>), ApiError> {
+    let map: JsonMap = serde_json::from_slice(bytes)
         .map_err(|_| ApiError::bad_request("The request body must be a JSON object."))?;
-    let chat = api.to_chat(&map).map_err(|e| match e {
-        TranslateError::BadRequest(m) => ApiError::bad_request(m),
-        TranslateError::BadUpstream(m) => ApiError::bad_gateway(m),
-    })?;
+    let spoken = map
+        .get("model")
+        .and_then(|m| m.as_str())
+        .and_then(|m| state.router.resolve(m))
+        .is_some_and(|r| {
+            r.deployments
+                .iter()
+                .any(|d| providers::of(d.spec.provider).speaks(&d.spec, api.native()))
+        });
+    let (chat, native) = match api.to_chat(&map) {
+        Ok(chat) => (chat, spoken.then_some(None)),
+        // What only the API itself can express still goes to the deployments that speak it.
+        Err(TranslateError::BadRequest(m)) if spoken => (api.chat_outline(&map), Some(Some(m))),
+        Err(TranslateError::BadRequest(m)) => return Err(ApiError::bad_request(m)),
+        Err(TranslateError::BadUpstream(m)) => return Err(ApiError::bad_gateway(m)),
+    };
+    let native = match native {
+        Some(untranslatable) => {
+            // The caller's own body goes upstream: it may not choose where, either.
+            RawBody::parse(bytes)?.reject_upstream_settings()?;
+            Some(NativeRequest {
+                api: api.native(),
+                body: api.native_body(&map),
+                headers: HeaderMap::new(),
+                untranslatable,
+            })
+        }
+        None => None,
+    };
     let chat = serde_json::to_vec(&chat)
         .map(bytes::Bytes::from)
         .map_err(|_| ApiError::internal("The translated request could not be written."))?;
-    Ok((chat, map))
+    Ok((chat, map, native))
 }
 
 /// A complete chat answer, translated for the client API when the route has one.

@@ -1,5 +1,5 @@
-//! Streaming answers: upstream SSE events pass to the client as they arrive, while a tee reads
-//! usage from them. Only complete events are forwarded (a partial line waits for its end), the
+//! Streaming answers: upstream SSE events pass to the client as they arrive (translated to
+//! OpenAI chunks when the provider speaks another API), while a tee reads usage from them. Only complete events are forwarded (a partial line waits for its end), the
 //! usage-only chunk Tollgate asked for is dropped when the client did not ask for it, and an
 //! upstream failure mid-stream ends the stream with an explicit error event.
 
@@ -175,13 +175,36 @@ impl ProxyStream {
                 }
                 Ok(())
             }
+            Translation::Native { meter, label } => {
+                if let Some(data) = event.data {
+                    let before = meter.generated_bytes();
+                    meter
+                        .on_event(event.name, &data)
+                        .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
+                    let generated = meter.generated_bytes() - before;
+                    let usage = meter.usage();
+                    self.saw_done |= meter.finished();
+                    if let Some(r) = self.recorder() {
+                        if generated > 0 {
+                            r.mark_first_token();
+                            r.add_completion_bytes(generated);
+                        }
+                        r.set_usage(usage.into_domain());
+                    }
+                }
+                out.extend_from_slice(raw);
+                Ok(())
+            }
         }
     }
 
     /// Ends the stream as failed: the client gets an error event, the record says failure.
     fn fail(&mut self, err: ApiError) -> Bytes {
         self.finished = true;
-        let event = format!("data: {}\n\n", err.body_json());
+        let event = match &mut self.translation {
+            Translation::Native { meter, .. } => meter.error_event(&err),
+            _ => format!("data: {}\n\n", err.body_json()),
+        };
         if let Some(r) = self.recorder.take() {
             r.finish_error(&err);
         }

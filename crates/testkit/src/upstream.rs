@@ -1,4 +1,4 @@
-//! A fake upstream that speaks OpenAI's, Anthropic's and Gemini's APIs. Each request's `model`
+//! A fake upstream that speaks OpenAI's (chat and Responses), Anthropic's and Gemini's APIs. Each request's `model`
 //! (for Gemini, the model in the URL) picks a behaviour: scripted ones (consumed in order) first,
 //! then the model's standing behaviour.
 
@@ -78,6 +78,8 @@ impl FakeUpstream {
                 post(azure_chat),
             )
             .route("/v1/messages", post(anthropic_messages))
+            .route("/v1/responses", post(openai_responses))
+            .route("/openai/responses", post(azure_responses))
             // The segment is `<model>:<method>`, e.g. `gemini-2.0-flash:generateContent`.
             .route("/v1beta/models/{model_action}", post(gemini))
             .route("/logged-out", get(logged_out))
@@ -457,6 +459,121 @@ async fn anthropic_messages(
         "usage": {"input_tokens": 11, "output_tokens": 4}}),
     )
     .into_response()
+}
+
+// ---------------------------------------------------------------------------
+// OpenAI's Responses API (also Azure's `/openai/responses`)
+// ---------------------------------------------------------------------------
+
+/// The one Response id the fake knows, for `previous_response_id`.
+pub const FAKE_RESPONSE_ID: &str = "resp_fake_1";
+
+async fn openai_responses(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    responses(inner, "/v1/responses", None, headers, body)
+}
+
+async fn azure_responses(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    responses(inner, "/openai/responses", q, headers, body)
+}
+
+/// A Response object as OpenAI writes it, echoing the request's settings.
+fn response_object(req: &Value, status: &str, output: Value, usage: Value) -> Value {
+    let echo = |k: &str, default: Value| req.get(k).cloned().unwrap_or(default);
+    json!({
+        "id": FAKE_RESPONSE_ID, "object": "response", "created_at": 1_700_000_000,
+        "status": status, "error": null, "incomplete_details": null,
+        "instructions": echo("instructions", Value::Null),
+        "max_output_tokens": echo("max_output_tokens", Value::Null),
+        "model": echo("model", Value::Null), "output": output,
+        "parallel_tool_calls": true,
+        "previous_response_id": echo("previous_response_id", Value::Null),
+        "reasoning": {"effort": null, "summary": null}, "store": echo("store", json!(true)),
+        "temperature": echo("temperature", json!(1.0)), "text": {"format": {"type": "text"}},
+        "tool_choice": echo("tool_choice", json!("auto")), "tools": echo("tools", json!([])),
+        "top_p": echo("top_p", json!(1.0)), "truncation": "disabled", "usage": usage,
+        "user": null, "metadata": echo("metadata", json!({})),
+    })
+}
+
+fn responses_usage() -> Value {
+    json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 6,
+           "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 18})
+}
+
+fn responses(
+    inner: Arc<Inner>,
+    path: &str,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = note(&inner, path, query, &headers, &body);
+    let model = req["model"].as_str().unwrap_or("").to_string();
+    if let Some(prev) = req["previous_response_id"].as_str() {
+        if prev != FAKE_RESPONSE_ID {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": format!("Previous response with id '{prev}' not found."),
+                    "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}})),
+            )
+                .into_response();
+        }
+    }
+    match behavior(&inner, &model) {
+        Behavior::Status(s, retry_after) => return error_response(s, retry_after),
+        Behavior::RawStream { events, reset } => return raw_sse(events, reset, inner, model),
+        Behavior::Json(v) => return axum::Json(v).into_response(),
+        _ => {}
+    }
+    let item_id = "msg_fake_1";
+    let message = |status: &str, text: &str| {
+        json!({"type": "message", "id": item_id, "status": status, "role": "assistant",
+               "content": if text.is_empty() { json!([]) } else {
+                   json!([{"type": "output_text", "text": text, "annotations": []}]) }})
+    };
+    if !req["stream"].as_bool().unwrap_or(false) {
+        let done = response_object(
+            &req,
+            "completed",
+            json!([message("completed", FAKE_TEXT)]),
+            responses_usage(),
+        );
+        return axum::Json(done).into_response();
+    }
+    let (first, second) = FAKE_TEXT.split_at(FAKE_TEXT.len() / 2);
+    let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    let started = response_object(&req, "in_progress", json!([]), Value::Null);
+    let events = [
+        json!({"type": "response.created", "response": started}),
+        json!({"type": "response.in_progress", "response": started}),
+        json!({"type": "response.output_item.added", "output_index": 0, "item": message("in_progress", "")}),
+        json!({"type": "response.content_part.added", "item_id": item_id, "output_index": 0, "content_index": 0, "part": part("")}),
+        json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0, "content_index": 0, "delta": first, "logprobs": []}),
+        json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": 0, "content_index": 0, "delta": second, "logprobs": []}),
+        json!({"type": "response.output_text.done", "item_id": item_id, "output_index": 0, "content_index": 0, "text": FAKE_TEXT, "logprobs": []}),
+        json!({"type": "response.content_part.done", "item_id": item_id, "output_index": 0, "content_index": 0, "part": part(FAKE_TEXT)}),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": message("completed", FAKE_TEXT)}),
+        json!({"type": "response.completed", "response": response_object(&req, "completed", json!([message("completed", FAKE_TEXT)]), responses_usage())}),
+    ];
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e["sequence_number"] = json!(i);
+            let name = e["type"].as_str().unwrap_or_default().to_string();
+            Ok(format!("event: {name}\ndata: {e}\n\n"))
+        })
+        .collect();
+    sse(events, Duration::ZERO, inner, None, model)
 }
 
 // ---------------------------------------------------------------------------

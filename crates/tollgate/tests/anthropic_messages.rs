@@ -242,31 +242,29 @@ async fn openai_deployment_streams_anthropic_events() {
 }
 
 #[tokio::test]
-async fn anthropic_deployment_round_trips_whole_and_streamed() {
+async fn anthropic_deployment_gets_the_request_as_sent_whole_and_streamed() {
     let (app, up) = setup().await;
     let mut body = hello("claude-sonnet");
     body["system"] = json!("Be brief.");
     let resp = post(&app, "/v1/messages", &app.master_key, &body).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
+    // Anthropic's answer, as it came.
     assert_eq!(
         v["content"],
         json!([{"type": "text", "text": "Hello from Claude"}])
     );
-    assert_eq!(v["model"], "claude-sonnet");
+    assert_eq!(v["id"], "msg_1");
+    assert_eq!(v["model"], "claude-sonnet-4-5");
     assert_eq!(v["stop_reason"], "end_turn");
-    assert_eq!(v["usage"]["input_tokens"], 11);
-    assert_eq!(v["usage"]["output_tokens"], 4);
+    assert_eq!(v["usage"], json!({"input_tokens": 11, "output_tokens": 4}));
     let seen = up.last();
     assert_eq!(seen.path, "/v1/messages");
     assert_eq!(seen.headers["x-api-key"], "sk-ant-secret-123456");
-    assert_eq!(seen.body["model"], "claude-sonnet-4-5");
-    assert_eq!(seen.body["system"], "Be brief.");
-    assert_eq!(seen.body["max_tokens"], 100);
-    assert_eq!(
-        seen.body["messages"],
-        json!([{"role": "user", "content": "Say hello"}])
-    );
+    assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
+    let mut sent = body.clone();
+    sent["model"] = json!("claude-sonnet-4-5");
+    assert_eq!(seen.body, sent);
 
     body["stream"] = json!(true);
     let resp = post(&app, "/v1/messages", &app.master_key, &body).await;
@@ -274,16 +272,155 @@ async fn anthropic_deployment_round_trips_whole_and_streamed() {
     let id = call_id(&resp);
     let ev = events(&resp.text().await.unwrap());
     assert_eq!(names(&ev)[0], "message_start");
+    assert!(names(&ev).contains(&"ping"));
     assert_eq!(text_of(&ev), "Hello from Claude");
     let delta = &ev[ev.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
-    assert_eq!(delta["usage"]["input_tokens"], 11);
-    assert_eq!(delta["usage"]["output_tokens"], 4);
+    assert_eq!(delta["usage"], json!({"output_tokens": 4}));
     assert_eq!(ev.last().unwrap().0, "message_stop");
     app.wait_for_spend_logs(2).await;
     let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
     assert!(rec.stream && rec.status == SpendStatus::Success);
     assert_eq!((rec.prompt_tokens, rec.completion_tokens), (11, 4));
+    assert_eq!(rec.call_type, "anthropic_messages");
+    app.stop().await;
+}
+
+/// What Claude Code sends: extended thinking, prompt-cache breakpoints, beta headers.
+fn coding_agent_request(model: &str) -> Value {
+    json!({
+        "model": model, "max_tokens": 32000,
+        "thinking": {"type": "enabled", "budget_tokens": 8000},
+        "system": [{"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Fix the bug.", "cache_control": {"type": "ephemeral"}}]}],
+        "metadata": {"user_id": "user-1", "tags": ["claude-code"]}
+    })
+}
+
+#[tokio::test]
+async fn thinking_and_prompt_caching_reach_anthropic_and_cache_use_is_billed() {
+    let (app, up) = setup().await;
+    let answer = json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "thinking", "thinking": "Look at the loop.", "signature": "sig=="},
+                    {"type": "text", "text": "Fixed."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "cache_creation_input_tokens": 200, "cache_read_input_tokens": 3000, "output_tokens": 50}});
+    up.set("claude-sonnet-4-5", Behavior::Json(answer.clone()));
+    let resp = app
+        .client()
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.master_key)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(&coding_agent_request("claude-sonnet"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = call_id(&resp);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v, answer);
+    let seen = up.last();
+    assert_eq!(
+        seen.headers["anthropic-beta"],
+        "interleaved-thinking-2025-05-14"
+    );
+    assert_eq!(seen.body["thinking"]["budget_tokens"], 8000);
+    assert_eq!(seen.body["system"][0]["cache_control"]["type"], "ephemeral");
+    assert_eq!(
+        seen.body["messages"][0]["content"][0]["cache_control"]["type"],
+        "ephemeral"
+    );
+    // Tags are the gateway's; Anthropic takes only user_id.
+    assert_eq!(seen.body["metadata"], json!({"user_id": "user-1"}));
+    app.wait_for_spend_logs(1).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, SpendStatus::Success);
+    assert_eq!((rec.prompt_tokens, rec.completion_tokens), (3210, 50));
+    assert_eq!(rec.cache_read_input_tokens, 3000);
+    assert_eq!(rec.cache_creation_input_tokens, 200);
+    assert!(rec.priced && rec.spend_nanos > 0);
+
+    // A streamed thinking answer passes through event by event; thinking counts as generated.
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    up.set(
+        "claude-sonnet-4-5",
+        Behavior::RawStream {
+            events: vec![
+                ev("message_start", json!({"type": "message_start", "message": {"id": "msg_3", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+                    "usage": {"input_tokens": 10, "cache_read_input_tokens": 3000, "output_tokens": 1}}})),
+                ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})),
+                ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Look."}})),
+                ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig=="}})),
+                ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                ev("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})),
+                ev("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Fixed."}})),
+                ev("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
+                ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 42}})),
+                ev("message_stop", json!({"type": "message_stop"})),
+            ],
+            reset: false,
+        },
+    );
+    let mut body = coding_agent_request("claude-sonnet");
+    body["stream"] = json!(true);
+    let resp = post(&app, "/v1/messages", &app.master_key, &body).await;
+    let id = call_id(&resp);
+    let text = resp.text().await.unwrap();
+    let got = events(&text);
+    assert_eq!(got.len(), 10, "{text}");
+    assert_eq!(got[2].1["delta"]["thinking"], "Look.");
+    assert_eq!(got[3].1["delta"]["signature"], "sig==");
+    app.wait_for_spend_logs(2).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert!(rec.stream && rec.status == SpendStatus::Success);
+    assert_eq!((rec.prompt_tokens, rec.completion_tokens), (3010, 42));
+    assert_eq!(rec.cache_read_input_tokens, 3000);
+
+    // A deployment that only speaks chat still refuses thinking, with the reason.
+    let resp = post(
+        &app,
+        "/v1/messages",
+        &app.master_key,
+        &coding_agent_request("gpt-4o-mini"),
+    )
+    .await;
+    let (status, _, message) = anthropic_error(resp).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("thinking"), "{message}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_cut_short_ends_with_an_error_event_and_a_failure() {
+    let (app, up) = setup().await;
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    up.set(
+        "claude-sonnet-4-5",
+        Behavior::RawStream {
+            events: vec![
+                ev("message_start", json!({"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}})),
+                ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Par"}})),
+            ],
+            reset: true,
+        },
+    );
+    let mut body = hello("claude-sonnet");
+    body["stream"] = json!(true);
+    let resp = post(&app, "/v1/messages", &app.master_key, &body).await;
+    let id = call_id(&resp);
+    let text = resp.text().await.unwrap();
+    let got = events(&text);
+    assert_eq!(
+        names(&got),
+        ["message_start", "content_block_delta", "error"],
+        "{text}"
+    );
+    assert_eq!(got[2].1["error"]["type"], "api_error");
+    app.wait_for_spend_logs(1).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, SpendStatus::Failure);
     app.stop().await;
 }
 
@@ -776,5 +913,43 @@ async fn anthropic_python_sdk_works_against_the_gateway() {
     assert!(out.status.success(), "pytest failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("passed"), "pytest ran no test:\n{stdout}");
     assert!(!stdout.contains("skipped"), "{stdout}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_only_anthropic_can_serve_goes_to_the_anthropic_deployment_of_a_mixed_group() {
+    let up = FakeUpstream::start().await;
+    let app = spawn_app(&format!(
+        r#"
+model_list:
+  - model_name: mixed
+    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{b}/v1", api_key: sk-provider-secret-123456}}
+  - model_name: mixed
+    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{b}", api_key: sk-ant-secret-123456}}
+router_settings: {{num_retries: 2}}
+general_settings: {{master_key: "{{master_key}}"}}
+"#,
+        b = up.base_url
+    ))
+    .await;
+    for _ in 0..6 {
+        let resp = post(
+            &app,
+            "/v1/messages",
+            &app.master_key,
+            &coding_agent_request("mixed"),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    // The OpenAI deployment was never sent what it can't be told.
+    assert!(up.seen().iter().all(|s| s.path == "/v1/messages"));
+    assert_eq!(up.requests(), 6);
+    // What both can serve still goes to either.
+    for _ in 0..12 {
+        let resp = post(&app, "/v1/messages", &app.master_key, &hello("mixed")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    assert!(up.seen().iter().any(|s| s.path == "/v1/chat/completions"));
     app.stop().await;
 }

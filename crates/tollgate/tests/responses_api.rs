@@ -1,11 +1,13 @@
-//! `POST /v1/responses`: OpenAI's Responses API served through the chat pipeline, against the
-//! fake OpenAI-compatible and Anthropic upstreams (plain and streamed, tools, refusals, spend).
+//! `POST /v1/responses`: OpenAI's Responses API, passed through as it is to OpenAI and Azure
+//! deployments (which speak it) and served through the chat pipeline for the others, against the
+//! fake upstreams (plain and streamed, tools, refusals, budgets, spend).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tollgate_store::SpendStatus;
+use tollgate_testkit::upstream::FAKE_RESPONSE_ID;
 use tollgate_testkit::{spawn_app, Behavior, FakeUpstream, TestApp};
 
 const FAKE_TEXT: &str = "Hello from the fake upstream";
@@ -16,12 +18,19 @@ async fn setup() -> (TestApp, FakeUpstream) {
         r#"
 model_list:
   - model_name: gpt-4o-mini
-    litellm_params: {{model: openai/gpt-4o-mini, api_base: "{b}/v1", api_key: sk-provider-secret-123456}}
+    litellm_params: {{model: hosted_vllm/gpt-4o-mini, api_base: "{b}/v1", api_key: sk-provider-secret-123456}}
   - model_name: claude
     litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{b}", api_key: sk-ant-secret-123456}}
   - model_name: priced
-    litellm_params: {{model: openai/priced, api_base: "{b}/v1", api_key: sk-upstream, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
+    litellm_params: {{model: hosted_vllm/priced, api_base: "{b}/v1", api_key: sk-upstream, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
     model_info: {{max_output_tokens: 100000}}
+  - model_name: gpt-native
+    litellm_params: {{model: openai/gpt-native-up, api_base: "{b}/v1", api_key: sk-openai-secret-123456}}
+  - model_name: priced-native
+    litellm_params: {{model: openai/priced-native, api_base: "{b}/v1", api_key: sk-upstream, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}}
+    model_info: {{max_output_tokens: 100000}}
+  - model_name: azure-native
+    litellm_params: {{model: azure/my-deployment, api_base: "{b}", api_key: azure-secret-123456, api_version: "2024-10-21"}}
 general_settings:
   master_key: "{{master_key}}"
 "#,
@@ -459,5 +468,162 @@ async fn upstream_lost_mid_stream_ends_with_error_and_failed() {
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["error"]["code"], "server_error");
     assert!(!n.contains(&"response.completed"));
+    app.stop().await;
+}
+
+fn call_id(resp: &reqwest::Response) -> String {
+    resp.headers()["x-litellm-call-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn openai_deployment_gets_the_request_as_sent_and_the_call_is_billed() {
+    let (app, up) = setup().await;
+    // What the chat translation can't carry: a stored conversation, reasoning, a built-in tool.
+    let body = json!({
+        "model": "gpt-native", "input": "And in French?",
+        "previous_response_id": FAKE_RESPONSE_ID, "reasoning": {"effort": "low"},
+        "tools": [{"type": "web_search_preview"}], "store": true,
+        "metadata": {"trace": "t1", "tags": ["team-a"]}
+    });
+    let resp = post(&app, &app.master_key, "/v1/responses", &body).await;
+    assert_eq!(resp.status(), 200);
+    let id = call_id(&resp);
+    let v: Value = resp.json().await.unwrap();
+    // The upstream's Response, as it came.
+    assert_eq!(v["id"], FAKE_RESPONSE_ID);
+    assert_eq!(v["model"], "gpt-native-up");
+    assert_eq!(v["previous_response_id"], FAKE_RESPONSE_ID);
+    assert_eq!(v["output"][0]["content"][0]["text"], FAKE_TEXT);
+    assert_eq!(v["store"], true);
+
+    let seen = up.last();
+    assert_eq!(seen.path, "/v1/responses");
+    assert_eq!(
+        seen.headers["authorization"],
+        "Bearer sk-openai-secret-123456"
+    );
+    assert_eq!(seen.body["model"], "gpt-native-up");
+    assert_eq!(seen.body["input"], "And in French?");
+    assert_eq!(seen.body["previous_response_id"], FAKE_RESPONSE_ID);
+    assert_eq!(seen.body["reasoning"], json!({"effort": "low"}));
+    assert_eq!(seen.body["tools"], json!([{"type": "web_search_preview"}]));
+    // Tags are the gateway's; OpenAI's metadata takes strings only.
+    assert_eq!(seen.body["metadata"], json!({"trace": "t1"}));
+
+    app.wait_for_spend_logs(1).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, SpendStatus::Success);
+    assert_eq!(rec.call_type, "aresponses");
+    assert_eq!((rec.prompt_tokens, rec.completion_tokens), (12, 6));
+    assert_eq!(rec.cache_read_input_tokens, 2);
+    assert_eq!(rec.model_group, "gpt-native");
+
+    // The upstream's own refusal comes back in OpenAI's envelope.
+    let mut unknown = body.clone();
+    unknown["previous_response_id"] = json!("resp_unknown");
+    let resp = post(&app, &app.master_key, "/v1/responses", &unknown).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resp_unknown"),
+        "{v}"
+    );
+
+    // Translated deployments still refuse what they can't serve.
+    let mut translated = body;
+    translated["model"] = json!("gpt-4o-mini");
+    let resp = post(&app, &app.master_key, "/v1/responses", &translated).await;
+    assert_eq!(resp.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openai_deployment_streams_its_own_events() {
+    let (app, up) = setup().await;
+    let body = json!({"model": "gpt-native", "input": "Say hello", "stream": true});
+    let resp = post(&app, &app.master_key, "/v1/responses", &body).await;
+    let id = call_id(&resp);
+    let evs = events(resp).await;
+    assert_eq!(names(&evs)[0], "response.created");
+    assert_eq!(evs.last().unwrap().0, "response.completed");
+    assert_eq!(evs[0].1["response"]["id"], FAKE_RESPONSE_ID);
+    assert_eq!(text_deltas(&evs), FAKE_TEXT);
+    // Sent as the caller asked: no chat stream options.
+    assert!(up.last().body.get("stream_options").is_none());
+    app.wait_for_spend_logs(1).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert!(rec.stream && rec.status == SpendStatus::Success);
+    assert_eq!((rec.prompt_tokens, rec.completion_tokens), (12, 6));
+
+    // Cut off after two events: the stream ends with an error event numbered after them.
+    let cut: Vec<String> = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_x"}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 1, "delta": "Hel",
+               "item_id": "m", "output_index": 0, "content_index": 0}),
+    ]
+    .iter()
+    .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+    .collect();
+    up.set(
+        "gpt-native-up",
+        Behavior::RawStream {
+            events: cut,
+            reset: true,
+        },
+    );
+    let resp = post(&app, &app.master_key, "/v1/responses", &body).await;
+    let id = call_id(&resp);
+    let evs = events(resp).await;
+    assert_eq!(
+        names(&evs),
+        ["response.created", "response.output_text.delta", "error"]
+    );
+    assert_eq!(evs[2].1["code"], "server_error");
+    app.wait_for_spend_logs(2).await;
+    let rec = app.store.get_spend_log(&id).await.unwrap().unwrap();
+    assert_eq!(rec.status, SpendStatus::Failure);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn azure_deployment_gets_responses_at_its_own_path() {
+    let (app, up) = setup().await;
+    let body = json!({"model": "azure-native", "input": "Say hello"});
+    let resp = post(&app, &app.master_key, "/v1/responses", &body).await;
+    assert_eq!(resp.status(), 200);
+    let seen = up.last();
+    assert_eq!(seen.path, "/openai/responses");
+    // Its chat api_version predates the Responses API on Azure.
+    assert_eq!(seen.query.as_deref(), Some("api-version=preview"));
+    assert_eq!(seen.headers["api-key"], "azure-secret-123456");
+    assert_eq!(seen.body["model"], "my-deployment");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn budget_lowers_a_native_requests_output_bound() {
+    let (app, up) = setup().await;
+    let (s, k) = app
+        .api(
+            &app.master_key,
+            "POST",
+            "/key/generate",
+            json!({"max_budget": 0.001}),
+        )
+        .await;
+    assert_eq!(s, 200, "{k}");
+    let key = k["key"].as_str().unwrap();
+    // 100,000 output tokens would cost 0.2; the budget affords about 500.
+    let body = json!({"model": "priced-native", "input": "hi", "max_output_tokens": 100000});
+    let resp = post(&app, key, "/v1/responses", &body).await;
+    assert_eq!(resp.status(), 200);
+    let bound = up.last().body["max_output_tokens"].as_u64().unwrap();
+    assert!((16..=500).contains(&bound), "max_output_tokens {bound}");
     app.stop().await;
 }

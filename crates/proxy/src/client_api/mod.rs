@@ -1,7 +1,8 @@
 //! The client-facing APIs other than chat completions (Anthropic's Messages, OpenAI's Responses).
-//! Each is translated to a chat request on the way in and from the chat answer on the way out,
-//! so every call takes the same path: authentication, limits, budgets, routing, retries and
-//! recording are those of a chat completion.
+//! Each is translated to a chat request on the way in, so every call takes the same path:
+//! authentication, limits, budgets, routing, retries and recording are those of a chat
+//! completion. A deployment that speaks the API itself is sent the caller's own request and its
+//! answer passes back unchanged; for the others the chat answer is translated back.
 
 pub(crate) mod messages;
 pub(crate) mod responses;
@@ -10,8 +11,10 @@ mod sse;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use crate::body::is_gateway_only;
 use crate::error::ApiError;
-use crate::providers::translate::TranslateError;
+use crate::providers::native::{NativeApi, StreamMeter};
+use crate::providers::translate::{TranslateError, Usage};
 use crate::providers::AnswerContext;
 
 pub(crate) use sse::{convert, ConvertedStream};
@@ -41,6 +44,52 @@ pub(crate) trait ClientApi: Sync {
     fn error_response(&self, error: ApiError) -> Response {
         let body = self.error_body(&error);
         error.respond_with(body)
+    }
+
+    /// The API as providers that speak it natively know it.
+    fn native(&self) -> NativeApi;
+
+    /// What a native answer used.
+    fn native_usage(&self, answer: &Value) -> Option<Usage>;
+
+    /// Reads a native stream as it passes through.
+    fn native_meter(&self, ctx: &AnswerContext<'_>) -> Box<dyn StreamMeter>;
+
+    /// This API's `metadata`, as far as its providers accept it (gateway callers put tags there).
+    fn native_metadata(&self, metadata: &Value) -> Option<Value>;
+
+    /// The caller's body as a native provider gets it: without the gateway's own fields.
+    fn native_body(&self, body: &Map<String, Value>) -> Map<String, Value> {
+        let mut out: Map<String, Value> = body
+            .iter()
+            .filter(|(k, _)| !is_gateway_only(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(m) = body.get("metadata").and_then(|m| self.native_metadata(m)) {
+            out.insert("metadata".into(), m);
+        }
+        out
+    }
+
+    /// A chat request standing in for one that has no chat translation but goes to a provider
+    /// that speaks the API: enough for the gateway's own checks (model access, limits, the
+    /// budget's cost bound, tags). The whole body counts as prompt, a generous bound.
+    fn chat_outline(&self, body: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::new();
+        for key in ["model", "stream", "metadata", "tags", "user"] {
+            if let Some(v) = body.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(limit) = body.get(self.native().output_limit_field()) {
+            out.insert("max_tokens".into(), limit.clone());
+        }
+        let prompt = Value::Object(body.clone()).to_string();
+        out.insert(
+            "messages".into(),
+            serde_json::json!([{"role": "user", "content": prompt}]),
+        );
+        out
     }
 }
 

@@ -8,6 +8,7 @@ pub mod anthropic;
 mod errors;
 pub(crate) mod gemini;
 pub mod mock;
+pub mod native;
 pub mod openai;
 mod request_parts;
 pub mod translate;
@@ -20,6 +21,7 @@ use http::header::HeaderMap;
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared, ProviderKind};
 use crate::error::ApiError;
+use native::{NativeApi, NativeRequest, StreamMeter};
 use translate::TranslateError;
 
 pub use errors::{timeout_error, transport_error, upstream_error};
@@ -152,6 +154,25 @@ pub trait Provider: Sync {
     fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
         openai::wire::map_error(status, body)
     }
+
+    /// Whether this deployment takes `api`'s requests as they are (see [`native`]).
+    fn speaks(&self, _spec: &DeploymentSpec, _api: NativeApi) -> bool {
+        false
+    }
+
+    /// The upstream request for a call in an API the deployment [`speaks`](Provider::speaks).
+    fn build_native_request(
+        &self,
+        dep: &Deployment,
+        _native: &NativeRequest,
+        _upstream_model: &str,
+        _stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        Err(AttemptError::fatal(ApiError::internal(format!(
+            "Deployment '{}' was sent a request in an API it does not speak.",
+            dep.spec.id
+        ))))
+    }
 }
 
 /// The provider for a deployment: the one place that maps a kind to its code.
@@ -206,6 +227,11 @@ pub enum Translation {
     Translate {
         translator: Box<dyn ChunkTranslator>,
         /// Prefixes errors met while translating, as upstream errors are.
+        label: &'static str,
+    },
+    /// A client API's own events pass through unchanged; the meter reads them.
+    Native {
+        meter: Box<dyn StreamMeter>,
         label: &'static str,
     },
 }

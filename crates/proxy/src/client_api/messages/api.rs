@@ -4,12 +4,14 @@
 use serde_json::{Map, Value};
 
 use super::error::{error_body, stream_error_event};
+use super::native;
 use super::request::to_chat_request;
 use super::response::{from_chat_response, message_id};
 use super::stream::{sse, StreamTranslator};
 use crate::client_api::{ChunkConverter, ClientApi};
 use crate::error::ApiError;
-use crate::providers::translate::TranslateError;
+use crate::providers::native::{NativeApi, StreamMeter};
+use crate::providers::translate::{TranslateError, Usage};
 use crate::providers::AnswerContext;
 
 pub(crate) struct Messages;
@@ -41,6 +43,22 @@ impl ClientApi for Messages {
 
     fn error_body(&self, error: &ApiError) -> String {
         error_body(error.status.as_u16(), &error.message).to_string()
+    }
+
+    fn native(&self) -> NativeApi {
+        NativeApi::AnthropicMessages
+    }
+
+    fn native_usage(&self, answer: &Value) -> Option<Usage> {
+        native::usage(answer)
+    }
+
+    fn native_meter(&self, ctx: &AnswerContext<'_>) -> Box<dyn StreamMeter> {
+        Box::new(native::Meter::new(ctx))
+    }
+
+    fn native_metadata(&self, metadata: &Value) -> Option<Value> {
+        native::metadata(metadata)
     }
 }
 

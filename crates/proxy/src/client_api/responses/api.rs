@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use super::native;
 use super::object::{response_id_for, RequestEcho};
 use super::request::to_chat_request;
 use super::response::from_chat_response;
@@ -14,7 +15,8 @@ use super::stream::StreamTranslator;
 use crate::client_api::{ChunkConverter, ClientApi};
 use crate::error::ApiError;
 use crate::handlers;
-use crate::providers::translate::TranslateError;
+use crate::providers::native::{NativeApi, StreamMeter};
+use crate::providers::translate::{TranslateError, Usage};
 use crate::providers::{AnswerContext, CallType};
 use crate::state::ProxyState;
 
@@ -66,6 +68,22 @@ impl ClientApi for Responses {
     /// The Responses API answers HTTP errors in OpenAI's usual envelope.
     fn error_body(&self, error: &ApiError) -> String {
         error.body_json()
+    }
+
+    fn native(&self) -> NativeApi {
+        NativeApi::OpenAiResponses
+    }
+
+    fn native_usage(&self, answer: &Value) -> Option<Usage> {
+        native::usage(answer)
+    }
+
+    fn native_meter(&self, _ctx: &AnswerContext<'_>) -> Box<dyn StreamMeter> {
+        Box::<native::Meter>::default()
+    }
+
+    fn native_metadata(&self, metadata: &Value) -> Option<Value> {
+        native::metadata(metadata)
     }
 }
 

@@ -1,8 +1,9 @@
 //! OpenAI's Responses API (`POST /v1/responses`) on top of the chat-completions pipeline.
 //!
-//! The translation is stateless: a Responses request becomes one chat request, and the chat
-//! answer (or its stream of chunks) becomes a Response object (or its stream of events).
-//! Nothing is stored, so what needs stored state is refused with a 400 that says so:
+//! A deployment that speaks the Responses API itself (OpenAI, Azure) gets the request as it came
+//! (`native`). For the others the translation is stateless: a Responses request becomes one chat
+//! request, and the chat answer (or its stream of chunks) becomes a Response object (or its
+//! stream of events). Nothing is stored, so what needs stored state is refused with a 400:
 //! `previous_response_id`, `conversation`, `background`, saved `prompt`s, `item_reference`
 //! input items and `file_id`s. `store: true` is accepted (it is the API's default) but the
 //! Response is not kept; the echoed object says `store: false`.
@@ -12,6 +13,7 @@
 
 mod api;
 mod error;
+mod native;
 mod object;
 mod request;
 mod response;

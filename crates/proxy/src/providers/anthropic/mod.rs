@@ -12,6 +12,7 @@ mod tests;
 use bytes::Bytes;
 use http::header::HeaderValue;
 
+use super::native::{NativeApi, NativeRequest};
 use super::request_parts::{api_base, header_value, json_headers, parse_url};
 use super::translate::{TranslateError, Usage};
 use super::{
@@ -19,12 +20,12 @@ use super::{
     Translation, UpstreamRequest, UsageSeen,
 };
 use crate::body::RawBody;
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, DeploymentSpec};
 use crate::error::ApiError;
 
 pub use error::map_error;
 pub use request::to_anthropic_request;
-pub use response::from_anthropic_response;
+pub use response::{from_anthropic_response, usage_of};
 pub use stream::StreamTranslator;
 
 /// Anthropic requires `max_tokens`; used when neither the caller nor the deployment set one.
@@ -54,11 +55,7 @@ impl Provider for Anthropic {
                 call.path()
             ))));
         }
-        let mut headers = json_headers();
-        if let Some(k) = key {
-            headers.insert("x-api-key", header_value(k)?);
-        }
-        headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let headers = headers(key)?;
         let map = body.to_map().map_err(AttemptError::fatal)?;
         let default_max = spec
             .default_params
@@ -68,16 +65,33 @@ impl Provider for Anthropic {
             .unwrap_or(DEFAULT_MAX_TOKENS);
         let translated = to_anthropic_request(&map, upstream_model, default_max, stream)
             .map_err(|e| AttemptError::fatal(ApiError::bad_request(e.to_string())))?;
-        let base = base.trim_end_matches('/');
-        let url = if base.ends_with("/v1") {
-            format!("{base}/messages")
-        } else {
-            format!("{base}/v1/messages")
-        };
         Ok(UpstreamRequest {
-            url: parse_url(&url)?,
+            url: messages_url(base)?,
             headers,
             body: serde_json::to_vec(&translated).unwrap_or_default(),
+        })
+    }
+
+    fn speaks(&self, _spec: &DeploymentSpec, api: NativeApi) -> bool {
+        api == NativeApi::AnthropicMessages
+    }
+
+    fn build_native_request(
+        &self,
+        dep: &Deployment,
+        native: &NativeRequest,
+        upstream_model: &str,
+        _stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let mut headers = headers(credential(spec)?)?;
+        if let Some(beta) = native.headers.get(ANTHROPIC_BETA) {
+            headers.insert(ANTHROPIC_BETA, beta.clone());
+        }
+        Ok(UpstreamRequest {
+            url: messages_url(api_base(spec)?)?,
+            headers,
+            body: native.body_for(upstream_model),
         })
     }
 
@@ -112,6 +126,28 @@ impl Provider for Anthropic {
 
     fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
         map_error(status, body)
+    }
+}
+
+/// The header that opts a Messages request into Anthropic's beta features; a native request
+/// keeps the caller's.
+pub const ANTHROPIC_BETA: &str = "anthropic-beta";
+
+fn headers(key: Option<&str>) -> Result<http::HeaderMap, AttemptError> {
+    let mut headers = json_headers();
+    if let Some(k) = key {
+        headers.insert("x-api-key", header_value(k)?);
+    }
+    headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+    Ok(headers)
+}
+
+fn messages_url(base: &str) -> Result<http::Uri, AttemptError> {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        parse_url(&format!("{base}/messages"))
+    } else {
+        parse_url(&format!("{base}/v1/messages"))
     }
 }
 

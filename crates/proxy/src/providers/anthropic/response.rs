@@ -35,6 +35,25 @@ pub(super) fn apply_usage(
     set("cache_creation_input_tokens", cache_creation);
 }
 
+/// The counts of an Anthropic usage object, with the prompt counted as OpenAI does (cache reads
+/// and writes included).
+pub fn usage_of(usage: &Value) -> Usage {
+    let (mut input, mut output, mut cache_read, mut cache_creation) = (0, 0, 0, 0);
+    apply_usage(
+        usage,
+        &mut input,
+        &mut output,
+        &mut cache_read,
+        &mut cache_creation,
+    );
+    Usage {
+        prompt_tokens: input + cache_read + cache_creation,
+        completion_tokens: output,
+        cache_read_input_tokens: cache_read,
+        cache_creation_input_tokens: cache_creation,
+    }
+}
+
 pub(super) fn usage_json(u: &Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
@@ -102,22 +121,7 @@ pub fn from_anthropic_response(
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
 
-    let (mut input, mut output, mut cache_read, mut cache_creation) = (0, 0, 0, 0);
-    if let Some(u) = resp.get("usage") {
-        apply_usage(
-            u,
-            &mut input,
-            &mut output,
-            &mut cache_read,
-            &mut cache_creation,
-        );
-    }
-    let usage = Usage {
-        prompt_tokens: input + cache_read + cache_creation,
-        completion_tokens: output,
-        cache_read_input_tokens: cache_read,
-        cache_creation_input_tokens: cache_creation,
-    };
+    let usage = resp.get("usage").map(usage_of).unwrap_or_default();
 
     let body = json!({
         "id": id,

@@ -8,6 +8,7 @@ pub(crate) mod wire;
 use bytes::Bytes;
 use http::header::HeaderMap;
 
+use super::native::{NativeApi, NativeRequest};
 use super::request_parts::{api_base, header_value, join, json_headers, parse_url};
 use super::{credential, AttemptError, CallType, FullAnswer, Provider, UpstreamRequest, UsageSeen};
 use crate::body::RawBody;
@@ -93,6 +94,34 @@ impl Provider for OpenAiCompatible {
             body: body_for(dep, body, upstream_model, stream),
         })
     }
+
+    /// OpenAI itself serves the Responses API; the servers that copy its chat API mostly do not.
+    fn speaks(&self, spec: &DeploymentSpec, api: NativeApi) -> bool {
+        api == NativeApi::OpenAiResponses && spec.provider.name() == "openai"
+    }
+
+    fn build_native_request(
+        &self,
+        dep: &Deployment,
+        native: &NativeRequest,
+        upstream_model: &str,
+        _stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let mut headers = json_headers();
+        if let Some(k) = credential(spec)? {
+            headers.insert(
+                http::header::AUTHORIZATION,
+                header_value(&format!("Bearer {k}"))?,
+            );
+        }
+        organization(spec, &mut headers)?;
+        Ok(UpstreamRequest {
+            url: parse_url(&join(api_base(spec)?, "responses"))?,
+            headers,
+            body: native.body_for(upstream_model),
+        })
+    }
 }
 
 impl Provider for Azure {
@@ -130,6 +159,50 @@ impl Provider for Azure {
             body: body_for(dep, body, upstream_model, stream),
         })
     }
+
+    fn speaks(&self, _spec: &DeploymentSpec, api: NativeApi) -> bool {
+        api == NativeApi::OpenAiResponses
+    }
+
+    fn build_native_request(
+        &self,
+        dep: &Deployment,
+        native: &NativeRequest,
+        upstream_model: &str,
+        _stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let mut headers = json_headers();
+        if let Some(k) = credential(spec)? {
+            headers.insert("api-key", header_value(k)?);
+        }
+        let mut url = join(api_base(spec)?, "openai/responses");
+        url.push_str("?api-version=");
+        url.push_str(azure_responses_version(spec));
+        Ok(UpstreamRequest {
+            url: parse_url(&url)?,
+            headers,
+            body: native.body_for(upstream_model),
+        })
+    }
+}
+
+/// The Responses API arrived on Azure after its dated GA versions (`2024-10-21`), which answer 404
+/// there: a deployment pinned to one for chat uses the preview version for Responses.
+fn azure_responses_version(spec: &DeploymentSpec) -> &str {
+    match spec.api_version.as_deref() {
+        Some(v) if !is_dated_ga(v) => v,
+        _ => "preview",
+    }
+}
+
+fn is_dated_ga(version: &str) -> bool {
+    let b = version.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 fn organization(spec: &DeploymentSpec, headers: &mut HeaderMap) -> Result<(), AttemptError> {
@@ -170,4 +243,17 @@ fn completion_text_bytes(bytes: &[u8]) -> usize {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_responses_use_preview_unless_a_preview_version_is_set() {
+        assert!(is_dated_ga("2024-10-21"));
+        assert!(!is_dated_ga("2025-03-01-preview"));
+        assert!(!is_dated_ga("preview"));
+        assert!(!is_dated_ga("2024-1a-21"));
+    }
 }
