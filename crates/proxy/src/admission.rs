@@ -2,14 +2,14 @@
 //! A call is admitted only with a reservation of its worst-case cost against every budget on
 //! its path (key, user, team): concurrent calls can never spend past a budget together.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 use tollgate_ledger::{BudgetExceeded, Owner, Refusal, Reservation};
 
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::ApiError;
-use crate::limits::{descriptor, Admission, RateLimited, Remaining};
+use crate::limits::{Admission, RateLimited, Remaining};
 use crate::providers::CallType;
 use crate::state::ProxyState;
 
@@ -307,24 +307,85 @@ fn reserve(
     Ok(Some(reservation))
 }
 
+/// One of LiteLLM's rate-limit headers: `x-ratelimit-{owner}-{limit|remaining}-{what}`, or
+/// OpenAI's unprefixed `x-ratelimit-{limit|remaining}-{what}` (owner None). Spelled out so that
+/// no call formats or parses a header name.
+fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderName {
+    const NAMES: [[[&str; 2]; 2]; 5] = [
+        [
+            [
+                "x-ratelimit-api_key-limit-requests",
+                "x-ratelimit-api_key-limit-tokens",
+            ],
+            [
+                "x-ratelimit-api_key-remaining-requests",
+                "x-ratelimit-api_key-remaining-tokens",
+            ],
+        ],
+        [
+            [
+                "x-ratelimit-user-limit-requests",
+                "x-ratelimit-user-limit-tokens",
+            ],
+            [
+                "x-ratelimit-user-remaining-requests",
+                "x-ratelimit-user-remaining-tokens",
+            ],
+        ],
+        [
+            [
+                "x-ratelimit-team-limit-requests",
+                "x-ratelimit-team-limit-tokens",
+            ],
+            [
+                "x-ratelimit-team-remaining-requests",
+                "x-ratelimit-team-remaining-tokens",
+            ],
+        ],
+        [
+            [
+                "x-ratelimit-team-member-limit-requests",
+                "x-ratelimit-team-member-limit-tokens",
+            ],
+            [
+                "x-ratelimit-team-member-remaining-requests",
+                "x-ratelimit-team-member-remaining-tokens",
+            ],
+        ],
+        [
+            ["x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"],
+            [
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-remaining-tokens",
+            ],
+        ],
+    ];
+    let row = match owner {
+        Some(Owner::Key(_)) => 0,
+        Some(Owner::User(_)) => 1,
+        Some(Owner::Team(_)) => 2,
+        Some(Owner::Member(_)) => 3,
+        None => 4,
+    };
+    HeaderName::from_static(NAMES[row][usize::from(remaining)][usize::from(tokens)])
+}
+
 /// The headers LiteLLM sets for rate limits, from what an admitted call left.
-pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(String, String)> {
+pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderValue)> {
     let mut h = Vec::new();
     for r in remaining {
-        let d = descriptor(&r.owner);
-        for (what, counts) in [("requests", r.requests), ("tokens", r.tokens)] {
+        for (tokens, counts) in [(false, r.requests), (true, r.tokens)] {
             let Some((limit, left)) = counts else {
                 continue;
             };
-            h.push((format!("x-ratelimit-{d}-limit-{what}"), limit.to_string()));
-            h.push((
-                format!("x-ratelimit-{d}-remaining-{what}"),
-                left.to_string(),
-            ));
+            let mut push = |owner: Option<&Owner>| {
+                h.push((limit_header(owner, false, tokens), HeaderValue::from(limit)));
+                h.push((limit_header(owner, true, tokens), HeaderValue::from(left)));
+            };
+            push(Some(&r.owner));
             // OpenAI's unprefixed names carry the key's own limits.
             if matches!(r.owner, Owner::Key(_)) {
-                h.push((format!("x-ratelimit-limit-{what}"), limit.to_string()));
-                h.push((format!("x-ratelimit-remaining-{what}"), left.to_string()));
+                push(None);
             }
         }
     }
@@ -338,15 +399,20 @@ fn rate_limited(e: RateLimited) -> ApiError {
         e.message(),
     );
     err.retry_after = Some(e.retry_after_secs);
-    let d = descriptor(&e.owner);
-    let what = match e.kind {
-        crate::limits::LimitKind::Tokens => "tokens",
-        _ => "requests",
-    };
+    let tokens = e.kind == crate::limits::LimitKind::Tokens;
     err.headers = Some(Box::new(vec![
-        (format!("x-ratelimit-{d}-limit-{what}"), e.limit.to_string()),
-        (format!("x-ratelimit-{d}-remaining-{what}"), "0".into()),
-        ("x-ratelimit-reset".into(), e.resets_at.to_string()),
+        (
+            limit_header(Some(&e.owner), false, tokens),
+            HeaderValue::from(e.limit),
+        ),
+        (
+            limit_header(Some(&e.owner), true, tokens),
+            HeaderValue::from_static("0"),
+        ),
+        (
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(e.resets_at),
+        ),
     ]));
     err
 }
@@ -540,6 +606,28 @@ fn value_bound(v: &Value) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_header_names_follow_litellms_pattern() {
+        let id: std::sync::Arc<str> = "x".into();
+        let owners = [
+            (Some(Owner::Key(id.clone())), "api_key-"),
+            (Some(Owner::User(id.clone())), "user-"),
+            (Some(Owner::Team(id.clone())), "team-"),
+            (Some(Owner::Member(id)), "team-member-"),
+            (None, ""),
+        ];
+        for (owner, prefix) in &owners {
+            for (remaining, field) in [(false, "limit"), (true, "remaining")] {
+                for (tokens, what) in [(false, "requests"), (true, "tokens")] {
+                    assert_eq!(
+                        limit_header(owner.as_ref(), remaining, tokens).as_str(),
+                        format!("x-ratelimit-{prefix}{field}-{what}")
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn prompt_bound_is_at_least_the_text_and_caps_media() {

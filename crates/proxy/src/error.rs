@@ -15,7 +15,7 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// More response headers (the `x-ratelimit-*` family on 429).
     /// Boxed: errors travel in `Result`s on the hot path and should stay small.
-    pub headers: Option<Box<Vec<(String, String)>>>,
+    pub headers: Option<Box<Vec<(header::HeaderName, HeaderValue)>>>,
 }
 
 impl ApiError {
@@ -118,15 +118,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Adds headers given as text; a name or value that is not valid in HTTP is left out.
-pub fn insert_headers(h: &mut header::HeaderMap, extra: &[(String, String)]) {
+pub fn insert_headers(h: &mut header::HeaderMap, extra: &[(header::HeaderName, HeaderValue)]) {
     for (name, value) in extra {
-        if let (Ok(n), Ok(v)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            h.insert(n, v);
-        }
+        h.insert(name.clone(), value.clone());
     }
 }
 

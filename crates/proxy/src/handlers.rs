@@ -122,7 +122,11 @@ fn new_request_id() -> String {
     format!("chatcmpl-{}", id.simple())
 }
 
-fn with_headers(mut resp: Response, id: &str, extra: &[(String, String)]) -> Response {
+fn with_headers(
+    mut resp: Response,
+    id: &str,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Response {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert("x-litellm-call-id", v);

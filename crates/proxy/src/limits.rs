@@ -84,7 +84,7 @@ impl RateLimited {
 }
 
 /// LiteLLM's descriptor names for the header and message.
-pub fn descriptor(o: &Owner) -> &'static str {
+fn descriptor(o: &Owner) -> &'static str {
     match o {
         Owner::Key(_) => "api_key",
         Owner::User(_) => "user",

@@ -125,7 +125,7 @@ impl CallRecorder {
         }
     }
 
-    pub fn rate_limit_headers(&self) -> Vec<(String, String)> {
+    pub fn rate_limit_headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
         self.info
             .as_ref()
             .map(|i| crate::admission::rate_limit_headers(i.admitted.remaining()))

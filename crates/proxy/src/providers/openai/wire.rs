@@ -62,7 +62,7 @@ pub fn usage_of(json: &[u8]) -> Option<Usage> {
 /// A `"usage":` inside a string would be escaped (`\"usage\"`), so an unescaped match is a key.
 fn usage_near_end(json: &[u8]) -> Option<Usage> {
     const KEY: &[u8] = b"\"usage\":";
-    let pos = json.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let pos = memchr::memmem::rfind(json, KEY)?;
     if pos > 0 && json[pos - 1] == b'\\' {
         return None;
     }
