@@ -10,6 +10,7 @@ use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::ApiError;
 use crate::limits::{Admission, RateLimited, Remaining};
+use crate::prompt_bound::prompt_token_bound;
 use crate::providers::CallType;
 use crate::state::ProxyState;
 
@@ -38,9 +39,6 @@ pub struct SharedAdmission {
     pub remaining: Vec<Remaining>,
 }
 
-/// Tokens counted for an image, audio or file part of a prompt: above what providers bill for
-/// one (OpenAI's largest high-detail image is ~1.1k tokens, Anthropic's ~1.6k).
-const MEDIA_PART_TOKENS: u64 = 3_000;
 /// Output bound used when neither the request, the deployment nor the price map gives one.
 const UNKNOWN_MAX_OUTPUT: u64 = 8_192;
 
@@ -556,53 +554,6 @@ impl CostBound {
     }
 }
 
-/// An upper bound on the prompt's tokens: every BPE tokenizer emits at most one token per byte,
-/// and the JSON around the text stands in for the chat template's own tokens. Images, audio and
-/// files count by a fixed bound instead of their (base64) bytes.
-fn prompt_token_bound(body: &RawBody) -> u64 {
-    let mut total = 0u64;
-    for field in [
-        "messages",
-        "prompt",
-        "input",
-        "system",
-        "tools",
-        "functions",
-        "response_format",
-    ] {
-        if let Some(raw) = body.get(field) {
-            total += match serde_json::from_str::<Value>(raw.get()) {
-                Ok(v) => value_bound(&v),
-                Err(_) => raw.get().len() as u64,
-            };
-        }
-    }
-    total
-}
-
-fn value_bound(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.len() as u64 + 2,
-        Value::Array(a) => 2 + a.iter().map(value_bound).sum::<u64>(),
-        Value::Object(o) => {
-            let media = o.get("type").and_then(Value::as_str).is_some_and(|t| {
-                matches!(
-                    t,
-                    "image_url" | "input_image" | "image" | "input_audio" | "file" | "document"
-                )
-            });
-            if media {
-                return MEDIA_PART_TOKENS;
-            }
-            2 + o
-                .iter()
-                .map(|(k, v)| k.len() as u64 + 3 + value_bound(v))
-                .sum::<u64>()
-        }
-        other => other.to_string().len() as u64,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,26 +578,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn prompt_bound_is_at_least_the_text_and_caps_media() {
-        let b = RawBody::parse(
-            br#"{"model":"m","messages":[{"role":"user","content":"hello world"}]}"#,
-        )
-        .unwrap();
-        let n = prompt_token_bound(&b);
-        assert!((11..64).contains(&n), "{n}");
-        let img = format!(
-            r#"{{"model":"m","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
-            "A".repeat(100_000)
-        );
-        let b = RawBody::parse(img.as_bytes()).unwrap();
-        let n = prompt_token_bound(&b);
-        assert!(
-            n < 4_000,
-            "an image counts by its bound, not its bytes: {n}"
-        );
     }
 
     #[test]

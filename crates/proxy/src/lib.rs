@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+mod prompt_bound;
 pub mod providers;
 pub mod record;
 pub mod router;
