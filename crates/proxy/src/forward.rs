@@ -181,9 +181,16 @@ async fn attempt_once(
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
-    let req =
-        providers::of(spec.provider).build_request(dep, call, body, upstream_model, stream)?;
+    let provider = providers::of(spec.provider);
+    let mut req = provider.build_request(dep, call, body, upstream_model, stream)?;
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
+    if let Some(authorization) = provider.authorization(dep, &state.client) {
+        let value = match tokio::time::timeout(timeout, authorization).await {
+            Err(_) => return Err(providers::timeout_error(spec, timeout)),
+            Ok(value) => value?,
+        };
+        req.headers.insert(http::header::AUTHORIZATION, value);
+    }
     let send = state
         .client
         .post(&req.url, req.headers, Bytes::from(req.body));

@@ -11,15 +11,18 @@ pub mod mock;
 pub mod openai;
 mod request_parts;
 pub mod translate;
+pub mod vertex;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderMap;
+use futures_util::future::BoxFuture;
+use http::header::{HeaderMap, HeaderValue};
 
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared, ProviderKind};
 use crate::error::ApiError;
+use crate::upstream::UpstreamClient;
 use translate::TranslateError;
 
 pub use errors::{timeout_error, transport_error, upstream_error};
@@ -130,6 +133,17 @@ pub trait Provider: Sync {
         stream: bool,
     ) -> Result<UpstreamRequest, AttemptError>;
 
+    /// The `Authorization` value for one attempt when it must be fetched first (a short-lived
+    /// access token); None, the default, when `build_request` sets every header itself. The
+    /// forwarder awaits it within the attempt's timeout.
+    fn authorization<'a>(
+        &'a self,
+        _dep: &'a Deployment,
+        _client: &'a UpstreamClient,
+    ) -> Option<BoxFuture<'a, Result<HeaderValue, AttemptError>>> {
+        None
+    }
+
     /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
     /// answer already is in OpenAI's shape and passes through.
     fn read_answer(
@@ -161,6 +175,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::Azure => &openai::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::VertexAi => &vertex::VertexAi,
     }
 }
 
@@ -175,6 +190,8 @@ pub struct AnswerContext<'a> {
     pub id: &'a str,
     /// The model name the caller asked for.
     pub model: &'a str,
+    /// The model the deployment called upstream (a wildcard deployment's expanded).
+    pub upstream_model: &'a str,
     pub created: i64,
     /// The caller asked for a usage chunk at the end of a stream.
     pub include_usage: bool,

@@ -69,6 +69,7 @@ const SECRET_MANAGER: &str =
     "secret managers are not supported; reference keys with os.environ/VAR instead";
 const FOREIGN_PROVIDER: &str =
     "used only by providers Tollgate does not support (Bedrock, Vertex AI)";
+const VERTEX_OTHER: &str = "not supported by Tollgate's Vertex AI provider";
 const AZURE_AD: &str = "Azure AD authentication is not supported; set api_key instead";
 
 /// Patterns: `foo` exact, `foo*` prefix, `*foo*` substring. First match wins,
@@ -247,9 +248,16 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "litellm_trace_id", Warn(INTERNAL)),
     (LitellmParams, "configurable_clientside_auth_params", Warn(INTERNAL)),
     (LitellmParams, "cache_control_injection_points", Warn(INTERNAL)),
+    (LitellmParams, "vertex_project", Use),
+    (LitellmParams, "vertex_location", Use),
+    (LitellmParams, "vertex_credentials", Use),
+    (LitellmParams, "vertex_ai_project", Use),
+    (LitellmParams, "vertex_ai_location", Use),
+    (LitellmParams, "vertex_ai_credentials", Use),
+    (LitellmParams, "vertex_count_tokens_location", Warn("ignored: Tollgate counts no tokens through Vertex AI")),
     (LitellmParams, "region_name", Refuse(FOREIGN_PROVIDER)),
     (LitellmParams, "aws_*", Refuse(FOREIGN_PROVIDER)),
-    (LitellmParams, "vertex_*", Refuse(FOREIGN_PROVIDER)),
+    (LitellmParams, "vertex_*", Refuse(VERTEX_OTHER)),
     (LitellmParams, "azure_ad_token", Refuse(AZURE_AD)),
     (LitellmParams, "azure_username", Refuse(AZURE_AD)),
     (LitellmParams, "azure_password", Refuse(AZURE_AD)),
