@@ -378,6 +378,24 @@ async fn claude_chat_goes_to_raw_predict_with_the_vertex_body() {
     assert_eq!(seen.body["stream"], true);
     let rec = record(&app, &id, 2).await;
     assert_eq!((rec.prompt_tokens, rec.completion_tokens), (11, 4));
+
+    // A Claude stream broken midway fails and is billed by what it carried.
+    up.set(CLAUDE, Behavior::ResetMidStream);
+    body.as_object_mut().unwrap().remove("stream_options");
+    let resp = app.post("/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let id = call_id(&resp);
+    let (chunks, done) = events(&resp.text().await.unwrap());
+    assert!(!done);
+    assert_eq!(streamed_content(&chunks), "partial answer ");
+    assert!(chunks.last().unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("in the middle of the stream"));
+    let rec = record(&app, &id, 3).await;
+    assert_eq!(rec.status, SpendStatus::Failure);
+    assert_eq!(rec.prompt_tokens, 11);
+    assert!(rec.completion_tokens > 0);
     app.stop().await;
 }
 
