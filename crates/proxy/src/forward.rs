@@ -184,12 +184,15 @@ async fn attempt_once(
     let provider = providers::of(spec.provider);
     let mut req = provider.build_request(dep, call, body, upstream_model, stream)?;
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
+    let mut fetched_authorization = None;
     if let Some(authorization) = provider.authorization(dep, &state.client) {
         let value = match tokio::time::timeout(timeout, authorization).await {
             Err(_) => return Err(providers::timeout_error(spec, timeout)),
             Ok(value) => value?,
         };
-        req.headers.insert(http::header::AUTHORIZATION, value);
+        req.headers
+            .insert(http::header::AUTHORIZATION, value.clone());
+        fetched_authorization = Some(value);
     }
     let send = state
         .client
@@ -200,6 +203,11 @@ async fn attempt_once(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        if let Some(sent) = &fetched_authorization {
+            provider.authorization_refused(dep, sent);
+        }
+    }
     if !status.is_success() {
         let retry_after = resp
             .headers()

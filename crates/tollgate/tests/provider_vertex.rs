@@ -477,6 +477,21 @@ async fn the_token_is_cached_then_refreshed_before_it_expires() {
     }
     assert_eq!(up.vertex_token_requests(), 3, "one refresh for four calls");
     assert_ne!(bearer(&up.last()), second);
+
+    // A token Vertex no longer accepts fails that call and is not sent again.
+    up.set_vertex_token_lifetime(3600);
+    up.revoke_vertex_tokens();
+    let (status, v) = error_of(app.post("/v1/chat/completions", &chat("vgemini")).await).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["error"]["type"], "authentication_error");
+    assert_eq!(up.vertex_token_requests(), 3);
+    assert_eq!(
+        app.post("/v1/chat/completions", &chat("vgemini"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(up.vertex_token_requests(), 4);
     app.stop().await;
 }
 

@@ -144,6 +144,10 @@ pub trait Provider: Sync {
         None
     }
 
+    /// The upstream answered 401 to a call carrying `sent`, a value from `authorization`: it
+    /// should not be sent again.
+    fn authorization_refused(&self, _dep: &Deployment, _sent: &HeaderValue) {}
+
     /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
     /// answer already is in OpenAI's shape and passes through.
     fn read_answer(

@@ -108,6 +108,11 @@ impl FakeUpstream {
         self.inner.vertex.lifetime.store(secs, Ordering::SeqCst);
     }
 
+    /// Forgets every token issued so far: calls bearing one are refused (401).
+    pub fn revoke_vertex_tokens(&self) {
+        self.inner.vertex.issued.lock().unwrap().clear();
+    }
+
     /// Makes the token endpoint fail with `status` (None: answer again).
     pub fn fail_vertex_token_endpoint(&self, status: Option<u16>) {
         *self.inner.vertex.fail_with.lock().unwrap() = status;

@@ -176,6 +176,12 @@ impl Provider for VertexAi {
         }))
     }
 
+    fn authorization_refused(&self, dep: &Deployment, sent: &HeaderValue) {
+        if let Some(target) = &dep.spec.vertex {
+            target.credentials.tokens.forget(sent);
+        }
+    }
+
     fn read_answer(
         &self,
         call: CallType,

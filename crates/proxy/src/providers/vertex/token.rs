@@ -136,6 +136,16 @@ impl TokenCache {
         }
     }
 
+    /// Drops the held token if it is `sent` (one Vertex refused), so the next call fetches a new
+    /// one; a newer token fetched meanwhile is kept.
+    pub(crate) fn forget(&self, sent: &HeaderValue) {
+        if let Ok(mut slot) = self.held.lock() {
+            if slot.as_ref().is_some_and(|h| h.header == *sent) {
+                *slot = None;
+            }
+        }
+    }
+
     fn held(&self) -> Option<Held> {
         self.held.lock().ok().and_then(|h| h.clone())
     }
@@ -311,6 +321,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c, "Bearer c");
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_forgotten_unless_already_replaced() {
+        let cache = TokenCache::default();
+        let a = cache
+            .authorization(|| async { token("a", 3600) })
+            .await
+            .unwrap();
+        cache.forget(&HeaderValue::from_static("Bearer other"));
+        let still = cache
+            .authorization(|| async { token("b", 3600) })
+            .await
+            .unwrap();
+        assert_eq!(still, "Bearer a");
+        cache.forget(&a);
+        let b = cache
+            .authorization(|| async { token("b", 3600) })
+            .await
+            .unwrap();
+        assert_eq!(b, "Bearer b");
     }
 
     #[tokio::test]
