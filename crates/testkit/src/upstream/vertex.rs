@@ -108,6 +108,18 @@ impl FakeUpstream {
         self.inner.vertex.lifetime.store(secs, Ordering::SeqCst);
     }
 
+    /// The access tokens issued so far (to look for them where they must not be).
+    pub fn vertex_tokens_issued(&self) -> Vec<String> {
+        self.inner
+            .vertex
+            .issued
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Forgets every token issued so far: calls bearing one are refused (401).
     pub fn revoke_vertex_tokens(&self) {
         self.inner.vertex.issued.lock().unwrap().clear();
