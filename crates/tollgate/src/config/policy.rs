@@ -70,6 +70,9 @@ const SECRET_MANAGER: &str =
 const FOREIGN_PROVIDER: &str =
     "used only by providers Tollgate does not support (Bedrock, Vertex AI)";
 const VERTEX_OTHER: &str = "not supported by Tollgate's Vertex AI provider";
+const VERTEX_GLOBAL: &str = "not read here; ignoring it would send Vertex AI calls to another \
+     project or region: set vertex_project / vertex_location on the deployments, or \
+     VERTEXAI_PROJECT / VERTEXAI_LOCATION";
 const AZURE_AD: &str = "Azure AD authentication is not supported; set api_key instead";
 
 /// Patterns: `foo` exact, `foo*` prefix, `*foo*` substring. First match wins,
@@ -179,6 +182,8 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (Litellm, "default_internal_user_params", Use),
     (Litellm, "guardrails", Refuse(GUARDRAILS)),
     (Litellm, "content_policy_fallbacks", Refuse(ROUTING)),
+    (Litellm, "vertex_project", Refuse(VERTEX_GLOBAL)),
+    (Litellm, "vertex_location", Refuse(VERTEX_GLOBAL)),
     // router_settings.
     (Router, "routing_strategy", Use),
     (Router, "num_retries", Use),

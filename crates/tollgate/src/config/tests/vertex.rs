@@ -175,3 +175,11 @@ fn other_vertex_settings_are_refused_or_warned() {
     ));
     assert!(has_warning(&c, "vertex_count_tokens_location"));
 }
+
+#[test]
+fn process_wide_vertex_settings_are_refused() {
+    let e = err("litellm_settings:\n  vertex_project: p\n");
+    let (path, message) = unsupported(&e);
+    assert_eq!(path, "litellm_settings.vertex_project");
+    assert!(message.contains("VERTEXAI_PROJECT"), "{message}");
+}
