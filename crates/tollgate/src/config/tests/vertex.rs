@@ -183,3 +183,19 @@ fn process_wide_vertex_settings_are_refused() {
     assert_eq!(path, "litellm_settings.vertex_project");
     assert!(message.contains("VERTEXAI_PROJECT"), "{message}");
 }
+
+#[test]
+fn credentials_may_be_a_yaml_mapping() {
+    let e = err_env(
+        &vertex(
+            "{model: vertex_ai/gemini-2.5-flash, vertex_credentials: {type: service_account, \
+             client_email: a@b, private_key: os.environ/VTX_KEY}}",
+        ),
+        &[("VTX_KEY", "SECRET-NOT-PEM")],
+    );
+    assert_eq!(
+        unsupported(&e).1,
+        "the service-account key JSON in vertex_credentials has a private_key that is not a \
+         PEM-encoded private key"
+    );
+}
