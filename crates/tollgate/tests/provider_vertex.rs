@@ -444,9 +444,9 @@ async fn the_token_is_cached_then_refreshed_before_it_expires() {
     let first = bearer(&up.last());
     app.stop().await;
 
-    // A token living 2 seconds is used for 1 second, then replaced by one fetch however many
+    // A token living 4 seconds is used for 2 seconds, then replaced by one fetch however many
     // calls are waiting for it.
-    up.set_vertex_token_lifetime(2);
+    up.set_vertex_token_lifetime(4);
     let app = spawn_app(&config(&up, &key)).await;
     assert_eq!(
         app.post("/v1/chat/completions", &chat("vgemini"))
@@ -464,7 +464,7 @@ async fn the_token_is_cached_then_refreshed_before_it_expires() {
         200
     );
     assert_eq!(up.vertex_token_requests(), 2, "still fresh");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let app_ref = &app;
     let calls = (0..4).map(|_| async move {
         app_ref

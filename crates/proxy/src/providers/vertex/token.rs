@@ -403,18 +403,18 @@ mod tests {
             .authorization(|| async {
                 Ok(Fetched {
                     access_token: "old".into(),
-                    expires_in: Duration::from_millis(400),
+                    expires_in: Duration::from_secs(2),
                 })
             })
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(210)).await;
+        tokio::time::sleep(Duration::from_millis(1050)).await;
         let h = cache
             .authorization(|| async { Err(TokenError::Unreachable) })
             .await
             .unwrap();
         assert_eq!(h, "Bearer old");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         assert!(cache
             .authorization(|| async { Err(TokenError::Unreachable) })
             .await
