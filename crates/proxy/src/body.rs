@@ -30,6 +30,11 @@ const UPSTREAM_SETTINGS: &[&str] = &[
     "aws_secret_access_key",
     "aws_region_name",
     "vertex_credentials",
+    "vertex_project",
+    "vertex_location",
+    "vertex_ai_project",
+    "vertex_ai_location",
+    "vertex_ai_credentials",
 ];
 
 /// Containers LiteLLM merges into the call's parameters, where the same fields hide.

@@ -15,6 +15,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Google AI Studio's Gemini API (LiteLLM's `gemini/`).
     Gemini,
+    /// Google Vertex AI: Gemini and Claude models (LiteLLM's `vertex_ai/`).
+    VertexAi,
 }
 
 impl ProviderKind {
@@ -24,6 +26,7 @@ impl ProviderKind {
             ProviderKind::Azure => "azure",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::VertexAi => "vertex_ai",
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct DeploymentSpec {
     /// `model_info.base_model`: the name to price by when the upstream name is not in the table.
     pub base_model: Option<String>,
     pub max_output_tokens: Option<u64>,
+    /// Project, location and service account of a Vertex AI deployment.
+    pub vertex: Option<crate::providers::vertex::Target>,
 }
 
 /// `api_base` may carry credentials, so Debug (and any log built from it) shows it redacted.
@@ -102,6 +107,7 @@ impl std::fmt::Debug for DeploymentSpec {
             .field("price_override", &self.price_override)
             .field("base_model", &self.base_model)
             .field("max_output_tokens", &self.max_output_tokens)
+            .field("vertex", &self.vertex)
             .finish()
     }
 }
@@ -457,6 +463,7 @@ mod tests {
             price_override: None,
             base_model: None,
             max_output_tokens: None,
+            vertex: None,
         };
         let shown = format!("{:?}", crate::providers::deploy(spec));
         assert!(!shown.contains("CANARY"), "{shown}");

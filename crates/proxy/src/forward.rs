@@ -205,11 +205,21 @@ async fn attempt_once(
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
     let provider = providers::of(spec.provider);
-    let req = match native {
+    let mut req = match native {
         Some(n) => provider.build_native_request(dep, n, upstream_model, stream)?,
         None => provider.build_request(dep, call, body, upstream_model, stream)?,
     };
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
+    let mut fetched_authorization = None;
+    if let Some(authorization) = provider.authorization(dep, &state.client) {
+        let value = match tokio::time::timeout(timeout, authorization).await {
+            Err(_) => return Err(providers::timeout_error(spec, timeout)),
+            Ok(value) => value?,
+        };
+        req.headers
+            .insert(http::header::AUTHORIZATION, value.clone());
+        fetched_authorization = Some(value);
+    }
     let send = state
         .client
         .post(&req.url, req.headers, Bytes::from(req.body));
@@ -219,6 +229,11 @@ async fn attempt_once(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        if let Some(sent) = &fetched_authorization {
+            provider.authorization_refused(dep, sent);
+        }
+    }
     if !status.is_success() {
         let retry_after = resp
             .headers()

@@ -239,12 +239,13 @@ async fn run(
         .spec
         .timeout
         .unwrap_or(state.settings.default_timeout);
-    recorder.set_deployment(in_flight, upstream_model, attempts);
+    recorder.set_deployment(in_flight, upstream_model.clone(), attempts);
     let created = unix_now();
     let id = recorder.request_id().to_string();
     let ctx = AnswerContext {
         id: &id,
         model: &model,
+        upstream_model: &upstream_model,
         created,
         include_usage: client_wants_usage,
         client_request: client_request.as_ref(),

@@ -1,6 +1,6 @@
-//! A fake upstream that speaks OpenAI's (chat and Responses), Anthropic's and Gemini's APIs. Each request's `model`
-//! (for Gemini, the model in the URL) picks a behaviour: scripted ones (consumed in order) first,
-//! then the model's standing behaviour.
+//! A fake upstream that speaks OpenAI's (chat and Responses), Anthropic's, Gemini's and Vertex AI's
+//! APIs. Each request's `model` (for Gemini and Vertex, the model in the URL) picks a behaviour:
+//! scripted ones (consumed in order) first, then the model's standing behaviour.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -17,6 +17,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use futures_util::stream;
 use serde_json::{json, Value};
+
+mod vertex;
+pub use vertex::{ServiceAccountFile, VERTEX_CLIENT_EMAIL, VERTEX_PROJECT};
 
 #[derive(Debug, Clone)]
 pub enum Behavior {
@@ -51,6 +54,8 @@ pub struct Seen {
 
 #[derive(Default)]
 struct Inner {
+    /// The Vertex AI routes' token endpoint state.
+    vertex: vertex::TokenState,
     standing: Mutex<HashMap<String, Behavior>>,
     scripts: Mutex<HashMap<String, VecDeque<Behavior>>>,
     seen: Mutex<Vec<Seen>>,
@@ -83,11 +88,21 @@ impl FakeUpstream {
             // The segment is `<model>:<method>`, e.g. `gemini-2.0-flash:generateContent`.
             .route("/v1beta/models/{model_action}", post(gemini))
             .route("/logged-out", get(logged_out))
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{model_action}",
+                post(vertex::publisher_model),
+            )
+            .route(
+                "/v1/projects/{project}/locations/{location}/endpoints/{model_action}",
+                post(vertex::endpoint),
+            )
+            .route(vertex::TOKEN_PATH, post(vertex::token))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake upstream");
         let addr = listener.local_addr().expect("fake upstream address");
+        inner.vertex.set_base_url(format!("http://{addr}"));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -407,7 +422,13 @@ async fn anthropic_messages(
 ) -> Response {
     let req = note(&inner, "/v1/messages", None, &headers, &body);
     let model = req["model"].as_str().unwrap_or("").to_string();
-    match behavior(&inner, &model) {
+    let behavior = behavior(&inner, &model);
+    anthropic_answer(inner, &req, model, behavior)
+}
+
+/// A Messages API answer (streamed when the request asks) for `model`, as `behavior` says.
+fn anthropic_answer(inner: Arc<Inner>, req: &Value, model: String, behavior: Behavior) -> Response {
+    match behavior {
         Behavior::Status(s, _) => {
             return (
                 StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -687,6 +687,7 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         Provider::Anthropic => ProviderKind::Anthropic,
         Provider::Gemini => ProviderKind::Gemini,
         Provider::OpenAiCompatible(name) => ProviderKind::OpenAiCompatible(name),
+        Provider::VertexAi => ProviderKind::VertexAi,
     };
     let credential = match &d.api_key {
         None => Credential::None,
@@ -722,5 +723,6 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         price_override,
         base_model: d.model_info.base_model.clone(),
         max_output_tokens: d.model_info.max_output_tokens.or(d.model_info.max_tokens),
+        vertex: d.vertex.clone(),
     }
 }

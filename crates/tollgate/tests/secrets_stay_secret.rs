@@ -201,6 +201,22 @@ fn config(up: &FakeUpstream, echo: &str, master: &str, provider: &str) -> String
     )
 }
 
+/// Vertex AI deployments on the fake's token endpoint: one whose key it trusts, one it refuses.
+fn vertex_models(
+    up: &FakeUpstream,
+    good: &tollgate_testkit::upstream::ServiceAccountFile,
+    bad: &tollgate_testkit::upstream::ServiceAccountFile,
+) -> String {
+    let dep = |name: &str, key: &tollgate_testkit::upstream::ServiceAccountFile| {
+        format!(
+            "  - model_name: {name}\n    litellm_params: {{model: vertex_ai/gemini-2.5-flash, vertex_credentials: \"{}\", api_base: \"{}\"}}\n",
+            key.path.display(),
+            up.base_url
+        )
+    };
+    format!("model_list:\n{}{}", dep("vgood", good), dep("vbadkey", bad))
+}
+
 /// Signs in through the test provider (start, provider, callback) and keeps every answer;
 /// returns the authorization code.
 async fn sso_trip(c: &mut Client<'_>, label: &str, succeeds: bool) -> String {
@@ -416,6 +432,8 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
         up.set(m, b);
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    let vertex_key = up.vertex_service_account();
+    let unknown_vertex_key = up.vertex_service_account_with_unknown_key();
     let echo = echoing_upstream().await;
     let sso_secret = canary("SSOSECRET");
     let idp = OidcProvider::start("canary-client", &sso_secret).await;
@@ -423,7 +441,11 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
     let mut gw = Gateway::start(
         env!("CARGO_BIN_EXE_tollgate"),
         dir.path(),
-        &config(&up, &echo, &master, &provider),
+        &config(&up, &echo, &master, &provider).replacen(
+            "model_list:\n",
+            &vertex_models(&up, &vertex_key, &unknown_vertex_key),
+            1,
+        ),
         &[
             ("TOLLGATE_LOG", "debug"),
             ("GENERIC_CLIENT_ID", "canary-client"),
@@ -540,6 +562,27 @@ async fn no_secret_reaches_logs_bodies_metrics_or_the_database() {
         .await;
     assert!(b.contains("error"), "in-band error: {s} {b}");
     c.ev.errors.push(("in-band stream error".into(), b));
+
+    // Vertex AI: a service account's key signs token requests; neither the key nor the
+    // tokens it gets may show, also when the token endpoint refuses the key.
+    assert_eq!(c.chat("vertex chat", &main, "vgood", false).await, 200);
+    assert_eq!(c.chat("vertex stream", &main, "vgood", true).await, 200);
+    assert_eq!(
+        c.chat("vertex key refused", &main, "vbadkey", false).await,
+        401
+    );
+    for (n, file) in [("", &vertex_key), (" (refused)", &unknown_vertex_key)] {
+        let v: Value = serde_json::from_str(&file.json).unwrap();
+        let pem = v["private_key"].as_str().unwrap();
+        // A line from the middle of the key.
+        let line = pem.lines().nth(8).unwrap().to_string();
+        secrets.insert(format!("Vertex service-account private key{n}"), line);
+    }
+    let tokens = up.vertex_tokens_issued();
+    assert!(!tokens.is_empty());
+    for (i, t) in tokens.into_iter().enumerate() {
+        secrets.insert(format!("Vertex access token {i}"), t);
+    }
 
     // Authentication failures.
     assert_eq!(c.chat("unknown key", &unknown, "good", false).await, 401);

@@ -12,15 +12,18 @@ pub mod native;
 pub mod openai;
 mod request_parts;
 pub mod translate;
+pub mod vertex;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderMap;
+use futures_util::future::BoxFuture;
+use http::header::{HeaderMap, HeaderValue};
 
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared, ProviderKind};
 use crate::error::ApiError;
+use crate::upstream::UpstreamClient;
 use native::{NativeApi, NativeRequest, StreamMeter};
 use translate::TranslateError;
 
@@ -132,6 +135,21 @@ pub trait Provider: Sync {
         stream: bool,
     ) -> Result<UpstreamRequest, AttemptError>;
 
+    /// The `Authorization` value for one attempt when it must be fetched first (a short-lived
+    /// access token); None, the default, when `build_request` sets every header itself. The
+    /// forwarder awaits it within the attempt's timeout.
+    fn authorization<'a>(
+        &'a self,
+        _dep: &'a Deployment,
+        _client: &'a UpstreamClient,
+    ) -> Option<BoxFuture<'a, Result<HeaderValue, AttemptError>>> {
+        None
+    }
+
+    /// The upstream answered 401 to a call carrying `sent`, a value from `authorization`: it
+    /// should not be sent again.
+    fn authorization_refused(&self, _dep: &Deployment, _sent: &HeaderValue) {}
+
     /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
     /// answer already is in OpenAI's shape and passes through.
     fn read_answer(
@@ -182,6 +200,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::Azure => &openai::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::VertexAi => &vertex::VertexAi,
     }
 }
 
@@ -196,6 +215,8 @@ pub struct AnswerContext<'a> {
     pub id: &'a str,
     /// The model name the caller asked for.
     pub model: &'a str,
+    /// The model the deployment called upstream (a wildcard deployment's expanded).
+    pub upstream_model: &'a str,
     pub created: i64,
     /// The caller asked for a usage chunk at the end of a stream.
     pub include_usage: bool,

@@ -26,6 +26,7 @@ pub(super) fn parse_model_list(
             Err(e) => ctx.refuse(e),
         }
     }
+    super::vertex::share_credentials(&mut out);
     Ok(out)
 }
 
@@ -116,6 +117,15 @@ fn parse_deployment(
         (spec.provider == Provider::Azure).then(|| AZURE_DEFAULT_API_VERSION.to_string())
     });
     let organization = opt_string(ctx, "organization")?;
+    let vertex = super::vertex::target(
+        ctx,
+        params,
+        &params_path,
+        &label,
+        spec,
+        &upstream_model,
+        is_mock,
+    )?;
     let rpm = field(params, "rpm")
         .map(|v| ctx.uint(v, &p("rpm")))
         .transpose()?;
@@ -155,6 +165,7 @@ fn parse_deployment(
         mock_response,
         default_params,
         model_info: info.info,
+        vertex,
     })
 }
 
@@ -179,7 +190,8 @@ fn api_base(
         (None, Some(v)) => ("base_url", v),
         (None, None) => {
             let default = spec.default_base.and_then(|base| Url::parse(base).ok());
-            if default.is_none() && !is_mock {
+            // Vertex AI's host follows the deployment's location.
+            if default.is_none() && !is_mock && spec.provider != Provider::VertexAi {
                 return Err(ctx.invalid(
                     &child(params_path, "api_base"),
                     format!(

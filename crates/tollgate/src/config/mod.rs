@@ -10,6 +10,7 @@ mod raw;
 mod redis;
 mod settings;
 mod validate;
+mod vertex;
 
 #[cfg(test)]
 mod tests;
@@ -210,6 +211,8 @@ pub struct Deployment {
     /// Request params sent upstream unless the client sets them.
     pub default_params: serde_json::Map<String, serde_json::Value>,
     pub model_info: ModelInfo,
+    /// A `vertex_ai/` deployment's project, location and service account (None when mocked).
+    pub vertex: Option<tollgate_proxy::providers::vertex::Target>,
 }
 
 /// `api_base` may carry credentials, so Debug shows it redacted.
@@ -239,6 +242,7 @@ impl std::fmt::Debug for Deployment {
             .field("mock_response", &self.mock_response)
             .field("default_params", &self.default_params)
             .field("model_info", &self.model_info)
+            .field("vertex", &self.vertex)
             .finish()
     }
 }
@@ -274,4 +278,6 @@ pub enum Provider {
     Gemini,
     /// Carries the LiteLLM provider prefix, e.g. "groq", "hosted_vllm".
     OpenAiCompatible(&'static str),
+    /// Google Vertex AI (`vertex_ai/`, also `vertex_ai_beta/`).
+    VertexAi,
 }

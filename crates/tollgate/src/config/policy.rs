@@ -69,6 +69,10 @@ const SECRET_MANAGER: &str =
     "secret managers are not supported; reference keys with os.environ/VAR instead";
 const FOREIGN_PROVIDER: &str =
     "used only by providers Tollgate does not support (Bedrock, Vertex AI)";
+const VERTEX_OTHER: &str = "not supported by Tollgate's Vertex AI provider";
+const VERTEX_GLOBAL: &str = "not read here; ignoring it would send Vertex AI calls to another \
+     project or region: set vertex_project / vertex_location on the deployments, or \
+     VERTEXAI_PROJECT / VERTEXAI_LOCATION";
 const AZURE_AD: &str = "Azure AD authentication is not supported; set api_key instead";
 
 /// Patterns: `foo` exact, `foo*` prefix, `*foo*` substring. First match wins,
@@ -178,6 +182,8 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (Litellm, "default_internal_user_params", Use),
     (Litellm, "guardrails", Refuse(GUARDRAILS)),
     (Litellm, "content_policy_fallbacks", Refuse(ROUTING)),
+    (Litellm, "vertex_project", Refuse(VERTEX_GLOBAL)),
+    (Litellm, "vertex_location", Refuse(VERTEX_GLOBAL)),
     // router_settings.
     (Router, "routing_strategy", Use),
     (Router, "num_retries", Use),
@@ -247,9 +253,16 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "litellm_trace_id", Warn(INTERNAL)),
     (LitellmParams, "configurable_clientside_auth_params", Warn(INTERNAL)),
     (LitellmParams, "cache_control_injection_points", Warn(INTERNAL)),
+    (LitellmParams, "vertex_project", Use),
+    (LitellmParams, "vertex_location", Use),
+    (LitellmParams, "vertex_credentials", Use),
+    (LitellmParams, "vertex_ai_project", Use),
+    (LitellmParams, "vertex_ai_location", Use),
+    (LitellmParams, "vertex_ai_credentials", Use),
+    (LitellmParams, "vertex_count_tokens_location", Warn("ignored: Tollgate counts no tokens through Vertex AI")),
     (LitellmParams, "region_name", Refuse(FOREIGN_PROVIDER)),
     (LitellmParams, "aws_*", Refuse(FOREIGN_PROVIDER)),
-    (LitellmParams, "vertex_*", Refuse(FOREIGN_PROVIDER)),
+    (LitellmParams, "vertex_*", Refuse(VERTEX_OTHER)),
     (LitellmParams, "azure_ad_token", Refuse(AZURE_AD)),
     (LitellmParams, "azure_username", Refuse(AZURE_AD)),
     (LitellmParams, "azure_password", Refuse(AZURE_AD)),

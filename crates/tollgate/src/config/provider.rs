@@ -166,7 +166,22 @@ pub(super) const PROVIDERS: &[Spec] = &[
     compat("litellm_proxy", None, &["LITELLM_PROXY_API_KEY"], false),
     compat("openai_like", None, &[], false),
     compat("custom_openai", None, &[], false),
+    vertex("vertex_ai"),
+    vertex("vertex_ai_beta"),
 ];
+
+/// Vertex AI's host follows `vertex_location` and its calls carry service-account tokens, so
+/// there is neither a fixed base nor a key (`config::vertex` reads the rest).
+const fn vertex(name: &'static str) -> Spec {
+    Spec {
+        name,
+        provider: Provider::VertexAi,
+        default_base: None,
+        key_env: &[],
+        key_required: false,
+        append_v1_to_bare_base: false,
+    }
+}
 
 /// Bare model names LiteLLM recognises as OpenAI's without a prefix.
 const BARE_OPENAI: &[&str] = &[

@@ -85,6 +85,7 @@ mod tests {
         let ctx = AnswerContext {
             id: "chatcmpl-1",
             model: "claude",
+            upstream_model: "claude",
             created: 0,
             include_usage: false,
             client_request: None,

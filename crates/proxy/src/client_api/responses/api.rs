@@ -117,6 +117,7 @@ mod tests {
         AnswerContext {
             id: "chatcmpl-0192abc",
             model: "gpt-4o",
+            upstream_model: "gpt-4o",
             created: 1700,
             include_usage: true,
             client_request: Some(req),

@@ -56,15 +56,7 @@ impl Provider for Anthropic {
             ))));
         }
         let headers = headers(key)?;
-        let map = body.to_map().map_err(AttemptError::fatal)?;
-        let default_max = spec
-            .default_params
-            .get("max_tokens")
-            .and_then(|v| v.as_u64())
-            .or(spec.max_output_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS);
-        let translated = to_anthropic_request(&map, upstream_model, default_max, stream)
-            .map_err(|e| AttemptError::fatal(ApiError::bad_request(e.to_string())))?;
+        let translated = messages_body(dep, body, upstream_model, stream)?;
         Ok(UpstreamRequest {
             url: messages_url(base)?,
             headers,
@@ -101,27 +93,11 @@ impl Provider for Anthropic {
         bytes: Bytes,
         ctx: &AnswerContext<'_>,
     ) -> Result<FullAnswer, ApiError> {
-        let bad = |m: String| ApiError::bad_gateway(format!("{} - {m}", self.error_label()));
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|_| bad("The upstream answer is not valid JSON.".to_string()))?;
-        let (out, u) = from_anthropic_response(&v, ctx.id, ctx.model, ctx.created)
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(FullAnswer {
-            body: Bytes::from(serde_json::to_vec(&out).unwrap_or_default()),
-            usage: UsageSeen::Reported(u.into_domain()),
-        })
+        read_messages_answer(self.error_label(), bytes, ctx)
     }
 
     fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
-        Translation::Translate {
-            translator: Box::new(StreamTranslator::new(
-                ctx.id,
-                ctx.model,
-                ctx.created,
-                ctx.include_usage,
-            )),
-            label: self.error_label(),
-        }
+        stream_translation(self.error_label(), ctx)
     }
 
     fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
@@ -148,6 +124,56 @@ fn messages_url(base: &str) -> Result<http::Uri, AttemptError> {
         parse_url(&format!("{base}/messages"))
     } else {
         parse_url(&format!("{base}/v1/messages"))
+    }
+}
+
+/// The Messages body for a chat call: the caller's request translated, with `max_tokens` from the
+/// caller, else the deployment (Anthropic requires one). Claude on Vertex AI sends the same body.
+pub(crate) fn messages_body(
+    dep: &Deployment,
+    body: &RawBody,
+    upstream_model: &str,
+    stream: bool,
+) -> Result<serde_json::Value, AttemptError> {
+    let spec = &dep.spec;
+    let map = body.to_map().map_err(AttemptError::fatal)?;
+    let default_max = spec
+        .default_params
+        .get("max_tokens")
+        .and_then(|v| v.as_u64())
+        .or(spec.max_output_tokens)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    to_anthropic_request(&map, upstream_model, default_max, stream)
+        .map_err(|e| AttemptError::fatal(ApiError::bad_request(e.to_string())))
+}
+
+/// A complete Messages answer in OpenAI's shape; `label` prefixes the errors met reading it.
+pub(crate) fn read_messages_answer(
+    label: &'static str,
+    bytes: Bytes,
+    ctx: &AnswerContext<'_>,
+) -> Result<FullAnswer, ApiError> {
+    let bad = |m: String| ApiError::bad_gateway(format!("{label} - {m}"));
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| bad("The upstream answer is not valid JSON.".to_string()))?;
+    let (out, u) = from_anthropic_response(&v, ctx.id, ctx.model, ctx.created)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(FullAnswer {
+        body: Bytes::from(serde_json::to_vec(&out).unwrap_or_default()),
+        usage: UsageSeen::Reported(u.into_domain()),
+    })
+}
+
+/// Messages stream events translated into OpenAI chunks.
+pub(crate) fn stream_translation(label: &'static str, ctx: &AnswerContext<'_>) -> Translation {
+    Translation::Translate {
+        translator: Box::new(StreamTranslator::new(
+            ctx.id,
+            ctx.model,
+            ctx.created,
+            ctx.include_usage,
+        )),
+        label,
     }
 }
 

@@ -29,6 +29,12 @@ fn error_type_for_google_status(status: &str) -> Option<&'static str> {
 
 /// Map a Gemini error response (status + body) to (message, OpenAI error `type`).
 pub(crate) fn map_error(status: u16, body: &[u8]) -> (String, &'static str) {
+    map_google_error(status, body, "Gemini")
+}
+
+/// Map a Google API error response to (message, OpenAI error `type`); `service` names the API
+/// when the body carries no message of its own.
+pub(crate) fn map_google_error(status: u16, body: &[u8], service: &str) -> (String, &'static str) {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     // The streaming method answers errors as a one-element array.
     let err = parsed.as_ref().and_then(|v| {
@@ -61,9 +67,9 @@ pub(crate) fn map_error(status: u16, body: &[u8]) -> (String, &'static str) {
             let text = String::from_utf8_lossy(shown);
             let text = text.trim();
             let msg = if text.is_empty() {
-                format!("Gemini returned HTTP {status}")
+                format!("{service} returned HTTP {status}")
             } else {
-                format!("Gemini returned HTTP {status}: {text}")
+                format!("{service} returned HTTP {status}: {text}")
             };
             (msg, kind)
         }

@@ -17,8 +17,10 @@ use serde_json::{json, Value};
 use super::translate::{bad_upstream, TranslateError, Usage};
 
 pub(crate) use embeddings::{from_gemini_embed_response, to_gemini_embed_request};
-pub(crate) use error::map_error;
-pub(crate) use provider::Gemini;
+pub(crate) use error::{map_error, map_google_error};
+pub(crate) use provider::{
+    generate_body, read_generate_answer, request_map, stream_translation, Gemini,
+};
 pub(crate) use request::to_gemini_request;
 pub(crate) use response::from_gemini_response;
 pub(crate) use stream::StreamTranslator;

@@ -22,7 +22,10 @@ pub(crate) struct Gemini;
 
 /// The caller's body as a map, with the deployment's default parameters where the caller set
 /// nothing (as OpenAI-style deployments get them).
-fn request_map(body: &RawBody, spec: &DeploymentSpec) -> Result<Map<String, Value>, AttemptError> {
+pub(crate) fn request_map(
+    body: &RawBody,
+    spec: &DeploymentSpec,
+) -> Result<Map<String, Value>, AttemptError> {
     let mut map = body.to_map().map_err(AttemptError::fatal)?;
     for (k, v) in &spec.default_params {
         map.entry(k.clone()).or_insert_with(|| v.clone());
@@ -98,7 +101,7 @@ impl Provider for Gemini {
         let map = request_map(body, spec)?;
         let (translated, action) = match call {
             CallType::Chat => (
-                to_gemini_request(&map, None).map_err(bad_request)?,
+                generate_body(&map)?,
                 if stream {
                     Action::Stream
                 } else {
@@ -145,38 +148,23 @@ impl Provider for Gemini {
         let bad = |m: String| ApiError::bad_gateway(format!("{} - {m}", self.error_label()));
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|_| bad("The upstream answer is not valid JSON.".to_string()))?;
-        let reported = v.get("usageMetadata").is_some();
-        let (out, usage) = match call {
-            CallType::Embedding => {
-                // Google's batch embedding answer carries no token count (newer models may):
-                // without one the gateway estimates the input's tokens when recording, and the
-                // caller is shown what Google reported.
-                let counted = v
-                    .get("usageMetadata")
-                    .and_then(|u| u.get("promptTokenCount"))
-                    .and_then(Value::as_u64);
-                let (out, u) = from_gemini_embed_response(&v, ctx.model, counted.unwrap_or(0))
-                    .map_err(|e| bad(e.to_string()))?;
-                let usage = match counted {
-                    Some(_) => UsageSeen::Reported(u.into_domain()),
-                    None => UsageSeen::Unreported {
-                        completion_bytes: 0,
-                    },
-                };
-                (out, usage)
-            }
-            _ => {
-                let (out, u) = from_gemini_response(&v, ctx.id, ctx.model, ctx.created)
-                    .map_err(|e| bad(e.to_string()))?;
-                let usage = if reported {
-                    UsageSeen::Reported(u.into_domain())
-                } else {
-                    UsageSeen::Unreported {
-                        completion_bytes: answer_text_bytes(&out),
-                    }
-                };
-                (out, usage)
-            }
+        if call != CallType::Embedding {
+            return read_generate_answer(self.error_label(), &v, ctx);
+        }
+        // Google's batch embedding answer carries no token count (newer models may): without
+        // one the gateway estimates the input's tokens when recording, and the caller is shown
+        // what Google reported.
+        let counted = v
+            .get("usageMetadata")
+            .and_then(|u| u.get("promptTokenCount"))
+            .and_then(Value::as_u64);
+        let (out, u) = from_gemini_embed_response(&v, ctx.model, counted.unwrap_or(0))
+            .map_err(|e| bad(e.to_string()))?;
+        let usage = match counted {
+            Some(_) => UsageSeen::Reported(u.into_domain()),
+            None => UsageSeen::Unreported {
+                completion_bytes: 0,
+            },
         };
         Ok(FullAnswer {
             body: Bytes::from(serde_json::to_vec(&out).unwrap_or_default()),
@@ -185,19 +173,51 @@ impl Provider for Gemini {
     }
 
     fn stream_translation(&self, ctx: &AnswerContext<'_>) -> Translation {
-        Translation::Translate {
-            translator: Box::new(StreamTranslator::new(
-                ctx.id,
-                ctx.model,
-                ctx.created,
-                ctx.include_usage,
-            )),
-            label: self.error_label(),
-        }
+        stream_translation(self.error_label(), ctx)
     }
 
     fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
         map_error(status, body)
+    }
+}
+
+/// The `generateContent` body for a chat request (Gemini on Vertex AI sends the same).
+pub(crate) fn generate_body(map: &Map<String, Value>) -> Result<Value, AttemptError> {
+    to_gemini_request(map, None).map_err(bad_request)
+}
+
+/// A complete `generateContent` answer in OpenAI's shape; `label` prefixes the errors met
+/// reading it.
+pub(crate) fn read_generate_answer(
+    label: &'static str,
+    v: &Value,
+    ctx: &AnswerContext<'_>,
+) -> Result<FullAnswer, ApiError> {
+    let (out, u) = from_gemini_response(v, ctx.id, ctx.model, ctx.created)
+        .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
+    let usage = if v.get("usageMetadata").is_some() {
+        UsageSeen::Reported(u.into_domain())
+    } else {
+        UsageSeen::Unreported {
+            completion_bytes: answer_text_bytes(&out),
+        }
+    };
+    Ok(FullAnswer {
+        body: Bytes::from(serde_json::to_vec(&out).unwrap_or_default()),
+        usage,
+    })
+}
+
+/// `streamGenerateContent` events translated into OpenAI chunks.
+pub(crate) fn stream_translation(label: &'static str, ctx: &AnswerContext<'_>) -> Translation {
+    Translation::Translate {
+        translator: Box::new(StreamTranslator::new(
+            ctx.id,
+            ctx.model,
+            ctx.created,
+            ctx.include_usage,
+        )),
+        label,
     }
 }
 

@@ -6,6 +6,7 @@ mod policy_rules;
 mod providers;
 mod secrets;
 mod settings;
+mod vertex;
 mod yaml;
 
 use super::{parse, Config, ConfigError};
