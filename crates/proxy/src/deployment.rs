@@ -15,6 +15,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Google AI Studio's Gemini API (LiteLLM's `gemini/`).
     Gemini,
+    /// AWS Bedrock's runtime API (LiteLLM's `bedrock/`), signed with SigV4.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -24,6 +26,7 @@ impl ProviderKind {
             ProviderKind::Azure => "azure",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 }
@@ -44,6 +47,28 @@ pub enum Credential {
     Key(String),
     /// Configured as `os.environ/VAR`, but the variable was unset at start.
     MissingEnv(String),
+    /// An AWS access key pair (and session token) with the region requests are signed for.
+    Aws(AwsCredentials),
+}
+
+/// What AWS SigV4 signs with. The secret parts never show in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -52,6 +77,7 @@ impl std::fmt::Debug for Credential {
             Credential::None => f.write_str("None"),
             Credential::Key(_) => f.write_str("Key(***)"),
             Credential::MissingEnv(v) => write!(f, "MissingEnv({v})"),
+            Credential::Aws(a) => write!(f, "Aws({a:?})"),
         }
     }
 }

@@ -201,9 +201,16 @@ async fn attempt_once(
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let body = read_limited(resp.into_body(), MAX_ERROR_BODY, timeout).await;
+        let (parts, body) = resp.into_parts();
+        let body = read_limited(body, MAX_ERROR_BODY, timeout).await;
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        return Err(providers::upstream_error(spec, status, retry_after, &body));
+        return Err(providers::upstream_error(
+            spec,
+            status,
+            retry_after,
+            &parts.headers,
+            &body,
+        ));
     }
     if stream {
         return Ok(Answer::Stream(resp));

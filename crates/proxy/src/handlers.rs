@@ -208,6 +208,7 @@ async fn run(
     let provider = in_flight.0.spec.provider;
     let provider_key = match &in_flight.0.spec.credential {
         Credential::Key(k) => Some(k.clone()),
+        Credential::Aws(a) => Some(a.secret_access_key.clone()),
         _ => None,
     };
     let idle = in_flight
@@ -278,7 +279,9 @@ async fn run(
             let translation = providers::of(provider).stream_translation(&ctx);
             let converter = api.map(|a| a.stream(&ctx));
             Ok(Reply::Streaming(Box::new(move |recorder| {
-                let s = ProxyStream::new(resp, translation, recorder, idle).scrubbing(provider_key);
+                let s = ProxyStream::new(resp, translation, recorder, idle)
+                    .scrubbing(provider_key)
+                    .framing(providers::of(provider).stream_framing());
                 match converter {
                     Some(c) => sse_response(Body::from_stream(ConvertedStream::new(s, c))),
                     None => sse_response(Body::from_stream(s)),

@@ -1,4 +1,4 @@
-//! A fake upstream that speaks OpenAI's, Anthropic's and Gemini's APIs. Each request's `model`
+//! A fake upstream that speaks OpenAI's, Anthropic's, Gemini's and Bedrock's APIs. Each request's `model`
 //! (for Gemini, the model in the URL) picks a behaviour: scripted ones (consumed in order) first,
 //! then the model's standing behaviour.
 
@@ -50,7 +50,7 @@ pub struct Seen {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     standing: Mutex<HashMap<String, Behavior>>,
     scripts: Mutex<HashMap<String, VecDeque<Behavior>>>,
     seen: Mutex<Vec<Seen>>,
@@ -81,6 +81,8 @@ impl FakeUpstream {
             // The segment is `<model>:<method>`, e.g. `gemini-2.0-flash:generateContent`.
             .route("/v1beta/models/{model_action}", post(gemini))
             .route("/logged-out", get(logged_out))
+            // Bedrock's runtime: `/model/{modelId}/converse|converse-stream|invoke`.
+            .route("/model/{model_id}/{action}", post(crate::bedrock::model))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -136,7 +138,7 @@ async fn logged_out() -> Html<&'static str> {
     Html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Logged out</title></head><body><h1>Logged out</h1></body></html>")
 }
 
-fn behavior(inner: &Inner, model: &str) -> Behavior {
+pub(crate) fn behavior(inner: &Inner, model: &str) -> Behavior {
     if let Some(q) = inner.scripts.lock().unwrap().get_mut(model) {
         if let Some(b) = q.pop_front() {
             return b;
@@ -151,7 +153,7 @@ fn behavior(inner: &Inner, model: &str) -> Behavior {
         .unwrap_or(Behavior::Answer)
 }
 
-fn note(
+pub(crate) fn note(
     inner: &Inner,
     path: &str,
     query: Option<String>,

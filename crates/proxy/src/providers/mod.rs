@@ -5,6 +5,7 @@
 //! stream name no provider, so adding one touches its folder and [`of`].
 
 pub mod anthropic;
+pub(crate) mod bedrock;
 mod errors;
 pub(crate) mod gemini;
 pub mod mock;
@@ -107,6 +108,8 @@ pub fn credential(spec: &DeploymentSpec) -> Result<Option<&str>, AttemptError> {
             retry_after: None,
             context_window: false,
         }),
+        // Signed per request by the provider, which reads the key pair itself.
+        Credential::Aws(_) => Ok(None),
     }
 }
 
@@ -152,6 +155,32 @@ pub trait Provider: Sync {
     fn map_error(&self, status: u16, body: &[u8]) -> (String, &'static str) {
         openai::wire::map_error(status, body)
     }
+
+    /// Like [`Provider::map_error`], for providers that name the error in a response header.
+    fn map_error_with_headers(
+        &self,
+        status: u16,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> (String, &'static str) {
+        self.map_error(status, body)
+    }
+
+    /// How this provider's streamed answers are framed on the wire.
+    fn stream_framing(&self) -> StreamFraming {
+        StreamFraming::Sse
+    }
+}
+
+/// How a streamed answer's bytes divide into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// Server-sent events (`event:` and `data:` lines).
+    Sse,
+    /// AWS's binary event stream (`application/vnd.amazon.eventstream`): each frame reaches the
+    /// translator as its `:event-type` header and its payload; exception frames end the stream
+    /// with an error.
+    AwsEventStream,
 }
 
 /// The provider for a deployment: the one place that maps a kind to its code.
@@ -161,6 +190,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::Azure => &openai::Azure,
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
+        ProviderKind::Bedrock => &bedrock::Bedrock,
     }
 }
 

@@ -2,6 +2,7 @@
 //! typed configuration. Anything that would silently change which upstream is
 //! called, who may call, or what is charged is refused rather than ignored.
 
+mod bedrock;
 mod deployment;
 mod env;
 mod policy;
@@ -15,6 +16,8 @@ mod validate;
 mod tests;
 
 use std::path::Path;
+
+pub use bedrock::AwsSettings;
 
 /// Reads the file at `path` and resolves `os.environ/VAR` against the process
 /// environment (after the file's own `environment_variables:`).
@@ -210,6 +213,8 @@ pub struct Deployment {
     /// Request params sent upstream unless the client sets them.
     pub default_params: serde_json::Map<String, serde_json::Value>,
     pub model_info: ModelInfo,
+    /// A `bedrock/` deployment's AWS key pair and region; None for other providers (and mocks).
+    pub aws: Option<AwsSettings>,
 }
 
 /// `api_base` may carry credentials, so Debug shows it redacted.
@@ -239,6 +244,7 @@ impl std::fmt::Debug for Deployment {
             .field("mock_response", &self.mock_response)
             .field("default_params", &self.default_params)
             .field("model_info", &self.model_info)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -274,4 +280,5 @@ pub enum Provider {
     Gemini,
     /// Carries the LiteLLM provider prefix, e.g. "groq", "hosted_vllm".
     OpenAiCompatible(&'static str),
+    Bedrock,
 }

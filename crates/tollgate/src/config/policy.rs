@@ -70,6 +70,9 @@ const SECRET_MANAGER: &str =
 const FOREIGN_PROVIDER: &str =
     "used only by providers Tollgate does not support (Bedrock, Vertex AI)";
 const AZURE_AD: &str = "Azure AD authentication is not supported; set api_key instead";
+const AWS_AUTH: &str = "AWS profiles, role assumption and web identity are not supported; set \
+     aws_access_key_id and aws_secret_access_key (and aws_session_token for temporary credentials)";
+const AWS_REGION_NAME: &str = "not read by Tollgate; Bedrock deployments take aws_region_name";
 
 /// Patterns: `foo` exact, `foo*` prefix, `*foo*` substring. First match wins,
 /// so exact keys come before the patterns that would also match them.
@@ -247,8 +250,13 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "litellm_trace_id", Warn(INTERNAL)),
     (LitellmParams, "configurable_clientside_auth_params", Warn(INTERNAL)),
     (LitellmParams, "cache_control_injection_points", Warn(INTERNAL)),
-    (LitellmParams, "region_name", Refuse(FOREIGN_PROVIDER)),
-    (LitellmParams, "aws_*", Refuse(FOREIGN_PROVIDER)),
+    (LitellmParams, "region_name", Refuse(AWS_REGION_NAME)),
+    (LitellmParams, "aws_access_key_id", Use),
+    (LitellmParams, "aws_secret_access_key", Use),
+    (LitellmParams, "aws_session_token", Use),
+    (LitellmParams, "aws_region_name", Use),
+    (LitellmParams, "aws_bedrock_runtime_endpoint", Use),
+    (LitellmParams, "aws_*", Refuse(AWS_AUTH)),
     (LitellmParams, "vertex_*", Refuse(FOREIGN_PROVIDER)),
     (LitellmParams, "azure_ad_token", Refuse(AZURE_AD)),
     (LitellmParams, "azure_username", Refuse(AZURE_AD)),
