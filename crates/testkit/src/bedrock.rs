@@ -95,8 +95,10 @@ fn canonical_uri(raw_path: &str) -> String {
 }
 
 /// Checks the request's SigV4 signature; Err is the answer to send instead.
-fn verify_signature(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
-    let denied = |exception: &str, message: &str| Err(bedrock_error(403, exception, message, None));
+fn verify_signature(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
+    let denied = |exception: &str, message: &str| {
+        Err(Box::new(bedrock_error(403, exception, message, None)))
+    };
     let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return denied(
             "MissingAuthenticationTokenException",
@@ -183,7 +185,7 @@ pub(crate) async fn model(
         &body,
     );
     if let Err(denied) = verify_signature(&uri, &headers, &body) {
-        return denied;
+        return *denied;
     }
     let behavior = behavior(&inner, &model);
     match &behavior {
@@ -475,7 +477,12 @@ mod tests {
         let up = crate::FakeUpstream::start().await;
         let url = format!("{}/model/amazon.titan-embed-text-v1/invoke", up.base_url);
         let client = reqwest::Client::new();
-        let r = client.post(&url).json(&json!({"inputText": "x"})).send().await.unwrap();
+        let r = client
+            .post(&url)
+            .json(&json!({"inputText": "x"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 403);
         assert!(r.headers()["x-amzn-errortype"]
             .to_str()

@@ -721,9 +721,11 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         mock_response: d.mock_response.clone(),
         default_params: d.default_params.clone(),
         price_override,
-        base_model: d.model_info.base_model.clone().or_else(|| {
-            d.aws.as_ref().and_then(|a| a.regional_model.clone())
-        }),
+        base_model: d
+            .model_info
+            .base_model
+            .clone()
+            .or_else(|| d.aws.as_ref().and_then(|a| a.regional_model.clone())),
         max_output_tokens: d.model_info.max_output_tokens.or(d.model_info.max_tokens),
     }
 }

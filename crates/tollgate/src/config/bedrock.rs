@@ -305,10 +305,7 @@ pub(super) fn parse(
             secret_access_key,
             session_token: token,
             region,
-            regional_model: model
-                .region
-                .as_ref()
-                .map(|r| format!("{r}/{}", model.id)),
+            regional_model: model.region.as_ref().map(|r| format!("{r}/{}", model.id)),
         },
         endpoint,
     }))
