@@ -181,9 +181,44 @@ async fn attempt_once(
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
-    let req =
-        providers::of(spec.provider).build_request(dep, call, body, upstream_model, stream)?;
+    let reqs =
+        providers::of(spec.provider).build_requests(dep, call, body, upstream_model, stream)?;
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
+    if stream || reqs.len() == 1 {
+        let mut reqs = reqs.into_iter();
+        return match (reqs.next(), reqs.next()) {
+            (Some(req), None) => send(state, spec, req, timeout, stream).await,
+            _ => Err(AttemptError::fatal(ApiError::internal(
+                "A streamed answer must come from one upstream request.",
+            ))),
+        };
+    }
+    // An API that takes one input per call: the requests go in turn and their answers reach
+    // the provider as one JSON array.
+    let mut joined = vec![b'['];
+    for (i, req) in reqs.into_iter().enumerate() {
+        let Answer::Full(b) = send(state, spec, req, timeout, false).await? else {
+            return Err(AttemptError::fatal(ApiError::internal(
+                "An upstream answer that is part of a batch came back streamed.",
+            )));
+        };
+        if i > 0 {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(&b);
+    }
+    joined.push(b']');
+    Ok(Answer::Full(Bytes::from(joined)))
+}
+
+/// Sends one upstream request and reads its answer (or its head, when streamed).
+async fn send(
+    state: &ProxyState,
+    spec: &crate::deployment::DeploymentSpec,
+    req: providers::UpstreamRequest,
+    timeout: Duration,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
     let send = state
         .client
         .post(&req.url, req.headers, Bytes::from(req.body));

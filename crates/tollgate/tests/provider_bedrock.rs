@@ -448,7 +448,31 @@ async fn embeddings_titan_and_cohere() {
     assert!(!rec.usage_estimated);
     assert!(rec.priced && rec.spend_nanos > 0);
 
-    // Titan embeds one text per call.
+    // Titan embeds one text per call: one signed upstream call per input, answers joined.
+    let before = up.requests();
+    let resp = app
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "titan", "input": ["one two", "three"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = call_id(&resp);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][1]["index"], 1);
+    assert_ne!(v["data"][0]["embedding"], v["data"][1]["embedding"]);
+    assert_eq!(v["usage"]["prompt_tokens"], 3);
+    assert_eq!(up.requests(), before + 2);
+    let seen = up.seen();
+    assert_eq!(seen[seen.len() - 2].body, json!({"inputText": "one two"}));
+    assert_eq!(seen[seen.len() - 1].body, json!({"inputText": "three"}));
+    let rec = record(&app, &id, 2).await;
+    assert_eq!(rec.prompt_tokens, 3);
+    assert!(!rec.usage_estimated);
+
+    // A failing input fails the call.
+    up.set("amazon.titan-embed-text-v2:0", Behavior::Status(429, None));
     let (status, v) = error_of(
         app.post(
             "/v1/embeddings",
@@ -457,14 +481,9 @@ async fn embeddings_titan_and_cohere() {
         .await,
     )
     .await;
-    assert_eq!(status, 400);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("one input"),
-        "{v}"
-    );
+    assert_eq!(status, 429);
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    up.set("amazon.titan-embed-text-v2:0", Behavior::Answer);
 
     let resp = app
         .post(
@@ -484,7 +503,7 @@ async fn embeddings_titan_and_cohere() {
         json!({"texts": ["first text", "second"], "input_type": "search_document"})
     );
     // Cohere reports no token count: the gateway estimates the input's.
-    let rec = record(&app, &id, 2).await;
+    let rec = record(&app, &id, 4).await;
     assert_eq!(rec.status, SpendStatus::Success);
     assert!(rec.usage_estimated);
     assert!(rec.prompt_tokens > 0);

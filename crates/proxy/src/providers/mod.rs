@@ -133,6 +133,25 @@ pub trait Provider: Sync {
         stream: bool,
     ) -> Result<UpstreamRequest, AttemptError>;
 
+    /// The upstream requests for one attempt: one, unless the upstream API takes one input per
+    /// call (the answers then reach [`Provider::read_answer`] as one JSON array, in order).
+    fn build_requests(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<Vec<UpstreamRequest>, AttemptError> {
+        Ok(vec![self.build_request(
+            dep,
+            call,
+            body,
+            upstream_model,
+            stream,
+        )?])
+    }
+
     /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
     /// answer already is in OpenAI's shape and passes through.
     fn read_answer(

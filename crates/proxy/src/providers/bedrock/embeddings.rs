@@ -44,11 +44,15 @@ fn texts(req: &Map<String, Value>) -> Result<Vec<&str>, TranslateError> {
     }
 }
 
-/// The InvokeModel body for an OpenAI embeddings request.
-pub(super) fn to_invoke_request(
+/// Most inputs one Titan request is fanned out to: each is an upstream call, made in turn.
+const MAX_TITAN_INPUTS: usize = 128;
+
+/// The InvokeModel bodies for an OpenAI embeddings request: Titan embeds one text per call, so
+/// it gets one body per input (as LiteLLM sends them); Cohere gets one body for all.
+pub(super) fn to_invoke_requests(
     req: &Map<String, Value>,
     model_id: &str,
-) -> Result<Value, TranslateError> {
+) -> Result<Vec<Value>, TranslateError> {
     let family = Family::of(model_id).ok_or_else(|| {
         bad_request(format!(
             "'{model_id}' is not a Bedrock embedding model Tollgate can call; \
@@ -59,19 +63,23 @@ pub(super) fn to_invoke_request(
     let dimensions = positive_int(req, "dimensions")?;
     match family {
         Family::Titan => {
-            // Titan embeds one text per InvokeModel call, and a gateway call is one upstream call.
-            let [text] = texts.as_slice() else {
-                return Err(bad_request(
-                    "Amazon Titan embedding models take one input per request; \
-                     send the inputs one at a time",
-                ));
-            };
-            let mut body = Map::new();
-            body.insert("inputText".into(), json!(text));
-            if let Some(d) = dimensions {
-                body.insert("dimensions".into(), json!(d));
+            if texts.len() > MAX_TITAN_INPUTS {
+                return Err(bad_request(format!(
+                    "Amazon Titan embedding models are called once per input; send at most \
+                     {MAX_TITAN_INPUTS} inputs per request"
+                )));
             }
-            Ok(Value::Object(body))
+            Ok(texts
+                .into_iter()
+                .map(|text| {
+                    let mut body = Map::new();
+                    body.insert("inputText".into(), json!(text));
+                    if let Some(d) = dimensions {
+                        body.insert("dimensions".into(), json!(d));
+                    }
+                    Value::Object(body)
+                })
+                .collect())
         }
         Family::Cohere => {
             let input_type = match req.get("input_type") {
@@ -85,56 +93,32 @@ pub(super) fn to_invoke_request(
             if let Some(d) = dimensions {
                 body.insert("output_dimension".into(), json!(d));
             }
-            Ok(Value::Object(body))
+            Ok(vec![Value::Object(body)])
         }
     }
 }
 
-/// An InvokeModel embedding answer → the OpenAI list, with the prompt tokens Bedrock reported
-/// (Titan does, Cohere does not).
+/// InvokeModel embedding answers → the OpenAI list, with the prompt tokens Bedrock reported
+/// (Titan does, Cohere does not). Titan's answers, one per input, come as one array.
 pub(super) fn from_invoke_response(
     v: &Value,
     model: &str,
 ) -> Result<(Value, Option<Usage>), TranslateError> {
-    let numeric = |e: &Value| {
-        e.as_array()
-            .filter(|vals| vals.iter().all(Value::is_number))
-            .cloned()
+    let answers = match v {
+        Value::Array(answers) => answers.as_slice(),
+        one => std::slice::from_ref(one),
     };
-    let (vectors, tokens) = if let Some(e) = v.get("embedding") {
-        let vector =
-            numeric(e).ok_or_else(|| bad_upstream("Titan 'embedding' is not a list of numbers"))?;
-        (
-            vec![vector],
-            v.get("inputTextTokenCount").and_then(Value::as_u64),
-        )
-    } else if let Some(e) = v.get("embeddings") {
-        // Cohere answers a plain list, or one list per requested embedding type.
-        let lists = match e {
-            Value::Array(lists) => lists,
-            Value::Object(by_type) => by_type
-                .get("float")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad_upstream("Cohere answer has no float embeddings"))?,
-            _ => return Err(bad_upstream("Cohere 'embeddings' is not a list")),
-        };
-        let vectors = lists
-            .iter()
-            .map(|l| {
-                numeric(l).ok_or_else(|| bad_upstream("Cohere embedding is not a list of numbers"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        (vectors, None)
-    } else {
-        return Err(bad_upstream(
-            "Bedrock embedding answer has no 'embedding' or 'embeddings'",
-        ));
-    };
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(index, vector)| json!({"object": "embedding", "index": index, "embedding": vector}))
-        .collect();
+    let mut data = Vec::new();
+    let mut tokens: Option<u64> = None;
+    for answer in answers {
+        let (vectors, counted) = read_answer(answer)?;
+        for vector in vectors {
+            data.push(json!({"object": "embedding", "index": data.len(), "embedding": vector}));
+        }
+        if let Some(n) = counted {
+            tokens = Some(tokens.unwrap_or(0) + n);
+        }
+    }
     let prompt = tokens.unwrap_or(0);
     let body = json!({
         "object": "list",
@@ -149,6 +133,44 @@ pub(super) fn from_invoke_response(
     Ok((body, usage))
 }
 
+/// The vectors of one InvokeModel answer, and the tokens it reports.
+fn read_answer(v: &Value) -> Result<(Vec<Vec<Value>>, Option<u64>), TranslateError> {
+    let numeric = |e: &Value| {
+        e.as_array()
+            .filter(|vals| vals.iter().all(Value::is_number))
+            .cloned()
+    };
+    if let Some(e) = v.get("embedding") {
+        let vector =
+            numeric(e).ok_or_else(|| bad_upstream("Titan 'embedding' is not a list of numbers"))?;
+        return Ok((
+            vec![vector],
+            v.get("inputTextTokenCount").and_then(Value::as_u64),
+        ));
+    }
+    let Some(e) = v.get("embeddings") else {
+        return Err(bad_upstream(
+            "Bedrock embedding answer has no 'embedding' or 'embeddings'",
+        ));
+    };
+    // Cohere answers a plain list, or one list per requested embedding type.
+    let lists = match e {
+        Value::Array(lists) => lists,
+        Value::Object(by_type) => by_type
+            .get("float")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_upstream("Cohere answer has no float embeddings"))?,
+        _ => return Err(bad_upstream("Cohere 'embeddings' is not a list")),
+    };
+    let vectors = lists
+        .iter()
+        .map(|l| {
+            numeric(l).ok_or_else(|| bad_upstream("Cohere embedding is not a list of numbers"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((vectors, None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +183,7 @@ mod tests {
     }
 
     fn refused(v: Value, model: &str) -> String {
-        match to_invoke_request(&req(v), model) {
+        match to_invoke_requests(&req(v), model) {
             Err(TranslateError::BadRequest(m)) => m,
             other => panic!("expected BadRequest, got {other:?}"),
         }
@@ -169,45 +191,40 @@ mod tests {
 
     #[test]
     fn titan_and_cohere_bodies() {
+        let bodies = |v: Value, model: &str| to_invoke_requests(&req(v), model).unwrap();
         assert_eq!(
-            to_invoke_request(
-                &req(json!({"input": "hello"})),
-                "amazon.titan-embed-text-v1"
-            )
-            .unwrap(),
-            json!({"inputText": "hello"})
+            bodies(json!({"input": "hello"}), "amazon.titan-embed-text-v1"),
+            vec![json!({"inputText": "hello"})]
         );
+        // Titan: one call per input.
         assert_eq!(
-            to_invoke_request(
-                &req(json!({"input": ["hello"], "dimensions": 256})),
+            bodies(
+                json!({"input": ["hello", "world"], "dimensions": 256}),
                 "amazon.titan-embed-text-v2:0"
-            )
-            .unwrap(),
-            json!({"inputText": "hello", "dimensions": 256})
+            ),
+            vec![
+                json!({"inputText": "hello", "dimensions": 256}),
+                json!({"inputText": "world", "dimensions": 256})
+            ]
         );
         assert_eq!(
-            to_invoke_request(
-                &req(json!({"input": ["a", "b"]})),
-                "cohere.embed-english-v3"
-            )
-            .unwrap(),
-            json!({"texts": ["a", "b"], "input_type": "search_document"})
+            bodies(json!({"input": ["a", "b"]}), "cohere.embed-english-v3"),
+            vec![json!({"texts": ["a", "b"], "input_type": "search_document"})]
         );
         assert_eq!(
-            to_invoke_request(
-                &req(json!({"input": "q", "input_type": "search_query"})),
+            bodies(
+                json!({"input": "q", "input_type": "search_query"}),
                 "us.cohere.embed-v4:0"
-            )
-            .unwrap(),
-            json!({"texts": ["q"], "input_type": "search_query"})
+            ),
+            vec![json!({"texts": ["q"], "input_type": "search_query"})]
         );
     }
 
     #[test]
     fn refusals() {
+        let many: Vec<String> = (0..129).map(|i| i.to_string()).collect();
         assert!(
-            refused(json!({"input": ["a", "b"]}), "amazon.titan-embed-text-v2:0")
-                .contains("one input")
+            refused(json!({"input": many}), "amazon.titan-embed-text-v2:0").contains("at most 128")
         );
         assert!(refused(json!({"input": "a"}), "anthropic.claude-v2")
             .contains("not a Bedrock embedding model"));
@@ -240,6 +257,21 @@ mod tests {
             json!({"object": "embedding", "index": 1, "embedding": [2.0]})
         );
         assert!(usage.is_none());
+        // Titan's answers to one call per input come joined in an array.
+        let (body, usage) = from_invoke_response(
+            &json!([
+                {"embedding": [0.1], "inputTextTokenCount": 2},
+                {"embedding": [0.2], "inputTextTokenCount": 5}
+            ]),
+            "titan",
+        )
+        .unwrap();
+        assert_eq!(
+            body["data"][1],
+            json!({"object": "embedding", "index": 1, "embedding": [0.2]})
+        );
+        assert_eq!(body["usage"]["prompt_tokens"], 7);
+        assert_eq!(usage.map(|u| u.prompt_tokens), Some(7));
         let (body, _) =
             from_invoke_response(&json!({"embeddings": {"float": [[0.5]]}}), "cohere").unwrap();
         assert_eq!(body["data"][0]["embedding"], json!([0.5]));

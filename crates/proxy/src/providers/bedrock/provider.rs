@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use super::embeddings::{from_invoke_response, to_invoke_request};
+use super::embeddings::{from_invoke_response, to_invoke_requests};
 use super::error::map_error;
 use super::request::to_converse_request;
 use super::response::from_converse_response;
@@ -53,6 +53,25 @@ impl Provider for Bedrock {
         upstream_model: &str,
         stream: bool,
     ) -> Result<UpstreamRequest, AttemptError> {
+        let mut reqs = self
+            .build_requests(dep, call, body, upstream_model, stream)?
+            .into_iter();
+        match (reqs.next(), reqs.next()) {
+            (Some(req), None) => Ok(req),
+            _ => Err(AttemptError::fatal(ApiError::internal(
+                "This Bedrock call takes several upstream requests.",
+            ))),
+        }
+    }
+
+    fn build_requests(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<Vec<UpstreamRequest>, AttemptError> {
         let spec = &dep.spec;
         // An unset os.environ/ variable fails here, naming it.
         credential(spec)?;
@@ -64,9 +83,9 @@ impl Provider for Bedrock {
         };
         let model = model_id(upstream_model);
         let map = request_map(body, spec)?;
-        let (translated, action) = match call {
+        let (bodies, action) = match call {
             CallType::Chat => (
-                to_converse_request(&map).map_err(bad_request)?,
+                vec![to_converse_request(&map).map_err(bad_request)?],
                 if stream {
                     Action::ConverseStream
                 } else {
@@ -74,7 +93,7 @@ impl Provider for Bedrock {
                 },
             ),
             CallType::Embedding => (
-                to_invoke_request(&map, model).map_err(bad_request)?,
+                to_invoke_requests(&map, model).map_err(bad_request)?,
                 Action::Invoke,
             ),
             CallType::Completion => {
@@ -89,19 +108,25 @@ impl Provider for Bedrock {
             None => default_endpoint(&aws.region),
         };
         let uri = parse_url(&url(&base, model, action))?;
-        let body = serde_json::to_vec(&translated).unwrap_or_default();
-        let mut headers = json_headers();
-        sign_request(aws, &uri, &mut headers, &body, SystemTime::now()).map_err(|e| {
-            AttemptError::fatal(ApiError::internal(format!(
-                "The request to Bedrock for deployment '{}' could not be signed: {e}.",
-                spec.id
-            )))
-        })?;
-        Ok(UpstreamRequest {
-            url: uri,
-            headers,
-            body,
-        })
+        let now = SystemTime::now();
+        bodies
+            .into_iter()
+            .map(|translated| {
+                let body = serde_json::to_vec(&translated).unwrap_or_default();
+                let mut headers = json_headers();
+                sign_request(aws, &uri, &mut headers, &body, now).map_err(|e| {
+                    AttemptError::fatal(ApiError::internal(format!(
+                        "The request to Bedrock for deployment '{}' could not be signed: {e}.",
+                        spec.id
+                    )))
+                })?;
+                Ok(UpstreamRequest {
+                    url: uri.clone(),
+                    headers,
+                    body,
+                })
+            })
+            .collect()
     }
 
     fn read_answer(
