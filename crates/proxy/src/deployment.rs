@@ -484,8 +484,26 @@ mod tests {
             base_model: None,
             max_output_tokens: None,
         };
-        let shown = format!("{:?}", crate::providers::deploy(spec));
+        let shown = format!("{:?}", crate::providers::deploy(spec.clone()));
         assert!(!shown.contains("CANARY"), "{shown}");
         assert!(shown.contains("http://***@h/v1?key=***"), "{shown}");
+
+        // An AWS key pair shows its key id and region only.
+        let aws = DeploymentSpec {
+            provider: ProviderKind::Bedrock,
+            credential: Credential::Aws(AwsCredentials {
+                access_key_id: "AKIAEXAMPLE".into(),
+                secret_access_key: "CANARYsecret".into(),
+                session_token: Some("CANARYtoken".into()),
+                region: "us-east-1".into(),
+            }),
+            ..spec
+        };
+        let shown = format!("{:?}", crate::providers::deploy(aws));
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(
+            shown.contains("AKIAEXAMPLE") && shown.contains("us-east-1"),
+            "{shown}"
+        );
     }
 }

@@ -461,6 +461,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exception_frame_messages() {
+        assert_eq!(
+            frame_error_message(r#"{"message":"Too many tokens"}"#),
+            "Too many tokens"
+        );
+        assert_eq!(frame_error_message(r#"{"Message":"Boom"}"#), "Boom");
+        assert_eq!(frame_error_message(" not json "), "not json");
+    }
+
+    #[test]
     fn finds_event_boundaries() {
         assert_eq!(find_event_end(b"data: x\n\ndata: y"), Some((7, 2)));
         assert_eq!(find_event_end(b"data: x\r\n\r\n"), Some((8, 3)));
