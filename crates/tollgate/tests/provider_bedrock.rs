@@ -705,3 +705,35 @@ general_settings:
     assert_eq!(seen.headers["x-amz-security-token"], TOKEN);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_messages_api_reaches_bedrock_streamed() {
+    let (app, up) = setup().await;
+    let body = json!({"model": "claude", "max_tokens": 100, "stream": true,
+        "system": "Be brief", "messages": [{"role": "user", "content": "Say hello"}]});
+    let resp = app
+        .client()
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.master_key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let said: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|e| e["type"] == "content_block_delta")
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(said, FAKE_TEXT, "{text}");
+    assert!(text.contains("event: message_stop"), "{text}");
+    let seen = up.last();
+    assert_eq!(seen.path, format!("{CLAUDE_PATH}/converse-stream"));
+    assert_eq!(seen.body["system"], json!([{"text": "Be brief"}]));
+    assert_eq!(seen.body["inferenceConfig"]["maxTokens"], 100);
+    app.stop().await;
+}
