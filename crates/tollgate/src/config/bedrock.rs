@@ -94,20 +94,20 @@ fn arn_region(id: &str) -> Option<&str> {
 /// A `bedrock/…` model as written: the model id Bedrock is called with, and the region its path
 /// names, if any.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct ModelPath {
+struct ModelPath {
     pub id: String,
     pub region: Option<String>,
 }
 
 /// Why a model path is not one Tollgate calls.
-pub(super) enum RouteError {
+enum RouteError {
     Other(String),
     Empty,
 }
 
 /// The model id and the region a `bedrock/…` model names: `converse/` is Converse, which every
 /// chat call uses; a leading region segment picks the region, as in LiteLLM.
-pub(super) fn split_model(upstream: &str) -> Result<ModelPath, RouteError> {
+fn split_model(upstream: &str) -> Result<ModelPath, RouteError> {
     let rest = upstream.strip_prefix("converse/").unwrap_or(upstream);
     let (region, id) = match rest.split_once('/') {
         Some((first, id)) if is_path_region(first) => (Some(first.to_string()), id),
@@ -161,9 +161,41 @@ fn credential(
     }))
 }
 
+/// A deployment's upstream model id and, for a Bedrock one, its AWS settings; a deployment of
+/// another provider must not carry any.
+pub(super) fn read(
+    ctx: &mut Ctx<'_>,
+    params: &Value,
+    params_path: &str,
+    label: &str,
+    is_bedrock: bool,
+    upstream_model: String,
+    is_mock: bool,
+) -> Result<(String, Option<Parsed>), ConfigError> {
+    if !is_bedrock {
+        refuse_elsewhere(ctx, params, params_path);
+        return Ok((upstream_model, None));
+    }
+    let path = split_model(&upstream_model).map_err(|e| match e {
+        RouteError::Other(route) => ctx.unsupported(
+            label,
+            format!(
+                "the Bedrock '{route}/' route is not supported; write bedrock/<model id> \
+                 (or bedrock/converse/<model id>) to call it through the Converse API"
+            ),
+        ),
+        RouteError::Empty => ctx.invalid(
+            &child(params_path, "model"),
+            "bedrock/<model id> with a model id after the '/'",
+        ),
+    })?;
+    let parsed = parse(ctx, params, params_path, label, &path, is_mock)?;
+    Ok((path.id, parsed))
+}
+
 /// Refuses a Bedrock setting on another provider's deployment: nothing else reads them, and
 /// ignoring them would call that upstream with other credentials than meant.
-pub(super) fn refuse_elsewhere(ctx: &mut Ctx<'_>, params: &Value, params_path: &str) {
+fn refuse_elsewhere(ctx: &mut Ctx<'_>, params: &Value, params_path: &str) {
     for key in KEYS {
         if field(params, key).is_some() {
             let e = ctx.unsupported(
@@ -177,7 +209,7 @@ pub(super) fn refuse_elsewhere(ctx: &mut Ctx<'_>, params: &Value, params_path: &
 
 /// Reads a Bedrock deployment's AWS settings; None for mock deployments, which call nothing.
 /// Settings Tollgate cannot honour are noted with `ctx.refuse`, so every one is listed at once.
-pub(super) fn parse(
+fn parse(
     ctx: &mut Ctx<'_>,
     params: &Value,
     params_path: &str,

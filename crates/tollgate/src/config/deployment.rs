@@ -74,8 +74,8 @@ fn parse_deployment(
         None => return Err(ctx.invalid(&p("model"), "a string like <provider>/<model>")),
     };
     let custom_provider = opt_string(ctx, "custom_llm_provider")?;
-    let (spec, mut upstream_model) = provider::resolve(&model, custom_provider.as_deref())
-        .map_err(|e| match e {
+    let (spec, upstream_model) =
+        provider::resolve(&model, custom_provider.as_deref()).map_err(|e| match e {
             ModelError::NoProvider => ctx.unsupported(
                 &label,
                 format!(
@@ -111,31 +111,15 @@ fn parse_deployment(
 
     let mock_response = opt_string(ctx, "mock_response")?;
     let is_mock = mock_response.is_some();
-    let mut bedrock_model = None;
-    if spec.provider == Provider::Bedrock {
-        let path = bedrock::split_model(&upstream_model).map_err(|e| match e {
-            bedrock::RouteError::Other(route) => ctx.unsupported(
-                &label,
-                format!(
-                    "the Bedrock '{route}/' route is not supported; write bedrock/<model id> \
-                     (or bedrock/converse/<model id>) to call it through the Converse API"
-                ),
-            ),
-            bedrock::RouteError::Empty => ctx.invalid(
-                &p("model"),
-                "bedrock/<model id> with a model id after the '/'",
-            ),
-        })?;
-        upstream_model = path.id.clone();
-        bedrock_model = Some(path);
-    }
-    let aws = match &bedrock_model {
-        Some(path) => bedrock::parse(ctx, params, &params_path, &label, path, is_mock)?,
-        None => {
-            bedrock::refuse_elsewhere(ctx, params, &params_path);
-            None
-        }
-    };
+    let (upstream_model, aws) = bedrock::read(
+        ctx,
+        params,
+        &params_path,
+        &label,
+        spec.provider == Provider::Bedrock,
+        upstream_model,
+        is_mock,
+    )?;
     let api_base = match &aws {
         Some(b) if field(params, "api_base").is_none() && field(params, "base_url").is_none() => {
             Some(b.endpoint.clone())
