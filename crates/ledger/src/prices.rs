@@ -183,6 +183,21 @@ mod tests {
         assert!(t.lookup("anthropic", "claude-sonnet-4-5").is_some());
         assert!(t.lookup("gemini", "gemini-2.5-flash").is_some());
         assert!(t.lookup("bedrock", "amazon.nova-lite-v1:0").is_some());
+        // The Bedrock ids deployments name: plain, cross-region, embeddings, and regional names.
+        for id in [
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "amazon.titan-embed-text-v1",
+            "amazon.titan-embed-text-v2:0",
+            "cohere.embed-english-v3",
+            "cohere.embed-multilingual-v3",
+            "us-gov-east-1/amazon.titan-embed-text-v1",
+        ] {
+            assert!(
+                t.lookup("bedrock", id).is_some_and(|p| p.is_priced()),
+                "{id}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum ProviderKind {
     Gemini,
     /// Google Vertex AI: Gemini and Claude models (LiteLLM's `vertex_ai/`).
     VertexAi,
+    /// AWS Bedrock's runtime API (LiteLLM's `bedrock/`), signed with SigV4.
+    Bedrock,
 }
 
 impl ProviderKind {
@@ -27,6 +29,7 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini => "gemini",
             ProviderKind::VertexAi => "vertex_ai",
+            ProviderKind::Bedrock => "bedrock",
         }
     }
 }
@@ -47,6 +50,28 @@ pub enum Credential {
     Key(String),
     /// Configured as `os.environ/VAR`, but the variable was unset at start.
     MissingEnv(String),
+    /// An AWS access key pair (and session token) with the region requests are signed for.
+    Aws(AwsCredentials),
+}
+
+/// What AWS SigV4 signs with. The secret parts never show in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -55,6 +80,7 @@ impl std::fmt::Debug for Credential {
             Credential::None => f.write_str("None"),
             Credential::Key(_) => f.write_str("Key(***)"),
             Credential::MissingEnv(v) => write!(f, "MissingEnv({v})"),
+            Credential::Aws(a) => write!(f, "Aws({a:?})"),
         }
     }
 }
@@ -465,8 +491,26 @@ mod tests {
             max_output_tokens: None,
             vertex: None,
         };
-        let shown = format!("{:?}", crate::providers::deploy(spec));
+        let shown = format!("{:?}", crate::providers::deploy(spec.clone()));
         assert!(!shown.contains("CANARY"), "{shown}");
         assert!(shown.contains("http://***@h/v1?key=***"), "{shown}");
+
+        // An AWS key pair shows its key id and region only.
+        let aws = DeploymentSpec {
+            provider: ProviderKind::Bedrock,
+            credential: Credential::Aws(AwsCredentials {
+                access_key_id: "AKIAEXAMPLE".into(),
+                secret_access_key: "CANARYsecret".into(),
+                session_token: Some("CANARYtoken".into()),
+                region: "us-east-1".into(),
+            }),
+            ..spec
+        };
+        let shown = format!("{:?}", crate::providers::deploy(aws));
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(
+            shown.contains("AKIAEXAMPLE") && shown.contains("us-east-1"),
+            "{shown}"
+        );
     }
 }

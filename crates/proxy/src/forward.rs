@@ -205,20 +205,60 @@ async fn attempt_once(
 ) -> Result<Answer, AttemptError> {
     let spec = &dep.spec;
     let provider = providers::of(spec.provider);
-    let mut req = match native {
-        Some(n) => provider.build_native_request(dep, n, upstream_model, stream)?,
-        None => provider.build_request(dep, call, body, upstream_model, stream)?,
+    let reqs = match native {
+        Some(n) => vec![provider.build_native_request(dep, n, upstream_model, stream)?],
+        None => provider.build_requests(dep, call, body, upstream_model, stream)?,
     };
     let timeout = spec.timeout.unwrap_or(state.settings.default_timeout);
-    let mut fetched_authorization = None;
-    if let Some(authorization) = provider.authorization(dep, &state.client) {
-        let value = match tokio::time::timeout(timeout, authorization).await {
+    let authorization = match provider.authorization(dep, &state.client) {
+        Some(fetch) => match tokio::time::timeout(timeout, fetch).await {
             Err(_) => return Err(providers::timeout_error(spec, timeout)),
-            Ok(value) => value?,
+            Ok(value) => Some(value?),
+        },
+        None => None,
+    };
+    let authorization = authorization.as_ref();
+    if stream || reqs.len() == 1 {
+        let mut reqs = reqs.into_iter();
+        return match (reqs.next(), reqs.next()) {
+            (Some(req), None) => send(state, dep, req, authorization, timeout, stream).await,
+            _ => Err(AttemptError::fatal(ApiError::internal(
+                "A streamed answer must come from one upstream request.",
+            ))),
         };
+    }
+    // An API that takes one input per call: the requests go in turn and their answers reach
+    // the provider as one JSON array.
+    let mut joined = vec![b'['];
+    for (i, req) in reqs.into_iter().enumerate() {
+        let Answer::Full(b) = send(state, dep, req, authorization, timeout, false).await? else {
+            return Err(AttemptError::fatal(ApiError::internal(
+                "An upstream answer that is part of a batch came back streamed.",
+            )));
+        };
+        if i > 0 {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(&b);
+    }
+    joined.push(b']');
+    Ok(Answer::Full(Bytes::from(joined)))
+}
+
+/// Sends one upstream request (with the fetched `authorization`, when the provider needs one)
+/// and reads its answer (or its head, when streamed).
+async fn send(
+    state: &ProxyState,
+    dep: &Deployment,
+    mut req: providers::UpstreamRequest,
+    authorization: Option<&http::HeaderValue>,
+    timeout: Duration,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
+    let spec = &dep.spec;
+    if let Some(value) = authorization {
         req.headers
             .insert(http::header::AUTHORIZATION, value.clone());
-        fetched_authorization = Some(value);
     }
     let send = state
         .client
@@ -230,8 +270,8 @@ async fn attempt_once(
     };
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
-        if let Some(sent) = &fetched_authorization {
-            provider.authorization_refused(dep, sent);
+        if let Some(sent) = authorization {
+            providers::of(spec.provider).authorization_refused(dep, sent);
         }
     }
     if !status.is_success() {
@@ -242,9 +282,16 @@ async fn attempt_once(
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(Duration::from_secs_f64);
-        let body = read_limited(resp.into_body(), MAX_ERROR_BODY, timeout).await;
+        let (parts, body) = resp.into_parts();
+        let body = read_limited(body, MAX_ERROR_BODY, timeout).await;
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        return Err(providers::upstream_error(spec, status, retry_after, &body));
+        return Err(providers::upstream_error(
+            spec,
+            status,
+            retry_after,
+            &parts.headers,
+            &body,
+        ));
     }
     if stream {
         return Ok(Answer::Stream(resp));

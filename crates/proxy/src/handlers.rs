@@ -232,6 +232,7 @@ async fn run(
     let provider = in_flight.0.spec.provider;
     let provider_key = match &in_flight.0.spec.credential {
         Credential::Key(k) => Some(k.clone()),
+        Credential::Aws(a) => Some(a.secret_access_key.clone()),
         _ => None,
     };
     let idle = in_flight
@@ -329,7 +330,9 @@ async fn run(
                 ),
             };
             Ok(Reply::Streaming(Box::new(move |recorder| {
-                let s = ProxyStream::new(resp, translation, recorder, idle).scrubbing(provider_key);
+                let s = ProxyStream::new(resp, translation, recorder, idle)
+                    .scrubbing(provider_key)
+                    .framing(providers::of(provider).stream_framing());
                 match converter {
                     Some(c) => sse_response(Body::from_stream(ConvertedStream::new(s, c))),
                     None => sse_response(Body::from_stream(s)),

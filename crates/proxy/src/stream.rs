@@ -1,20 +1,23 @@
 //! Streaming answers: upstream SSE events pass to the client as they arrive (translated to
 //! OpenAI chunks when the provider speaks another API), while a tee reads usage from them. Only complete events are forwarded (a partial line waits for its end), the
 //! usage-only chunk Tollgate asked for is dropped when the client did not ask for it, and an
-//! upstream failure mid-stream ends the stream with an explicit error event.
+//! upstream failure mid-stream ends the stream with an explicit error event. Providers that
+//! stream in AWS's binary event-stream framing have each frame decoded and translated instead.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::Message;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::providers::openai::stream as openai_stream;
-use crate::providers::Translation;
+use crate::providers::{StreamFraming, Translation};
 use crate::record::CallRecorder;
 use crate::upstream::{BoxError, UpstreamResponse};
 
@@ -36,6 +39,8 @@ pub struct ProxyStream {
     upstream_error: Option<ApiError>,
     /// The deployment's provider key: an upstream may quote it in an in-band error event.
     secret: Option<String>,
+    /// Set when the upstream streams binary event-stream frames instead of SSE.
+    frames: Option<MessageFrameDecoder>,
 }
 
 impl ProxyStream {
@@ -56,7 +61,17 @@ impl ProxyStream {
             finished: false,
             upstream_error: None,
             secret: None,
+            frames: None,
         }
+    }
+
+    /// Reads the upstream body in `framing` (SSE unless told otherwise).
+    pub fn framing(mut self, framing: StreamFraming) -> Self {
+        self.frames = match framing {
+            StreamFraming::Sse => None,
+            StreamFraming::AwsEventStream => Some(MessageFrameDecoder::new()),
+        };
+        self
     }
 
     /// Replaces `secret` (the provider key) wherever an upstream event quotes it.
@@ -68,6 +83,88 @@ impl ProxyStream {
 
     fn recorder(&mut self) -> Option<&mut CallRecorder> {
         self.recorder.as_mut()
+    }
+
+    /// Takes every complete event or frame from the buffer; returns the bytes to send now.
+    fn drain(&mut self) -> Result<BytesMut, ApiError> {
+        if self.frames.is_some() {
+            self.drain_frames()
+        } else {
+            self.drain_events()
+        }
+    }
+
+    /// Takes every complete event-stream frame from the buffer (the decoder keeps a frame's
+    /// prelude between calls); returns the bytes to send now.
+    fn drain_frames(&mut self) -> Result<BytesMut, ApiError> {
+        let mut out = BytesMut::new();
+        while let Some(decoder) = self.frames.as_mut() {
+            let message = match decoder.decode_frame(&mut self.buf) {
+                Ok(DecodedFrame::Complete(m)) => m,
+                Ok(DecodedFrame::Incomplete) => break,
+                Err(_) => {
+                    return Err(bad_stream(
+                        "The upstream sent an event-stream frame that could not be read.",
+                    ))
+                }
+            };
+            self.on_frame(&message, &mut out)?;
+        }
+        if self.buf.len() > MAX_EVENT_BYTES {
+            return Err(bad_stream(
+                "The upstream sent a stream event larger than the gateway accepts.",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// One event-stream frame: an event goes to the translator as its `:event-type` and JSON
+    /// payload; an exception or error frame ends the stream as failed.
+    fn on_frame(&mut self, message: &Message, out: &mut BytesMut) -> Result<(), ApiError> {
+        let header = |name: &str| {
+            message
+                .headers()
+                .iter()
+                .find(|h| h.name().as_str() == name)
+                .and_then(|h| h.value().as_string().ok())
+                .map(|v| v.as_str().to_owned())
+        };
+        let payload = std::str::from_utf8(message.payload())
+            .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
+        let payload = match self.secret.as_deref().filter(|k| payload.contains(k)) {
+            Some(k) => payload.replace(k, "[redacted]"),
+            None => payload.to_owned(),
+        };
+        let label = match &self.translation {
+            Translation::Translate { label, .. } => *label,
+            // Native pass-through is for SSE APIs only (Messages, Responses).
+            Translation::PassThrough { .. } | Translation::Native { .. } => {
+                return Err(bad_stream(
+                    "The upstream's event-stream frames have no translation to chunks.",
+                ))
+            }
+        };
+        match header(":message-type").as_deref() {
+            Some("event") => {
+                let name = header(":event-type");
+                self.translate(name.as_deref(), &payload, out)
+            }
+            Some("exception") => {
+                let kind = header(":exception-type").unwrap_or_else(|| "exception".to_owned());
+                Err(ApiError::bad_gateway(format!(
+                    "{label} - {kind}: {}",
+                    frame_error_message(&payload)
+                )))
+            }
+            Some("error") => {
+                let code = header(":error-code").unwrap_or_else(|| "error".to_owned());
+                let text = header(":error-message").unwrap_or_default();
+                Err(ApiError::bad_gateway(format!("{label} - {code}: {text}")))
+            }
+            _ => Err(bad_stream(
+                "The upstream sent an event-stream frame without a known :message-type.",
+            )),
+        }
     }
 
     /// Takes every complete event from the buffer; returns the bytes to send now.
@@ -143,37 +240,11 @@ impl ProxyStream {
                 }
                 Ok(())
             }
-            Translation::Translate {
-                translator: t,
-                label,
-            } => {
+            Translation::Translate { .. } => {
                 let Some(data) = event.data else {
                     return Ok(());
                 };
-                let before = t.generated_bytes();
-                let chunks = t
-                    .on_event(event.name, &data)
-                    .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
-                let generated = t.generated_bytes() - before;
-                let usage = t.usage();
-                let finished = t.finished();
-                for c in &chunks {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(c.as_bytes());
-                    out.extend_from_slice(b"\n\n");
-                }
-                if let Some(r) = self.recorder() {
-                    if generated > 0 {
-                        r.mark_first_token();
-                        r.add_completion_bytes(generated);
-                    }
-                    r.set_usage(usage.into_domain());
-                }
-                if finished && !self.saw_done {
-                    self.saw_done = true;
-                    out.extend_from_slice(b"data: [DONE]\n\n");
-                }
-                Ok(())
+                self.translate(event.name, &data, out)
             }
             Translation::Native { meter, label } => {
                 if let Some(data) = event.data {
@@ -196,6 +267,46 @@ impl ProxyStream {
                 Ok(())
             }
         }
+    }
+
+    /// Feeds one event (name and data) to the translator and writes the chunks it makes.
+    fn translate(
+        &mut self,
+        name: Option<&str>,
+        data: &str,
+        out: &mut BytesMut,
+    ) -> Result<(), ApiError> {
+        let Translation::Translate {
+            translator: t,
+            label,
+        } = &mut self.translation
+        else {
+            return Ok(());
+        };
+        let before = t.generated_bytes();
+        let chunks = t
+            .on_event(name, data)
+            .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
+        let generated = t.generated_bytes() - before;
+        let usage = t.usage();
+        let finished = t.finished();
+        for c in &chunks {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(c.as_bytes());
+            out.extend_from_slice(b"\n\n");
+        }
+        if let Some(r) = self.recorder() {
+            if generated > 0 {
+                r.mark_first_token();
+                r.add_completion_bytes(generated);
+            }
+            r.set_usage(usage.into_domain());
+        }
+        if finished && !self.saw_done {
+            self.saw_done = true;
+            out.extend_from_slice(b"data: [DONE]\n\n");
+        }
+        Ok(())
     }
 
     /// Ends the stream as failed: the client gets an error event, the record says failure.
@@ -238,7 +349,7 @@ impl Stream for ProxyStream {
                         .as_mut()
                         .reset(tokio::time::Instant::now() + idle);
                     this.buf.extend_from_slice(&chunk);
-                    match this.drain_events() {
+                    match this.drain() {
                         Ok(out) if out.is_empty() => continue,
                         Ok(out) => return Poll::Ready(Some(Ok(out.freeze()))),
                         Err(e) => return Poll::Ready(Some(Ok(this.fail(e)))),
@@ -253,8 +364,8 @@ impl Stream for ProxyStream {
                     return Poll::Ready(Some(Ok(this.fail(e))));
                 }
                 Poll::Ready(None) => {
-                    // A last event without its blank line still counts.
-                    if !this.buf.is_empty() {
+                    // A last event without its blank line still counts (a cut frame never does).
+                    if !this.buf.is_empty() && this.frames.is_none() {
                         this.buf.extend_from_slice(b"\n\n");
                         match this.drain_events() {
                             Ok(out) if !out.is_empty() && this.saw_done => {
@@ -350,6 +461,21 @@ fn parse_event(text: &str) -> Event<'_> {
     event
 }
 
+/// The message of an event-stream exception frame: its JSON `message` (AWS also writes
+/// `Message`), else the payload itself, cut short.
+fn frame_error_message(payload: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(payload).ok();
+    let message = parsed.as_ref().and_then(|v| {
+        v.get("message")
+            .or_else(|| v.get("Message"))
+            .and_then(serde_json::Value::as_str)
+    });
+    match message {
+        Some(m) => m.chars().take(1000).collect(),
+        None => payload.trim().chars().take(500).collect(),
+    }
+}
+
 fn bad_stream(message: &str) -> ApiError {
     ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "api_error", message)
 }
@@ -357,6 +483,16 @@ fn bad_stream(message: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exception_frame_messages() {
+        assert_eq!(
+            frame_error_message(r#"{"message":"Too many tokens"}"#),
+            "Too many tokens"
+        );
+        assert_eq!(frame_error_message(r#"{"Message":"Boom"}"#), "Boom");
+        assert_eq!(frame_error_message(" not json "), "not json");
+    }
 
     #[test]
     fn finds_event_boundaries() {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+pub mod bedrock;
 pub mod browser;
 pub mod clock;
 pub mod oidc;

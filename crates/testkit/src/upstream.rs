@@ -1,6 +1,7 @@
-//! A fake upstream that speaks OpenAI's (chat and Responses), Anthropic's, Gemini's and Vertex AI's
-//! APIs. Each request's `model` (for Gemini and Vertex, the model in the URL) picks a behaviour:
-//! scripted ones (consumed in order) first, then the model's standing behaviour.
+//! A fake upstream that speaks OpenAI's (chat and Responses), Anthropic's, Gemini's, Vertex AI's
+//! and Bedrock's APIs. Each request's `model` (for Gemini and Vertex, the model in the URL; for
+//! Bedrock, the model id in the path) picks a behaviour: scripted ones (consumed in order) first,
+//! then the model's standing behaviour.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -53,7 +54,7 @@ pub struct Seen {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     /// The Vertex AI routes' token endpoint state.
     vertex: vertex::TokenState,
     standing: Mutex<HashMap<String, Behavior>>,
@@ -97,6 +98,8 @@ impl FakeUpstream {
                 post(vertex::endpoint),
             )
             .route(vertex::TOKEN_PATH, post(vertex::token))
+            // Bedrock's runtime: `/model/{modelId}/converse|converse-stream|invoke`.
+            .route("/model/{model_id}/{action}", post(crate::bedrock::model))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -153,7 +156,7 @@ async fn logged_out() -> Html<&'static str> {
     Html("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Logged out</title></head><body><h1>Logged out</h1></body></html>")
 }
 
-fn behavior(inner: &Inner, model: &str) -> Behavior {
+pub(crate) fn behavior(inner: &Inner, model: &str) -> Behavior {
     if let Some(q) = inner.scripts.lock().unwrap().get_mut(model) {
         if let Some(b) = q.pop_front() {
             return b;
@@ -168,7 +171,7 @@ fn behavior(inner: &Inner, model: &str) -> Behavior {
         .unwrap_or(Behavior::Answer)
 }
 
-fn note(
+pub(crate) fn note(
     inner: &Inner,
     path: &str,
     query: Option<String>,

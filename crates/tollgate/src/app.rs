@@ -14,7 +14,9 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::{oneshot, watch};
 use tollgate_ledger::{ModelPrice, PriceTable, SpendWriter, WriterConfig};
-use tollgate_proxy::deployment::{Credential, Deployment, DeploymentSpec, ProviderKind};
+use tollgate_proxy::deployment::{
+    AwsCredentials, Credential, Deployment, DeploymentSpec, ProviderKind,
+};
 use tollgate_proxy::router::{ModelRouter, Strategy};
 use tollgate_proxy::{ApiError, ProxySettings, ProxyState};
 use tollgate_store::Store;
@@ -688,12 +690,11 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         Provider::Gemini => ProviderKind::Gemini,
         Provider::OpenAiCompatible(name) => ProviderKind::OpenAiCompatible(name),
         Provider::VertexAi => ProviderKind::VertexAi,
+        Provider::Bedrock => ProviderKind::Bedrock,
     };
-    let credential = match &d.api_key {
-        None => Credential::None,
-        Some(ApiKey::Literal(s)) => Credential::Key(s.expose().to_string()),
-        Some(ApiKey::Env { value: Some(s), .. }) => Credential::Key(s.expose().to_string()),
-        Some(ApiKey::Env { var, value: None }) => Credential::MissingEnv(var.clone()),
+    let credential = match (&d.aws, &d.api_key) {
+        (Some(aws), _) => aws_credential(aws),
+        (None, key) => key_credential(key),
     };
     let price_override = (d.input_cost_per_token.is_some() || d.output_cost_per_token.is_some())
         .then(|| ModelPrice {
@@ -721,8 +722,42 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
         mock_response: d.mock_response.clone(),
         default_params: d.default_params.clone(),
         price_override,
-        base_model: d.model_info.base_model.clone(),
+        base_model: d
+            .model_info
+            .base_model
+            .clone()
+            .or_else(|| d.aws.as_ref().and_then(|a| a.regional_model.clone())),
         max_output_tokens: d.model_info.max_output_tokens.or(d.model_info.max_tokens),
         vertex: d.vertex.clone(),
+    }
+}
+
+fn key_credential(key: &Option<ApiKey>) -> Credential {
+    match key {
+        None => Credential::None,
+        Some(ApiKey::Literal(s)) => Credential::Key(s.expose().to_string()),
+        Some(ApiKey::Env { value: Some(s), .. }) => Credential::Key(s.expose().to_string()),
+        Some(ApiKey::Env { var, value: None }) => Credential::MissingEnv(var.clone()),
+    }
+}
+
+/// A Bedrock deployment's key pair; an unset `os.environ/` variable among them fails its calls,
+/// naming the variable.
+fn aws_credential(aws: &config::AwsSettings) -> Credential {
+    let value = |k: &ApiKey| match k {
+        ApiKey::Literal(s) | ApiKey::Env { value: Some(s), .. } => Ok(s.expose().to_string()),
+        ApiKey::Env { var, value: None } => Err(var.clone()),
+    };
+    let parts = (|| {
+        Ok::<_, String>(AwsCredentials {
+            access_key_id: value(&aws.access_key_id)?,
+            secret_access_key: value(&aws.secret_access_key)?,
+            session_token: aws.session_token.as_ref().map(value).transpose()?,
+            region: aws.region.clone(),
+        })
+    })();
+    match parts {
+        Ok(c) => Credential::Aws(c),
+        Err(var) => Credential::MissingEnv(var),
     }
 }

@@ -13,10 +13,11 @@ pub fn upstream_error(
     spec: &DeploymentSpec,
     status: StatusCode,
     retry_after: Option<Duration>,
+    headers: &http::HeaderMap,
     body: &[u8],
 ) -> AttemptError {
     let api = super::of(spec.provider);
-    let (message, kind) = api.map_error(status.as_u16(), body);
+    let (message, kind) = api.map_error_with_headers(status.as_u16(), headers, body);
     let message = scrub(spec, &message);
     let provider = api.error_label();
     let context_window = status == StatusCode::BAD_REQUEST && is_context_window_error(&message);
@@ -50,6 +51,15 @@ fn scrub(spec: &DeploymentSpec, message: &str) -> String {
             .chars()
             .take(1000)
             .collect(),
+        Credential::Aws(aws) => {
+            let mut m = message.to_string();
+            for secret in std::iter::once(&aws.secret_access_key).chain(&aws.session_token) {
+                if secret.len() >= 8 {
+                    m = m.replace(secret.as_str(), "[redacted]");
+                }
+            }
+            m.chars().take(1000).collect()
+        }
         _ => message.chars().take(1000).collect(),
     }
 }
@@ -115,6 +125,9 @@ fn is_context_window_error(message: &str) -> bool {
         || m.contains("prompt is too long")
         // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
         || m.contains("exceeds the maximum number of tokens allowed")
+        // Bedrock: "Input is too long for requested model.", "… exceed context limit".
+        || m.contains("input is too long")
+        || m.contains("exceed context limit")
 }
 
 #[cfg(test)]
@@ -129,6 +142,9 @@ mod tests {
         assert!(is_context_window_error("prompt is too long: 210000 tokens"));
         assert!(is_context_window_error(
             "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
+        ));
+        assert!(is_context_window_error(
+            "ValidationException: Input is too long for requested model."
         ));
         assert!(!is_context_window_error("rate limited"));
     }

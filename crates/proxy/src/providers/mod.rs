@@ -5,6 +5,7 @@
 //! stream name no provider, so adding one touches its folder and [`of`].
 
 pub mod anthropic;
+pub(crate) mod bedrock;
 mod errors;
 pub(crate) mod gemini;
 pub mod mock;
@@ -112,6 +113,8 @@ pub fn credential(spec: &DeploymentSpec) -> Result<Option<&str>, AttemptError> {
             retry_after: None,
             context_window: false,
         }),
+        // Signed per request by the provider, which reads the key pair itself.
+        Credential::Aws(_) => Ok(None),
     }
 }
 
@@ -150,6 +153,25 @@ pub trait Provider: Sync {
     /// should not be sent again.
     fn authorization_refused(&self, _dep: &Deployment, _sent: &HeaderValue) {}
 
+    /// The upstream requests for one attempt: one, unless the upstream API takes one input per
+    /// call (the answers then reach [`Provider::read_answer`] as one JSON array, in order).
+    fn build_requests(
+        &self,
+        dep: &Deployment,
+        call: CallType,
+        body: &RawBody,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<Vec<UpstreamRequest>, AttemptError> {
+        Ok(vec![self.build_request(
+            dep,
+            call,
+            body,
+            upstream_model,
+            stream,
+        )?])
+    }
+
     /// A complete (non-streaming) answer in OpenAI's shape, and what it used. By default the
     /// answer already is in OpenAI's shape and passes through.
     fn read_answer(
@@ -173,6 +195,16 @@ pub trait Provider: Sync {
         openai::wire::map_error(status, body)
     }
 
+    /// Like [`Provider::map_error`], for providers that name the error in a response header.
+    fn map_error_with_headers(
+        &self,
+        status: u16,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> (String, &'static str) {
+        self.map_error(status, body)
+    }
+
     /// Whether this deployment takes `api`'s requests as they are (see [`native`]).
     fn speaks(&self, _spec: &DeploymentSpec, _api: NativeApi) -> bool {
         false
@@ -191,6 +223,22 @@ pub trait Provider: Sync {
             dep.spec.id
         ))))
     }
+
+    /// How this provider's streamed answers are framed on the wire.
+    fn stream_framing(&self) -> StreamFraming {
+        StreamFraming::Sse
+    }
+}
+
+/// How a streamed answer's bytes divide into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFraming {
+    /// Server-sent events (`event:` and `data:` lines).
+    Sse,
+    /// AWS's binary event stream (`application/vnd.amazon.eventstream`): each frame reaches the
+    /// translator as its `:event-type` header and its payload; exception frames end the stream
+    /// with an error.
+    AwsEventStream,
 }
 
 /// The provider for a deployment: the one place that maps a kind to its code.
@@ -201,6 +249,7 @@ pub fn of(kind: ProviderKind) -> &'static dyn Provider {
         ProviderKind::Anthropic => &anthropic::Anthropic,
         ProviderKind::Gemini => &gemini::Gemini,
         ProviderKind::VertexAi => &vertex::VertexAi,
+        ProviderKind::Bedrock => &bedrock::Bedrock,
     }
 }
 

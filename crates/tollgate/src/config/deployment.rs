@@ -3,6 +3,7 @@
 use serde_yaml_ng::Value;
 use url::Url;
 
+use super::bedrock;
 use super::policy::{self, Disposition, Section};
 use super::provider::{self, ModelError, Spec};
 use super::raw::{child, field, item, Ctx, Text};
@@ -111,8 +112,26 @@ fn parse_deployment(
 
     let mock_response = opt_string(ctx, "mock_response")?;
     let is_mock = mock_response.is_some();
-    let api_base = api_base(ctx, params, &params_path, spec, is_mock)?;
-    let api_key = api_key(ctx, params, &params_path, &label, spec, is_mock)?;
+    let (upstream_model, aws) = bedrock::read(
+        ctx,
+        params,
+        &params_path,
+        &label,
+        spec.provider == Provider::Bedrock,
+        upstream_model,
+        is_mock,
+    )?;
+    let api_base = match &aws {
+        Some(b) if field(params, "api_base").is_none() && field(params, "base_url").is_none() => {
+            Some(b.endpoint.clone())
+        }
+        _ => api_base(ctx, params, &params_path, spec, is_mock)?,
+    };
+    let api_key = match spec.provider {
+        // Bedrock signs with its AWS key pair; an api_key was refused above.
+        Provider::Bedrock => None,
+        _ => api_key(ctx, params, &params_path, &label, spec, is_mock)?,
+    };
     let api_version = opt_string(ctx, "api_version")?.or_else(|| {
         (spec.provider == Provider::Azure).then(|| AZURE_DEFAULT_API_VERSION.to_string())
     });
@@ -166,6 +185,7 @@ fn parse_deployment(
         default_params,
         model_info: info.info,
         vertex,
+        aws: aws.map(|b| b.aws),
     })
 }
 

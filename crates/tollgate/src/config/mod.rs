@@ -2,6 +2,7 @@
 //! typed configuration. Anything that would silently change which upstream is
 //! called, who may call, or what is charged is refused rather than ignored.
 
+mod bedrock;
 mod deployment;
 mod env;
 mod policy;
@@ -16,6 +17,8 @@ mod vertex;
 mod tests;
 
 use std::path::Path;
+
+pub use bedrock::AwsSettings;
 
 /// Reads the file at `path` and resolves `os.environ/VAR` against the process
 /// environment (after the file's own `environment_variables:`).
@@ -213,6 +216,8 @@ pub struct Deployment {
     pub model_info: ModelInfo,
     /// A `vertex_ai/` deployment's project, location and service account (None when mocked).
     pub vertex: Option<tollgate_proxy::providers::vertex::Target>,
+    /// A `bedrock/` deployment's AWS key pair and region; None for other providers (and mocks).
+    pub aws: Option<AwsSettings>,
 }
 
 /// `api_base` may carry credentials, so Debug shows it redacted.
@@ -243,6 +248,7 @@ impl std::fmt::Debug for Deployment {
             .field("default_params", &self.default_params)
             .field("model_info", &self.model_info)
             .field("vertex", &self.vertex)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -280,4 +286,5 @@ pub enum Provider {
     OpenAiCompatible(&'static str),
     /// Google Vertex AI (`vertex_ai/`, also `vertex_ai_beta/`).
     VertexAi,
+    Bedrock,
 }

@@ -67,13 +67,14 @@ const GUARDRAILS: &str =
     "guardrails are not supported; ignoring them would let requests through unchecked";
 const SECRET_MANAGER: &str =
     "secret managers are not supported; reference keys with os.environ/VAR instead";
-const FOREIGN_PROVIDER: &str =
-    "used only by providers Tollgate does not support (Bedrock, Vertex AI)";
 const VERTEX_OTHER: &str = "not supported by Tollgate's Vertex AI provider";
 const VERTEX_GLOBAL: &str = "not read here; ignoring it would send Vertex AI calls to another \
      project or region: set vertex_project / vertex_location on the deployments, or \
      VERTEXAI_PROJECT / VERTEXAI_LOCATION";
 const AZURE_AD: &str = "Azure AD authentication is not supported; set api_key instead";
+const AWS_AUTH: &str = "AWS profiles, role assumption and web identity are not supported; set \
+     aws_access_key_id and aws_secret_access_key (and aws_session_token for temporary credentials)";
+const AWS_REGION_NAME: &str = "not read by Tollgate; Bedrock deployments take aws_region_name";
 
 /// Patterns: `foo` exact, `foo*` prefix, `*foo*` substring. First match wins,
 /// so exact keys come before the patterns that would also match them.
@@ -253,6 +254,13 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "litellm_trace_id", Warn(INTERNAL)),
     (LitellmParams, "configurable_clientside_auth_params", Warn(INTERNAL)),
     (LitellmParams, "cache_control_injection_points", Warn(INTERNAL)),
+    (LitellmParams, "region_name", Refuse(AWS_REGION_NAME)),
+    (LitellmParams, "aws_access_key_id", Use),
+    (LitellmParams, "aws_secret_access_key", Use),
+    (LitellmParams, "aws_session_token", Use),
+    (LitellmParams, "aws_region_name", Use),
+    (LitellmParams, "aws_bedrock_runtime_endpoint", Use),
+    (LitellmParams, "aws_*", Refuse(AWS_AUTH)),
     (LitellmParams, "vertex_project", Use),
     (LitellmParams, "vertex_location", Use),
     (LitellmParams, "vertex_credentials", Use),
@@ -260,8 +268,6 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "vertex_ai_location", Use),
     (LitellmParams, "vertex_ai_credentials", Use),
     (LitellmParams, "vertex_count_tokens_location", Warn("ignored: Tollgate counts no tokens through Vertex AI")),
-    (LitellmParams, "region_name", Refuse(FOREIGN_PROVIDER)),
-    (LitellmParams, "aws_*", Refuse(FOREIGN_PROVIDER)),
     (LitellmParams, "vertex_*", Refuse(VERTEX_OTHER)),
     (LitellmParams, "azure_ad_token", Refuse(AZURE_AD)),
     (LitellmParams, "azure_username", Refuse(AZURE_AD)),

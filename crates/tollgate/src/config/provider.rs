@@ -77,6 +77,16 @@ pub(super) const PROVIDERS: &[Spec] = &[
         key_required: true,
         append_v1_to_bare_base: false,
     },
+    Spec {
+        name: "bedrock",
+        provider: Provider::Bedrock,
+        // Per region: the loader makes it from the deployment's region.
+        default_base: None,
+        // Signed with an AWS key pair, read by the loader's Bedrock part.
+        key_env: &[],
+        key_required: false,
+        append_v1_to_bare_base: false,
+    },
     compat(
         "groq",
         Some("https://api.groq.com/openai/v1"),

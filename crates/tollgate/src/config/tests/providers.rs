@@ -59,7 +59,7 @@ fn unknown_bare_name_is_unsupported() {
 }
 
 #[test]
-fn bedrock_is_unsupported_naming_index_and_model_name() {
+fn bedrock_without_credentials_is_refused_naming_index_and_model_name() {
     let e = err("
 model_list:
   - model_name: a
@@ -73,7 +73,9 @@ model_list:
 ");
     assert_eq!(
         e.to_string(),
-        "config.yaml: model_list[3] (model_name 'claude-bedrock'): provider 'bedrock' is not supported by Tollgate"
+        "config.yaml: model_list[3] (model_name 'claude-bedrock'): no AWS credentials: set \
+         aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY); profiles, role assumption and instance roles are not supported"
     );
 }
 
@@ -96,7 +98,7 @@ model_list:
         e.to_string(),
         "config.yaml: 4 problems:\n  \
          general_settings.pass_through_endpoints: pass-through endpoints are not supported\n  \
-         model_list[1] (model_name 'claude-bedrock'): provider 'bedrock' is not supported by Tollgate\n  \
+         model_list[1] (model_name 'claude-bedrock'): no AWS credentials: set aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); profiles, role assumption and instance roles are not supported\n  \
          model_list[2] (model_name 'sage'): provider 'sagemaker' is not supported by Tollgate\n  \
          model_list[3].litellm_params.rpm: expected a non-negative integer"
     );
@@ -126,10 +128,10 @@ fn custom_llm_provider_overrides_and_strips_only_its_own_prefix() {
     let d = deployment("{model: meta/llama, custom_llm_provider: together_ai, api_key: k}");
     assert_eq!(d.provider, Provider::OpenAiCompatible("together_ai"));
     assert_eq!(d.upstream_model, "meta/llama");
-    let e = err(&one("{model: gpt-4o, custom_llm_provider: bedrock}"));
+    let e = err(&one("{model: gpt-4o, custom_llm_provider: sagemaker}"));
     assert_eq!(
         unsupported(&e).1,
-        "provider 'bedrock' is not supported by Tollgate"
+        "provider 'sagemaker' is not supported by Tollgate"
     );
 }
 
@@ -272,8 +274,11 @@ fn mock_deployment_needs_no_key_or_base_but_a_known_provider() {
     let d = &config.model_list[0];
     assert_eq!(base(d), Some("https://api.openai.com/v1"));
     assert!(!d.default_params.contains_key("mock_response"));
+    // A mock Bedrock deployment calls nothing, so it needs no AWS credentials or region.
+    let d = deployment("{model: bedrock/x, mock_response: hi}");
+    assert_eq!((d.provider, d.aws.as_ref()), (Provider::Bedrock, None));
     assert!(matches!(
-        err(&one("{model: bedrock/x, mock_response: hi}")),
+        err(&one("{model: sagemaker/x, mock_response: hi}")),
         crate::config::ConfigError::Unsupported { .. }
     ));
     assert!(matches!(
@@ -362,4 +367,213 @@ fn literal_api_key_and_organization() {
         Some(ApiKey::Literal(Secret::new("sk-literal".into())))
     );
     assert_eq!(d.organization.as_deref(), Some("org-1"));
+}
+
+const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+    ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+];
+
+fn literal(s: &str) -> ApiKey {
+    ApiKey::Literal(Secret::new(s.into()))
+}
+
+fn from_env(var: &str, value: &str) -> ApiKey {
+    ApiKey::Env {
+        var: var.into(),
+        value: Some(Secret::new(value.into())),
+    }
+}
+
+#[test]
+fn bedrock_deployments() {
+    let d = deployment(
+        "{model: bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0, aws_access_key_id: AKIA1, \
+         aws_secret_access_key: s3cr3t, aws_session_token: tok, aws_region_name: eu-central-1}",
+    );
+    assert_eq!(d.provider, Provider::Bedrock);
+    assert_eq!(
+        d.upstream_model,
+        "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    );
+    assert_eq!(
+        base(&d),
+        Some("https://bedrock-runtime.eu-central-1.amazonaws.com/")
+    );
+    assert_eq!(d.api_key, None);
+    assert!(d.default_params.is_empty(), "{:?}", d.default_params);
+    let aws = d.aws.as_ref().unwrap();
+    assert_eq!(aws.access_key_id, literal("AKIA1"));
+    assert_eq!(aws.secret_access_key, literal("s3cr3t"));
+    assert_eq!(aws.session_token, Some(literal("tok")));
+    assert_eq!(aws.region, "eu-central-1");
+    // Debug never shows the secrets.
+    let shown = format!("{d:?}");
+    assert!(
+        !shown.contains("s3cr3t") && !shown.contains("tok\""),
+        "{shown}"
+    );
+
+    // api_base, then aws_bedrock_runtime_endpoint, then AWS_BEDROCK_RUNTIME_ENDPOINT.
+    let d = deployment(
+        "{model: bedrock/converse/meta.llama3-8b-instruct-v1:0, aws_access_key_id: a, \
+         aws_secret_access_key: s, aws_region_name: us-east-1, \
+         aws_bedrock_runtime_endpoint: 'https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com'}",
+    );
+    assert_eq!(d.upstream_model, "meta.llama3-8b-instruct-v1:0");
+    assert_eq!(
+        base(&d),
+        Some("https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com/")
+    );
+    let config = ok_env(
+        &one("{model: bedrock/x, api_base: 'http://127.0.0.1:9', aws_region_name: us-east-1}"),
+        &[
+            AWS_ENV,
+            &[("AWS_BEDROCK_RUNTIME_ENDPOINT", "https://other.example")],
+        ]
+        .concat(),
+    );
+    assert_eq!(base(&config.model_list[0]), Some("http://127.0.0.1:9/"));
+    let config = ok_env(
+        &one("{model: bedrock/x, aws_region_name: us-east-1}"),
+        &[
+            AWS_ENV,
+            &[("AWS_BEDROCK_RUNTIME_ENDPOINT", "https://other.example")],
+        ]
+        .concat(),
+    );
+    assert_eq!(base(&config.model_list[0]), Some("https://other.example/"));
+}
+
+#[test]
+fn bedrock_credentials_and_region_fall_back_to_aws_variables() {
+    let config = ok_env(
+        &one("{model: bedrock/amazon.titan-embed-text-v2:0}"),
+        &[
+            AWS_ENV,
+            &[
+                ("AWS_SESSION_TOKEN", "env-token"),
+                ("AWS_DEFAULT_REGION", "us-west-2"),
+            ],
+        ]
+        .concat(),
+    );
+    let aws = config.model_list[0].aws.clone().unwrap();
+    assert_eq!(aws.access_key_id, from_env("AWS_ACCESS_KEY_ID", "AKIAENV"));
+    assert_eq!(
+        aws.secret_access_key,
+        from_env("AWS_SECRET_ACCESS_KEY", "env-secret")
+    );
+    assert_eq!(
+        aws.session_token,
+        Some(from_env("AWS_SESSION_TOKEN", "env-token"))
+    );
+    assert_eq!(aws.region, "us-west-2");
+    // LiteLLM's order: aws_region_name, the region in the model path or ARN, AWS_REGION_NAME,
+    // AWS_REGION, AWS_DEFAULT_REGION.
+    let region = |params: &str, env: &[(&str, &str)]| {
+        ok_env(&one(params), &[AWS_ENV, env].concat()).model_list[0]
+            .aws
+            .clone()
+            .unwrap()
+            .region
+    };
+    let all = [
+        ("AWS_REGION_NAME", "eu-west-1"),
+        ("AWS_REGION", "eu-west-2"),
+        ("AWS_DEFAULT_REGION", "eu-west-3"),
+    ];
+    assert_eq!(
+        region("{model: bedrock/x, aws_region_name: us-east-2}", &all),
+        "us-east-2"
+    );
+    assert_eq!(region("{model: bedrock/ap-south-1/x}", &all), "ap-south-1");
+    assert_eq!(
+        region(
+            "{model: 'bedrock/arn:aws:bedrock:ca-central-1:123456789012:inference-profile/x'}",
+            &all
+        ),
+        "ca-central-1"
+    );
+    assert_eq!(region("{model: bedrock/x}", &all), "eu-west-1");
+    assert_eq!(region("{model: bedrock/x}", &all[1..]), "eu-west-2");
+    assert_eq!(region("{model: bedrock/x}", &all[2..]), "eu-west-3");
+    // The region in the path is not part of the model id.
+    let config = ok_env(
+        &one("{model: bedrock/us-gov-west-1/amazon.titan-embed-text-v1}"),
+        AWS_ENV,
+    );
+    let d = &config.model_list[0];
+    assert_eq!(d.upstream_model, "amazon.titan-embed-text-v1");
+    // LiteLLM prices such a deployment by its regional name.
+    assert_eq!(
+        d.aws.as_ref().and_then(|a| a.regional_model.as_deref()),
+        Some("us-gov-west-1/amazon.titan-embed-text-v1")
+    );
+}
+
+#[test]
+fn bedrock_unset_variables_warn_and_fail_at_call_time() {
+    let config = ok(&one(
+        "{model: bedrock/x, aws_access_key_id: os.environ/MY_AWS_ID, \
+         aws_secret_access_key: os.environ/MY_AWS_SECRET, aws_region_name: us-east-1}",
+    ));
+    let aws = config.model_list[0].aws.clone().unwrap();
+    assert_eq!(
+        aws.secret_access_key,
+        ApiKey::Env {
+            var: "MY_AWS_SECRET".into(),
+            value: None
+        }
+    );
+    assert!(has_warning(
+        &config,
+        "model_list[0] (model_name 'm'): aws_secret_access_key uses os.environ/MY_AWS_SECRET, which is not set"
+    ));
+}
+
+#[test]
+fn bedrock_refusals() {
+    let problem = |params: &str, env: &[(&str, &str)]| err_env(&one(params), env).to_string();
+    assert!(problem("{model: bedrock/x}", AWS_ENV).contains("no AWS region: set aws_region_name"));
+    assert!(problem(
+        "{model: bedrock/x, aws_region_name: us-east-1, aws_access_key_id: a}",
+        &[]
+    )
+    .contains("aws_access_key_id is set but no aws_secret_access_key"));
+    assert!(
+        problem("{model: bedrock/x, aws_region_name: 'US East'}", AWS_ENV)
+            .contains("an AWS region name like us-east-1")
+    );
+    let e = problem(
+        "{model: bedrock/x, aws_region_name: us-east-1, aws_role_name: r, aws_profile_name: p}",
+        AWS_ENV,
+    );
+    assert!(e.contains("litellm_params.aws_role_name: AWS profiles, role assumption and web identity are not supported"), "{e}");
+    assert!(e.contains("litellm_params.aws_profile_name"), "{e}");
+    let e = problem(
+        "{model: bedrock/invoke/anthropic.claude-v2, aws_region_name: us-east-1}",
+        AWS_ENV,
+    );
+    assert!(
+        e.contains("the Bedrock 'invoke/' route is not supported"),
+        "{e}"
+    );
+    let e = problem(
+        "{model: bedrock/x, aws_region_name: us-east-1, api_key: bedrock-api-key-123456}",
+        AWS_ENV,
+    );
+    assert!(
+        e.contains("Bedrock API keys (bearer tokens) are not supported"),
+        "{e}"
+    );
+    assert!(!e.contains("bedrock-api-key-123456"), "{e}");
+    let e = problem(
+        "{model: openai/x, api_key: k, aws_region_name: us-east-1}",
+        &[],
+    );
+    assert!(
+        e.contains("aws_* settings apply to bedrock/ deployments only"),
+        "{e}"
+    );
 }
