@@ -79,7 +79,9 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
     )
     .await;
 
-    let (s, models) = app.api(&app.master_key, "GET", "/v1/models", json!(null)).await;
+    let (s, models) = app
+        .api(&app.master_key, "GET", "/v1/models", json!(null))
+        .await;
     assert_eq!(s, 200, "{models}");
     let mut names: Vec<&str> = models["data"]
         .as_array()
@@ -100,10 +102,13 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
         ]
     );
 
-    let chat = |model: &str| {
-        json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 50})
-    };
-    for model in ["gemini-flash", "vertex-gemini", "vertex-claude", "bedrock-claude"] {
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 50});
+    for model in [
+        "gemini-flash",
+        "vertex-gemini",
+        "vertex-claude",
+        "bedrock-claude",
+    ] {
         let (s, v) = app
             .api(&app.master_key, "POST", "/v1/chat/completions", chat(model))
             .await;
@@ -113,7 +118,10 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
             text.starts_with("Hello from"),
             "{model} answered {text:?} ({FAKE_TEXT:?} expected or the fake Claude's)"
         );
-        assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0, "{model}: {v}");
+        assert!(
+            v["usage"]["total_tokens"].as_u64().unwrap() > 0,
+            "{model}: {v}"
+        );
     }
     for model in ["vertex-embedding", "bedrock-titan"] {
         let (s, v) = app

@@ -400,6 +400,64 @@ async fn claude_chat_goes_to_raw_predict_with_the_vertex_body() {
 }
 
 #[tokio::test]
+async fn messages_api_calls_reach_claude_on_vertex_as_sent() {
+    let (app, up, _key) = setup().await;
+    let body = json!({
+        "model": "vclaude", "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "system": [{"type": "text", "text": "Be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Say hello"}]
+    });
+    let resp = app
+        .client()
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.master_key)
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = call_id(&resp);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["text"], "Hello from Claude");
+    let seen = up.last();
+    assert_eq!(
+        seen.path,
+        format!("/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/{CLAUDE}:rawPredict")
+    );
+    assert!(bearer(&seen).starts_with("Bearer ya29.fake-token-"));
+    assert_eq!(
+        seen.headers["anthropic-beta"],
+        "interleaved-thinking-2025-05-14"
+    );
+    // The caller's body, with Vertex's version instead of the model (which is in the URL).
+    let mut sent = body.clone();
+    sent.as_object_mut().unwrap().remove("model");
+    sent["anthropic_version"] = json!("vertex-2023-10-16");
+    assert_eq!(seen.body, sent);
+    let rec = record(&app, &id, 1).await;
+    assert_eq!(rec.status, SpendStatus::Success);
+    assert_eq!(rec.call_type, "anthropic_messages");
+    assert_eq!((rec.prompt_tokens, rec.completion_tokens), (11, 4));
+
+    // Gemini on Vertex does not speak Messages: translated, and thinking is refused there.
+    let mut gemini = body;
+    gemini["model"] = json!("vgemini");
+    let resp = app
+        .client()
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", &app.master_key)
+        .json(&gemini)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn claude_tool_calls_come_back_as_openai_tool_calls() {
     let (app, up, _key) = setup().await;
     up.set(

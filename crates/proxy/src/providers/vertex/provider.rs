@@ -14,6 +14,7 @@ use super::{family, model_in_url, Family, Target};
 use crate::body::RawBody;
 use crate::deployment::{Deployment, DeploymentSpec};
 use crate::error::ApiError;
+use crate::providers::native::{NativeApi, NativeRequest};
 use crate::providers::request_parts::{json_headers, parse_url};
 use crate::providers::{
     anthropic, gemini, AnswerContext, AttemptError, CallType, FullAnswer, Provider, Translation,
@@ -156,6 +157,50 @@ impl Provider for VertexAi {
             url: parse_url(&url(spec.api_base.as_ref(), &address))?,
             headers: json_headers(),
             body: serde_json::to_vec(&translated).unwrap_or_default(),
+        })
+    }
+
+    /// Claude on Vertex takes the Messages API's own body (without `model`, which is in the URL).
+    fn speaks(&self, spec: &DeploymentSpec, api: NativeApi) -> bool {
+        api == NativeApi::AnthropicMessages && family(&spec.upstream_model) == Ok(Family::Claude)
+    }
+
+    fn build_native_request(
+        &self,
+        dep: &Deployment,
+        native: &NativeRequest,
+        upstream_model: &str,
+        stream: bool,
+    ) -> Result<UpstreamRequest, AttemptError> {
+        let spec = &dep.spec;
+        let target = target(spec)?;
+        if family(upstream_model) != Ok(Family::Claude) {
+            return Err(refused(format!(
+                "Vertex AI model '{upstream_model}' does not take Anthropic Messages requests."
+            )));
+        }
+        let mut body = native.body.clone();
+        body.remove("model");
+        body.insert("anthropic_version".into(), json!(ANTHROPIC_VERSION));
+        let address = Address {
+            project: &target.project,
+            location: &target.location,
+            publisher: Publisher::Anthropic,
+            model: model_in_url(upstream_model),
+            method: if stream {
+                Method::StreamRawPredict
+            } else {
+                Method::RawPredict
+            },
+        };
+        let mut headers = json_headers();
+        if let Some(beta) = native.headers.get(anthropic::ANTHROPIC_BETA) {
+            headers.insert(anthropic::ANTHROPIC_BETA, beta.clone());
+        }
+        Ok(UpstreamRequest {
+            url: parse_url(&url(spec.api_base.as_ref(), &address))?,
+            headers,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }
 
