@@ -108,6 +108,9 @@ pub struct DeploymentSpec {
     /// `model_info.base_model`: the name to price by when the upstream name is not in the table.
     pub base_model: Option<String>,
     pub max_output_tokens: Option<u64>,
+    /// LiteLLM's `drop_params`: OpenAI parameters the provider can't honour are dropped instead
+    /// of refused with a 400.
+    pub drop_params: bool,
     /// Project, location and service account of a Vertex AI deployment.
     pub vertex: Option<crate::providers::vertex::Target>,
 }
@@ -133,6 +136,7 @@ impl std::fmt::Debug for DeploymentSpec {
             .field("price_override", &self.price_override)
             .field("base_model", &self.base_model)
             .field("max_output_tokens", &self.max_output_tokens)
+            .field("drop_params", &self.drop_params)
             .field("vertex", &self.vertex)
             .finish()
     }
@@ -489,6 +493,7 @@ mod tests {
             price_override: None,
             base_model: None,
             max_output_tokens: None,
+            drop_params: false,
             vertex: None,
         };
         let shown = format!("{:?}", crate::providers::deploy(spec.clone()));

@@ -186,6 +186,7 @@ mod tests {
             price_override: None,
             base_model: None,
             max_output_tokens: None,
+            drop_params: false,
             vertex: None,
         })
     }

@@ -305,7 +305,7 @@ async fn prepare(
     let deployments: Vec<Deployment> = cfg
         .model_list
         .iter()
-        .map(|d| tollgate_proxy::providers::deploy(spec_of(d)))
+        .map(|d| tollgate_proxy::providers::deploy(spec_of(d, cfg.drop_params)))
         .collect();
     let router = ModelRouter::new(deployments, strategy_of(cfg.router.routing_strategy));
     for d in router.deployments() {
@@ -682,7 +682,8 @@ fn settings_of(cfg: &Config) -> ProxySettings {
     }
 }
 
-fn spec_of(d: &config::Deployment) -> DeploymentSpec {
+/// `drop_params`: `litellm_settings.drop_params`, which a deployment's own setting overrides.
+fn spec_of(d: &config::Deployment, drop_params: bool) -> DeploymentSpec {
     let provider = match d.provider {
         Provider::OpenAi => ProviderKind::OpenAiCompatible("openai"),
         Provider::Azure => ProviderKind::Azure,
@@ -728,6 +729,7 @@ fn spec_of(d: &config::Deployment) -> DeploymentSpec {
             .clone()
             .or_else(|| d.aws.as_ref().and_then(|a| a.regional_model.clone())),
         max_output_tokens: d.model_info.max_output_tokens.or(d.model_info.max_tokens),
+        drop_params: d.drop_params.unwrap_or(drop_params),
         vertex: d.vertex.clone(),
     }
 }

@@ -123,6 +123,15 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
             "{model}: {v}"
         );
     }
+    // `litellm_settings.drop_params`: what Gemini and Bedrock can't honour is dropped, not refused.
+    for model in ["gemini-flash", "bedrock-claude"] {
+        let mut body = chat(model);
+        body["logprobs"] = json!(true);
+        let (s, v) = app
+            .api(&app.master_key, "POST", "/v1/chat/completions", body)
+            .await;
+        assert_eq!(s, 200, "{model}: {v}");
+    }
     for model in ["vertex-embedding", "bedrock-titan"] {
         let (s, v) = app
             .api(
@@ -136,7 +145,7 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
         assert_eq!(v["data"].as_array().unwrap().len(), 2, "{model}: {v}");
     }
 
-    app.wait_for_spend_logs(6).await;
+    app.wait_for_spend_logs(8).await;
     let (s, logs) = app
         .api(&app.master_key, "GET", "/spend/logs", json!(null))
         .await;
@@ -155,7 +164,9 @@ async fn a_litellm_config_with_gemini_vertex_and_bedrock_starts_and_serves_each(
     providers.sort();
     let expected: Vec<(String, String)> = [
         ("bedrock-claude", "bedrock"),
+        ("bedrock-claude", "bedrock"),
         ("bedrock-titan", "bedrock"),
+        ("gemini-flash", "gemini"),
         ("gemini-flash", "gemini"),
         ("vertex-claude", "vertex_ai"),
         ("vertex-embedding", "vertex_ai"),

@@ -436,3 +436,47 @@ general_settings:
     assert_eq!(up.last().headers["x-goog-api-key"], "gm-from-env-987654");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn drop_params_drops_what_gemini_cannot_honour_instead_of_refusing_it() {
+    let up = FakeUpstream::start().await;
+    let app = spawn_app(&format!(
+        r#"
+model_list:
+  - model_name: strict
+    litellm_params: {{model: gemini/gemini-2.5-flash, api_base: "{base}", api_key: {KEY}}}
+  - model_name: lenient
+    litellm_params: {{model: gemini/gemini-2.5-flash, api_base: "{base}", api_key: {KEY}, drop_params: true}}
+general_settings:
+  master_key: "{{master_key}}"
+"#,
+        base = up.base_url
+    ))
+    .await;
+    let with_logprobs = |model: &str| {
+        let mut body = chat(model);
+        body["logprobs"] = json!(true);
+        body["logit_bias"] = json!({"50256": -100});
+        body
+    };
+    let resp = app
+        .post("/v1/chat/completions", &with_logprobs("strict"))
+        .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("logprobs"),
+        "{v}"
+    );
+    assert_eq!(up.requests(), 0);
+    let resp = app
+        .post("/v1/chat/completions", &with_logprobs("lenient"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let seen = up.last().body;
+    assert!(
+        seen.get("logprobs").is_none()
+            && seen["generationConfig"].get("responseLogprobs").is_none()
+    );
+    app.stop().await;
+}

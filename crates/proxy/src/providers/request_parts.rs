@@ -2,7 +2,10 @@
 
 use http::header::{HeaderMap, HeaderValue};
 
+use serde_json::{Map, Value};
+
 use super::AttemptError;
+use crate::body::RawBody;
 use crate::deployment::DeploymentSpec;
 use crate::error::ApiError;
 
@@ -46,4 +49,24 @@ pub(super) fn join(base: &str, path: &str) -> String {
     s.push('/');
     s.push_str(path);
     s
+}
+
+/// The caller's body as a map for a translating provider: the deployment's default parameters
+/// fill what the caller left unset, and with `drop_params` the OpenAI parameters the provider
+/// can't honour (`unsupported`) are removed rather than refused, as LiteLLM does.
+pub(super) fn request_map(
+    body: &RawBody,
+    spec: &DeploymentSpec,
+    unsupported: &[&str],
+) -> Result<Map<String, Value>, AttemptError> {
+    let mut map = body.to_map().map_err(AttemptError::fatal)?;
+    for (k, v) in &spec.default_params {
+        map.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if spec.drop_params {
+        for key in unsupported {
+            map.remove(*key);
+        }
+    }
+    Ok(map)
 }

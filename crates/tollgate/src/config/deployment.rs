@@ -154,6 +154,9 @@ fn parse_deployment(
     let max_retries = field(params, "max_retries")
         .map(|v| ctx.u32(v, &p("max_retries")))
         .transpose()?;
+    let drop_params = field(params, "drop_params")
+        .map(|v| ctx.boolean(v, &p("drop_params")))
+        .transpose()?;
     let timeout_secs = field(params, "timeout")
         .map(|v| positive_secs(ctx, v, &p("timeout")))
         .transpose()?;
@@ -179,6 +182,7 @@ fn parse_deployment(
         tpm,
         timeout_secs,
         max_retries,
+        drop_params,
         input_cost_per_token: input_cost.or(info.input_cost),
         output_cost_per_token: output_cost.or(info.output_cost),
         mock_response,

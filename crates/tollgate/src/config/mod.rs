@@ -207,6 +207,8 @@ pub struct Deployment {
     pub tpm: Option<u64>,
     pub timeout_secs: Option<f64>,
     pub max_retries: Option<u32>,
+    /// `litellm_params.drop_params`: overrides `litellm_settings.drop_params` for this deployment.
+    pub drop_params: Option<bool>,
     /// From litellm_params, else model_info.
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
@@ -242,6 +244,7 @@ impl std::fmt::Debug for Deployment {
             .field("tpm", &self.tpm)
             .field("timeout_secs", &self.timeout_secs)
             .field("max_retries", &self.max_retries)
+            .field("drop_params", &self.drop_params)
             .field("input_cost_per_token", &self.input_cost_per_token)
             .field("output_cost_per_token", &self.output_cost_per_token)
             .field("mock_response", &self.mock_response)

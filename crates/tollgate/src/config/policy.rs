@@ -243,7 +243,7 @@ pub(super) const TABLE: &[(Section, &str, Rule)] = &[
     (LitellmParams, "stream_timeout", Warn("ignored: only timeout is applied")),
     (LitellmParams, "tags", Warn("ignored: tag-based routing is not supported")),
     (LitellmParams, "tag_regex", Warn("ignored: tag-based routing is not supported")),
-    (LitellmParams, "drop_params", Warn("ignored: only litellm_settings.drop_params is applied")),
+    (LitellmParams, "drop_params", Use),
     (LitellmParams, "additional_drop_params", Warn(INTERNAL)),
     (LitellmParams, "use_in_pass_through", Warn(INTERNAL)),
     (LitellmParams, "use_litellm_proxy", Warn(INTERNAL)),

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 
 use super::native::{NativeApi, NativeRequest};
-use super::request_parts::{api_base, header_value, json_headers, parse_url};
+use super::request_parts::{self, api_base, header_value, json_headers, parse_url};
 use super::translate::{TranslateError, Usage};
 use super::{
     credential, AnswerContext, AttemptError, CallType, ChunkTranslator, FullAnswer, Provider,
@@ -136,7 +136,8 @@ pub(crate) fn messages_body(
     stream: bool,
 ) -> Result<serde_json::Value, AttemptError> {
     let spec = &dep.spec;
-    let map = body.to_map().map_err(AttemptError::fatal)?;
+    // Anthropic answers with one choice: `n` is refused unless `drop_params` drops it.
+    let map = request_parts::request_map(body, spec, &["n"])?;
     let default_max = spec
         .default_params
         .get("max_tokens")

@@ -17,7 +17,7 @@ use super::{default_endpoint, model_id, url, Action};
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec};
 use crate::error::ApiError;
-use crate::providers::request_parts::{json_headers, parse_url};
+use crate::providers::request_parts::{self, json_headers, parse_url};
 use crate::providers::translate::{TranslateError, Usage};
 use crate::providers::{
     credential, AnswerContext, AttemptError, CallType, ChunkTranslator, FullAnswer, Provider,
@@ -26,14 +26,12 @@ use crate::providers::{
 
 pub(crate) struct Bedrock;
 
-/// The caller's body as a map, with the deployment's default parameters where the caller set
-/// nothing.
+/// OpenAI parameters Bedrock can't honour, refused unless `drop_params` drops them.
+const UNSUPPORTED: &[&str] = &["logprobs", "top_logprobs", "reasoning_effort", "audio", "n"];
+
+/// The caller's body as a map, with the deployment's defaults (and `drop_params`) applied.
 fn request_map(body: &RawBody, spec: &DeploymentSpec) -> Result<Map<String, Value>, AttemptError> {
-    let mut map = body.to_map().map_err(AttemptError::fatal)?;
-    for (k, v) in &spec.default_params {
-        map.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    Ok(map)
+    request_parts::request_map(body, spec, UNSUPPORTED)
 }
 
 fn bad_request(e: TranslateError) -> AttemptError {

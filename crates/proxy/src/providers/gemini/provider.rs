@@ -11,7 +11,7 @@ use super::{
 use crate::body::RawBody;
 use crate::deployment::{Credential, Deployment, DeploymentSpec, Prepared};
 use crate::error::ApiError;
-use crate::providers::request_parts::{header_value, json_headers, parse_url};
+use crate::providers::request_parts::{self, header_value, json_headers, parse_url};
 use crate::providers::translate::{TranslateError, Usage};
 use crate::providers::{
     credential, AnswerContext, AttemptError, CallType, ChunkTranslator, FullAnswer, Provider,
@@ -20,17 +20,22 @@ use crate::providers::{
 
 pub(crate) struct Gemini;
 
-/// The caller's body as a map, with the deployment's default parameters where the caller set
-/// nothing (as OpenAI-style deployments get them).
+/// OpenAI parameters Gemini can't honour, refused unless `drop_params` drops them.
+const UNSUPPORTED: &[&str] = &[
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "audio",
+    "modalities",
+    "prediction",
+];
+
+/// The caller's body as a map, with the deployment's defaults (and `drop_params`) applied.
 pub(crate) fn request_map(
     body: &RawBody,
     spec: &DeploymentSpec,
 ) -> Result<Map<String, Value>, AttemptError> {
-    let mut map = body.to_map().map_err(AttemptError::fatal)?;
-    for (k, v) in &spec.default_params {
-        map.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    Ok(map)
+    request_parts::request_map(body, spec, UNSUPPORTED)
 }
 
 fn bad_request(e: TranslateError) -> AttemptError {
