@@ -207,7 +207,10 @@ fn lite_llm_internal_and_pricing_keys_are_not_forwarded() {
     assert!(config.model_list[0].default_params.is_empty());
     // A deployment's own drop_params is read (it overrides litellm_settings.drop_params).
     assert_eq!(config.model_list[0].drop_params, Some(true));
-    assert_eq!(deployment("{model: openai/x, api_key: k}").drop_params, None);
+    assert_eq!(
+        deployment("{model: openai/x, api_key: k}").drop_params,
+        None
+    );
     for key in ["cache_read_input_token_cost", "tags"] {
         assert!(
             has_warning(&config, &format!("litellm_params.{key}: ignored")),
