@@ -107,11 +107,15 @@ pub async fn dispatch(
                 native_here,
                 native.and_then(|n| n.untranslatable.as_deref()),
             ) {
-                // Only a deployment that speaks the caller's API can serve this request.
-                last = Some(AttemptError {
-                    retryable: true,
-                    ..AttemptError::fatal(ApiError::bad_request(why))
-                });
+                // Only a deployment that speaks the caller's API can serve this request. Skipping
+                // one is not an attempt, and an upstream's own error stays the one reported.
+                attempts -= 1;
+                if last.is_none() {
+                    last = Some(AttemptError {
+                        retryable: true,
+                        ..AttemptError::fatal(ApiError::bad_request(why))
+                    });
+                }
                 continue;
             }
             let native = native_here;

@@ -249,19 +249,15 @@ impl ProxyStream {
             Translation::Native { meter, label } => {
                 if let Some(data) = event.data {
                     let before = meter.generated_bytes();
-                    meter
+                    let read = meter
                         .on_event(event.name, &data)
-                        .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")))?;
+                        .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")));
                     let generated = meter.generated_bytes() - before;
                     let usage = meter.usage();
                     self.saw_done |= meter.finished();
-                    if let Some(r) = self.recorder() {
-                        if generated > 0 {
-                            r.mark_first_token();
-                            r.add_completion_bytes(generated);
-                        }
-                        r.set_usage(usage.into_domain());
-                    }
+                    // A failed answer's usage (Responses' `response.failed`) is billed too.
+                    self.tally(generated, usage);
+                    read?;
                 }
                 out.extend_from_slice(raw);
                 Ok(())
@@ -295,18 +291,27 @@ impl ProxyStream {
             out.extend_from_slice(c.as_bytes());
             out.extend_from_slice(b"\n\n");
         }
-        if let Some(r) = self.recorder() {
-            if generated > 0 {
-                r.mark_first_token();
-                r.add_completion_bytes(generated);
-            }
-            r.set_usage(usage.into_domain());
-        }
+        self.tally(generated, usage);
         if finished && !self.saw_done {
             self.saw_done = true;
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
         Ok(())
+    }
+
+    /// Counts what one event carried. Usage is taken only once the upstream has reported some: an
+    /// all-zero count from a translator that has not seen it yet would otherwise stand in for the
+    /// estimate a stream cut short is billed by.
+    fn tally(&mut self, generated: usize, usage: crate::providers::translate::Usage) {
+        if let Some(r) = self.recorder() {
+            if generated > 0 {
+                r.mark_first_token();
+                r.add_completion_bytes(generated);
+            }
+            if usage != crate::providers::translate::Usage::default() {
+                r.set_usage(usage.into_domain());
+            }
+        }
     }
 
     /// Ends the stream as failed: the client gets an error event, the record says failure.

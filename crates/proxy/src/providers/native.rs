@@ -7,6 +7,7 @@ use http::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::translate::{TranslateError, Usage};
+use crate::deployment::DeploymentSpec;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +41,24 @@ pub struct NativeRequest {
 
 impl NativeRequest {
     /// The body for one attempt, with the deployment's model name.
-    pub fn body_for(&self, upstream_model: &str) -> Vec<u8> {
-        let mut body = self.body.clone();
+    pub fn body_for(&self, spec: &DeploymentSpec, upstream_model: &str) -> Vec<u8> {
+        let mut body = self.body_with_defaults(spec);
         body.insert("model".into(), Value::String(upstream_model.to_string()));
         serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The body with the deployment's default parameters where the caller set none (as chat
+    /// calls get them; the budget check counted a default `max_tokens` as the output bound).
+    pub fn body_with_defaults(&self, spec: &DeploymentSpec) -> Map<String, Value> {
+        let mut body = self.body.clone();
+        for (key, value) in &spec.default_params {
+            let key = match key.as_str() {
+                "max_tokens" | "max_completion_tokens" => self.api.output_limit_field(),
+                other => other,
+            };
+            body.entry(key.to_string()).or_insert_with(|| value.clone());
+        }
+        body
     }
 
     /// Lowers the output bound to `limit` (never raises it).

@@ -253,7 +253,15 @@ fn load(
             format!("the service-account key JSON in {origin}"),
         )
     } else {
-        let what = format!("the service-account key file '{source}' (from {origin})");
+        // Quoted only when it looks like a path: a key pasted where a path belongs must not be
+        // printed.
+        let looks_like_path =
+            source.len() <= 512 && !source.contains(['\n', '{']) && !source.contains("PRIVATE KEY");
+        let what = if looks_like_path {
+            format!("the service-account key file '{source}' (from {origin})")
+        } else {
+            format!("the service-account key file named by {origin}")
+        };
         let text = read_key_file(source)
             .map_err(|e| ctx.unsupported(label, format!("{what} cannot be read: {e}")))?;
         (text, what)

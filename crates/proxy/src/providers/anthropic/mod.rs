@@ -83,7 +83,7 @@ impl Provider for Anthropic {
         Ok(UpstreamRequest {
             url: messages_url(api_base(spec)?)?,
             headers,
-            body: native.body_for(upstream_model),
+            body: native.body_for(spec, upstream_model),
         })
     }
 

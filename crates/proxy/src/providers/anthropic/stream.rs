@@ -145,15 +145,14 @@ impl StreamTranslator {
                             .and_then(Value::as_str)
                             .unwrap_or("");
                         self.generated_bytes += partial.len();
-                        // Anthropic often opens with an empty fragment; it carries nothing.
-                        if !partial.is_empty() {
-                            let tool_index = data
-                                .get("index")
-                                .and_then(Value::as_u64)
-                                .and_then(|b| self.tool_index(b))
-                                .ok_or_else(|| {
-                                    bad_upstream("Anthropic input_json_delta for an unknown block")
-                                })?;
+                        let tool_index = data
+                            .get("index")
+                            .and_then(Value::as_u64)
+                            .and_then(|b| self.tool_index(b));
+                        // Anthropic often opens with an empty fragment; it carries nothing. A
+                        // block that is not a client tool call (a server tool's input, in a
+                        // stream passed through as it is) has no chat chunk either.
+                        if let (false, Some(tool_index)) = (partial.is_empty(), tool_index) {
                             out.push(self.chunk(
                                 json!({"tool_calls": [{
                                     "index": tool_index,

@@ -95,7 +95,9 @@ impl Provider for OpenAiCompatible {
         })
     }
 
-    /// OpenAI itself serves the Responses API; the servers that copy its chat API mostly do not.
+    /// OpenAI serves the Responses API. As in LiteLLM, an `openai/` deployment gets Responses
+    /// calls as they are whatever its `api_base`; servers reached through their own prefixes
+    /// (`hosted_vllm/`, `ollama/`, …) keep the chat translation.
     fn speaks(&self, spec: &DeploymentSpec, api: NativeApi) -> bool {
         api == NativeApi::OpenAiResponses && spec.provider.name() == "openai"
     }
@@ -119,7 +121,7 @@ impl Provider for OpenAiCompatible {
         Ok(UpstreamRequest {
             url: parse_url(&join(api_base(spec)?, "responses"))?,
             headers,
-            body: native.body_for(upstream_model),
+            body: native.body_for(spec, upstream_model),
         })
     }
 }
@@ -182,7 +184,7 @@ impl Provider for Azure {
         Ok(UpstreamRequest {
             url: parse_url(&url)?,
             headers,
-            body: native.body_for(upstream_model),
+            body: native.body_for(spec, upstream_model),
         })
     }
 }

@@ -179,7 +179,7 @@ impl Provider for VertexAi {
                 "Vertex AI model '{upstream_model}' does not take Anthropic Messages requests."
             )));
         }
-        let mut body = native.body.clone();
+        let mut body = native.body_with_defaults(spec);
         body.remove("model");
         body.insert("anthropic_version".into(), json!(ANTHROPIC_VERSION));
         let address = Address {

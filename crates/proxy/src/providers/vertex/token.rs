@@ -78,6 +78,9 @@ pub(crate) struct TokenCache {
     last_error: Mutex<Option<TokenError>>,
 }
 
+/// Longest token lifetime believed (Google's are an hour; 12 is the most it allows at all).
+const MAX_TOKEN_LIFETIME_SECS: f64 = 12.0 * 3600.0;
+
 /// When a token fetched at `fetched_at` should be replaced.
 pub(crate) fn refresh_at(fetched_at: Instant, expires_in: Duration) -> Instant {
     let early = REFRESH_EARLY.min(expires_in / MAX_EARLY_SHARE);
@@ -225,7 +228,10 @@ pub(crate) fn read_token_answer(status: u16, body: &[u8]) -> Result<Fetched, Tok
         .get("expires_in")
         .and_then(Value::as_f64)
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(3600), Duration::from_secs_f64);
+        // Capped, so that no answer can overflow the clock arithmetic below.
+        .map_or(Duration::from_secs(3600), |s| {
+            Duration::from_secs_f64(s.min(MAX_TOKEN_LIFETIME_SECS))
+        });
     Ok(Fetched {
         access_token,
         expires_in,
