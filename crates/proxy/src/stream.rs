@@ -4,6 +4,7 @@
 //! upstream failure mid-stream ends the stream with an explicit error event. Providers that
 //! stream in AWS's binary event-stream framing have each frame decoded and translated instead.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,7 +34,11 @@ pub struct ProxyStream {
     buf: BytesMut,
     recorder: Option<CallRecorder>,
     idle: Duration,
+    /// Fires no earlier than `idle` after the last upstream data. It is moved only when it fires
+    /// (to `last_data + idle`), not on every chunk: resetting a timer per chunk costs a trip
+    /// through the timer wheel, reading the clock does not.
     timer: Pin<Box<Sleep>>,
+    last_data: tokio::time::Instant,
     saw_done: bool,
     finished: bool,
     upstream_error: Option<ApiError>,
@@ -57,6 +62,7 @@ impl ProxyStream {
             recorder: Some(recorder),
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            last_data: tokio::time::Instant::now(),
             saw_done: false,
             finished: false,
             upstream_error: None,
@@ -349,10 +355,7 @@ impl Stream for ProxyStream {
             }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let idle = this.idle;
-                    this.timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + idle);
+                    this.last_data = tokio::time::Instant::now();
                     this.buf.extend_from_slice(&chunk);
                     match this.drain() {
                         Ok(out) if out.is_empty() => continue,
@@ -393,7 +396,13 @@ impl Stream for ProxyStream {
                     return Poll::Ready(Some(Ok(this.fail(e))));
                 }
                 Poll::Pending => {
-                    if this.timer.as_mut().poll(cx).is_ready() {
+                    while this.timer.as_mut().poll(cx).is_ready() {
+                        let deadline = this.last_data + this.idle;
+                        if deadline > tokio::time::Instant::now() {
+                            // Data came since the timer was set: wait out the rest.
+                            this.timer.as_mut().reset(deadline);
+                            continue;
+                        }
                         let e = ApiError::new(
                             axum::http::StatusCode::REQUEST_TIMEOUT,
                             "timeout",
@@ -413,26 +422,20 @@ impl Stream for ProxyStream {
 
 /// Index of the end of the first complete event and the separator's length.
 fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some((i, 2));
-            }
-            if buf[i + 1] == b'\r' && i + 2 < buf.len() && buf[i + 2] == b'\n' {
-                return Some((i, 3));
-            }
-        }
-        i += 1;
-    }
-    None
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match buf.get(i + 1..i + 3) {
+        Some([b'\n', _]) => Some((i, 2)),
+        Some([b'\r', b'\n']) => Some((i, 3)),
+        None if buf.get(i + 1) == Some(&b'\n') => Some((i, 2)),
+        _ => None,
+    })
 }
 
 /// One SSE event: its name, its data (several `data:` lines joined by newlines), and whether it
 /// held a line that is none of the SSE fields or a comment.
 struct Event<'a> {
     name: Option<&'a str>,
-    data: Option<String>,
+    /// Borrowed when the event has one `data:` line, as nearly every event has.
+    data: Option<Cow<'a, str>>,
     unknown_lines: bool,
 }
 
@@ -450,10 +453,11 @@ fn parse_event(text: &str) -> Event<'_> {
             let v = v.strip_prefix(' ').unwrap_or(v);
             match &mut event.data {
                 Some(d) => {
+                    let d = d.to_mut();
                     d.push('\n');
                     d.push_str(v);
                 }
-                None => event.data = Some(v.to_string()),
+                None => event.data = Some(Cow::Borrowed(v)),
             }
         } else if !(line.is_empty()
             || line.starts_with(':')
@@ -504,6 +508,9 @@ mod tests {
         assert_eq!(find_event_end(b"data: x\n\ndata: y"), Some((7, 2)));
         assert_eq!(find_event_end(b"data: x\r\n\r\n"), Some((8, 3)));
         assert_eq!(find_event_end(b"data: x\n"), None);
+        assert_eq!(find_event_end(b"data: x\n\r"), None);
+        assert_eq!(find_event_end(b"a\nb\n\n"), Some((3, 2)));
+        assert_eq!(find_event_end(b"\n\n"), Some((0, 2)));
     }
 
     #[test]
@@ -562,7 +569,7 @@ mod tests {
                     while let Some((end, sep)) = find_event_end(buf) {
                         let ev = buf.split_to(end + sep);
                         let text = std::str::from_utf8(&ev[..end]).unwrap();
-                        got.push(parse_event(text).data.unwrap_or_default());
+                        got.push(parse_event(text).data.unwrap_or_default().into_owned());
                     }
                 };
                 take(&mut buf, &mut got);

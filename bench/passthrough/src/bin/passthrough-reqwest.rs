@@ -3,6 +3,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 
 #[derive(Clone)]
@@ -25,7 +26,13 @@ async fn main() {
     let app = Router::new()
         .route("/v1/chat/completions", post(forward))
         .with_state(up);
-    let listener = tokio::net::TcpListener::bind(&args[1]).await.expect("bind");
+    // TCP_NODELAY on accepted sockets, as Tollgate sets it: streamed frames go out at once.
+    let listener = tokio::net::TcpListener::bind(&args[1])
+        .await
+        .expect("bind")
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     axum::serve(listener, app).await.expect("serve");
 }
 
