@@ -187,6 +187,8 @@ async fn run(
                 None => break,
             },
             _ = ticker.tick() => {
+                // The pool opens connections (and so worker threads) as it needs them.
+                tollgate_store::deprioritize_sqlite_workers();
                 if !pending.is_empty() {
                     failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
                 }

@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod migrate;
 mod notify;
+mod worker_priority;
 
 pub mod audit;
 pub mod budget_resets;
@@ -39,3 +40,4 @@ pub use spend_views::{
 pub use sso::{PendingLogin, SsoIdentity};
 pub use teams::{NewTeam, TeamMemberRow, TeamPatch, TeamRow};
 pub use users::{NewUser, UserFilter, UserPatch, UserRow};
+pub use worker_priority::deprioritize_sqlite_workers;
