@@ -56,39 +56,3 @@ pub fn deprioritize_sqlite_workers() -> usize {
 pub fn deprioritize_sqlite_workers() -> usize {
     0
 }
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sqlite_workers_get_the_nice_value_and_keep_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let store = crate::Store::open_sqlite_file(path.to_str().unwrap())
-            .await
-            .unwrap();
-        store.ping().await.unwrap();
-        let own = rustix::process::getpriority_process(None).unwrap();
-        assert!(deprioritize_sqlite_workers() >= 1);
-        // Already done: nothing changes the second time.
-        assert_eq!(deprioritize_sqlite_workers(), 0);
-        let mut workers = 0;
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let name = std::fs::read(task.path().join("comm")).unwrap();
-            if name.starts_with(WORKER_PREFIX) {
-                workers += 1;
-                let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
-                let pid = rustix::process::Pid::from_raw(tid).unwrap();
-                assert_eq!(
-                    rustix::process::getpriority_process(Some(pid)).unwrap(),
-                    (own + NICER_BY).min(19)
-                );
-            }
-        }
-        assert!(workers >= 1);
-        // The calling thread itself is left alone.
-        assert_eq!(rustix::process::getpriority_process(None).unwrap(), own);
-        store.close().await;
-    }
-}
