@@ -1,6 +1,7 @@
 //! SQLite's worker threads are made nicer than the thread serving calls. Alone in its test
 //! binary: it looks at every thread of the process, which other tests would add to meanwhile.
 #![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use tollgate_store::{deprioritize_sqlite_workers, Store};
 
