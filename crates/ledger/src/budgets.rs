@@ -188,15 +188,20 @@ impl Budgets {
     }
 
     /// Sets an owner's settled spend from the store. Call with [`Budgets::read_guard`] held
-    /// since before the store was read.
-    pub fn load(&self, owner: &Owner, store_spend_nanos: i64) {
+    /// since before the store was read. Returns the owner as the account holds it: a user's or
+    /// team's id is then one allocation shared by all their keys' cache entries, not a copy
+    /// per key.
+    pub fn load(&self, owner: &Owner, store_spend_nanos: i64) -> Owner {
         let now = self.now();
         let mut l = self.lock();
         l.sweep(now);
         let unflushed = l.unflushed.get(owner).copied().unwrap_or(0);
-        let a = l.accounts.entry(owner.clone()).or_default();
+        let entry = l.accounts.entry(owner.clone());
+        let held = entry.key().clone();
+        let a = entry.or_default();
         a.spend = store_spend_nanos.saturating_add(unflushed);
         a.touched = now;
+        held
     }
 
     /// How many owners have an account here.

@@ -286,13 +286,13 @@ fn reserve(
     if key.budget_limits.is_empty() {
         // No budget to hold against, but the spend still moves the in-process accounts.
         return budgets
-            .reserve(key.spend_path.clone(), &[], 0, 0, false)
+            .reserve(key.spend_path.to_vec(), &[], 0, 0, false)
             .map(Some)
             .or_else(refused);
     }
     let (bound, want, min) = budget_ask(state, call, body, model)?;
     let reservation = match budgets.reserve(
-        key.spend_path.clone(),
+        key.spend_path.to_vec(),
         &key.budget_limits,
         want,
         min,

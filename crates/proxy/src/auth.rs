@@ -140,11 +140,7 @@ fn unknown_key(key: &str) -> ApiError {
 
 /// Keys of read-only admins may list models but not call them.
 pub fn refuse_read_only(caller: &Caller) -> Result<(), ApiError> {
-    if caller
-        .key
-        .as_ref()
-        .is_some_and(|k| k.owner_role.as_deref() == Some("proxy_admin_viewer"))
-    {
+    if caller.key.as_ref().is_some_and(|k| k.owner_is_admin_viewer) {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "auth_error",

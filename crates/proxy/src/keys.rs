@@ -16,30 +16,34 @@ use tollgate_store::{Store, StoreError};
 
 use crate::limits::RateLimit;
 
-/// What a call needs to know about its key and the key's owners.
+/// What a call needs to know about its key and the key's owners. One is cached per key in use
+/// (up to `MAX_ENTRIES`), so it is kept small: boxed slices instead of vectors (no spare
+/// capacity, a narrower header), and the key's and owners' ids are shared `Arc<str>`s that the
+/// cache's map and the spend path point at too instead of holding copies.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
-    pub token: String,
-    pub user_id: Option<String>,
-    pub team_id: Option<String>,
-    pub models: Vec<String>,
+    pub token: Arc<str>,
+    pub user_id: Option<Arc<str>>,
+    pub team_id: Option<Arc<str>>,
+    pub models: Box<[String]>,
     pub blocked: bool,
     pub team_blocked: bool,
+    /// The owner's role is `proxy_admin_viewer`: the one role a call's checks ask about.
+    pub owner_is_admin_viewer: bool,
     pub expires: Option<DateTime<Utc>>,
-    pub owner_role: Option<String>,
-    pub owner_models: Vec<String>,
-    pub team_models: Vec<String>,
+    pub owner_models: Box<[String]>,
+    pub team_models: Box<[String]>,
     pub soft_budget_nanos: Option<i64>,
-    pub key_alias: Option<String>,
+    pub key_alias: Option<Box<str>>,
     /// The owners whose spend a call adds to: the key, its user, its team.
-    pub spend_path: Vec<Owner>,
+    pub spend_path: Box<[Owner]>,
     /// Each of those owners' spend in the store when the key was loaded (same order): where a
     /// shared spend counter starts when Redis has none.
-    pub spend_at_load: Vec<i64>,
+    pub spend_at_load: Box<[i64]>,
     /// The budgets LiteLLM checks on a call: the key's; the team's for team keys, else the
     /// user's.
-    pub budget_limits: Vec<Limit>,
-    pub rate_limits: Vec<RateLimit>,
+    pub budget_limits: Box<[Limit]>,
+    pub rate_limits: Box<[RateLimit]>,
     fetched: Instant,
 }
 
@@ -75,9 +79,9 @@ impl KeyInfo {
     ) -> Option<crate::alerts::SoftBudgetCrossed> {
         let soft = self.soft_budget_nanos?;
         (before < soft && after >= soft).then(|| crate::alerts::SoftBudgetCrossed {
-            token: self.token.clone(),
-            key_alias: self.key_alias.clone(),
-            user_id: self.user_id.clone(),
+            token: self.token.to_string(),
+            key_alias: self.key_alias.as_deref().map(String::from),
+            user_id: self.user_id.as_deref().map(String::from),
             spend_nanos: after,
             soft_budget_nanos: soft,
         })
@@ -105,7 +109,8 @@ const MAX_ENTRIES: usize = 100_000;
 const SWEEP_ABOVE: usize = 1_024;
 
 struct Entries {
-    map: HashMap<String, Arc<KeyInfo>>,
+    /// Keyed by the entry's own `token` (the same allocation).
+    map: HashMap<Arc<str>, Arc<KeyInfo>>,
     swept: Instant,
 }
 
@@ -244,28 +249,32 @@ impl KeyCache {
             (Some(tid), Some(uid)) => store.get_member(tid, uid).await?,
             _ => None,
         };
-        let mut path = vec![PathOwner {
-            owner: Owner::Key(Arc::from(row.token.as_str())),
+        let token: Arc<str> = Arc::from(row.token);
+        let user_id: Option<Arc<str>> = row.user_id.map(Arc::from);
+        let team_id: Option<Arc<str>> = row.team_id.map(Arc::from);
+        let mut path = Vec::with_capacity(4);
+        path.push(PathOwner {
+            owner: Owner::Key(token.clone()),
             spend_nanos: row.spend_nanos,
             max_budget_nanos: row.max_budget_nanos,
             rpm: row.rpm_limit,
             tpm: row.tpm_limit,
             parallel: row.max_parallel_requests,
-        }];
-        if let Some(u) = &owner {
+        });
+        if let (Some(u), Some(uid)) = (&owner, &user_id) {
             path.push(PathOwner {
-                owner: Owner::User(Arc::from(u.user_id.as_str())),
+                owner: Owner::User(uid.clone()),
                 spend_nanos: u.spend_nanos,
                 // A user's budget covers their personal keys; team keys answer to the team's.
-                max_budget_nanos: u.max_budget_nanos.filter(|_| row.team_id.is_none()),
+                max_budget_nanos: u.max_budget_nanos.filter(|_| team_id.is_none()),
                 rpm: u.rpm_limit,
                 tpm: u.tpm_limit,
                 parallel: u.max_parallel_requests,
             });
         }
-        if let Some(t) = &team {
+        if let (Some(t), Some(tid)) = (&team, &team_id) {
             path.push(PathOwner {
-                owner: Owner::Team(Arc::from(t.team_id.as_str())),
+                owner: Owner::Team(tid.clone()),
                 spend_nanos: t.spend_nanos,
                 max_budget_nanos: t.max_budget_nanos,
                 rpm: t.rpm_limit,
@@ -283,10 +292,21 @@ impl KeyCache {
                 parallel: None,
             });
         }
-        for p in &path {
-            self.budgets.load(&p.owner, p.spend_nanos);
+        for p in &mut path {
+            p.owner = self.budgets.load(&p.owner, p.spend_nanos);
         }
         drop(guard);
+        // The ids as the budget accounts hold them, so that a user's or team's many keys share
+        // one copy.
+        let (mut token, mut user_id, mut team_id) = (token, user_id, team_id);
+        for p in &path {
+            match &p.owner {
+                Owner::Key(id) => token = id.clone(),
+                Owner::User(id) => user_id = Some(id.clone()),
+                Owner::Team(id) => team_id = Some(id.clone()),
+                Owner::Member(_) => {}
+            }
+        }
         let spend_path = path.iter().map(|p| p.owner.clone()).collect();
         let spend_at_load = path.iter().map(|p| p.spend_nanos).collect();
         let budget_limits = path
@@ -309,20 +329,28 @@ impl KeyCache {
             .filter(|l| !l.is_empty())
             .collect();
         // A team key whose team is gone must not fall back to "every model, no budget".
-        let team_blocked = row.team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
+        let team_blocked = team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
         let info = Arc::new(KeyInfo {
-            token: row.token,
-            user_id: row.user_id,
-            team_id: row.team_id,
-            models: row.models,
+            token,
+            user_id,
+            team_id,
+            models: row.models.into_boxed_slice(),
             blocked: row.blocked,
             team_blocked,
+            owner_is_admin_viewer: owner
+                .as_ref()
+                .is_some_and(|u| u.user_role == "proxy_admin_viewer"),
             expires: row.expires,
-            owner_role: owner.as_ref().map(|u| u.user_role.clone()),
-            owner_models: owner.map(|u| u.models).unwrap_or_default(),
-            team_models: team.map(|t| t.models).unwrap_or_default(),
+            owner_models: owner
+                .map(|u| u.models)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+            team_models: team
+                .map(|t| t.models)
+                .unwrap_or_default()
+                .into_boxed_slice(),
             soft_budget_nanos: row.soft_budget_nanos,
-            key_alias: row.key_alias,
+            key_alias: row.key_alias.map(String::into_boxed_str),
             spend_path,
             spend_at_load,
             budget_limits,
@@ -349,16 +377,16 @@ mod tests {
             models: models.iter().map(|s| s.to_string()).collect(),
             blocked: false,
             team_blocked: false,
+            owner_is_admin_viewer: false,
             expires: None,
-            owner_role: None,
             owner_models: owner.iter().map(|s| s.to_string()).collect(),
-            team_models: Vec::new(),
+            team_models: Box::default(),
             soft_budget_nanos: None,
             key_alias: None,
-            spend_path: Vec::new(),
-            spend_at_load: Vec::new(),
-            budget_limits: Vec::new(),
-            rate_limits: Vec::new(),
+            spend_path: Box::default(),
+            spend_at_load: Box::default(),
+            budget_limits: Box::default(),
+            rate_limits: Box::default(),
             fetched: Instant::now(),
         }
     }
@@ -384,7 +412,7 @@ mod tests {
         assert!(!info(&[], &["no-default-models"]).may_use("gpt-4o"));
         let mut team_key = info(&["all-team-models"], &["gpt-4o"]);
         team_key.team_id = Some("t".into());
-        team_key.team_models = vec!["claude".into()];
+        team_key.team_models = Box::new(["claude".to_string()]);
         assert!(
             team_key.may_use("claude"),
             "team keys answer to the team's list"
@@ -392,9 +420,42 @@ mod tests {
         assert!(!team_key.may_use("gpt-4o"));
     }
 
+    #[tokio::test]
+    async fn cached_keys_share_their_owners_ids_instead_of_copying_them() {
+        use tollgate_store::{NewKey, NewUser};
+        let store = Store::open(Some("sqlite::memory:")).await.unwrap();
+        store
+            .create_user(&NewUser::new("u1", "proxy_admin_viewer"))
+            .await
+            .unwrap();
+        for t in ["k1", "k2"] {
+            let mut k = NewKey::new(t, t);
+            k.user_id = Some("u1".into());
+            k.rpm_limit = Some(10);
+            store.create_key(&k).await.unwrap();
+        }
+        let cache = KeyCache::new(Budgets::new());
+        let a = cache.get(&store, "k1").await.unwrap().unwrap();
+        let b = cache.get(&store, "k2").await.unwrap().unwrap();
+        let (ua, ub) = (a.user_id.clone().unwrap(), b.user_id.clone().unwrap());
+        assert_eq!(&*ua, "u1");
+        assert!(
+            Arc::ptr_eq(&ua, &ub),
+            "one copy of the user's id for both keys"
+        );
+        assert!(matches!(&a.spend_path[..], [Owner::Key(k), Owner::User(u)]
+            if Arc::ptr_eq(k, &a.token) && Arc::ptr_eq(u, &ua)));
+        assert!(matches!(&a.rate_limits[0].owner, Owner::Key(k) if Arc::ptr_eq(k, &a.token)));
+        assert!(a.owner_is_admin_viewer);
+        // A key read again (its entry evicted) still shares the user's id.
+        let a2 = cache.reload(&store, "k1").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(a2.user_id.as_ref().unwrap(), &ua));
+        assert_eq!(cache.cached_keys(), 2);
+    }
+
     fn aged(token: &str, age: Duration) -> Arc<KeyInfo> {
         let mut k = info(&[], &[]);
-        k.token = token.to_string();
+        k.token = Arc::from(token);
         k.fetched = Instant::now().checked_sub(age).unwrap();
         Arc::new(k)
     }
@@ -408,18 +469,18 @@ mod tests {
         };
         for i in 0..2 * SWEEP_ABOVE {
             let age = if i % 2 == 0 { ttl * 2 } else { Duration::ZERO };
-            let t = format!("k{i}");
+            let t: Arc<str> = Arc::from(format!("k{i}"));
             e.map.insert(t.clone(), aged(&t, age));
         }
         e.make_room(ttl);
         assert_eq!(e.map.len(), SWEEP_ABOVE, "the expired half is gone");
         // Swept once per TTL at most.
-        e.map.insert("stale".into(), aged("stale", ttl * 2));
+        e.map.insert(Arc::from("stale"), aged("stale", ttl * 2));
         e.make_room(ttl);
         assert!(e.map.contains_key("stale"));
         // At the cap with every entry fresh, the cache starts over.
         for i in 0..MAX_ENTRIES {
-            let t = format!("f{i}");
+            let t: Arc<str> = Arc::from(format!("f{i}"));
             e.map.insert(t.clone(), aged(&t, Duration::ZERO));
         }
         e.make_room(ttl);
