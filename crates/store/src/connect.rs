@@ -23,6 +23,10 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// SQLite only: the one connection spend batches are written on. SQLite has one writer at a
+    /// time anyway, and a batch's multi-row statements are large once prepared (hundreds of KB
+    /// each); on the shared pool every connection ended up preparing and keeping its own copies.
+    spend_sqlite: Option<SqlitePool>,
 }
 
 /// How long one attempt to reach PostgreSQL may take.
@@ -144,11 +148,15 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let spend = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(opts.clone());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(opts);
         Store {
             backend: Backend::Sqlite(pool),
+            spend_sqlite: Some(spend),
         }
     }
 
@@ -159,6 +167,7 @@ impl Store {
             .connect_lazy_with(opts);
         Store {
             backend: Backend::Postgres(pool),
+            spend_sqlite: None,
         }
     }
 
@@ -183,10 +192,18 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(p) = &self.spend_sqlite {
+            p.close().await;
+        }
         match &self.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
         }
+    }
+
+    /// Where spend batches are written with SQLite: their own connection, else `general`.
+    pub(crate) fn sqlite_spend_pool<'a>(&'a self, general: &'a SqlitePool) -> &'a SqlitePool {
+        self.spend_sqlite.as_ref().unwrap_or(general)
     }
 }
 

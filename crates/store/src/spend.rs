@@ -608,7 +608,11 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(p) => {
                 // IMMEDIATE: the check and the insert must see the same log.
-                let tx = p.begin_write().await.context("starting a spend batch")?;
+                let tx = self
+                    .sqlite_spend_pool(p)
+                    .begin_write()
+                    .await
+                    .context("starting a spend batch")?;
                 let stored = sqlx::query_scalar::<_, String>(SQLITE_STORED_IDS)
                     .bind(crate::db::json_strings(&ids));
                 fast!(tx, stored, "", false, |tx, fresh| {
@@ -669,7 +673,11 @@ impl Store {
         }
         match &self.backend {
             Backend::Sqlite(p) => {
-                let tx = p.begin_write().await.context("starting a spend batch")?;
+                let tx = self
+                    .sqlite_spend_pool(p)
+                    .begin_write()
+                    .await
+                    .context("starting a spend batch")?;
                 returning!(tx, "", false, |tx, fresh| {
                     add_owner_spend_sqlite(tx, &owner_spend(fresh)).await?
                 })

@@ -118,3 +118,38 @@ async fn three_writers_at_full_speed_count_every_record_once() {
         db.drop_db().await;
     }
 }
+
+/// SQLite: spend batches have a connection of their own, so calls holding every connection of
+/// the shared pool (key lookups under load) do not hold the spend writer back (and the
+/// writer's large multi-row statements are prepared on that one connection only).
+#[tokio::test]
+async fn sqlite_spend_batches_commit_while_every_shared_connection_is_taken() {
+    for db in backends().await {
+        let s = &db.store;
+        let tollgate_store::Backend::Sqlite(pool) = s.backend() else {
+            db.drop_db().await;
+            continue;
+        };
+        s.create_user(&NewUser::new("u0", "internal_user"))
+            .await
+            .unwrap();
+        s.create_team(&NewTeam::new("t0")).await.unwrap();
+        s.create_key(&NewKey::new(key(0), "sk-...0")).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await.unwrap());
+        }
+        let batch = vec![record("held-1".into(), &key(0), "u0", "t0")];
+        let stored = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            s.insert_spend_batch(&batch),
+        )
+        .await
+        .expect("the batch waited for a connection of the shared pool")
+        .unwrap();
+        assert_eq!(stored, vec!["held-1".to_string()]);
+        drop(held);
+        assert_eq!(s.count_spend_logs().await.unwrap(), 1);
+        db.drop_db().await;
+    }
+}
