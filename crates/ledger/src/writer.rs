@@ -4,11 +4,11 @@
 //! dropped and counted, loudly, rather than growing memory without limit.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tollgate_store::{SpendRecord, Store};
 
@@ -49,6 +49,8 @@ pub struct WriterStats {
     pub pending: AtomicU64,
     /// Records the journal could not take (disk full, …); they still went to the store.
     pub journal_errors: AtomicU64,
+    /// The last batch the writer tried was not committed (the store is failing, not just busy).
+    pub store_failing: AtomicBool,
 }
 
 pub struct SpendWriter {
@@ -56,6 +58,8 @@ pub struct SpendWriter {
     journal: Option<Arc<Journal>>,
     stats: Arc<WriterStats>,
     capacity: u64,
+    /// Woken after each committed batch: calls waiting for room in the backlog.
+    room: Arc<Notify>,
     shutdown: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
@@ -81,12 +85,14 @@ impl SpendWriter {
             budgets,
             journal: journal.clone(),
         };
-        let task = tokio::spawn(run(sink, config, rx, stop_rx, stats.clone()));
+        let room = Arc::new(Notify::new());
+        let task = tokio::spawn(run(sink, config, rx, stop_rx, stats.clone(), room.clone()));
         Arc::new(SpendWriter {
             tx,
             journal,
             stats,
             capacity,
+            room,
             shutdown: Mutex::new(Some((stop_tx, task))),
         })
     }
@@ -137,6 +143,28 @@ impl SpendWriter {
         pending.saturating_add(self.capacity / 10) < self.capacity
     }
 
+    /// Whether a new call may go ahead, waiting up to `max_wait` for room while the store is
+    /// committing but slower than calls arrive: the gateway then slows to the database's pace
+    /// instead of refusing calls. A failing store is not waited for.
+    pub async fn wait_for_room(&self, max_wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            // Registered before the checks, so a batch committed in between still wakes it.
+            let committed = self.room.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            if self.accepting() {
+                return true;
+            }
+            if self.stats.store_failing.load(Ordering::Relaxed) {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, committed).await.is_err() {
+                return self.accepting();
+            }
+        }
+    }
+
     /// Commits everything queued so far and stops the writer. Idempotent.
     pub async fn shutdown(&self) {
         let taken = self.shutdown.lock().await.take();
@@ -161,6 +189,7 @@ async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut stop: oneshot::Receiver<()>,
     stats: Arc<WriterStats>,
+    room: Arc<Notify>,
 ) {
     let mut pending: VecDeque<Queued> = VecDeque::new();
     let mut ticker = tokio::time::interval(config.flush_interval);
@@ -182,6 +211,7 @@ async fn run(
                     enforce_bound(&mut pending, config.capacity, &stats);
                     if pending.len() >= config.max_batch && failures == 0 {
                         failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
+                        after_flush(failures, &stats, &room);
                     }
                 }
                 None => break,
@@ -191,6 +221,7 @@ async fn run(
                 tollgate_store::deprioritize_sqlite_workers();
                 if !pending.is_empty() {
                     failures = flush(&store, &mut pending, config.max_batch, &stats, failures).await;
+                    after_flush(failures, &stats, &room);
                 }
                 if let Some(j) = &store.journal {
                     sync_journal(j.clone()).await;
@@ -228,6 +259,14 @@ async fn run(
             records = pending.len(),
             "spend records could not be written before shutdown"
         );
+    }
+}
+
+/// Tells calls waiting for room how the last batch went.
+fn after_flush(failures: u32, stats: &WriterStats, room: &Notify) {
+    stats.store_failing.store(failures > 0, Ordering::Relaxed);
+    if failures == 0 {
+        room.notify_waiters();
     }
 }
 
@@ -365,6 +404,61 @@ pub(crate) mod tests {
         assert_eq!(w.stats().written.load(Ordering::Relaxed), 50);
         assert_eq!(w.stats().duplicates.load(Ordering::Relaxed), 1);
         assert_eq!(w.stats().pending.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_busy_store_slows_calls_to_its_pace_and_a_failing_one_refuses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("w.db").display());
+        let store = Store::open(Some(&url)).await.unwrap();
+        let w = SpendWriter::spawn(
+            store.clone(),
+            WriterConfig {
+                flush_interval: Duration::from_millis(20),
+                max_batch: 100,
+                capacity: 20,
+            },
+        );
+        // Another connection holds SQLite's write lock: the writer's batch waits for it.
+        let tollgate_store::Backend::Sqlite(pool) = store.backend() else {
+            panic!("SQLite");
+        };
+        let mut blocker = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        for i in 0..19 {
+            w.record(rec(&format!("r{i}")));
+        }
+        assert!(!w.accepting(), "the backlog is past the refusal line");
+        let waiting = tokio::spawn({
+            let w = w.clone();
+            async move { w.wait_for_room(Duration::from_secs(4)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "a call waits while the batch does");
+        sqlx::query("COMMIT").execute(&mut *blocker).await.unwrap();
+        assert!(waiting.await.unwrap(), "room once the batch committed");
+        assert!(w.accepting());
+        assert_eq!(store.count_spend_logs().await.unwrap(), 19);
+
+        // A store that fails is not waited for.
+        drop(blocker);
+        store.close().await;
+        for i in 0..19 {
+            w.record(rec(&format!("f{i}")));
+        }
+        for _ in 0..200 {
+            if w.stats().store_failing.load(Ordering::Relaxed) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(w.stats().store_failing.load(Ordering::Relaxed));
+        let asked = std::time::Instant::now();
+        assert!(!w.wait_for_room(Duration::from_secs(4)).await);
+        assert!(asked.elapsed() < Duration::from_secs(1), "refused at once");
     }
 
     #[tokio::test]

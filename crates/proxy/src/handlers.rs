@@ -25,6 +25,10 @@ use crate::record::CallRecorder;
 use crate::state::ProxyState;
 use crate::stream::ProxyStream;
 
+/// Longest a call waits for room in a spend backlog that the store is committing but too
+/// slowly: past it the call is refused as when the store fails.
+const BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn chat_completions(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
     handle(state, CallType::Chat, None, req).await
 }
@@ -72,7 +76,7 @@ pub(crate) async fn handle(
             return refuse(e);
         }
     };
-    if !state.writer.accepting() {
+    if !state.writer.accepting() && !state.writer.wait_for_room(BACKLOG_WAIT).await {
         // Fail closed: a call whose cost cannot be recorded is not made (and costs nothing, so
         // it adds no record to the backlog).
         let mut e = ApiError::new(
