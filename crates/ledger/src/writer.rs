@@ -381,11 +381,16 @@ pub(crate) mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn shutdown_flushes_everything_once() {
+    /// A migrated SQLite store in a folder that lives as long as the returned guard.
+    async fn sqlite_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("w.db").display());
-        let store = Store::open(Some(&url)).await.unwrap();
+        (dir, Store::open(Some(&url)).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_everything_once() {
+        let (_dir, store) = sqlite_store().await;
         let w = SpendWriter::spawn(
             store.clone(),
             WriterConfig {
@@ -408,9 +413,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_busy_store_slows_calls_to_its_pace_and_a_failing_one_refuses_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("w.db").display());
-        let store = Store::open(Some(&url)).await.unwrap();
+        let (_dir, store) = sqlite_store().await;
         let w = SpendWriter::spawn(
             store.clone(),
             WriterConfig {
@@ -463,9 +466,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn flushes_on_the_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("w.db").display());
-        let store = Store::open(Some(&url)).await.unwrap();
+        let (_dir, store) = sqlite_store().await;
         let w = SpendWriter::spawn(
             store.clone(),
             WriterConfig {
