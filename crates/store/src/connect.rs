@@ -147,7 +147,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A multi-row statement inside a transaction keeps a statement journal (to undo
+            // just that statement); past 64 KiB SQLite spills it to a temporary file, which each
+            // spend batch did: half of the writer's write calls were that file's pages.
+            .pragma("temp_store", "memory");
         let spend = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(opts.clone());

@@ -153,3 +153,26 @@ async fn sqlite_spend_batches_commit_while_every_shared_connection_is_taken() {
         db.drop_db().await;
     }
 }
+
+/// A spend batch is a few multi-row statements in one transaction; each keeps a statement
+/// journal, which SQLite spills to a temporary file past 64 KiB unless temporary storage is
+/// memory. 2 is MEMORY.
+#[tokio::test]
+async fn sqlite_keeps_statement_journals_in_memory() {
+    for db in backends().await {
+        if let tollgate_store::Backend::Sqlite(pool) = db.store.backend() {
+            // Every connection of the pool, each held so the next is another.
+            let mut held = Vec::new();
+            for _ in 0..pool.options().get_max_connections() {
+                let mut conn = pool.acquire().await.unwrap();
+                let mode: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(mode, 2);
+                held.push(conn);
+            }
+        }
+        db.drop_db().await;
+    }
+}
