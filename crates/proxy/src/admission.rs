@@ -370,7 +370,7 @@ fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderN
 
 /// The headers LiteLLM sets for rate limits, from what an admitted call left.
 pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderValue)> {
-    let mut h = Vec::new();
+    let mut h = Vec::with_capacity(remaining.len() * 8);
     for r in remaining {
         for (tokens, counts) in [(false, r.requests), (true, r.tokens)] {
             let Some((limit, left)) = counts else {

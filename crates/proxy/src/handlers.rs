@@ -101,17 +101,17 @@ pub(crate) async fn handle(
             let id = recorder.request_id().to_string();
             let limits = recorder.rate_limit_headers();
             recorder.finish_success(status);
-            with_headers(resp, &id, &limits)
+            with_headers(resp, &id, limits)
         }
         Ok(Reply::Streaming(build)) => {
             let id = recorder.request_id().to_string();
             let limits = recorder.rate_limit_headers();
-            with_headers(build(recorder), &id, &limits)
+            with_headers(build(recorder), &id, limits)
         }
         Err(e) => {
             let id = recorder.request_id().to_string();
             recorder.finish_error(&e);
-            with_headers(refuse(e), &id, &[])
+            with_headers(refuse(e), &id, Vec::new())
         }
     }
 }
@@ -126,14 +126,17 @@ fn new_request_id() -> String {
     format!("chatcmpl-{}", id.simple())
 }
 
+static CALL_ID: header::HeaderName = header::HeaderName::from_static("x-litellm-call-id");
+
 fn with_headers(
     mut resp: Response,
     id: &str,
-    extra: &[(header::HeaderName, HeaderValue)],
+    extra: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Response {
     let h = resp.headers_mut();
+    h.reserve(extra.len() + 1);
     if let Ok(v) = HeaderValue::from_str(id) {
-        h.insert("x-litellm-call-id", v);
+        h.insert(CALL_ID.clone(), v);
     }
     crate::error::insert_headers(h, extra);
     resp
