@@ -2,7 +2,9 @@
 //! ends, so a killed process loses no spend; the next start replays what the store never got.
 //!
 //! The append is a plain `write` into the page cache (a few microseconds, no fsync on the hot
-//! path), which survives the process dying in any way. The spend writer fsyncs the journal on its
+//! path), which survives the process dying in any way. Calls that finish at the same moment can
+//! share one `write`: their lines are buffered and written together before any of their answers
+//! ends (the spend writer's `record_grouped` and `journaled`). The spend writer fsyncs the journal on its
 //! own tick, so an operating-system crash or power loss loses at most one flush interval. Files
 //! are segments of JSON lines; a segment is deleted once the writer has committed every record
 //! in it. Replay inserts by request id, which the store does idempotently, so replaying records
@@ -67,12 +69,16 @@ struct State {
     bytes: u64,
     /// Sequence number of the last record appended.
     seq: u64,
+    /// Sequence number of the last record whose line was written (or whose write failed).
+    written: u64,
+    /// Lines appended but not yet written, and how many.
+    buffered: Vec<u8>,
+    buffered_lines: u64,
     /// Closed segments and the last sequence number each holds.
     closed: Vec<(PathBuf, u64)>,
     /// Each start names its segments apart, so a segment left by an earlier run is never
     /// appended to.
     run: u64,
-    buf: Vec<u8>,
 }
 
 impl Journal {
@@ -92,9 +98,11 @@ impl Journal {
                 open: None,
                 bytes: 0,
                 seq: 0,
+                written: 0,
+                buffered: Vec::with_capacity(16 * 1024),
+                buffered_lines: 0,
                 closed: Vec::new(),
                 run,
-                buf: Vec::with_capacity(1024),
             }),
             committed: AtomicU64::new(0),
         };
@@ -103,20 +111,41 @@ impl Journal {
 
     /// Appends one record, then hands it with its sequence number to `then` under the same
     /// lock, so whatever `then` queues is queued in sequence order. The record is handed on even
-    /// when the append failed; the error comes back beside `then`'s answer.
+    /// when the append failed; the error comes back beside `then`'s answer. Lines buffered by
+    /// `append_buffered` go out in the same write.
     pub fn append<T>(
         &self,
         record: SpendRecord,
         then: impl FnOnce(u64, SpendRecord) -> T,
     ) -> (T, Option<JournalError>) {
         let mut st = self.lock();
-        st.seq += 1;
-        let seq = st.seq;
-        let written = write_line(&self.dir, &mut st, &record);
-        if st.bytes >= SEGMENT_BYTES {
-            rotate(&mut st);
-        }
+        let (seq, encoded) = buffer_line(&mut st, &record);
+        let written = encoded.and_then(|()| write_buffered(&self.dir, &mut st).map_err(|(e, _)| e));
         (then(seq, record), written.err())
+    }
+
+    /// As `append`, but the line is only buffered: it is written by the next `write_buffered`,
+    /// together with every other line buffered by then. Returns `then`'s answer, the record's
+    /// sequence number and an encoding error, if any.
+    pub fn append_buffered<T>(
+        &self,
+        record: SpendRecord,
+        then: impl FnOnce(u64, SpendRecord) -> T,
+    ) -> (T, u64, Option<JournalError>) {
+        let mut st = self.lock();
+        let (seq, encoded) = buffer_line(&mut st, &record);
+        (then(seq, record), seq, encoded.err())
+    }
+
+    /// Writes every buffered line in one call. On failure the lines are not retried (their
+    /// records still went to the store) and the error comes back with how many were lost.
+    pub fn write_buffered(&self) -> Result<(), (JournalError, u64)> {
+        write_buffered(&self.dir, &mut self.lock())
+    }
+
+    /// Whether the line of record `seq` was written (or its write failed, already reported).
+    pub fn written_through(&self, seq: u64) -> bool {
+        self.lock().written >= seq
     }
 
     /// The writer committed (or gave up on) every record up to `seq`: segments holding only
@@ -159,6 +188,9 @@ impl Journal {
     pub fn clear(&self) -> Result<(), JournalError> {
         let mut st = self.lock();
         st.bytes = 0;
+        st.buffered.clear();
+        st.buffered_lines = 0;
+        st.written = st.seq;
         if let Some((_, path)) = st.open.take() {
             remove_if_present(&path)?;
         }
@@ -173,27 +205,58 @@ impl Journal {
     }
 }
 
-/// Closes the open segment; the next append starts a new one.
+/// Closes the open segment; the next write starts a new one.
 fn rotate(st: &mut State) {
     if let Some((_, old)) = st.open.take() {
-        st.closed.push((old, st.seq));
+        st.closed.push((old, st.written));
     }
     st.bytes = 0;
 }
 
-fn write_line(dir: &Path, st: &mut State, record: &SpendRecord) -> Result<(), JournalError> {
-    st.buf.clear();
-    serde_json::to_writer(&mut st.buf, record).map_err(JournalError::Encode)?;
-    st.buf.push(b'\n');
+/// Encodes `record` as the next buffered line; returns its sequence number.
+fn buffer_line(st: &mut State, record: &SpendRecord) -> (u64, Result<(), JournalError>) {
+    st.seq += 1;
+    let start = st.buffered.len();
+    let encoded = serde_json::to_writer(&mut st.buffered, record).map_err(JournalError::Encode);
+    match encoded {
+        Ok(()) => {
+            st.buffered.push(b'\n');
+            st.buffered_lines += 1;
+        }
+        // Nothing of a line that could not be encoded is kept.
+        Err(_) => st.buffered.truncate(start),
+    }
+    if st.buffered_lines == 0 {
+        // Nothing waits to be written: this record counts as written (and failed) now.
+        st.written = st.seq;
+    }
+    (st.seq, encoded)
+}
+
+fn write_buffered(dir: &Path, st: &mut State) -> Result<(), (JournalError, u64)> {
+    if st.buffered_lines == 0 {
+        return Ok(());
+    }
+    let lines = std::mem::take(&mut st.buffered_lines);
+    let result = write_all_buffered(dir, st);
+    st.written = st.seq;
+    st.buffered.clear();
+    if st.bytes >= SEGMENT_BYTES {
+        rotate(st);
+    }
+    result.map_err(|e| (e, lines))
+}
+
+fn write_all_buffered(dir: &Path, st: &mut State) -> Result<(), JournalError> {
     if st.open.is_none() {
-        st.open = Some(open_segment(dir, st.run, st.seq)?);
+        st.open = Some(open_segment(dir, st.run, st.written + 1)?);
     }
-    let State { open, buf, .. } = st;
+    let State { open, buffered, .. } = st;
     if let Some((file, path)) = open {
-        // One write call per record: a crash leaves at most the last line cut short.
-        file.write_all(buf).map_err(io_err(path))?;
+        // One write call for all buffered lines: a crash leaves at most the last line cut short.
+        file.write_all(buffered).map_err(io_err(path))?;
     }
-    st.bytes += st.buf.len() as u64;
+    st.bytes += st.buffered.len() as u64;
     Ok(())
 }
 
@@ -341,5 +404,51 @@ mod tests {
         assert!(segments(&jdir).unwrap().is_empty());
         // Appends go on after a clear.
         assert_eq!(j.append(rec("after"), |seq, _| seq).0, 301);
+    }
+
+    fn lines_on_disk(jdir: &Path) -> usize {
+        segments(jdir)
+            .unwrap()
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap().lines().count())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn buffered_lines_reach_the_file_together_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let store = store(dir.path()).await;
+        let (j, _) = Journal::open(&jdir, &store).await.unwrap();
+        let seqs: Vec<u64> = (0..3)
+            .map(|i| j.append_buffered(rec(&format!("b{i}")), |_, _| ()).1)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert!(!j.written_through(1));
+        assert_eq!(
+            lines_on_disk(&jdir),
+            0,
+            "nothing is written before write_buffered"
+        );
+        j.write_buffered().unwrap();
+        assert!(j.written_through(3));
+        assert_eq!(lines_on_disk(&jdir), 3);
+        // An immediate append writes whatever is buffered before it, in sequence order.
+        j.append_buffered(rec("b3"), |_, _| ());
+        j.append(rec("now"), |_, _| ());
+        assert!(j.written_through(5));
+        let text: String = segments(&jdir)
+            .unwrap()
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<SpendRecord>(l).unwrap().request_id)
+            .collect();
+        assert_eq!(ids, ["b0", "b1", "b2", "b3", "now"]);
+        // Nothing is left to write: a second write is a no-op.
+        j.write_buffered().unwrap();
+        assert_eq!(lines_on_disk(&jdir), 5);
     }
 }

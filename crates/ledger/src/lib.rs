@@ -12,4 +12,4 @@ pub use budgets::{BudgetExceeded, Budgets, Limit, Owner, Refusal, Reservation};
 pub use cost::{cost_of, CallCost};
 pub use journal::{Journal, JournalError, Replay};
 pub use prices::{ModelPrice, PriceError, PriceTable};
-pub use writer::{SpendWriter, WriterConfig, WriterStats};
+pub use writer::{JournalTicket, SpendWriter, WriterConfig, WriterStats};

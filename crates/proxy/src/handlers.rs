@@ -100,7 +100,9 @@ pub(crate) async fn handle(
             let status = resp.status().as_u16();
             let id = recorder.request_id().to_string();
             let limits = recorder.rate_limit_headers();
-            recorder.finish_success(status);
+            if let Some(t) = recorder.finish_success_grouped(status) {
+                state.writer.journaled(t).await;
+            }
             with_headers(resp, &id, limits)
         }
         Ok(Reply::Streaming(build)) => {
@@ -110,7 +112,9 @@ pub(crate) async fn handle(
         }
         Err(e) => {
             let id = recorder.request_id().to_string();
-            recorder.finish_error(&e);
+            if let Some(t) = recorder.finish_error_grouped(&e) {
+                state.writer.journaled(t).await;
+            }
             with_headers(refuse(e), &id, Vec::new())
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tollgate_domain::usage::estimate_tokens;
 use tollgate_domain::Usage;
-use tollgate_ledger::cost_of;
+use tollgate_ledger::{cost_of, JournalTicket};
 use tollgate_store::{SpendRecord, SpendStatus};
 
 use crate::auth::Caller;
@@ -214,29 +214,51 @@ impl CallRecorder {
     }
 
     pub fn finish_success(mut self, http_status: u16) {
-        if let Some(i) = self.info.take() {
-            self.write(i, SpendStatus::Success, http_status, None);
+        if let Some(r) = self.take_record(SpendStatus::Success, http_status, None) {
+            self.state.writer.record(r);
         }
     }
 
     pub fn finish_error(mut self, err: &ApiError) {
-        if let Some(i) = self.info.take() {
-            self.write(
-                i,
-                SpendStatus::Failure,
-                err.status.as_u16(),
-                Some(err.kind.to_string()),
-            );
+        if let Some(r) = self.take_record(SpendStatus::Failure, err.status.as_u16(), Some(err)) {
+            self.state.writer.record(r);
         }
     }
 
-    fn write(
+    /// As `finish_success`, but the record's journal line is written together with those of
+    /// other calls finishing at the same moment: await the ticket (`SpendWriter::journaled`)
+    /// before the answer is returned.
+    pub fn finish_success_grouped(mut self, http_status: u16) -> Option<JournalTicket> {
+        self.take_record(SpendStatus::Success, http_status, None)
+            .map(|r| self.state.writer.record_grouped(r))
+    }
+
+    /// `finish_error`, journaled as `finish_success_grouped` is.
+    pub fn finish_error_grouped(mut self, err: &ApiError) -> Option<JournalTicket> {
+        self.take_record(SpendStatus::Failure, err.status.as_u16(), Some(err))
+            .map(|r| self.state.writer.record_grouped(r))
+    }
+
+    /// Closes the call's accounting (budget, limits, metrics) and makes its spend record; None
+    /// when that was done already.
+    fn take_record(
+        &mut self,
+        status: SpendStatus,
+        http_status: u16,
+        err: Option<&ApiError>,
+    ) -> Option<SpendRecord> {
+        let i = self.info.take()?;
+        let error_type = err.map(|e| e.kind.to_string());
+        Some(self.settle_call(i, status, http_status, error_type))
+    }
+
+    fn settle_call(
         &self,
         mut i: CallInfo,
         status: SpendStatus,
         http_status: u16,
         error_type: Option<String>,
-    ) {
+    ) -> SpendRecord {
         let end = Instant::now();
         let duration = end.duration_since(i.start);
         let produced = i.completion_bytes > 0 || i.first_token.is_some();
@@ -301,7 +323,7 @@ impl CallRecorder {
         }
         let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
         let end_time = i.start_time + chrono::Duration::milliseconds(ms(duration));
-        let record = SpendRecord {
+        SpendRecord {
             request_id: i.request_id,
             call_type: i.log_name.unwrap_or(i.call.log_name()).to_string(),
             user_id: i.caller.user_id().map(str::to_string),
@@ -335,8 +357,7 @@ impl CallRecorder {
             } else {
                 serde_json::json!({ "tags": i.tags })
             },
-        };
-        self.state.writer.record(record);
+        }
     }
 }
 
@@ -378,12 +399,13 @@ impl Drop for CallRecorder {
     fn drop(&mut self) {
         if let Some(i) = self.info.take() {
             // The response was dropped before the call finished: the client went away.
-            self.write(
+            let r = self.settle_call(
                 i,
                 SpendStatus::Failure,
                 CLIENT_CLOSED,
                 Some("client_disconnected".to_string()),
             );
+            self.state.writer.record(r);
         }
     }
 }
