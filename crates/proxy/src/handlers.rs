@@ -418,8 +418,14 @@ fn answer_for(
         .map_err(|_| ApiError::internal("The translated answer could not be written."))
 }
 
+/// Room for an answer's headers: its content type, the call id and up to eight rate-limit
+/// headers. A map made with room once costs one allocation; grown insert by insert it was
+/// reallocated and rehashed on the way (~1.5 % of a virtual-key call's CPU).
+const ANSWER_HEADERS: usize = 12;
+
 fn json_response(body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
+    *r.headers_mut() = HeaderMap::with_capacity(ANSWER_HEADERS);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
