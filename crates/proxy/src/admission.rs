@@ -9,6 +9,7 @@ use tollgate_ledger::{BudgetExceeded, Owner, Refusal, Reservation};
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::ApiError;
+use crate::keys::PathStep;
 use crate::limits::{Admission, RateLimited, Remaining};
 use crate::prompt_bound::prompt_token_bound;
 use crate::providers::CallType;
@@ -142,16 +143,20 @@ async fn admit_shared(
     } else {
         key.spend_path
             .iter()
-            .zip(&key.spend_at_load)
-            .map(|(owner, spend)| BudgetOwner {
-                owner: owner.clone(),
-                max_budget_nanos: key
-                    .budget_limits
-                    .iter()
-                    .find(|l| &l.owner == owner)
-                    .map(|l| l.max_budget_nanos),
-                store_spend_nanos: *spend,
-            })
+            .map(
+                |PathStep {
+                     owner,
+                     spend_at_load: spend,
+                 }| BudgetOwner {
+                    owner: owner.clone(),
+                    max_budget_nanos: key
+                        .budget_limits
+                        .iter()
+                        .find(|l| &l.owner == owner)
+                        .map(|l| l.max_budget_nanos),
+                    store_spend_nanos: *spend,
+                },
+            )
             .collect()
     };
     let rates: Vec<RateOwner> = key
@@ -286,13 +291,13 @@ fn reserve(
     if key.budget_limits.is_empty() {
         // No budget to hold against, but the spend still moves the in-process accounts.
         return budgets
-            .reserve(key.spend_path.to_vec(), &[], 0, 0, false)
+            .reserve(key.path_owners(), &[], 0, 0, false)
             .map(Some)
             .or_else(refused);
     }
     let (bound, want, min) = budget_ask(state, call, body, model)?;
     let reservation = match budgets.reserve(
-        key.spend_path.to_vec(),
+        key.path_owners(),
         &key.budget_limits,
         want,
         min,

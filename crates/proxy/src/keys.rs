@@ -3,7 +3,7 @@
 //! regenerate takes effect on the next call. With several instances the evictions travel over
 //! Redis to the others; the short TTL is only a safety net for a lost message.
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashSet, HashSetExt};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,20 +31,36 @@ pub struct KeyInfo {
     /// The owner's role is `proxy_admin_viewer`: the one role a call's checks ask about.
     pub owner_is_admin_viewer: bool,
     pub expires: Option<DateTime<Utc>>,
+    /// The models the key's owner may use: the team's list for team keys, else the user's.
     pub owner_models: Box<[String]>,
-    pub team_models: Box<[String]>,
     pub soft_budget_nanos: Option<i64>,
     pub key_alias: Option<Box<str>>,
     /// The owners whose spend a call adds to: the key, its user, its team.
-    pub spend_path: Box<[Owner]>,
-    /// Each of those owners' spend in the store when the key was loaded (same order): where a
-    /// shared spend counter starts when Redis has none.
-    pub spend_at_load: Box<[i64]>,
+    pub spend_path: Box<[PathStep]>,
     /// The budgets LiteLLM checks on a call: the key's; the team's for team keys, else the
     /// user's.
     pub budget_limits: Box<[Limit]>,
     pub rate_limits: Box<[RateLimit]>,
-    fetched: Instant,
+    /// When the entry was read from the store, on `clock_secs`' clock (4 bytes, not an
+    /// `Instant`'s 16).
+    fetched: u32,
+}
+
+/// An owner on a key's spend path.
+#[derive(Debug, Clone)]
+pub struct PathStep {
+    pub owner: Owner,
+    /// The owner's spend in the store when the key was loaded: where a shared spend counter
+    /// starts when Redis has none.
+    pub spend_at_load: i64,
+}
+
+/// The key cache's clock, in whole seconds (its TTL is 30 s). It starts at one day rather than
+/// zero so that an entry can be dated back to before the process started (tests).
+fn clock_secs() -> u32 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let secs = START.get_or_init(Instant::now).elapsed().as_secs() + 86_400;
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 impl KeyInfo {
@@ -53,12 +69,7 @@ impl KeyInfo {
     /// owner with an empty list may use every model. Lists may hold wildcard patterns,
     /// `all-proxy-models`, `all-team-models` and `no-default-models`.
     pub fn may_use(&self, model: &str) -> bool {
-        let owner_list = if self.team_id.is_some() {
-            &self.team_models
-        } else {
-            &self.owner_models
-        };
-        if !list_allows(owner_list, model) {
+        if !list_allows(&self.owner_models, model) {
             return false;
         }
         if self.models.is_empty() {
@@ -68,6 +79,16 @@ impl KeyInfo {
             return true;
         }
         list_allows(&self.models, model)
+    }
+
+    /// The owners on the key's spend path, as the budgets take them.
+    pub fn path_owners(&self) -> Vec<Owner> {
+        self.spend_path.iter().map(|p| p.owner.clone()).collect()
+    }
+
+    /// Whether the entry, read at `fetched`, is still within `ttl` at `now` (`clock_secs`).
+    fn fresh_at(&self, now: u32, ttl: Duration) -> bool {
+        u64::from(now.saturating_sub(self.fetched)) < ttl.as_secs()
     }
 
     /// The alert to raise when a call moved the key's spend from `before` to `after` across
@@ -108,9 +129,34 @@ const MAX_ENTRIES: usize = 100_000;
 /// Expired entries are dropped at most once per TTL, and only past this many entries.
 const SWEEP_ABOVE: usize = 1_024;
 
+/// A cache entry, found by its key's `token`: a set of these holds one pointer per key where a
+/// map from token to entry held two.
+#[derive(Debug, Clone)]
+struct Cached(Arc<KeyInfo>);
+
+impl std::borrow::Borrow<str> for Cached {
+    fn borrow(&self) -> &str {
+        &self.0.token
+    }
+}
+
+// Hash and equality are the token's, as `Borrow<str>` requires.
+impl std::hash::Hash for Cached {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.token.hash(state);
+    }
+}
+
+impl PartialEq for Cached {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.token == other.0.token
+    }
+}
+
+impl Eq for Cached {}
+
 struct Entries {
-    /// Keyed by the entry's own `token` (the same allocation).
-    map: HashMap<Arc<str>, Arc<KeyInfo>>,
+    map: HashSet<Cached>,
     swept: Instant,
 }
 
@@ -124,7 +170,8 @@ impl Entries {
             return;
         }
         self.swept = Instant::now();
-        self.map.retain(|_, k| k.fetched.elapsed() < ttl);
+        let now = clock_secs();
+        self.map.retain(|k| k.0.fresh_at(now, ttl));
         if self.map.len() >= MAX_ENTRIES {
             self.map.clear();
         }
@@ -146,7 +193,7 @@ impl KeyCache {
     pub fn new(budgets: Arc<Budgets>) -> KeyCache {
         KeyCache {
             entries: RwLock::new(Entries {
-                map: HashMap::new(),
+                map: HashSet::new(),
                 swept: Instant::now(),
             }),
             ttl: Duration::from_secs(30),
@@ -225,8 +272,8 @@ impl KeyCache {
     ) -> Result<Option<Arc<KeyInfo>>, StoreError> {
         if let Ok(e) = self.entries.read() {
             if let Some(k) = e.map.get(token) {
-                if k.fetched.elapsed() < self.ttl {
-                    return Ok(Some(k.clone()));
+                if k.0.fresh_at(clock_secs(), self.ttl) {
+                    return Ok(Some(k.0.clone()));
                 }
             }
         }
@@ -307,8 +354,13 @@ impl KeyCache {
                 Owner::Member(_) => {}
             }
         }
-        let spend_path = path.iter().map(|p| p.owner.clone()).collect();
-        let spend_at_load = path.iter().map(|p| p.spend_nanos).collect();
+        let spend_path = path
+            .iter()
+            .map(|p| PathStep {
+                owner: p.owner.clone(),
+                spend_at_load: p.spend_nanos,
+            })
+            .collect();
         let budget_limits = path
             .iter()
             .filter_map(|p| {
@@ -330,6 +382,16 @@ impl KeyCache {
             .collect();
         // A team key whose team is gone must not fall back to "every model, no budget".
         let team_blocked = team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
+        let owner_is_admin_viewer = owner
+            .as_ref()
+            .is_some_and(|u| u.user_role == "proxy_admin_viewer");
+        let owner_models = if team_id.is_some() {
+            team.map(|t| t.models)
+        } else {
+            owner.map(|u| u.models)
+        }
+        .unwrap_or_default()
+        .into_boxed_slice();
         let info = Arc::new(KeyInfo {
             token,
             user_id,
@@ -337,29 +399,19 @@ impl KeyCache {
             models: row.models.into_boxed_slice(),
             blocked: row.blocked,
             team_blocked,
-            owner_is_admin_viewer: owner
-                .as_ref()
-                .is_some_and(|u| u.user_role == "proxy_admin_viewer"),
+            owner_is_admin_viewer,
             expires: row.expires,
-            owner_models: owner
-                .map(|u| u.models)
-                .unwrap_or_default()
-                .into_boxed_slice(),
-            team_models: team
-                .map(|t| t.models)
-                .unwrap_or_default()
-                .into_boxed_slice(),
+            owner_models,
             soft_budget_nanos: row.soft_budget_nanos,
             key_alias: row.key_alias.map(String::into_boxed_str),
             spend_path,
-            spend_at_load,
             budget_limits,
             rate_limits,
-            fetched: Instant::now(),
+            fetched: clock_secs(),
         });
         if let Ok(mut e) = self.entries.write() {
             e.make_room(self.ttl);
-            e.map.insert(info.token.clone(), info.clone());
+            e.map.replace(Cached(info.clone()));
         }
         Ok(Some(info))
     }
@@ -380,14 +432,12 @@ mod tests {
             owner_is_admin_viewer: false,
             expires: None,
             owner_models: owner.iter().map(|s| s.to_string()).collect(),
-            team_models: Box::default(),
             soft_budget_nanos: None,
             key_alias: None,
             spend_path: Box::default(),
-            spend_at_load: Box::default(),
             budget_limits: Box::default(),
             rate_limits: Box::default(),
-            fetched: Instant::now(),
+            fetched: clock_secs(),
         }
     }
 
@@ -412,7 +462,7 @@ mod tests {
         assert!(!info(&[], &["no-default-models"]).may_use("gpt-4o"));
         let mut team_key = info(&["all-team-models"], &["gpt-4o"]);
         team_key.team_id = Some("t".into());
-        team_key.team_models = Box::new(["claude".to_string()]);
+        team_key.owner_models = Box::new(["claude".to_string()]);
         assert!(
             team_key.may_use("claude"),
             "team keys answer to the team's list"
@@ -443,8 +493,10 @@ mod tests {
             Arc::ptr_eq(&ua, &ub),
             "one copy of the user's id for both keys"
         );
-        assert!(matches!(&a.spend_path[..], [Owner::Key(k), Owner::User(u)]
-            if Arc::ptr_eq(k, &a.token) && Arc::ptr_eq(u, &ua)));
+        assert!(
+            matches!(&a.spend_path[..], [PathStep { owner: Owner::Key(k), .. }, PathStep { owner: Owner::User(u), .. }]
+            if Arc::ptr_eq(k, &a.token) && Arc::ptr_eq(u, &ua))
+        );
         assert!(matches!(&a.rate_limits[0].owner, Owner::Key(k) if Arc::ptr_eq(k, &a.token)));
         assert!(a.owner_is_admin_viewer);
         // A key read again (its entry evicted) still shares the user's id.
@@ -453,35 +505,46 @@ mod tests {
         assert_eq!(cache.cached_keys(), 2);
     }
 
-    fn aged(token: &str, age: Duration) -> Arc<KeyInfo> {
+    /// One entry per cached key (up to `MAX_ENTRIES`): its size is memory per key. With the
+    /// `Arc`'s counts and the allocator's header it takes a 208-byte block (256 when it held an
+    /// `Instant`, the team's model list and the spend at load apart).
+    #[test]
+    fn a_cache_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<KeyInfo>() <= 184,
+            "{}",
+            std::mem::size_of::<KeyInfo>()
+        );
+        assert_eq!(std::mem::size_of::<Cached>(), 8);
+    }
+
+    fn aged(token: &str, age: Duration) -> Cached {
         let mut k = info(&[], &[]);
         k.token = Arc::from(token);
-        k.fetched = Instant::now().checked_sub(age).unwrap();
-        Arc::new(k)
+        k.fetched = clock_secs() - u32::try_from(age.as_secs()).unwrap();
+        Cached(Arc::new(k))
     }
 
     #[test]
     fn the_cache_keeps_only_fresh_keys_and_a_bounded_number() {
         let ttl = Duration::from_secs(30);
         let mut e = Entries {
-            map: HashMap::new(),
+            map: HashSet::new(),
             swept: Instant::now().checked_sub(ttl).unwrap(),
         };
         for i in 0..2 * SWEEP_ABOVE {
             let age = if i % 2 == 0 { ttl * 2 } else { Duration::ZERO };
-            let t: Arc<str> = Arc::from(format!("k{i}"));
-            e.map.insert(t.clone(), aged(&t, age));
+            e.map.insert(aged(&format!("k{i}"), age));
         }
         e.make_room(ttl);
         assert_eq!(e.map.len(), SWEEP_ABOVE, "the expired half is gone");
         // Swept once per TTL at most.
-        e.map.insert(Arc::from("stale"), aged("stale", ttl * 2));
+        e.map.insert(aged("stale", ttl * 2));
         e.make_room(ttl);
-        assert!(e.map.contains_key("stale"));
+        assert!(e.map.contains("stale"));
         // At the cap with every entry fresh, the cache starts over.
         for i in 0..MAX_ENTRIES {
-            let t: Arc<str> = Arc::from(format!("f{i}"));
-            e.map.insert(t.clone(), aged(&t, Duration::ZERO));
+            e.map.insert(aged(&format!("f{i}"), Duration::ZERO));
         }
         e.make_room(ttl);
         assert!(e.map.is_empty());

@@ -93,16 +93,23 @@ fn descriptor(o: &Owner) -> &'static str {
     }
 }
 
+/// One owner's counts. Held per owner in use (every key with a limit), so narrow: requests in a
+/// minute and calls in flight fit 32 bits (they saturate), the minute too (minutes since 1970).
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
-    minute: u64,
-    requests: u64,
     tokens: u64,
-    in_flight: u64,
+    minute: u32,
+    requests: u32,
+    in_flight: u32,
+}
+
+fn minute_stamp(minute: u64) -> u32 {
+    u32::try_from(minute).unwrap_or(u32::MAX)
 }
 
 impl Counters {
     fn roll(&mut self, minute: u64) {
+        let minute = minute_stamp(minute);
         if self.minute != minute {
             self.minute = minute;
             self.requests = 0;
@@ -162,19 +169,20 @@ impl RateLimiter {
         let prune_due =
             map.len() > PRUNE_ABOVE && self.pruned_minute.swap(minute, Ordering::Relaxed) != minute;
         if prune_due || map.len() >= MAX_OWNERS {
-            map.retain(|_, c| c.in_flight > 0 || c.minute == minute);
+            let stamp = minute_stamp(minute);
+            map.retain(|_, c| c.in_flight > 0 || c.minute == stamp);
         }
         for l in limits {
             let mut c = map.get(&l.owner).copied().unwrap_or_default();
             c.roll(minute);
             let refuse = |kind, limit| RateLimited::at(l.owner.clone(), kind, limit, now);
             if let Some(p) = l.max_parallel {
-                if c.in_flight >= p {
+                if u64::from(c.in_flight) >= p {
                     return Err(refuse(LimitKind::Parallel, p));
                 }
             }
             if let Some(r) = l.rpm {
-                if c.requests >= r {
+                if u64::from(c.requests) >= r {
                     return Err(refuse(LimitKind::Requests, r));
                 }
             }
@@ -188,11 +196,11 @@ impl RateLimiter {
         for l in limits {
             let c = map.entry(l.owner.clone()).or_default();
             c.roll(minute);
-            c.requests += 1;
-            c.in_flight += 1;
+            c.requests = c.requests.saturating_add(1);
+            c.in_flight = c.in_flight.saturating_add(1);
             remaining.push(Remaining {
                 owner: l.owner.clone(),
-                requests: l.rpm.map(|r| (r, r.saturating_sub(c.requests))),
+                requests: l.rpm.map(|r| (r, r.saturating_sub(u64::from(c.requests)))),
                 tokens: l.tpm.map(|t| (t, t.saturating_sub(c.tokens))),
             });
         }
@@ -206,7 +214,7 @@ impl RateLimiter {
 
     #[cfg(test)]
     fn in_flight(&self, o: &Owner) -> u64 {
-        self.lock().get(o).map_or(0, |c| c.in_flight)
+        self.lock().get(o).map_or(0, |c| u64::from(c.in_flight))
     }
 }
 
