@@ -217,7 +217,9 @@ fn rotate(st: &mut State) {
 fn buffer_line(st: &mut State, record: &SpendRecord) -> (u64, Result<(), JournalError>) {
     st.seq += 1;
     let start = st.buffered.len();
-    let encoded = serde_json::to_writer(&mut st.buffered, record).map_err(JournalError::Encode);
+    let encoded = record
+        .write_json(&mut st.buffered)
+        .map_err(JournalError::Encode);
     match encoded {
         Ok(()) => {
             st.buffered.push(b'\n');

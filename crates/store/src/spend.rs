@@ -34,6 +34,7 @@ impl SpendStatus {
 }
 
 mod instant;
+mod json_line;
 
 /// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
 /// Serializable so the spend journal can hold records until they are committed.
