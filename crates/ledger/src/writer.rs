@@ -106,7 +106,6 @@ pub struct SpendWriter {
     /// waiting for theirs.
     journal_due: Arc<Notify>,
     journal_written: Arc<Notify>,
-    journal_task: Option<JoinHandle<()>>,
     shutdown: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
@@ -140,14 +139,16 @@ impl SpendWriter {
         let task = tokio::spawn(run(sink, config, rx, stop_rx, stats.clone(), room.clone()));
         let journal_due = Arc::new(Notify::new());
         let journal_written = Arc::new(Notify::new());
-        let journal_task = journal.clone().map(|j| {
+        if let Some(j) = journal.clone() {
+            // Not stopped by `shutdown`: a call still finishing then waits for its line, and a
+            // line written after the journal was cleared is replayed by the next start.
             tokio::spawn(write_journal_when_due(
                 j,
                 journal_due.clone(),
                 journal_written.clone(),
                 stats.clone(),
-            ))
-        });
+            ));
+        }
         Arc::new(SpendWriter {
             tx,
             journal,
@@ -156,7 +157,6 @@ impl SpendWriter {
             room,
             journal_due,
             journal_written,
-            journal_task,
             shutdown: Mutex::new(Some((stop_tx, task))),
         })
     }
@@ -277,9 +277,6 @@ impl SpendWriter {
     pub async fn shutdown(&self) {
         let taken = self.shutdown.lock().await.take();
         if let Some((stop, task)) = taken {
-            if let Some(t) = &self.journal_task {
-                t.abort();
-            }
             let _ = stop.send(());
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "spend writer task failed");
