@@ -4,11 +4,11 @@
 //! The append is a plain `write` into the page cache (a few microseconds, no fsync on the hot
 //! path), which survives the process dying in any way. Calls that finish at the same moment can
 //! share one `write`: their lines are buffered and written together before any of their answers
-//! ends (the spend writer's `record_grouped` and `journaled`). The spend writer fsyncs the journal on its
-//! own tick, so an operating-system crash or power loss loses at most one flush interval. Files
-//! are segments of JSON lines; a segment is deleted once the writer has committed every record
-//! in it. Replay inserts by request id, which the store does idempotently, so replaying records
-//! that were in fact committed counts nothing twice.
+//! ends (the spend writer's `record_grouped` and `journaled`). The spend writer fsyncs the
+//! journal on its own tick, so an operating-system crash or power loss loses at most one flush
+//! interval. Files are segments of JSON lines; a segment is deleted once the writer has
+//! committed every record in it. Replay inserts by request id, which the store does
+//! idempotently, so replaying records that were in fact committed counts nothing twice.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
