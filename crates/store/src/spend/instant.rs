@@ -80,13 +80,14 @@ pub mod option {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use chrono::TimeZone;
 
     use crate::spend::SpendStatus;
     use crate::SpendRecord;
 
-    fn record() -> SpendRecord {
+    /// A record with every time set (also the spend journal line's tests start from it).
+    pub(in crate::spend) fn record() -> SpendRecord {
         let t = Utc.with_ymd_and_hms(2026, 12, 5, 7, 30, 1).unwrap()
             + chrono::Duration::microseconds(123_456);
         SpendRecord {

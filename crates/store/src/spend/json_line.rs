@@ -121,40 +121,14 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
 mod tests {
     use super::*;
     use crate::SpendStatus;
-    use chrono::{TimeZone, Utc};
 
+    /// The plain case: no optional field set, a key's hash as `api_key`.
     fn record() -> SpendRecord {
-        let at = Utc.with_ymd_and_hms(2026, 12, 6, 3, 4, 5).unwrap();
-        SpendRecord {
-            request_id: "chatcmpl-0193a1b2c3d4".into(),
-            call_type: "chat_completion".into(),
-            api_key: "ab".repeat(32),
-            user_id: None,
-            team_id: None,
-            end_user: None,
-            model: "gpt-4o-mini".into(),
-            model_group: "gpt-4o-mini".into(),
-            model_id: None,
-            custom_llm_provider: None,
-            spend_nanos: 1_234,
-            priced: true,
-            prompt_tokens: 12,
-            completion_tokens: 34,
-            cache_read_input_tokens: 0,
-            cache_creation_input_tokens: 0,
-            usage_estimated: false,
-            stream: false,
-            status: SpendStatus::Success,
-            http_status: 200,
-            error_type: None,
-            attempts: 1,
-            start_time: at,
-            end_time: at + chrono::Duration::microseconds(1_500),
-            completion_start_time: None,
-            request_duration_ms: 1,
-            ttft_ms: None,
-            metadata: serde_json::json!({}),
-        }
+        let mut r = super::super::instant::tests::record();
+        r.api_key = "ab".repeat(32);
+        r.completion_start_time = None;
+        r.ttft_ms = None;
+        r
     }
 
     fn same_as_serde(r: &SpendRecord) {
