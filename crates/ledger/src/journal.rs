@@ -408,12 +408,17 @@ mod tests {
         assert_eq!(j.append(rec("after"), |seq, _| seq).0, 301);
     }
 
-    fn lines_on_disk(jdir: &Path) -> usize {
+    /// Every segment's text, oldest first.
+    fn on_disk(jdir: &Path) -> String {
         segments(jdir)
             .unwrap()
             .iter()
-            .map(|p| fs::read_to_string(p).unwrap().lines().count())
-            .sum()
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    fn lines_on_disk(jdir: &Path) -> usize {
+        on_disk(jdir).lines().count()
     }
 
     #[tokio::test]
@@ -439,12 +444,7 @@ mod tests {
         j.append_buffered(rec("b3"), |_, _| ());
         j.append(rec("now"), |_, _| ());
         assert!(j.written_through(5));
-        let text: String = segments(&jdir)
-            .unwrap()
-            .iter()
-            .map(|p| fs::read_to_string(p).unwrap())
-            .collect();
-        let ids: Vec<String> = text
+        let ids: Vec<String> = on_disk(&jdir)
             .lines()
             .map(|l| serde_json::from_str::<SpendRecord>(l).unwrap().request_id)
             .collect();

@@ -169,10 +169,7 @@ impl SpendWriter {
             None => self.send(0, record),
             Some(j) => {
                 let (sent, failed) = j.append(record, |seq, r| self.send(seq, r));
-                if let Some(e) = failed {
-                    self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "spend record not journaled; it is still queued for the store");
-                }
+                self.journal_failed(failed);
                 sent
             }
         };
@@ -188,10 +185,7 @@ impl SpendWriter {
             return JournalTicket(None);
         };
         let (sent, seq, failed) = j.append_buffered(record, |seq, r| self.send(seq, r));
-        if let Some(e) = failed {
-            self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "spend record not journaled; it is still queued for the store");
-        }
+        self.journal_failed(failed);
         self.sent(sent);
         // The writing task runs once the calls ready now have had their turn (and buffered
         // their lines), so one write carries them all.
@@ -221,6 +215,14 @@ impl SpendWriter {
         self.tx
             .try_send((seq, r))
             .map_err(|e| e.into_inner().1.request_id)
+    }
+
+    /// Counts and logs a record the journal could not take.
+    fn journal_failed(&self, failed: Option<crate::journal::JournalError>) {
+        if let Some(e) = failed {
+            self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "spend record not journaled; it is still queued for the store");
+        }
     }
 
     /// Counts a record queued, or logs and counts one dropped (its request id given).
