@@ -61,6 +61,23 @@ pub struct Limit {
     pub max_budget_nanos: i64,
 }
 
+/// An owner on a call's path as [`Budgets::reserve`] checks it: with a budget or without one. A
+/// caller can keep one list of its owners, budgets and other limits instead of a list each.
+pub trait BudgetLimit {
+    fn budget_owner(&self) -> &Owner;
+    fn max_budget_nanos(&self) -> Option<i64>;
+}
+
+impl BudgetLimit for Limit {
+    fn budget_owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    fn max_budget_nanos(&self) -> Option<i64> {
+        Some(self.max_budget_nanos)
+    }
+}
+
 /// Why a reservation was not made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -223,34 +240,40 @@ impl Budgets {
     /// the tightest budget still allows if that is at least `min`. All or nothing, atomically.
     /// With `share`, the call set no output limit of its own and gets at most its
     /// [`fair_share`] of each budget (never less than `min`).
-    /// `path` are all owners whose spend the call adds to (limits are a subset).
+    /// `path` are all owners whose spend the call adds to; `limits` those of them that may have
+    /// a budget (those without one are passed over).
     /// Returns the reservation and the amount granted.
-    pub fn reserve(
+    pub fn reserve<L: BudgetLimit>(
         self: &Arc<Self>,
         path: Vec<Owner>,
-        limits: &[Limit],
+        limits: &[L],
         want: i64,
         min: i64,
         share: bool,
     ) -> Result<Reservation, Refusal> {
+        let limits = || {
+            limits
+                .iter()
+                .filter_map(|l| Some((l.budget_owner(), l.max_budget_nanos()?)))
+        };
         let want = want.max(0);
         let now = self.now();
         let mut l = self.lock();
         let mut granted = want;
-        for lim in limits {
+        for (owner, max_budget_nanos) in limits() {
             // A missing account is not "spend 0": it was dropped as idle, and only the store
             // knows the spend.
-            let Some(a) = l.accounts.get(&lim.owner).copied() else {
-                return Err(Refusal::NotLoaded(lim.owner.clone()));
+            let Some(a) = l.accounts.get(owner).copied() else {
+                return Err(Refusal::NotLoaded(owner.clone()));
             };
-            let left = lim.max_budget_nanos - a.spend - a.reserved;
+            let left = max_budget_nanos - a.spend - a.reserved;
             // A spent budget refuses even calls that look free (unpriced models): LiteLLM's rule.
-            if a.spend >= lim.max_budget_nanos || left < min.max(0) || left <= 0 && want > 0 {
+            if a.spend >= max_budget_nanos || left < min.max(0) || left <= 0 && want > 0 {
                 return Err(Refusal::Exceeded(BudgetExceeded {
-                    owner: lim.owner.clone(),
+                    owner: owner.clone(),
                     spend_nanos: a.spend,
                     reserved_nanos: a.reserved,
-                    max_budget_nanos: lim.max_budget_nanos,
+                    max_budget_nanos,
                 }));
             }
             granted = granted.min(left);
@@ -258,7 +281,7 @@ impl Budgets {
                 granted = granted.min(fair_share(left, a.in_flight).max(min.max(0)));
             }
         }
-        let limited: Vec<Owner> = limits.iter().map(|l| l.owner.clone()).collect();
+        let limited: Vec<Owner> = limits().map(|(o, _)| o.clone()).collect();
         for o in &limited {
             if let Some(a) = l.accounts.get_mut(o) {
                 a.reserved += granted;
@@ -431,6 +454,36 @@ mod tests {
     fn user(s: &str) -> Owner {
         Owner::User(Arc::from(s))
     }
+    /// An owner on a path that may have no budget, as a caller's one list holds them.
+    struct Step(Owner, Option<i64>);
+
+    impl BudgetLimit for Step {
+        fn budget_owner(&self) -> &Owner {
+            &self.0
+        }
+        fn max_budget_nanos(&self) -> Option<i64> {
+            self.1
+        }
+    }
+
+    #[test]
+    fn owners_without_a_budget_are_passed_over() {
+        let b = Budgets::new();
+        let (k, u) = (b.load(&key("k"), 0), b.load(&user("u"), 10_000));
+        let steps = [Step(k.clone(), Some(100)), Step(u.clone(), None)];
+        let r = b
+            .reserve(vec![k.clone(), u.clone()], &steps, 50, 1, false)
+            .unwrap();
+        assert_eq!(r.amount(), 50);
+        assert_eq!((b.reserved(&k), b.reserved(&u)), (50, 0));
+        drop(r);
+        let over = [Step(k.clone(), None), Step(u.clone(), Some(10_000))];
+        assert!(matches!(
+            b.reserve(vec![k, u], &over, 50, 1, false),
+            Err(Refusal::Exceeded(e)) if e.max_budget_nanos == 10_000
+        ));
+    }
+
     fn lim(o: &Owner, max: i64) -> Limit {
         Limit {
             owner: o.clone(),
@@ -509,7 +562,7 @@ mod tests {
         let b = Budgets::new();
         let k = key("k");
         b.load(&k, 0);
-        b.reserve(vec![k.clone()], &[], 0, 0, false)
+        b.reserve(vec![k.clone()], &[] as &[Limit], 0, 0, false)
             .unwrap()
             .settle(7);
         // The store does not have it yet: a reload keeps it.

@@ -4,13 +4,12 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
-use tollgate_ledger::{BudgetExceeded, Owner, Refusal, Reservation};
+use tollgate_ledger::{BudgetExceeded, BudgetLimit, Owner, Refusal, Reservation};
 
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::error::ApiError;
-use crate::keys::PathStep;
-use crate::limits::{Admission, RateLimited, Remaining};
+use crate::limits::{Admission, RateLimited, RateLimits, Remaining};
 use crate::prompt_bound::prompt_token_bound;
 use crate::providers::CallType;
 use crate::state::ProxyState;
@@ -56,12 +55,10 @@ pub async fn admit(
         return Ok(Admitted::default());
     };
     if let Some(cluster) = &state.cluster {
-        if !key.budget_limits.is_empty() || !key.rate_limits.is_empty() {
+        if key.has_budget() || key.has_rate_limits() {
             match admit_shared(state, cluster, key, request_id, call, body, model).await? {
                 Some(admitted) => return Ok(admitted),
-                None if !key.budget_limits.is_empty()
-                    && !state.settings.redis_budgets_fail_open =>
-                {
+                None if key.has_budget() && !state.settings.redis_budgets_fail_open => {
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "service_unavailable",
@@ -104,15 +101,10 @@ pub async fn admit(
             })?
         }
     };
-    let rate = if key.rate_limits.is_empty() {
-        None
+    let rate = if key.has_rate_limits() {
+        Some(state.limiter.admit(&key.path).map_err(rate_limited)?)
     } else {
-        Some(
-            state
-                .limiter
-                .admit(&key.rate_limits)
-                .map_err(rate_limited)?,
-        )
+        None
     };
     Ok(Admitted {
         rate,
@@ -132,41 +124,31 @@ async fn admit_shared(
     model: &str,
 ) -> Result<Option<Admitted>, ApiError> {
     use tollgate_cluster::{AdmitError, BudgetOwner, RateOwner, Refusal};
-    let (bound, want, min) = if key.budget_limits.is_empty() {
-        (None, 0, 0)
-    } else {
+    let (bound, want, min) = if key.has_budget() {
         let (bound, want, min) = budget_ask(state, call, body, model)?;
         (Some(bound), want, min)
-    };
-    let budgets: Vec<BudgetOwner> = if key.budget_limits.is_empty() {
-        Vec::new()
     } else {
-        key.spend_path
-            .iter()
-            .map(
-                |PathStep {
-                     owner,
-                     spend_at_load: spend,
-                 }| BudgetOwner {
-                    owner: owner.clone(),
-                    max_budget_nanos: key
-                        .budget_limits
-                        .iter()
-                        .find(|l| &l.owner == owner)
-                        .map(|l| l.max_budget_nanos),
-                    store_spend_nanos: *spend,
-                },
-            )
-            .collect()
+        (None, 0, 0)
     };
-    let rates: Vec<RateOwner> = key
-        .rate_limits
-        .iter()
-        .map(|l| RateOwner {
-            owner: l.owner.clone(),
-            rpm: l.rpm,
-            tpm: l.tpm,
-            max_parallel: l.max_parallel,
+    let budgets: Vec<BudgetOwner> = if key.has_budget() {
+        key.path
+            .iter()
+            .map(|p| BudgetOwner {
+                owner: p.owner.clone(),
+                max_budget_nanos: p.max_budget_nanos(),
+                store_spend_nanos: p.spend_at_load,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let limited = || key.path.iter().filter(|p| !p.is_unlimited());
+    let rates: Vec<RateOwner> = limited()
+        .map(|p| RateOwner {
+            owner: p.owner.clone(),
+            rpm: p.rpm(),
+            tpm: p.tpm(),
+            max_parallel: p.max_parallel(),
         })
         .collect();
     // A lease outlives the longest call, so only a dead instance's calls expire.
@@ -182,14 +164,12 @@ async fn admit_shared(
             if let Some(bound) = &bound {
                 limit_output(body, call, bound, a.ticket.granted_nanos, want);
             }
-            let remaining = key
-                .rate_limits
-                .iter()
+            let remaining = limited()
                 .zip(&a.remaining)
                 .map(|(l, r)| Remaining {
                     owner: l.owner.clone(),
-                    requests: l.rpm.map(|n| (n, n.saturating_sub(r.requests_used))),
-                    tokens: l.tpm.map(|n| (n, n.saturating_sub(r.tokens_used))),
+                    requests: l.rpm().map(|n| (n, n.saturating_sub(r.requests_used))),
+                    tokens: l.tpm().map(|n| (n, n.saturating_sub(r.tokens_used))),
                 })
                 .collect();
             Ok(Some(Admitted {
@@ -288,17 +268,17 @@ fn reserve(
         Refusal::Exceeded(e) => Err(budget_exceeded(&e)),
         Refusal::NotLoaded(_) => Ok(None),
     };
-    if key.budget_limits.is_empty() {
+    if !key.has_budget() {
         // No budget to hold against, but the spend still moves the in-process accounts.
         return budgets
-            .reserve(key.path_owners(), &[], 0, 0, false)
+            .reserve(key.path_owners(), &key.path, 0, 0, false)
             .map(Some)
             .or_else(refused);
     }
     let (bound, want, min) = budget_ask(state, call, body, model)?;
     let reservation = match budgets.reserve(
         key.path_owners(),
-        &key.budget_limits,
+        &key.path,
         want,
         min,
         !bound.output_requested,

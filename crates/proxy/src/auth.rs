@@ -186,7 +186,7 @@ pub async fn authenticate_call(
             info.team_id.as_deref().unwrap_or("")
         )));
     }
-    if let Some(exp) = info.expires {
+    if let Some(exp) = info.expires() {
         let now = chrono::Utc::now();
         if exp <= now {
             return Err(ApiError::new(

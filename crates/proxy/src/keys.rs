@@ -11,48 +11,102 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tollgate_cluster::Invalidation;
 use tollgate_domain::model_name::list_allows;
-use tollgate_ledger::{Budgets, Limit, Owner};
+use tollgate_ledger::{BudgetLimit, Budgets, Owner};
 use tollgate_store::{Store, StoreError};
 
-use crate::limits::RateLimit;
+use crate::limits::RateLimits;
 
 /// What a call needs to know about its key and the key's owners. One is cached per key in use
 /// (up to `MAX_ENTRIES`), so it is kept small: boxed slices instead of vectors (no spare
-/// capacity, a narrower header), and the key's and owners' ids are shared `Arc<str>`s that the
-/// cache's map and the spend path point at too instead of holding copies.
+/// capacity, a narrower header), one list of owners with their budgets and limits beside them,
+/// absent values as sentinels rather than `Option`s, and the key's and owners' ids are shared
+/// `Arc<str>`s that the cache's map and the spend path point at too instead of holding copies.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
     pub token: Arc<str>,
     pub user_id: Option<Arc<str>>,
     pub team_id: Option<Arc<str>>,
     pub models: Box<[String]>,
+    /// The models the key's owner may use: the team's list for team keys, else the user's.
+    pub owner_models: Box<[String]>,
+    pub key_alias: Option<Box<str>>,
+    /// The owners whose spend a call adds to (the key, its user, its team, the user within
+    /// the team), each with the budget and rate limits LiteLLM checks for it on this key's calls.
+    pub path: Box<[PathStep]>,
+    /// Microseconds since 1970; `i64::MAX`: never.
+    expires_micros: i64,
+    /// `NO_BUDGET`: none.
+    soft_budget_nanos: i64,
+    /// When the entry was read from the store, on `clock_secs`' clock (4 bytes, not an
+    /// `Instant`'s 16).
+    fetched: u32,
     pub blocked: bool,
     pub team_blocked: bool,
     /// The owner's role is `proxy_admin_viewer`: the one role a call's checks ask about.
     pub owner_is_admin_viewer: bool,
-    pub expires: Option<DateTime<Utc>>,
-    /// The models the key's owner may use: the team's list for team keys, else the user's.
-    pub owner_models: Box<[String]>,
-    pub soft_budget_nanos: Option<i64>,
-    pub key_alias: Option<Box<str>>,
-    /// The owners whose spend a call adds to: the key, its user, its team.
-    pub spend_path: Box<[PathStep]>,
-    /// The budgets LiteLLM checks on a call: the key's; the team's for team keys, else the
-    /// user's.
-    pub budget_limits: Box<[Limit]>,
-    pub rate_limits: Box<[RateLimit]>,
-    /// When the entry was read from the store, on `clock_secs`' clock (4 bytes, not an
-    /// `Instant`'s 16).
-    fetched: u32,
 }
 
-/// An owner on a key's spend path.
+/// A budget or spend that is not set.
+const NO_BUDGET: i64 = i64::MIN;
+/// A rate limit that is not set (a set one is at most `i64::MAX`).
+const NO_LIMIT: u64 = u64::MAX;
+
+fn budget(nanos: Option<i64>) -> i64 {
+    nanos.unwrap_or(NO_BUDGET)
+}
+
+fn set_budget(nanos: i64) -> Option<i64> {
+    (nanos != NO_BUDGET).then_some(nanos)
+}
+
+fn rate(n: Option<i64>) -> u64 {
+    n.map_or(NO_LIMIT, |v| v.max(0).unsigned_abs())
+}
+
+fn set_rate(n: u64) -> Option<u64> {
+    (n != NO_LIMIT).then_some(n)
+}
+
+/// An owner on a key's spend path, with what LiteLLM checks for it on this key's calls. The
+/// absent ones are sentinels: 64 bytes a step rather than 104.
 #[derive(Debug, Clone)]
 pub struct PathStep {
     pub owner: Owner,
     /// The owner's spend in the store when the key was loaded: where a shared spend counter
     /// starts when Redis has none.
     pub spend_at_load: i64,
+    max_budget_nanos: i64,
+    rpm: u64,
+    tpm: u64,
+    max_parallel: u64,
+}
+
+impl BudgetLimit for PathStep {
+    fn budget_owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    fn max_budget_nanos(&self) -> Option<i64> {
+        set_budget(self.max_budget_nanos)
+    }
+}
+
+impl RateLimits for PathStep {
+    fn limited_owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    fn rpm(&self) -> Option<u64> {
+        set_rate(self.rpm)
+    }
+
+    fn tpm(&self) -> Option<u64> {
+        set_rate(self.tpm)
+    }
+
+    fn max_parallel(&self) -> Option<u64> {
+        set_rate(self.max_parallel)
+    }
 }
 
 /// The key cache's clock, in whole seconds (its TTL is 30 s). It starts at one day rather than
@@ -83,7 +137,30 @@ impl KeyInfo {
 
     /// The owners on the key's spend path, as the budgets take them.
     pub fn path_owners(&self) -> Vec<Owner> {
-        self.spend_path.iter().map(|p| p.owner.clone()).collect()
+        self.path.iter().map(|p| p.owner.clone()).collect()
+    }
+
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        if self.expires_micros == i64::MAX {
+            return None;
+        }
+        // Out of chrono's range only if it was out of range when read; then it never comes.
+        DateTime::from_timestamp_micros(self.expires_micros)
+    }
+
+    pub fn soft_budget_nanos(&self) -> Option<i64> {
+        set_budget(self.soft_budget_nanos)
+    }
+
+    /// Some owner on the path has a budget (asked of two to four steps, rather than kept in a
+    /// field the entry has no room for).
+    pub fn has_budget(&self) -> bool {
+        self.path.iter().any(|p| p.max_budget_nanos().is_some())
+    }
+
+    /// Some owner on the path has a rate limit.
+    pub fn has_rate_limits(&self) -> bool {
+        self.path.iter().any(|p| !p.is_unlimited())
     }
 
     /// Whether the entry, read at `fetched`, is still within `ttl` at `now` (`clock_secs`).
@@ -98,7 +175,7 @@ impl KeyInfo {
         before: i64,
         after: i64,
     ) -> Option<crate::alerts::SoftBudgetCrossed> {
-        let soft = self.soft_budget_nanos?;
+        let soft = self.soft_budget_nanos()?;
         (before < soft && after >= soft).then(|| crate::alerts::SoftBudgetCrossed {
             token: self.token.to_string(),
             key_alias: self.key_alias.as_deref().map(String::from),
@@ -107,10 +184,6 @@ impl KeyInfo {
             soft_budget_nanos: soft,
         })
     }
-}
-
-fn limit(n: Option<i64>) -> Option<u64> {
-    n.map(|v| v.max(0) as u64)
 }
 
 /// The key, its user and its team as a call meets them: spend, budget and limits.
@@ -354,31 +427,16 @@ impl KeyCache {
                 Owner::Member(_) => {}
             }
         }
-        let spend_path = path
+        let path: Box<[PathStep]> = path
             .iter()
             .map(|p| PathStep {
                 owner: p.owner.clone(),
                 spend_at_load: p.spend_nanos,
+                max_budget_nanos: budget(p.max_budget_nanos),
+                rpm: rate(p.rpm),
+                tpm: rate(p.tpm),
+                max_parallel: rate(p.parallel),
             })
-            .collect();
-        let budget_limits = path
-            .iter()
-            .filter_map(|p| {
-                p.max_budget_nanos.map(|max| Limit {
-                    owner: p.owner.clone(),
-                    max_budget_nanos: max,
-                })
-            })
-            .collect();
-        let rate_limits = path
-            .iter()
-            .map(|p| RateLimit {
-                owner: p.owner.clone(),
-                rpm: limit(p.rpm),
-                tpm: limit(p.tpm),
-                max_parallel: limit(p.parallel),
-            })
-            .filter(|l| !l.is_empty())
             .collect();
         // A team key whose team is gone must not fall back to "every model, no budget".
         let team_blocked = team_id.is_some() && team.as_ref().is_none_or(|t| t.blocked);
@@ -397,17 +455,15 @@ impl KeyCache {
             user_id,
             team_id,
             models: row.models.into_boxed_slice(),
+            owner_models,
+            key_alias: row.key_alias.map(String::into_boxed_str),
+            path,
+            expires_micros: row.expires.map_or(i64::MAX, |t| t.timestamp_micros()),
+            soft_budget_nanos: budget(row.soft_budget_nanos),
+            fetched: clock_secs(),
             blocked: row.blocked,
             team_blocked,
             owner_is_admin_viewer,
-            expires: row.expires,
-            owner_models,
-            soft_budget_nanos: row.soft_budget_nanos,
-            key_alias: row.key_alias.map(String::into_boxed_str),
-            spend_path,
-            budget_limits,
-            rate_limits,
-            fetched: clock_secs(),
         });
         if let Ok(mut e) = self.entries.write() {
             e.make_room(self.ttl);
@@ -427,17 +483,15 @@ mod tests {
             user_id: None,
             team_id: None,
             models: models.iter().map(|s| s.to_string()).collect(),
+            owner_models: owner.iter().map(|s| s.to_string()).collect(),
+            key_alias: None,
+            path: Box::default(),
+            expires_micros: i64::MAX,
+            soft_budget_nanos: NO_BUDGET,
+            fetched: clock_secs(),
             blocked: false,
             team_blocked: false,
             owner_is_admin_viewer: false,
-            expires: None,
-            owner_models: owner.iter().map(|s| s.to_string()).collect(),
-            soft_budget_nanos: None,
-            key_alias: None,
-            spend_path: Box::default(),
-            budget_limits: Box::default(),
-            rate_limits: Box::default(),
-            fetched: clock_secs(),
         }
     }
 
@@ -494,10 +548,14 @@ mod tests {
             "one copy of the user's id for both keys"
         );
         assert!(
-            matches!(&a.spend_path[..], [PathStep { owner: Owner::Key(k), .. }, PathStep { owner: Owner::User(u), .. }]
+            matches!(&a.path[..], [PathStep { owner: Owner::Key(k), .. }, PathStep { owner: Owner::User(u), .. }]
             if Arc::ptr_eq(k, &a.token) && Arc::ptr_eq(u, &ua))
         );
-        assert!(matches!(&a.rate_limits[0].owner, Owner::Key(k) if Arc::ptr_eq(k, &a.token)));
+        assert!(a.has_rate_limits() && !a.has_budget());
+        assert_eq!(
+            (a.path[0].rpm(), a.path[0].tpm(), a.path[1].rpm()),
+            (Some(10), None, None)
+        );
         assert!(a.owner_is_admin_viewer);
         // A key read again (its entry evicted) still shares the user's id.
         let a2 = cache.reload(&store, "k1").await.unwrap().unwrap();
@@ -506,16 +564,46 @@ mod tests {
     }
 
     /// One entry per cached key (up to `MAX_ENTRIES`): its size is memory per key. With the
-    /// `Arc`'s counts and the allocator's header it takes a 208-byte block (256 when it held an
-    /// `Instant`, the team's model list and the spend at load apart).
+    /// `Arc`'s counts and the allocator's header it takes a 160-byte block (208 when the budgets
+    /// and rate limits were lists of their own, 256 when it held an `Instant`, the team's model
+    /// list and the spend at load apart), and its path of two owners a 144-byte one.
     #[test]
     fn a_cache_entry_stays_small() {
         assert!(
-            std::mem::size_of::<KeyInfo>() <= 184,
+            std::mem::size_of::<KeyInfo>() <= 136,
             "{}",
             std::mem::size_of::<KeyInfo>()
         );
+        assert!(std::mem::size_of::<PathStep>() <= 64);
         assert_eq!(std::mem::size_of::<Cached>(), 8);
+    }
+
+    #[test]
+    fn absent_budgets_and_limits_read_back_as_absent() {
+        let step = PathStep {
+            owner: Owner::Key(Arc::from("k")),
+            spend_at_load: 0,
+            max_budget_nanos: budget(Some(0)),
+            rpm: rate(Some(0)),
+            tpm: rate(None),
+            max_parallel: rate(Some(i64::MAX)),
+        };
+        assert_eq!(step.max_budget_nanos(), Some(0));
+        assert_eq!(
+            (step.rpm(), step.tpm(), step.max_parallel()),
+            (Some(0), None, Some(i64::MAX.unsigned_abs()))
+        );
+        assert_eq!(
+            rate(Some(-5)),
+            0,
+            "a negative limit admits nothing, as before"
+        );
+        let mut k = info(&[], &[]);
+        assert_eq!((k.expires(), k.soft_budget_nanos()), (None, None));
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        k.expires_micros = at.timestamp_micros();
+        k.soft_budget_nanos = budget(Some(-1));
+        assert_eq!((k.expires(), k.soft_budget_nanos()), (Some(at), Some(-1)));
     }
 
     fn aged(token: &str, age: Duration) -> Cached {

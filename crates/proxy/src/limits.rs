@@ -9,18 +9,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tollgate_ledger::Owner;
 
-/// The limits one owner puts on a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimit {
-    pub owner: Owner,
-    pub rpm: Option<u64>,
-    pub tpm: Option<u64>,
-    pub max_parallel: Option<u64>,
-}
+/// The limits one owner puts on a call, as the limiter reads them. A caller keeps them where it
+/// likes (a key keeps them on its spend path, beside each owner's budget); an owner with none
+/// is passed over.
+pub trait RateLimits {
+    fn limited_owner(&self) -> &Owner;
+    fn rpm(&self) -> Option<u64>;
+    fn tpm(&self) -> Option<u64>;
+    fn max_parallel(&self) -> Option<u64>;
 
-impl RateLimit {
-    pub fn is_empty(&self) -> bool {
-        self.rpm.is_none() && self.tpm.is_none() && self.max_parallel.is_none()
+    fn is_unlimited(&self) -> bool {
+        self.rpm().is_none() && self.tpm().is_none() && self.max_parallel().is_none()
     }
 }
 
@@ -155,15 +154,17 @@ impl RateLimiter {
     }
 
     /// Admits a call if every limit has room, counting it against all of them at once.
-    pub fn admit(self: &Arc<Self>, limits: &[RateLimit]) -> Result<Admission, RateLimited> {
+    pub fn admit<L: RateLimits>(self: &Arc<Self>, limits: &[L]) -> Result<Admission, RateLimited> {
         self.admit_at(limits, now_secs())
     }
 
-    fn admit_at(
+    fn admit_at<L: RateLimits>(
         self: &Arc<Self>,
-        limits: &[RateLimit],
+        limits: &[L],
         now: u64,
     ) -> Result<Admission, RateLimited> {
+        let most = limits.len();
+        let limits = || limits.iter().filter(|l| !l.is_unlimited());
         let minute = now / 60;
         let mut map = self.lock();
         let prune_due =
@@ -172,42 +173,45 @@ impl RateLimiter {
             let stamp = minute_stamp(minute);
             map.retain(|_, c| c.in_flight > 0 || c.minute == stamp);
         }
-        for l in limits {
-            let mut c = map.get(&l.owner).copied().unwrap_or_default();
+        for l in limits() {
+            let owner = l.limited_owner();
+            let mut c = map.get(owner).copied().unwrap_or_default();
             c.roll(minute);
-            let refuse = |kind, limit| RateLimited::at(l.owner.clone(), kind, limit, now);
-            if let Some(p) = l.max_parallel {
+            let refuse = |kind, limit| RateLimited::at(owner.clone(), kind, limit, now);
+            if let Some(p) = l.max_parallel() {
                 if u64::from(c.in_flight) >= p {
                     return Err(refuse(LimitKind::Parallel, p));
                 }
             }
-            if let Some(r) = l.rpm {
+            if let Some(r) = l.rpm() {
                 if u64::from(c.requests) >= r {
                     return Err(refuse(LimitKind::Requests, r));
                 }
             }
-            if let Some(t) = l.tpm {
+            if let Some(t) = l.tpm() {
                 if c.tokens >= t {
                     return Err(refuse(LimitKind::Tokens, t));
                 }
             }
         }
-        let mut remaining = Vec::with_capacity(limits.len());
-        for l in limits {
-            let c = map.entry(l.owner.clone()).or_default();
+        let mut remaining = Vec::with_capacity(most);
+        for l in limits() {
+            let c = map.entry(l.limited_owner().clone()).or_default();
             c.roll(minute);
             c.requests = c.requests.saturating_add(1);
             c.in_flight = c.in_flight.saturating_add(1);
             remaining.push(Remaining {
-                owner: l.owner.clone(),
-                requests: l.rpm.map(|r| (r, r.saturating_sub(u64::from(c.requests)))),
-                tokens: l.tpm.map(|t| (t, t.saturating_sub(c.tokens))),
+                owner: l.limited_owner().clone(),
+                requests: l
+                    .rpm()
+                    .map(|r| (r, r.saturating_sub(u64::from(c.requests)))),
+                tokens: l.tpm().map(|t| (t, t.saturating_sub(c.tokens))),
             });
         }
         drop(map);
         Ok(Admission {
             limiter: self.clone(),
-            owners: limits.iter().map(|l| l.owner.clone()).collect(),
+            owners: remaining.iter().map(|r| r.owner.clone()).collect(),
             remaining,
         })
     }
@@ -264,6 +268,29 @@ impl Drop for Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limits one owner puts on a call, written out.
+    struct RateLimit {
+        owner: Owner,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        max_parallel: Option<u64>,
+    }
+
+    impl RateLimits for RateLimit {
+        fn limited_owner(&self) -> &Owner {
+            &self.owner
+        }
+        fn rpm(&self) -> Option<u64> {
+            self.rpm
+        }
+        fn tpm(&self) -> Option<u64> {
+            self.tpm
+        }
+        fn max_parallel(&self) -> Option<u64> {
+            self.max_parallel
+        }
+    }
 
     fn key() -> Owner {
         Owner::Key(Arc::from("k"))
@@ -322,6 +349,29 @@ mod tests {
         a.add_tokens(100);
         let e = l.admit(&lim(None, Some(100), None)).unwrap_err();
         assert_eq!(e.kind, LimitKind::Tokens);
+    }
+
+    #[test]
+    fn owners_without_limits_are_passed_over() {
+        let l = RateLimiter::new();
+        let path = [
+            RateLimit {
+                owner: key(),
+                rpm: Some(5),
+                tpm: None,
+                max_parallel: None,
+            },
+            RateLimit {
+                owner: Owner::User(Arc::from("u")),
+                rpm: None,
+                tpm: None,
+                max_parallel: None,
+            },
+        ];
+        let a = l.admit(&path).unwrap();
+        assert_eq!(a.remaining().len(), 1);
+        assert_eq!(a.remaining()[0].owner, key());
+        assert_eq!(l.lock().len(), 1, "nothing is counted for the user");
     }
 
     #[test]
