@@ -487,6 +487,7 @@ pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes
     }
     axum::body::to_bytes(req.into_body(), limit)
         .await
+        .map(crate::upstream::own_copy)
         .map_err(|e| {
             if std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())

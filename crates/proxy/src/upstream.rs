@@ -145,13 +145,43 @@ impl UpstreamClient {
 
 /// The whole body of an answer.
 pub async fn read_all(body: UpstreamBody) -> Result<Bytes, BoxError> {
-    Ok(body.collect().await?.to_bytes())
+    Ok(own_copy(body.collect().await?.to_bytes()))
 }
+
+/// A small body that arrived in one piece is a view into its connection's read buffer (8 KiB
+/// or more), and while the call holds it the connection must take a new buffer for its next
+/// read: two buffers per call in flight, one each side. A copy the size of the body lets the
+/// connection keep reusing its buffer. A large body fills most of its buffer (or arrived in
+/// pieces and is already a copy), so it is kept as it is rather than copied again.
+pub(crate) fn own_copy(body: Bytes) -> Bytes {
+    if body.len() <= COPY_BELOW {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
+    }
+}
+
+/// Bodies up to this size are copied out of their connection's read buffer.
+const COPY_BELOW: usize = 16 * 1024;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_small_body_stops_sharing_its_read_buffer() {
+        let buffer = Bytes::from(vec![b'x'; 4 * COPY_BELOW]);
+        let small = own_copy(buffer.slice(..100));
+        assert_eq!(small, buffer.slice(..100));
+        assert!(!buffer.as_ptr_range().contains(&small.as_ptr()));
+        let large = buffer.slice(..2 * COPY_BELOW);
+        assert_eq!(
+            own_copy(large).as_ptr(),
+            buffer.as_ptr(),
+            "a large body is not copied"
+        );
+    }
 
     /// A one-shot HTTP/1.1 server that answers `answer` and returns what it was sent.
     async fn one_shot(answer: &'static str) -> (Uri, tokio::task::JoinHandle<String>) {
