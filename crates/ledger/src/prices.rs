@@ -147,7 +147,7 @@ impl PriceTable {
     /// Looks a model up the way LiteLLM does: `provider/model` first, then the bare model name.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
         if !provider.is_empty() {
-            if let Some(p) = self.by_name.get(&format!("{provider}/{model}")) {
+            if let Some(p) = qualified(provider, model, |name| self.by_name.get(name)) {
                 return Some(p);
             }
         }
@@ -155,9 +155,42 @@ impl PriceTable {
     }
 }
 
+/// Calls `f` with `provider/model`, the way the table spells a provider's own names, built on
+/// the stack when it is short: a call looks its prices up several times, and a `format!` each
+/// time was an allocation each.
+fn qualified<R>(provider: &str, model: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 128];
+    let len = provider.len() + 1 + model.len();
+    if len <= buf.len() {
+        buf[..provider.len()].copy_from_slice(provider.as_bytes());
+        buf[provider.len()] = b'/';
+        buf[provider.len() + 1..len].copy_from_slice(model.as_bytes());
+        // Two whole strings and an ASCII slash: always UTF-8.
+        if let Ok(name) = std::str::from_utf8(&buf[..len]) {
+            return f(name);
+        }
+    }
+    f(&format!("{provider}/{model}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_names_are_joined_on_the_stack_or_the_heap_alike() {
+        let long = "m".repeat(200);
+        for (provider, model) in [
+            ("openai", "gpt-4o"),
+            ("vertex_ai", "é/ü"),
+            ("x", long.as_str()),
+        ] {
+            assert_eq!(
+                qualified(provider, model, str::to_string),
+                format!("{provider}/{model}")
+            );
+        }
+    }
 
     #[test]
     fn shipped_table_has_common_models() {

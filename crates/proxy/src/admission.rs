@@ -353,6 +353,13 @@ fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderN
     HeaderName::from_static(NAMES[row][usize::from(remaining)][usize::from(tokens)])
 }
 
+/// A number as a header value in one allocation of its digits: `HeaderValue::from(u64)` makes
+/// two (a 20-byte buffer, then the shared header its shorter contents need), and a call with a
+/// key's rpm and tpm limits sends eight of these.
+fn number(n: u64) -> HeaderValue {
+    HeaderValue::from_str(itoa::Buffer::new().format(n)).unwrap_or_else(|_| HeaderValue::from(n))
+}
+
 /// The headers LiteLLM sets for rate limits, from what an admitted call left.
 pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderValue)> {
     let mut h = Vec::with_capacity(remaining.len() * 8);
@@ -362,8 +369,8 @@ pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderVal
                 continue;
             };
             let mut push = |owner: Option<&Owner>| {
-                h.push((limit_header(owner, false, tokens), HeaderValue::from(limit)));
-                h.push((limit_header(owner, true, tokens), HeaderValue::from(left)));
+                h.push((limit_header(owner, false, tokens), number(limit)));
+                h.push((limit_header(owner, true, tokens), number(left)));
             };
             push(Some(&r.owner));
             // OpenAI's unprefixed names carry the key's own limits.
@@ -457,18 +464,34 @@ impl CostBound {
         let mut input_price: f64 = 0.0;
         let mut output_price: f64 = 0.0;
         let mut max_output: Option<u64> = None;
-        let mut groups = vec![model.to_string()];
-        groups.extend(state.settings.fallbacks_for(model).iter().cloned());
-        if let Some(cw) = state.settings.context_window_fallbacks.get(model) {
-            groups.extend(cw.iter().cloned());
-        }
-        for g in &groups {
+        let groups = std::iter::once(model)
+            .chain(
+                state
+                    .settings
+                    .fallbacks_for(model)
+                    .iter()
+                    .map(String::as_str),
+            )
+            .chain(
+                state
+                    .settings
+                    .context_window_fallbacks
+                    .get(model)
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
+        for g in groups {
             let Some(resolved) = state.router.resolve(g) else {
                 continue;
             };
             for d in resolved.deployments.iter() {
                 let spec = &d.spec;
-                let upstream = spec.upstream_model.replace('*', &resolved.captured);
+                let upstream = if spec.upstream_model.contains('*') {
+                    std::borrow::Cow::Owned(spec.upstream_model.replace('*', &resolved.captured))
+                } else {
+                    std::borrow::Cow::Borrowed(spec.upstream_model.as_str())
+                };
                 let price = state.price_for(spec, &upstream);
                 if let Some(p) = price {
                     input_price = input_price.max(p.input_cost_per_token.unwrap_or(0.0));
@@ -542,6 +565,13 @@ impl CostBound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_become_the_same_header_values_as_before() {
+        for n in [0, 7, 1_000_000_000, u64::MAX] {
+            assert_eq!(number(n), HeaderValue::from(n));
+        }
+    }
 
     #[test]
     fn rate_limit_header_names_follow_litellms_pattern() {
