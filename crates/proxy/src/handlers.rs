@@ -14,7 +14,7 @@ use crate::admission;
 use crate::auth::{authenticate_call, refuse_read_only, Caller};
 use crate::body::RawBody;
 use crate::client_api::{self, ClientApi, ConvertedStream};
-use crate::deployment::Credential;
+use crate::deployment::{Credential, Deployment};
 use crate::error::ApiError;
 use crate::forward::{dispatch, Answer, Dispatched};
 use crate::providers::anthropic::ANTHROPIC_BETA;
@@ -152,6 +152,15 @@ enum Reply {
     Streaming(Box<dyn FnOnce(CallRecorder) -> Response + Send>),
 }
 
+/// The deployment's own secret, which a stream must never relay.
+fn provider_key(d: &Deployment) -> Option<String> {
+    match &d.spec.credential {
+        Credential::Key(k) => Some(k.clone()),
+        Credential::Aws(a) => Some(a.secret_access_key.clone()),
+        _ => None,
+    }
+}
+
 async fn run(
     state: &Arc<ProxyState>,
     call: CallType,
@@ -241,11 +250,8 @@ async fn run(
         }
     };
     let provider = in_flight.0.spec.provider;
-    let provider_key = match &in_flight.0.spec.credential {
-        Credential::Key(k) => Some(k.clone()),
-        Credential::Aws(a) => Some(a.secret_access_key.clone()),
-        _ => None,
-    };
+    // Kept for a stream, which scrubs the provider's key from what it relays.
+    let deployment = in_flight.0.clone();
     let idle = in_flight
         .0
         .spec
@@ -253,7 +259,7 @@ async fn run(
         .unwrap_or(state.settings.default_timeout);
     recorder.set_deployment(in_flight, upstream_model.clone(), attempts);
     let created = unix_now();
-    let id = recorder.request_id().to_string();
+    let id = request_id;
     let ctx = AnswerContext {
         id: &id,
         model: &model,
@@ -342,7 +348,7 @@ async fn run(
             };
             Ok(Reply::Streaming(Box::new(move |recorder| {
                 let s = ProxyStream::new(resp, translation, recorder, idle)
-                    .scrubbing(provider_key)
+                    .scrubbing(provider_key(&deployment))
                     .framing(providers::of(provider).stream_framing());
                 match converter {
                     Some(c) => sse_response(Body::from_stream(ConvertedStream::new(s, c))),
