@@ -54,28 +54,11 @@ impl Owner {
     }
 }
 
-/// A budget on a call's path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limit {
-    pub owner: Owner,
-    pub max_budget_nanos: i64,
-}
-
 /// An owner on a call's path as [`Budgets::reserve`] checks it: with a budget or without one. A
 /// caller can keep one list of its owners, budgets and other limits instead of a list each.
 pub trait BudgetLimit {
     fn budget_owner(&self) -> &Owner;
     fn max_budget_nanos(&self) -> Option<i64>;
-}
-
-impl BudgetLimit for Limit {
-    fn budget_owner(&self) -> &Owner {
-        &self.owner
-    }
-
-    fn max_budget_nanos(&self) -> Option<i64> {
-        Some(self.max_budget_nanos)
-    }
 }
 
 /// Why a reservation was not made.
@@ -484,11 +467,8 @@ mod tests {
         ));
     }
 
-    fn lim(o: &Owner, max: i64) -> Limit {
-        Limit {
-            owner: o.clone(),
-            max_budget_nanos: max,
-        }
+    fn lim(o: &Owner, max: i64) -> Step {
+        Step(o.clone(), Some(max))
     }
 
     #[test]
@@ -562,7 +542,7 @@ mod tests {
         let b = Budgets::new();
         let k = key("k");
         b.load(&k, 0);
-        b.reserve(vec![k.clone()], &[] as &[Limit], 0, 0, false)
+        b.reserve(vec![k.clone()], &[] as &[Step], 0, 0, false)
             .unwrap()
             .settle(7);
         // The store does not have it yet: a reload keeps it.

@@ -8,7 +8,7 @@ pub mod prices;
 pub mod resets;
 pub mod writer;
 
-pub use budgets::{BudgetExceeded, BudgetLimit, Budgets, Limit, Owner, Refusal, Reservation};
+pub use budgets::{BudgetExceeded, BudgetLimit, Budgets, Owner, Refusal, Reservation};
 pub use cost::{cost_of, CallCost};
 pub use journal::{Journal, JournalError, Replay};
 pub use prices::{ModelPrice, PriceError, PriceTable};
