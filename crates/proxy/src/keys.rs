@@ -51,19 +51,19 @@ const NO_BUDGET: i64 = i64::MIN;
 /// A rate limit that is not set (a set one is at most `i64::MAX`).
 const NO_LIMIT: u64 = u64::MAX;
 
-fn budget(nanos: Option<i64>) -> i64 {
+fn stored_budget(nanos: Option<i64>) -> i64 {
     nanos.unwrap_or(NO_BUDGET)
 }
 
-fn set_budget(nanos: i64) -> Option<i64> {
+fn budget_if_set(nanos: i64) -> Option<i64> {
     (nanos != NO_BUDGET).then_some(nanos)
 }
 
-fn rate(n: Option<i64>) -> u64 {
+fn stored_rate(n: Option<i64>) -> u64 {
     n.map_or(NO_LIMIT, |v| v.max(0).unsigned_abs())
 }
 
-fn set_rate(n: u64) -> Option<u64> {
+fn rate_if_set(n: u64) -> Option<u64> {
     (n != NO_LIMIT).then_some(n)
 }
 
@@ -87,7 +87,7 @@ impl BudgetLimit for PathStep {
     }
 
     fn max_budget_nanos(&self) -> Option<i64> {
-        set_budget(self.max_budget_nanos)
+        budget_if_set(self.max_budget_nanos)
     }
 }
 
@@ -97,15 +97,15 @@ impl RateLimits for PathStep {
     }
 
     fn rpm(&self) -> Option<u64> {
-        set_rate(self.rpm)
+        rate_if_set(self.rpm)
     }
 
     fn tpm(&self) -> Option<u64> {
-        set_rate(self.tpm)
+        rate_if_set(self.tpm)
     }
 
     fn max_parallel(&self) -> Option<u64> {
-        set_rate(self.max_parallel)
+        rate_if_set(self.max_parallel)
     }
 }
 
@@ -149,7 +149,7 @@ impl KeyInfo {
     }
 
     pub fn soft_budget_nanos(&self) -> Option<i64> {
-        set_budget(self.soft_budget_nanos)
+        budget_if_set(self.soft_budget_nanos)
     }
 
     /// Some owner on the path has a budget (asked of two to four steps, rather than kept in a
@@ -432,10 +432,10 @@ impl KeyCache {
             .map(|p| PathStep {
                 owner: p.owner.clone(),
                 spend_at_load: p.spend_nanos,
-                max_budget_nanos: budget(p.max_budget_nanos),
-                rpm: rate(p.rpm),
-                tpm: rate(p.tpm),
-                max_parallel: rate(p.parallel),
+                max_budget_nanos: stored_budget(p.max_budget_nanos),
+                rpm: stored_rate(p.rpm),
+                tpm: stored_rate(p.tpm),
+                max_parallel: stored_rate(p.parallel),
             })
             .collect();
         // A team key whose team is gone must not fall back to "every model, no budget".
@@ -459,7 +459,7 @@ impl KeyCache {
             key_alias: row.key_alias.map(String::into_boxed_str),
             path,
             expires_micros: row.expires.map_or(i64::MAX, |t| t.timestamp_micros()),
-            soft_budget_nanos: budget(row.soft_budget_nanos),
+            soft_budget_nanos: stored_budget(row.soft_budget_nanos),
             fetched: clock_secs(),
             blocked: row.blocked,
             team_blocked,
@@ -583,10 +583,10 @@ mod tests {
         let step = PathStep {
             owner: Owner::Key(Arc::from("k")),
             spend_at_load: 0,
-            max_budget_nanos: budget(Some(0)),
-            rpm: rate(Some(0)),
-            tpm: rate(None),
-            max_parallel: rate(Some(i64::MAX)),
+            max_budget_nanos: stored_budget(Some(0)),
+            rpm: stored_rate(Some(0)),
+            tpm: stored_rate(None),
+            max_parallel: stored_rate(Some(i64::MAX)),
         };
         assert_eq!(step.max_budget_nanos(), Some(0));
         assert_eq!(
@@ -594,7 +594,7 @@ mod tests {
             (Some(0), None, Some(i64::MAX.unsigned_abs()))
         );
         assert_eq!(
-            rate(Some(-5)),
+            stored_rate(Some(-5)),
             0,
             "a negative limit admits nothing, as before"
         );
@@ -602,7 +602,7 @@ mod tests {
         assert_eq!((k.expires(), k.soft_budget_nanos()), (None, None));
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         k.expires_micros = at.timestamp_micros();
-        k.soft_budget_nanos = budget(Some(-1));
+        k.soft_budget_nanos = stored_budget(Some(-1));
         assert_eq!((k.expires(), k.soft_budget_nanos()), (Some(at), Some(-1)));
     }
 
