@@ -391,17 +391,14 @@ fn rate_limited(e: RateLimited) -> ApiError {
     err.retry_after = Some(e.retry_after_secs);
     let tokens = e.kind == crate::limits::LimitKind::Tokens;
     err.headers = Some(Box::new(vec![
-        (
-            limit_header(Some(&e.owner), false, tokens),
-            HeaderValue::from(e.limit),
-        ),
+        (limit_header(Some(&e.owner), false, tokens), number(e.limit)),
         (
             limit_header(Some(&e.owner), true, tokens),
             HeaderValue::from_static("0"),
         ),
         (
             HeaderName::from_static("x-ratelimit-reset"),
-            HeaderValue::from(e.resets_at),
+            number(e.resets_at),
         ),
     ]));
     err
