@@ -1,8 +1,9 @@
 //! The per-call spend log: one row per request id, written in batches, idempotently.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use crate::connect::{Backend, Store};
@@ -97,18 +98,20 @@ pub(crate) const SELECT_COLUMNS: &str =
     usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
     completion_start_time, request_duration_ms, ttft_ms";
 
+/// Binds one record's values. Strings are bound as `&str` borrowed from the record: sqlx copies
+/// a bound `String` into its arguments (SQLite), a dozen allocations per call.
 macro_rules! bind_record {
     ($q:expr, $r:expr, $meta:expr) => {
-        $q.bind(&$r.request_id)
-            .bind(&$r.call_type)
-            .bind(&$r.api_key)
-            .bind(&$r.user_id)
-            .bind(&$r.team_id)
-            .bind(&$r.end_user)
-            .bind(&$r.model)
-            .bind(&$r.model_group)
-            .bind(&$r.model_id)
-            .bind(&$r.custom_llm_provider)
+        $q.bind($r.request_id.as_str())
+            .bind($r.call_type.as_str())
+            .bind($r.api_key.as_str())
+            .bind($r.user_id.as_deref())
+            .bind($r.team_id.as_deref())
+            .bind($r.end_user.as_deref())
+            .bind($r.model.as_str())
+            .bind($r.model_group.as_str())
+            .bind($r.model_id.as_deref())
+            .bind($r.custom_llm_provider.as_deref())
             .bind($r.spend_nanos)
             .bind($r.priced)
             .bind($r.prompt_tokens)
@@ -120,7 +123,7 @@ macro_rules! bind_record {
             .bind($r.stream)
             .bind($r.status.as_str())
             .bind($r.http_status)
-            .bind(&$r.error_type)
+            .bind($r.error_type.as_deref())
             .bind($r.attempts)
             .bind($r.start_time)
             .bind($r.end_time)
@@ -210,17 +213,22 @@ const PG_ADD_OWNER_SPEND: &str = "WITH \
     FROM unnest($5::text[], $6::bigint[]) AS d(id, n) WHERE t.team_id = d.id";
 
 fn json_pairs(pairs: &[(&str, i64)]) -> String {
-    serde_json::Value::Array(
-        pairs
-            .iter()
-            .map(|(k, n)| serde_json::json!([k, n]))
-            .collect(),
-    )
-    .to_string()
+    let mut out = String::from("[");
+    for (i, (k, n)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        crate::db::push_json_string(&mut out, k);
+        // Writing to a String cannot fail.
+        let _ = write!(out, ",{n}]");
+    }
+    out.push(']');
+    out
 }
 
-fn unzip_pairs(pairs: &[(&str, i64)]) -> (Vec<String>, Vec<i64>) {
-    pairs.iter().map(|(k, n)| (k.to_string(), *n)).unzip()
+fn unzip_pairs<'a>(pairs: &[(&'a str, i64)]) -> (Vec<&'a str>, Vec<i64>) {
+    pairs.iter().copied().unzip()
 }
 
 /// The counters every aggregate row carries, added on conflict.
@@ -245,8 +253,14 @@ impl DailyDelta {
     }
 }
 
-/// (day, api_key, user_id, team_id, model_group, custom_llm_provider); absent ids are ''.
-type DailyKey<'a> = (String, &'a str, &'a str, &'a str, &'a str, &'a str);
+/// (day, api_key, user_id, team_id, model_group, custom_llm_provider); absent ids are ''. The
+/// day is written out (`day_text`) only per row bound, not per record summed.
+type DailyKey<'a> = (NaiveDate, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// A day as the aggregate tables store it.
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
 
 /// The inserted records summed per day and dimension, so a batch of 500 calls on one key and
 /// model becomes one upsert row. Sorted, so concurrent writers lock rows in the same order.
@@ -254,7 +268,7 @@ fn daily_deltas<'a>(inserted: &[&'a SpendRecord]) -> BTreeMap<DailyKey<'a>, Dail
     let mut out: BTreeMap<DailyKey<'a>, DailyDelta> = BTreeMap::new();
     for r in inserted {
         let key = (
-            r.start_time.format("%Y-%m-%d").to_string(),
+            r.start_time.date_naive(),
             r.api_key.as_str(),
             r.user_id.as_deref().unwrap_or(""),
             r.team_id.as_deref().unwrap_or(""),
@@ -275,9 +289,9 @@ fn daily_deltas<'a>(inserted: &[&'a SpendRecord]) -> BTreeMap<DailyKey<'a>, Dail
 }
 
 /// (day, api_key): the rollup the key views read.
-type KeyRollup<'d> = BTreeMap<(&'d str, &'d str), DailyDelta>;
+type KeyRollup<'d> = BTreeMap<(NaiveDate, &'d str), DailyDelta>;
 /// (day, team_id, model_group, custom_llm_provider): the rollup the gateway-wide views read.
-type TeamModelRollup<'d> = BTreeMap<(&'d str, &'d str, &'d str, &'d str), DailyDelta>;
+type TeamModelRollup<'d> = BTreeMap<(NaiveDate, &'d str, &'d str, &'d str), DailyDelta>;
 
 /// The narrower rollups of migration 0006, summed from the same deltas as `daily_spend`, so
 /// they always agree with it.
@@ -287,9 +301,9 @@ fn rollup_deltas<'d, 'a: 'd>(
     let mut by_key = KeyRollup::new();
     let mut by_team_model = TeamModelRollup::new();
     for (k, d) in daily {
-        by_key.entry((k.0.as_str(), k.1)).or_default().add(d);
+        by_key.entry((k.0, k.1)).or_default().add(d);
         by_team_model
-            .entry((k.0.as_str(), k.3, k.4, k.5))
+            .entry((k.0, k.3, k.4, k.5))
             .or_default()
             .add(d);
     }
@@ -430,7 +444,7 @@ macro_rules! apply_daily_map {
         let daily = $daily;
         let (by_key, by_team_model) = rollup_deltas(&daily);
         upsert_rows!($tx, "daily_spend", DAILY_KEYS, daily, $numbered, |q, k| q
-            .bind(&k.0)
+            .bind(day_text(k.0))
             .bind(k.1)
             .bind(k.2)
             .bind(k.3)
@@ -442,7 +456,7 @@ macro_rules! apply_daily_map {
             BY_KEY_KEYS,
             by_key,
             $numbered,
-            |q, k| q.bind(k.0).bind(k.1)
+            |q, k| q.bind(day_text(k.0)).bind(k.1)
         );
         upsert_rows!(
             $tx,
@@ -450,7 +464,7 @@ macro_rules! apply_daily_map {
             BY_TEAM_MODEL_KEYS,
             by_team_model,
             $numbered,
-            |q, k| q.bind(k.0).bind(k.1).bind(k.2).bind(k.3)
+            |q, k| q.bind(day_text(k.0)).bind(k.1).bind(k.2).bind(k.3)
         );
     }};
 }
@@ -565,7 +579,7 @@ impl Store {
         records: &[SpendRecord],
         owners: OwnerTotals,
     ) -> Result<Attempt, StoreError> {
-        let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+        let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
         macro_rules! fast {
             ($tx:expr, $stored:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
                 let mut tx = $tx;
@@ -805,8 +819,8 @@ async fn add_owner_spend_pg(
     let mut member_users = Vec::with_capacity(owners.members.len());
     let mut member_nanos = Vec::with_capacity(owners.members.len());
     for ((t, u), n) in &owners.members {
-        member_teams.push(t.to_string());
-        member_users.push(u.to_string());
+        member_teams.push(*t);
+        member_users.push(*u);
         member_nanos.push(*n);
     }
     sqlx::query(PG_ADD_OWNER_SPEND)
@@ -878,6 +892,12 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn day(text: &str) -> NaiveDate {
+        let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        assert_eq!(day_text(d), text);
+        d
+    }
+
     fn call(id: usize, status: SpendStatus) -> SpendRecord {
         let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         SpendRecord {
@@ -932,7 +952,7 @@ mod tests {
         let deltas = daily_deltas(&inserted);
         assert_eq!(deltas.len(), 1);
         let (key, d) = deltas.iter().next().unwrap();
-        assert_eq!(key, &("2026-01-02".to_string(), "k", "u", "", "m", ""));
+        assert_eq!(key, &(day("2026-01-02"), "k", "u", "", "m", ""));
         assert_eq!(
             d,
             &DailyDelta {
@@ -982,10 +1002,16 @@ mod tests {
         assert_eq!(daily.len(), 3);
         let (by_key, by_team_model) = rollup_deltas(&daily);
         assert_eq!(by_key.len(), 2);
-        assert_eq!(by_key[&("2026-01-02", "k")].requests, 9);
+        assert_eq!(by_key[&(day("2026-01-02"), "k")].requests, 9);
         assert_eq!(by_team_model.len(), 2);
-        assert_eq!(by_team_model[&("2026-01-02", "", "m", "")].spend_nanos, 90);
-        assert_eq!(by_team_model[&("2026-01-02", "t", "m", "")].spend_nanos, 10);
+        assert_eq!(
+            by_team_model[&(day("2026-01-02"), "", "m", "")].spend_nanos,
+            90
+        );
+        assert_eq!(
+            by_team_model[&(day("2026-01-02"), "t", "m", "")].spend_nanos,
+            10
+        );
     }
 
     /// A repeated id counts once; a stored one not at all.

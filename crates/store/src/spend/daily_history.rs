@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::NaiveDate;
 
 use super::{
-    pow2_chunks, rollup_deltas, upsert_sql, DailyDelta, DailyKey, BY_KEY_KEYS, BY_TEAM_MODEL_KEYS,
-    DAILY_KEYS, UPSERT_ROWS_PER_STATEMENT,
+    day_text, pow2_chunks, rollup_deltas, upsert_sql, DailyDelta, DailyKey, BY_KEY_KEYS,
+    BY_TEAM_MODEL_KEYS, DAILY_KEYS, UPSERT_ROWS_PER_STATEMENT,
 };
 use crate::connect::{Backend, Store};
 use crate::db::WritePool;
@@ -42,7 +42,7 @@ fn deltas<'a>(rows: &[&'a DailyHistory]) -> BTreeMap<DailyKey<'a>, DailyDelta> {
     let mut out: BTreeMap<DailyKey<'a>, DailyDelta> = BTreeMap::new();
     for r in rows {
         let key = (
-            r.day.format("%Y-%m-%d").to_string(),
+            r.day,
             r.api_key.as_str(),
             r.user_id.as_str(),
             r.team_id.as_str(),
@@ -82,7 +82,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<String> = rows.iter().map(|r| r.source_id.clone()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.source_id.as_str()).collect();
         let id_list = crate::db::json_strings(&ids);
         macro_rules! run {
             ($tx:expr, $done_sql:expr, $done_ids:expr, $record_sql:expr, $numbered:expr) => {{
@@ -98,8 +98,7 @@ impl Store {
                 let fresh = fresh(rows, &done);
                 if !fresh.is_empty() {
                     apply_daily_map!(tx, deltas(&fresh), $numbered);
-                    let fresh_ids: Vec<String> =
-                        fresh.iter().map(|r| r.source_id.clone()).collect();
+                    let fresh_ids: Vec<&str> = fresh.iter().map(|r| r.source_id.as_str()).collect();
                     sqlx::query($record_sql)
                         .bind(source)
                         .bind(kind)
