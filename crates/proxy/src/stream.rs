@@ -91,13 +91,19 @@ impl ProxyStream {
         self.recorder.as_mut()
     }
 
-    /// Takes every complete event or frame from the buffer; returns the bytes to send now.
-    fn drain(&mut self) -> Result<BytesMut, ApiError> {
+    /// Takes every complete event or frame that `chunk` completes; returns the bytes to send now.
+    fn drain(&mut self, chunk: Bytes) -> Result<Bytes, ApiError> {
         if self.frames.is_some() {
-            self.drain_frames()
-        } else {
-            self.drain_events()
+            self.buf.extend_from_slice(&chunk);
+            return self.drain_frames().map(BytesMut::freeze);
         }
+        // A translator writes new chunks, so only events forwarded as they came can be sent as
+        // a slice of the upstream's own bytes.
+        if self.buf.is_empty() && !matches!(self.translation, Translation::Translate { .. }) {
+            return self.drain_chunk(chunk);
+        }
+        self.buf.extend_from_slice(&chunk);
+        self.drain_events().map(BytesMut::freeze)
     }
 
     /// Takes every complete event-stream frame from the buffer (the decoder keeps a frame's
@@ -116,11 +122,7 @@ impl ProxyStream {
             };
             self.on_frame(&message, &mut out)?;
         }
-        if self.buf.len() > MAX_EVENT_BYTES {
-            return Err(bad_stream(
-                "The upstream sent a stream event larger than the gateway accepts.",
-            ));
-        }
+        self.check_buffered()?;
         Ok(out)
     }
 
@@ -178,27 +180,100 @@ impl ProxyStream {
         let mut out = BytesMut::new();
         while let Some((end, sep)) = find_event_end(&self.buf) {
             let event = self.buf.split_to(end + sep).freeze();
-            let text = std::str::from_utf8(&event[..end]).map_err(|_| {
-                bad_stream("The upstream sent a stream event that is not valid UTF-8.")
-            })?;
-            if let Some(k) = self.secret.as_deref().filter(|k| text.contains(k)) {
-                let clean_text = text.replace(k, "[redacted]");
-                let mut clean = BytesMut::from(clean_text.as_bytes());
-                clean.extend_from_slice(&event[end..]);
-                self.on_event(&clean_text, &clean.freeze(), &mut out)?;
-            } else {
-                self.on_event(text, &event, &mut out)?;
+            match self.take_event(&event, end, &mut out)? {
+                Pass::Event => out.extend_from_slice(&event),
+                Pass::Cleaned(clean) => out.extend_from_slice(&clean),
+                Pass::Nothing => {}
             }
         }
+        self.check_buffered()?;
+        Ok(out)
+    }
+
+    /// `drain_events` for a chunk that starts on an event boundary (nothing buffered) and a
+    /// translation that forwards events unchanged or not at all. While every event is forwarded
+    /// as it came, what is sent is a slice of the chunk itself: no copy into the buffer and out
+    /// again. An event dropped or redacted switches to copying for the rest of the chunk.
+    fn drain_chunk(&mut self, chunk: Bytes) -> Result<Bytes, ApiError> {
+        let mut pos = 0;
+        // While `copied` is false, `chunk[..sent]` is all there is to send.
+        let mut sent = 0;
+        let mut copied = false;
+        let mut out = BytesMut::new();
+        while let Some((end, sep)) = find_event_end(&chunk[pos..]) {
+            let start = pos;
+            pos += end + sep;
+            let event = chunk.slice(start..pos);
+            let pass = self.take_event(&event, end, &mut out)?;
+            if !copied {
+                match pass {
+                    Pass::Event if sent == start => {
+                        sent = pos;
+                        continue;
+                    }
+                    Pass::Nothing => continue,
+                    _ => {
+                        copied = true;
+                        out.extend_from_slice(&chunk[..sent]);
+                    }
+                }
+            }
+            match pass {
+                Pass::Event => out.extend_from_slice(&event),
+                Pass::Cleaned(clean) => out.extend_from_slice(&clean),
+                Pass::Nothing => {}
+            }
+        }
+        self.buf.extend_from_slice(&chunk[pos..]);
+        self.check_buffered()?;
+        Ok(if copied {
+            out.freeze()
+        } else {
+            chunk.slice(..sent)
+        })
+    }
+
+    /// What is left of an event after the complete ones were taken must stay bounded.
+    fn check_buffered(&self) -> Result<(), ApiError> {
         if self.buf.len() > MAX_EVENT_BYTES {
             return Err(bad_stream(
                 "The upstream sent a stream event larger than the gateway accepts.",
             ));
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn on_event(&mut self, text: &str, raw: &Bytes, out: &mut BytesMut) -> Result<(), ApiError> {
+    /// One complete event, `event[..end]` its text and the rest its blank line: reads it and
+    /// says what of it to forward (a translator writes its chunks to `out` itself).
+    fn take_event(
+        &mut self,
+        event: &Bytes,
+        end: usize,
+        out: &mut BytesMut,
+    ) -> Result<Pass, ApiError> {
+        let text = std::str::from_utf8(&event[..end])
+            .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
+        let cleaned = self
+            .secret
+            .as_deref()
+            .filter(|k| text.contains(k))
+            .map(|k| text.replace(k, "[redacted]"));
+        Ok(match cleaned {
+            Some(clean_text) => {
+                if !self.on_event(&clean_text, out)? {
+                    return Ok(Pass::Nothing);
+                }
+                let mut clean = BytesMut::from(clean_text.as_bytes());
+                clean.extend_from_slice(&event[end..]);
+                Pass::Cleaned(clean.freeze())
+            }
+            None if self.on_event(text, out)? => Pass::Event,
+            None => Pass::Nothing,
+        })
+    }
+
+    /// Reads one event; true when the event itself is to be forwarded.
+    fn on_event(&mut self, text: &str, out: &mut BytesMut) -> Result<bool, ApiError> {
         let event = parse_event(text);
         if event.data.is_none() && event.unknown_lines {
             // Not SSE as the upstream API defines it: passing it on would hand the client
@@ -212,13 +287,11 @@ impl ProxyStream {
                 let drop_usage_chunk = *drop_usage_chunk;
                 let Some(data) = event.data else {
                     // Comments and keep-alives pass through.
-                    out.extend_from_slice(raw);
-                    return Ok(());
+                    return Ok(true);
                 };
                 if data.trim() == "[DONE]" {
                     self.saw_done = true;
-                    out.extend_from_slice(raw);
-                    return Ok(());
+                    return Ok(true);
                 }
                 let chunk = openai_stream::read_chunk(&data).map_err(|_| {
                     bad_stream("The upstream sent a stream event that is not a valid JSON chunk.")
@@ -241,16 +314,13 @@ impl ProxyStream {
                         r.add_completion_bytes(chunk.text_bytes);
                     }
                 }
-                if keep {
-                    out.extend_from_slice(raw);
-                }
-                Ok(())
+                Ok(keep)
             }
             Translation::Translate { .. } => {
-                let Some(data) = event.data else {
-                    return Ok(());
-                };
-                self.translate(event.name, &data, out)
+                if let Some(data) = event.data {
+                    self.translate(event.name, &data, out)?;
+                }
+                Ok(false)
             }
             Translation::Native { meter, label } => {
                 if let Some(data) = event.data {
@@ -265,8 +335,7 @@ impl ProxyStream {
                     self.tally(generated, usage);
                     read?;
                 }
-                out.extend_from_slice(raw);
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -356,10 +425,9 @@ impl Stream for ProxyStream {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     this.last_data = tokio::time::Instant::now();
-                    this.buf.extend_from_slice(&chunk);
-                    match this.drain() {
+                    match this.drain(chunk) {
                         Ok(out) if out.is_empty() => continue,
-                        Ok(out) => return Poll::Ready(Some(Ok(out.freeze()))),
+                        Ok(out) => return Poll::Ready(Some(Ok(out))),
                         Err(e) => return Poll::Ready(Some(Ok(this.fail(e)))),
                     }
                 }
@@ -418,6 +486,15 @@ impl Stream for ProxyStream {
             }
         }
     }
+}
+
+/// What of one upstream event goes to the client.
+enum Pass {
+    /// The event's bytes as they came.
+    Event,
+    /// The event with the provider key redacted.
+    Cleaned(Bytes),
+    Nothing,
 }
 
 /// Index of the end of the first complete event and the separator's length.
@@ -527,6 +604,65 @@ mod tests {
         assert!(parse_event("{\"choices\":[]}").unknown_lines);
     }
 
+    /// Runs a pass-through stream whose upstream body arrives as `pieces`; returns what the
+    /// client is sent, piece by piece.
+    fn pass_through(
+        pieces: Vec<Bytes>,
+        drop_usage_chunk: bool,
+        secret: Option<&str>,
+    ) -> Vec<Bytes> {
+        use futures_util::StreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let upstream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, BoxError>));
+            let idle = Duration::from_secs(60);
+            let stream = ProxyStream {
+                upstream: Box::pin(upstream),
+                translation: Translation::PassThrough { drop_usage_chunk },
+                buf: BytesMut::new(),
+                recorder: None,
+                idle,
+                timer: Box::pin(tokio::time::sleep(idle)),
+                last_data: tokio::time::Instant::now(),
+                saw_done: false,
+                finished: false,
+                upstream_error: None,
+                secret: None,
+                frames: None,
+            }
+            .scrubbing(secret.map(str::to_owned));
+            stream.map(|sent| sent.unwrap()).collect().await
+        })
+    }
+
+    const CONTENT: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    #[test]
+    fn whole_events_are_sent_as_the_upstreams_own_bytes() {
+        let piece = Bytes::from(format!("{CONTENT}: keep-alive\n\n{CONTENT}{DONE}"));
+        let sent = pass_through(vec![piece.clone()], true, None);
+        assert_eq!(sent, vec![piece.clone()]);
+        // Not a copy: the same memory the upstream's body arrived in.
+        assert_eq!(sent[0].as_ptr(), piece.as_ptr());
+    }
+
+    #[test]
+    fn a_dropped_usage_chunk_leaves_the_events_around_it_in_order() {
+        let piece = Bytes::from(format!("{CONTENT}{USAGE}{CONTENT}{DONE}"));
+        let sent = pass_through(vec![piece], true, None);
+        assert_eq!(
+            sent.concat(),
+            format!("{CONTENT}{CONTENT}{DONE}").as_bytes()
+        );
+        let kept = pass_through(vec![Bytes::from(format!("{USAGE}{DONE}"))], false, None);
+        assert_eq!(kept.concat(), format!("{USAGE}{DONE}").as_bytes());
+    }
+
     mod props {
         use super::*;
         use crate::providers::openai::stream::read_chunk;
@@ -553,6 +689,44 @@ mod tests {
             fn text_is_measured_whatever_the_spacing(text in "\\PC{0,60}", gap in "[ \t\n]{0,3}") {
                 let c = read_chunk(&chunk_text(&text, &gap)).unwrap();
                 prop_assert_eq!(c.text_bytes, text.len());
+            }
+
+            #[test]
+            fn a_pass_through_stream_sends_the_same_whatever_the_pieces(
+                kinds in prop::collection::vec(0u8..5, 0..8),
+                cuts in prop::collection::vec(0usize..600, 0..4),
+                drop_usage_chunk in any::<bool>(),
+            ) {
+                const SECRET: &str = "sk-test-secret-1234";
+                let leak = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{SECRET}\"}}}}]}}\n\n");
+                let crlf = CONTENT.replace("\n\n", "\r\n\r\n");
+                let mut wire = String::new();
+                let mut expected = String::new();
+                for k in kinds {
+                    let event = match k {
+                        0 => CONTENT.to_owned(),
+                        1 => ": keep-alive\n\n".to_owned(),
+                        2 => USAGE.to_owned(),
+                        3 => leak.clone(),
+                        _ => crlf.clone(),
+                    };
+                    wire.push_str(&event);
+                    if !(k == 2 && drop_usage_chunk) {
+                        expected.push_str(&event.replace(SECRET, "[redacted]"));
+                    }
+                }
+                wire.push_str(DONE);
+                expected.push_str(DONE);
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(wire.len())).collect();
+                cuts.extend([0, wire.len()]);
+                cuts.sort_unstable();
+                cuts.dedup();
+                let pieces = cuts
+                    .windows(2)
+                    .map(|w| Bytes::copy_from_slice(&wire.as_bytes()[w[0]..w[1]]))
+                    .collect();
+                let sent = pass_through(pieces, drop_usage_chunk, Some(SECRET));
+                prop_assert_eq!(String::from_utf8(sent.concat()).unwrap(), expected);
             }
 
             #[test]
