@@ -2,7 +2,7 @@
 //! master key's digest in constant time. (Virtual keys join here with the keys issue.)
 
 use axum::http::HeaderMap;
-use tollgate_domain::secret::{digest_eq, sha256};
+use tollgate_domain::secret::{digest_eq, digest_hex, sha256};
 
 use crate::error::ApiError;
 
@@ -49,7 +49,7 @@ impl MasterKey {
     pub fn from_plaintext(key: &str) -> MasterKey {
         let digest = sha256(key);
         MasterKey {
-            hash_hex: hex::encode(digest),
+            hash_hex: digest_hex(&digest),
             digest,
         }
     }
@@ -163,7 +163,7 @@ pub async fn authenticate_call(
     if !key.starts_with("sk-") {
         return Err(unknown_key(key));
     }
-    let token = hex::encode(digest);
+    let token = digest_hex(&digest);
     let info = state.keys.get(&state.store, &token).await.map_err(|e| {
         tracing::error!(error = %e, "key lookup failed");
         ApiError::new(
