@@ -290,59 +290,65 @@ fn reserve(
     Ok(Some(reservation))
 }
 
-/// One of LiteLLM's rate-limit headers: `x-ratelimit-{owner}-{limit|remaining}-{what}`, or
-/// OpenAI's unprefixed `x-ratelimit-{limit|remaining}-{what}` (owner None). Spelled out so that
-/// no call formats or parses a header name.
+/// LiteLLM's rate-limit headers, `x-ratelimit-{owner}-{limit|remaining}-{what}`, one row per
+/// owner kind, the last row OpenAI's unprefixed `x-ratelimit-{limit|remaining}-{what}`. Spelled
+/// out so that no call formats a header name, and built at compile time: `from_static` at run
+/// time validates the text and searches the standard names on every call.
+static LIMIT_HEADERS: [[[HeaderName; 2]; 2]; 5] = [
+    [
+        [
+            HeaderName::from_static("x-ratelimit-api_key-limit-requests"),
+            HeaderName::from_static("x-ratelimit-api_key-limit-tokens"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-api_key-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-api_key-remaining-tokens"),
+        ],
+    ],
+    [
+        [
+            HeaderName::from_static("x-ratelimit-user-limit-requests"),
+            HeaderName::from_static("x-ratelimit-user-limit-tokens"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-user-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-user-remaining-tokens"),
+        ],
+    ],
+    [
+        [
+            HeaderName::from_static("x-ratelimit-team-limit-requests"),
+            HeaderName::from_static("x-ratelimit-team-limit-tokens"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-team-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-team-remaining-tokens"),
+        ],
+    ],
+    [
+        [
+            HeaderName::from_static("x-ratelimit-team-member-limit-requests"),
+            HeaderName::from_static("x-ratelimit-team-member-limit-tokens"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-team-member-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-team-member-remaining-tokens"),
+        ],
+    ],
+    [
+        [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        ],
+    ],
+];
+
+/// One of `LIMIT_HEADERS`; owner None for the unprefixed names.
 fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderName {
-    const NAMES: [[[&str; 2]; 2]; 5] = [
-        [
-            [
-                "x-ratelimit-api_key-limit-requests",
-                "x-ratelimit-api_key-limit-tokens",
-            ],
-            [
-                "x-ratelimit-api_key-remaining-requests",
-                "x-ratelimit-api_key-remaining-tokens",
-            ],
-        ],
-        [
-            [
-                "x-ratelimit-user-limit-requests",
-                "x-ratelimit-user-limit-tokens",
-            ],
-            [
-                "x-ratelimit-user-remaining-requests",
-                "x-ratelimit-user-remaining-tokens",
-            ],
-        ],
-        [
-            [
-                "x-ratelimit-team-limit-requests",
-                "x-ratelimit-team-limit-tokens",
-            ],
-            [
-                "x-ratelimit-team-remaining-requests",
-                "x-ratelimit-team-remaining-tokens",
-            ],
-        ],
-        [
-            [
-                "x-ratelimit-team-member-limit-requests",
-                "x-ratelimit-team-member-limit-tokens",
-            ],
-            [
-                "x-ratelimit-team-member-remaining-requests",
-                "x-ratelimit-team-member-remaining-tokens",
-            ],
-        ],
-        [
-            ["x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"],
-            [
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-remaining-tokens",
-            ],
-        ],
-    ];
     let row = match owner {
         Some(Owner::Key(_)) => 0,
         Some(Owner::User(_)) => 1,
@@ -350,7 +356,7 @@ fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderN
         Some(Owner::Member(_)) => 3,
         None => 4,
     };
-    HeaderName::from_static(NAMES[row][usize::from(remaining)][usize::from(tokens)])
+    LIMIT_HEADERS[row][usize::from(remaining)][usize::from(tokens)].clone()
 }
 
 /// A number as a header value in one allocation of its digits: `HeaderValue::from(u64)` makes
