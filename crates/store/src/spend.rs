@@ -98,20 +98,18 @@ pub(crate) const SELECT_COLUMNS: &str =
     usage_estimated, stream, status, http_status, error_type, attempts, start_time, end_time, \
     completion_start_time, request_duration_ms, ttft_ms";
 
-/// Binds one record's values. Strings are bound as `&str` borrowed from the record: sqlx copies
-/// a bound `String` into its arguments (SQLite), a dozen allocations per call.
 macro_rules! bind_record {
     ($q:expr, $r:expr, $meta:expr) => {
-        $q.bind($r.request_id.as_str())
-            .bind($r.call_type.as_str())
-            .bind($r.api_key.as_str())
-            .bind($r.user_id.as_deref())
-            .bind($r.team_id.as_deref())
-            .bind($r.end_user.as_deref())
-            .bind($r.model.as_str())
-            .bind($r.model_group.as_str())
-            .bind($r.model_id.as_deref())
-            .bind($r.custom_llm_provider.as_deref())
+        $q.bind(&$r.request_id)
+            .bind(&$r.call_type)
+            .bind(&$r.api_key)
+            .bind(&$r.user_id)
+            .bind(&$r.team_id)
+            .bind(&$r.end_user)
+            .bind(&$r.model)
+            .bind(&$r.model_group)
+            .bind(&$r.model_id)
+            .bind(&$r.custom_llm_provider)
             .bind($r.spend_nanos)
             .bind($r.priced)
             .bind($r.prompt_tokens)
@@ -123,7 +121,7 @@ macro_rules! bind_record {
             .bind($r.stream)
             .bind($r.status.as_str())
             .bind($r.http_status)
-            .bind($r.error_type.as_deref())
+            .bind(&$r.error_type)
             .bind($r.attempts)
             .bind($r.start_time)
             .bind($r.end_time)
@@ -1012,6 +1010,14 @@ mod tests {
             by_team_model[&(day("2026-01-02"), "t", "m", "")].spend_nanos,
             10
         );
+    }
+
+    #[test]
+    fn owner_totals_are_the_json_serde_writes() {
+        let pairs = [("team \"a\"", 5), ("", -1), ("ü", i64::MAX)];
+        let expected = serde_json::json!([["team \"a\"", 5], ["", -1], ["ü", i64::MAX]]);
+        assert_eq!(json_pairs(&pairs), expected.to_string());
+        assert_eq!(json_pairs(&[]), "[]");
     }
 
     /// A repeated id counts once; a stored one not at all.
