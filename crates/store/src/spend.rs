@@ -36,6 +36,7 @@ impl SpendStatus {
 
 mod instant;
 mod json_line;
+mod sql_time;
 
 /// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
 /// Serializable so the spend journal can hold records until they are committed.
@@ -123,9 +124,9 @@ macro_rules! bind_record {
             .bind($r.http_status)
             .bind(&$r.error_type)
             .bind($r.attempts)
-            .bind($r.start_time)
-            .bind($r.end_time)
-            .bind($r.completion_start_time)
+            .bind(sql_time::SqlTime($r.start_time))
+            .bind(sql_time::SqlTime($r.end_time))
+            .bind($r.completion_start_time.map(sql_time::SqlTime))
             .bind($r.request_duration_ms)
             .bind($r.ttft_ms)
             .bind($meta)

@@ -4,8 +4,6 @@
 //! string byte by byte (~3 % of a call's instructions), where the keys here are constants and a
 //! string is copied as is unless it holds a byte JSON must escape.
 
-use std::io::Write;
-
 use super::SpendRecord;
 
 impl SpendRecord {
@@ -102,8 +100,8 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) -> Result<(), serde_json::Erro
 }
 
 fn int(out: &mut Vec<u8>, n: i64) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{n}");
+    // itoa, not `write!`: core::fmt took ~230 instructions per number, ten numbers a record.
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn opt_int(out: &mut Vec<u8>, n: Option<i64>) {
