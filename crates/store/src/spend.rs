@@ -257,7 +257,7 @@ impl DailyDelta {
 type DailyKey<'a> = (NaiveDate, &'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// A day as the aggregate tables store it.
-fn day_text(day: NaiveDate) -> String {
+pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::connect::Store;
 use crate::db::{on_backend, ReadRow};
 use crate::error::{QueryContext, StoreError};
-use crate::spend::{pg_row, sqlite_row, SpendRecord, SpendStatus, SELECT_COLUMNS};
+use crate::spend::{day_text, pg_row, sqlite_row, SpendRecord, SpendStatus, SELECT_COLUMNS};
 
 /// Whose spend: all `None` = the whole gateway. Fields combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -244,10 +244,6 @@ macro_rules! bind_args {
         }
         q
     }};
-}
-
-fn day_text(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, sqlx::Error> {
