@@ -43,15 +43,13 @@ impl Encode<'_, Postgres> for SqlTime {
 fn rfc3339(t: &DateTime<Utc>) -> Result<String, std::str::Utf8Error> {
     let utc = t.naive_utc();
     let (date, time) = (utc.date(), utc.time());
-    let (year, nanos) = (date.year(), time.nanosecond());
-    let Ok(year) = u32::try_from(year) else {
-        return Ok(t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+    let nanos = time.nanosecond();
+    let year = match u32::try_from(date.year()) {
+        Ok(year) if year <= 9999 && nanos < 1_000_000_000 => year,
+        _ => return Ok(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
     };
-    if year > 9999 || nanos >= 1_000_000_000 {
-        return Ok(t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
-    }
     let secs = time.num_seconds_from_midnight();
-    let mut b = *b"0000-00-00T00:00:00.000000000+00:00";
+    let mut b = *b"0000-00-00T00:00:00.000000000";
     digits(&mut b[0..4], year);
     digits(&mut b[5..7], date.month());
     digits(&mut b[8..10], date.day());
