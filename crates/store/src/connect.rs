@@ -1,6 +1,7 @@
 //! Opening the database named by a URL, and keeping the pool for the right backend.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -9,6 +10,7 @@ use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 
 use crate::error::{QueryContext, StoreError};
 use crate::migrate;
+use crate::spend::sqlite_writer::{SpendThread, SqliteTarget};
 
 /// The default database when none is configured: a file beside where Tollgate was started.
 pub const DEFAULT_SQLITE_PATH: &str = "./tollgate.db";
@@ -23,10 +25,9 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) backend: Backend,
-    /// SQLite only: the one connection spend batches are written on. SQLite has one writer at a
-    /// time anyway, and a batch's multi-row statements are large once prepared (hundreds of KB
-    /// each); on the shared pool every connection ended up preparing and keeping its own copies.
-    spend_sqlite: Option<SqlitePool>,
+    /// SQLite only: the thread and connection spend batches are written on
+    /// (`spend/sqlite_writer.rs`). SQLite has one writer at a time anyway.
+    pub(crate) sqlite_spend: Option<Arc<SpendThread>>,
 }
 
 /// How long one attempt to reach PostgreSQL may take.
@@ -48,6 +49,7 @@ impl Store {
         match url {
             None => Ok(Store::sqlite(
                 SqliteConnectOptions::new().filename(DEFAULT_SQLITE_PATH),
+                false,
             )),
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 let opts = PgConnectOptions::from_str(u)
@@ -57,7 +59,7 @@ impl Store {
             Some(u) if u.starts_with("sqlite:") => {
                 let opts = SqliteConnectOptions::from_str(u)
                     .map_err(|e| StoreError::BadUrl(redact_url_error(&e)))?;
-                Ok(Store::sqlite(opts))
+                Ok(Store::sqlite(opts, sqlite_url_in_memory(u)))
             }
             Some(_) => Err(StoreError::BadUrl(
                 "expected a postgresql:// or sqlite: URL".to_string(),
@@ -134,12 +136,12 @@ impl Store {
     }
 
     pub async fn open_sqlite_file(path: &str) -> Result<Store, StoreError> {
-        let store = Store::sqlite(SqliteConnectOptions::new().filename(path));
+        let store = Store::sqlite(SqliteConnectOptions::new().filename(path), false);
         store.prepare().await?;
         Ok(store)
     }
 
-    fn sqlite(opts: SqliteConnectOptions) -> Store {
+    fn sqlite(opts: SqliteConnectOptions, in_memory: bool) -> Store {
         // WAL lets readers (auth, health) run while the spend writer commits; busy_timeout turns
         // brief writer contention into a short wait instead of an error.
         let opts = opts
@@ -152,15 +154,16 @@ impl Store {
             // just that statement); past 64 KiB SQLite spills it to a temporary file, which each
             // spend batch did: half of the writer's write calls were that file's pages.
             .pragma("temp_store", "memory");
-        let spend = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(opts.clone());
+        let spend = SpendThread::new(SqliteTarget {
+            path: opts.get_filename().to_path_buf(),
+            in_memory,
+        });
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(opts);
         Store {
             backend: Backend::Sqlite(pool),
-            spend_sqlite: Some(spend),
+            sqlite_spend: Some(Arc::new(spend)),
         }
     }
 
@@ -171,7 +174,7 @@ impl Store {
             .connect_lazy_with(opts);
         Store {
             backend: Backend::Postgres(pool),
-            spend_sqlite: None,
+            sqlite_spend: None,
         }
     }
 
@@ -196,19 +199,23 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        if let Some(p) = &self.spend_sqlite {
-            p.close().await;
+        if let Some(t) = &self.sqlite_spend {
+            t.close().await;
         }
         match &self.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
         }
     }
+}
 
-    /// Where spend batches are written with SQLite: their own connection, else `general`.
-    pub(crate) fn sqlite_spend_pool<'a>(&'a self, general: &'a SqlitePool) -> &'a SqlitePool {
-        self.spend_sqlite.as_ref().unwrap_or(general)
-    }
+/// Whether an `sqlite:` URL names an in-memory database, as sqlx reads it (`sqlite::memory:`,
+/// or `mode=memory` among its parameters): SQLite's spend thread must then open it as such.
+fn sqlite_url_in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (db, params) = rest.split_once('?').unwrap_or((rest, ""));
+    db == ":memory:"
+        || url::form_urlencoded::parse(params.as_bytes()).any(|(k, v)| k == "mode" && v == "memory")
 }
 
 /// URL parse errors can quote the URL, password included; keep only the kind of error.
@@ -216,5 +223,30 @@ fn redact_url_error(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Configuration(_) => "the URL could not be parsed".to_string(),
         _ => "the URL could not be used".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_url_in_memory;
+
+    #[test]
+    fn in_memory_sqlite_urls_are_told_from_files() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite:shared?mode=memory",
+            "sqlite:shared?cache=shared&mode=memory",
+        ] {
+            assert!(sqlite_url_in_memory(url), "{url}");
+        }
+        for url in [
+            "sqlite:tollgate.db",
+            "sqlite://./data/tollgate.db?mode=rwc",
+            "sqlite:/tmp/memory.db",
+            "sqlite:memory",
+        ] {
+            assert!(!sqlite_url_in_memory(url), "{url}");
+        }
     }
 }

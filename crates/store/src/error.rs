@@ -19,6 +19,16 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A statement on SQLite's spend writer connection (its own, outside sqlx) failed.
+    #[error("database query failed while {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite's spend writer thread could not take or finish a batch.
+    #[error("the spend writer's database thread failed: {0}")]
+    SpendThread(&'static str),
     /// A write collided with an existing row (a duplicate id, email, membership, …).
     #[error("{what} already exists")]
     Conflict { what: String },
@@ -47,6 +57,11 @@ impl StoreError {
             StoreError::Connect(source)
             | StoreError::Query { source, .. }
             | StoreError::Migration { source, .. } => unreachable_error(source),
+            // The file cannot be opened (gone, unreadable, its folder unmounted).
+            StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen)
+            }
+            StoreError::SpendThread(_) => false,
             StoreError::BadUrl(_)
             | StoreError::SchemaTooNew { .. }
             | StoreError::Conflict { .. }

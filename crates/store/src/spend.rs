@@ -7,7 +7,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use crate::connect::{Backend, Store};
-use crate::db::WritePool;
 use crate::error::{QueryContext, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +36,7 @@ impl SpendStatus {
 mod instant;
 mod json_line;
 mod sql_time;
+pub(crate) mod sqlite_writer;
 
 /// One call, as the ledger records it. Never holds a secret: `api_key` is the key's SHA-256.
 /// Serializable so the spend journal can hold records until they are committed.
@@ -180,23 +180,6 @@ fn owner_spend<'a>(inserted: &[&'a SpendRecord]) -> OwnerSpend<'a> {
         members: members.into_iter().collect(),
     }
 }
-
-/// One statement per owner table, whatever the number of owners: the (owner, nanos) pairs
-/// travel as one JSON parameter. Each owner appears once (summed in Rust), as UPDATE … FROM
-/// applies one source row per target row.
-const SQLITE_ADD_KEY_SPEND: &str = "UPDATE verification_tokens \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE verification_tokens.token = d.k";
-const SQLITE_ADD_USER_SPEND: &str = "UPDATE users \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE users.user_id = d.k";
-const SQLITE_ADD_TEAM_SPEND: &str = "UPDATE teams \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE teams.team_id = d.k";
-const SQLITE_ADD_MEMBER_SPEND: &str = "UPDATE team_members \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS t, \
-    json_extract(value, '$[1]') AS u, json_extract(value, '$[2]') AS n FROM json_each(?)) AS d \
-    WHERE team_members.team_id = d.t AND team_members.user_id = d.u";
 
 /// PostgreSQL moves every owner's spend in one statement (data-modifying CTEs), the owners and
 /// amounts as parallel arrays.
@@ -476,8 +459,8 @@ const COLUMNS_PER_ROW: usize = 29;
 /// power of two: see `pow2_chunks`).
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// SQLite gets plain `?` placeholders: sqlx resolves `$N` names one by one for each parameter,
-/// which is quadratic in a multi-row statement (it was 40% of the gateway's CPU under load).
+/// `numbered`: `$N` placeholders (PostgreSQL), else plain `?` (SQLite's spend thread, which
+/// binds by position).
 fn insert_sql(rows: usize, json_cast: &str, numbered: bool, returning: bool) -> String {
     let mut s = format!("INSERT INTO spend_logs ({INSERT_COLUMNS}) VALUES ");
     push_value_rows(&mut s, rows, COLUMNS_PER_ROW, numbered, json_cast);
@@ -489,8 +472,6 @@ fn insert_sql(rows: usize, json_cast: &str, numbered: bool, returning: bool) -> 
 }
 
 /// Which of the batch's request ids are already stored: one parameter however long the batch.
-const SQLITE_STORED_IDS: &str =
-    "SELECT request_id FROM spend_logs WHERE request_id IN (SELECT value FROM json_each(?))";
 const PG_STORED_IDS: &str = "SELECT request_id FROM spend_logs WHERE request_id = ANY($1)";
 
 /// The records to insert: the first record of each request id that is not in `stored`, in
@@ -512,7 +493,7 @@ enum Attempt {
 
 /// Whether inserted records add to their key's, user's and team's running spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OwnerTotals {
+pub(crate) enum OwnerTotals {
     Add,
     Keep,
 }
@@ -539,6 +520,25 @@ impl Store {
         self.insert_spend(records, OwnerTotals::Keep).await
     }
 
+    /// The spend writer's way in: the records are moved (with SQLite, to its spend thread and
+    /// back) rather than copied, and come back with how many were newly inserted, whatever
+    /// the outcome, so a failed batch can be kept for another try.
+    pub async fn insert_spend_owned(
+        &self,
+        records: Vec<SpendRecord>,
+    ) -> (Vec<SpendRecord>, Result<usize, StoreError>) {
+        match &self.sqlite_spend {
+            Some(thread) => {
+                let (records, result) = thread.insert(records, OwnerTotals::Add).await;
+                (records, result.map(|fresh| fresh.len()))
+            }
+            None => {
+                let result = self.insert_spend(&records, OwnerTotals::Add).await;
+                (records, result.map(|ids| ids.len()))
+            }
+        }
+    }
+
     async fn insert_spend(
         &self,
         records: &[SpendRecord],
@@ -547,13 +547,29 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let pool = match (&self.backend, &self.sqlite_spend) {
+            (Backend::Postgres(pool), _) => pool,
+            (Backend::Sqlite(_), Some(thread)) => {
+                let (records, result) = thread.insert(records.to_vec(), owners).await;
+                return result.map(|fresh| {
+                    fresh
+                        .iter()
+                        .filter_map(|&i| records.get(i))
+                        .map(|r| r.request_id.clone())
+                        .collect()
+                });
+            }
+            (Backend::Sqlite(_), None) => {
+                return Err(StoreError::SpendThread("this store has none"));
+            }
+        };
         // Several instances committing at once may deadlock on shared owner or daily rows;
         // PostgreSQL then aborts one transaction, which is retried whole (nothing of it stayed).
         let mut attempt = 0u32;
         loop {
-            let result = match self.insert_spend_batch_fast(records, owners).await {
+            let result = match insert_spend_batch_fast(pool, records, owners).await {
                 Ok(Attempt::Inserted(ids)) => Ok(ids),
-                Ok(Attempt::Raced) => self.insert_spend_batch_returning(records, owners).await,
+                Ok(Attempt::Raced) => insert_spend_batch_returning(pool, records, owners).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -566,141 +582,6 @@ impl Store {
                     tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
                 }
                 other => return other,
-            }
-        }
-    }
-
-    /// The common case: one query finds the ids already stored (normally none) and the rest go
-    /// in with plain multi-row INSERTs, so no row crosses back from the database per record
-    /// (with SQLite each returned row is a message from sqlx's worker thread).
-    async fn insert_spend_batch_fast(
-        &self,
-        records: &[SpendRecord],
-        owners: OwnerTotals,
-    ) -> Result<Attempt, StoreError> {
-        let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
-        macro_rules! fast {
-            ($tx:expr, $stored:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
-                let mut tx = $tx;
-                let stored: Vec<String> = $stored
-                    .fetch_all(&mut *tx)
-                    .await
-                    .context("finding spend records already stored")?;
-                let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
-                let fresh = fresh_records(records, &stored);
-                let mut affected = 0u64;
-                for chunk in pow2_chunks(&fresh, ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), $json_cast, $numbered, false);
-                    let mut q = sqlx::query(&sql);
-                    for r in chunk {
-                        q = bind_record!(q, r, r.metadata.to_string());
-                    }
-                    affected += q
-                        .execute(&mut *tx)
-                        .await
-                        .context("inserting spend records")?
-                        .rows_affected();
-                }
-                if affected != fresh.len() as u64 {
-                    // Another writer stored some of these ids since the check (PostgreSQL only:
-                    // SQLite's write lock is held from BEGIN IMMEDIATE).
-                    tx.rollback().await.context("rolling back a spend batch")?;
-                    return Ok(Attempt::Raced);
-                }
-                if owners == OwnerTotals::Add {
-                    let $tx2 = &mut tx;
-                    let $fresh = &fresh;
-                    $owners;
-                }
-                apply_daily!(tx, &fresh, $numbered);
-                tx.commit().await.context("committing a spend batch")?;
-                Ok(Attempt::Inserted(
-                    fresh.iter().map(|r| r.request_id.clone()).collect(),
-                ))
-            }};
-        }
-        match &self.backend {
-            Backend::Sqlite(p) => {
-                // IMMEDIATE: the check and the insert must see the same log.
-                let tx = self
-                    .sqlite_spend_pool(p)
-                    .begin_write()
-                    .await
-                    .context("starting a spend batch")?;
-                let stored = sqlx::query_scalar::<_, String>(SQLITE_STORED_IDS)
-                    .bind(crate::db::json_strings(&ids));
-                fast!(tx, stored, "", false, |tx, fresh| {
-                    add_owner_spend_sqlite(tx, &owner_spend(fresh)).await?
-                })
-            }
-            Backend::Postgres(p) => {
-                let tx = p.begin().await.context("starting a spend batch")?;
-                let stored = sqlx::query_scalar::<_, String>(PG_STORED_IDS).bind(&ids);
-                fast!(tx, stored, "::jsonb", true, |tx, fresh| {
-                    add_owner_spend_pg(tx, &owner_spend(fresh)).await?
-                })
-            }
-        }
-    }
-
-    /// The fallback when a concurrent writer raced the fast path: the insert itself reports
-    /// which rows went in.
-    async fn insert_spend_batch_returning(
-        &self,
-        records: &[SpendRecord],
-        owners: OwnerTotals,
-    ) -> Result<Vec<String>, StoreError> {
-        macro_rules! returning {
-            ($tx:expr, $json_cast:expr, $numbered:expr, |$tx2:ident, $fresh:ident| $owners:expr) => {{
-                let mut tx = $tx;
-                let mut returned: Vec<String> = Vec::with_capacity(records.len());
-                for chunk in pow2_chunks(records, ROWS_PER_STATEMENT) {
-                    let sql = insert_sql(chunk.len(), $json_cast, $numbered, true);
-                    let mut q = sqlx::query_scalar::<_, String>(&sql);
-                    for r in chunk {
-                        q = bind_record!(q, r, r.metadata.to_string());
-                    }
-                    returned.extend(
-                        q.fetch_all(&mut *tx)
-                            .await
-                            .context("inserting spend records")?,
-                    );
-                }
-                // The inserted records are the first of each returned id; any other record
-                // with that id was a repeat.
-                let returned: HashSet<&str> = returned.iter().map(String::as_str).collect();
-                let skipped: HashSet<&str> = records
-                    .iter()
-                    .map(|r| r.request_id.as_str())
-                    .filter(|id| !returned.contains(id))
-                    .collect();
-                let fresh = fresh_records(records, &skipped);
-                if owners == OwnerTotals::Add {
-                    let $tx2 = &mut tx;
-                    let $fresh = &fresh;
-                    $owners;
-                }
-                apply_daily!(tx, &fresh, $numbered);
-                tx.commit().await.context("committing a spend batch")?;
-                Ok(fresh.iter().map(|r| r.request_id.clone()).collect())
-            }};
-        }
-        match &self.backend {
-            Backend::Sqlite(p) => {
-                let tx = self
-                    .sqlite_spend_pool(p)
-                    .begin_write()
-                    .await
-                    .context("starting a spend batch")?;
-                returning!(tx, "", false, |tx, fresh| {
-                    add_owner_spend_sqlite(tx, &owner_spend(fresh)).await?
-                })
-            }
-            Backend::Postgres(p) => {
-                let tx = p.begin().await.context("starting a spend batch")?;
-                returning!(tx, "::jsonb", true, |tx, fresh| {
-                    add_owner_spend_pg(tx, &owner_spend(fresh)).await?
-                })
             }
         }
     }
@@ -770,37 +651,86 @@ impl Store {
 }
 
 /// At most one statement per owner table (none for a table no record touches).
-async fn add_owner_spend_sqlite(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    owners: &OwnerSpend<'_>,
-) -> Result<(), StoreError> {
-    for (sql, pairs) in [
-        (SQLITE_ADD_KEY_SPEND, &owners.keys),
-        (SQLITE_ADD_USER_SPEND, &owners.users),
-        (SQLITE_ADD_TEAM_SPEND, &owners.teams),
-    ] {
-        if pairs.is_empty() {
-            continue;
+/// PostgreSQL's common case: one query finds the ids already stored (normally none) and the
+/// rest go in with plain multi-row INSERTs, so no row crosses back from the database per record.
+async fn insert_spend_batch_fast(
+    pool: &sqlx::PgPool,
+    records: &[SpendRecord],
+    owners: OwnerTotals,
+) -> Result<Attempt, StoreError> {
+    let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+    let mut tx = pool.begin().await.context("starting a spend batch")?;
+    let stored: Vec<String> = sqlx::query_scalar::<_, String>(PG_STORED_IDS)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("finding spend records already stored")?;
+    let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let fresh = fresh_records(records, &stored);
+    let mut affected = 0u64;
+    for chunk in pow2_chunks(&fresh, ROWS_PER_STATEMENT) {
+        let sql = insert_sql(chunk.len(), "::jsonb", true, false);
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = bind_record!(q, r, r.metadata.to_string());
         }
-        sqlx::query(sql)
-            .bind(json_pairs(pairs))
-            .execute(&mut **tx)
+        affected += q
+            .execute(&mut *tx)
             .await
-            .context("adding spend to keys, users and teams")?;
+            .context("inserting spend records")?
+            .rows_affected();
     }
-    if !owners.members.is_empty() {
-        let triples: Vec<serde_json::Value> = owners
-            .members
-            .iter()
-            .map(|((t, u), n)| serde_json::json!([t, u, n]))
-            .collect();
-        sqlx::query(SQLITE_ADD_MEMBER_SPEND)
-            .bind(serde_json::Value::Array(triples).to_string())
-            .execute(&mut **tx)
-            .await
-            .context("adding spend to team members")?;
+    if affected != fresh.len() as u64 {
+        // Another writer stored some of these ids since the check.
+        tx.rollback().await.context("rolling back a spend batch")?;
+        return Ok(Attempt::Raced);
     }
-    Ok(())
+    if owners == OwnerTotals::Add {
+        add_owner_spend_pg(&mut tx, &owner_spend(&fresh)).await?;
+    }
+    apply_daily!(tx, &fresh, true);
+    tx.commit().await.context("committing a spend batch")?;
+    Ok(Attempt::Inserted(
+        fresh.iter().map(|r| r.request_id.clone()).collect(),
+    ))
+}
+
+/// The fallback when a concurrent writer raced the fast path: the insert itself reports which
+/// rows went in.
+async fn insert_spend_batch_returning(
+    pool: &sqlx::PgPool,
+    records: &[SpendRecord],
+    owners: OwnerTotals,
+) -> Result<Vec<String>, StoreError> {
+    let mut tx = pool.begin().await.context("starting a spend batch")?;
+    let mut returned: Vec<String> = Vec::with_capacity(records.len());
+    for chunk in pow2_chunks(records, ROWS_PER_STATEMENT) {
+        let sql = insert_sql(chunk.len(), "::jsonb", true, true);
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for r in chunk {
+            q = bind_record!(q, r, r.metadata.to_string());
+        }
+        returned.extend(
+            q.fetch_all(&mut *tx)
+                .await
+                .context("inserting spend records")?,
+        );
+    }
+    // The inserted records are the first of each returned id; any other record with that id
+    // was a repeat.
+    let returned: HashSet<&str> = returned.iter().map(String::as_str).collect();
+    let skipped: HashSet<&str> = records
+        .iter()
+        .map(|r| r.request_id.as_str())
+        .filter(|id| !returned.contains(id))
+        .collect();
+    let fresh = fresh_records(records, &skipped);
+    if owners == OwnerTotals::Add {
+        add_owner_spend_pg(&mut tx, &owner_spend(&fresh)).await?;
+    }
+    apply_daily!(tx, &fresh, true);
+    tx.commit().await.context("committing a spend batch")?;
+    Ok(fresh.iter().map(|r| r.request_id.clone()).collect())
 }
 
 /// One statement for every owner table.

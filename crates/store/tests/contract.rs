@@ -117,6 +117,64 @@ async fn spend_batches_round_trip_and_are_idempotent() {
     }
 }
 
+/// The spend writer's way in moves the records to the store and back: they return as they
+/// went, with how many were new, whether the batch was new, a retry, or refused.
+#[tokio::test]
+async fn owned_batches_come_back_whole() {
+    for db in backends().await {
+        let s = &db.store;
+        let batch = vec![record("own-a", 1), record("own-b", 2)];
+        let (back, inserted) = s.insert_spend_owned(batch.clone()).await;
+        assert_eq!(back, batch);
+        assert_eq!(inserted.unwrap(), 2, "{}", s.backend_name());
+        let retry = vec![record("own-b", 2), record("own-c", 3), record("own-c", 3)];
+        let (back, inserted) = s.insert_spend_owned(retry.clone()).await;
+        assert_eq!(back, retry);
+        assert_eq!(inserted.unwrap(), 1, "{}", s.backend_name());
+        assert_eq!(s.count_spend_logs().await.unwrap(), 3);
+        db.drop_db().await;
+    }
+}
+
+/// A batch the database refuses part-way (here: an aggregate table gone) leaves nothing
+/// behind, and its records come back for another try.
+#[tokio::test]
+async fn a_refused_sqlite_batch_writes_nothing_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let s = Store::open(Some(&url)).await.unwrap();
+    let (_, first) = s.insert_spend_owned(vec![record("ok-a", 1)]).await;
+    assert_eq!(first.unwrap(), 1);
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE daily_spend_by_team_model")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let batch = vec![record("no-b", 2), record("no-c", 3)];
+    let (back, refused) = s.insert_spend_owned(batch.clone()).await;
+    let e = refused.unwrap_err();
+    assert!(e.to_string().contains("daily aggregates"), "{e}");
+    assert_eq!(back, batch);
+    assert_eq!(s.count_spend_logs().await.unwrap(), 1);
+    assert!(s.get_spend_log("no-b").await.unwrap().is_none());
+    s.close().await;
+}
+
+/// An in-memory SQLite database is one database for the pool and the spend thread alike.
+#[tokio::test]
+async fn in_memory_sqlite_records_spend() {
+    let s = Store::open(Some("sqlite::memory:")).await.unwrap();
+    let inserted = s.insert_spend_batch(&[record("mem-a", 1)]).await.unwrap();
+    assert_eq!(inserted, vec!["mem-a".to_string()]);
+    assert_eq!(s.count_spend_logs().await.unwrap(), 1);
+    assert_eq!(
+        s.get_spend_log("mem-a").await.unwrap().unwrap(),
+        record("mem-a", 1)
+    );
+    s.close().await;
+}
+
 /// A team key's call adds to the user's spend within the team, and only to that member's; a
 /// retried batch adds nothing.
 #[tokio::test]
@@ -238,6 +296,22 @@ async fn large_batches_span_several_statements() {
         );
         assert_eq!(inserted[0], "bulk-150", "in batch order");
         assert_eq!(s.count_spend_logs().await.unwrap(), 250);
+
+        // Stored ids found only after several new rows went in are still counted once: the
+        // key's running spend sees each record one time.
+        s.create_key(&tollgate_store::NewKey::new("ab".repeat(32), "sk-...abab"))
+            .await
+            .unwrap();
+        let later: Vec<_> = (0..250)
+            .map(|i| record(&format!("late-{i:03}"), (i % 60) as u32))
+            .collect();
+        s.insert_spend_batch(&later[200..]).await.unwrap();
+        let inserted = s.insert_spend_batch(&later).await.unwrap();
+        assert_eq!(inserted.len(), 200, "{}", s.backend_name());
+        assert_eq!(inserted[199], "late-199");
+        assert_eq!(s.count_spend_logs().await.unwrap(), 500);
+        let key = s.get_key(&"ab".repeat(32)).await.unwrap().unwrap();
+        assert_eq!(key.spend_nanos, 250 * 1234, "{}", s.backend_name());
         db.drop_db().await;
     }
 }

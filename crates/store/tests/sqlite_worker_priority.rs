@@ -10,17 +10,18 @@ fn nice_of(tid: i32) -> i32 {
     rustix::process::getpriority_process(Some(pid)).unwrap()
 }
 
-fn sqlite_workers() -> Vec<i32> {
+fn threads_named(prefix: &[u8]) -> Vec<i32> {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .flatten()
-        .filter(|t| {
-            std::fs::read(t.path().join("comm"))
-                .unwrap()
-                .starts_with(b"sqlx-sqlite-wor")
-        })
+        // A thread that ended since the listing has no name to read.
+        .filter(|t| std::fs::read(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix)))
         .map(|t| t.file_name().to_str().unwrap().parse().unwrap())
         .collect()
+}
+
+fn sqlite_workers() -> Vec<i32> {
+    threads_named(b"sqlx-sqlite-wor")
 }
 
 #[tokio::test]
@@ -43,5 +44,23 @@ async fn sqlite_workers_run_nicer_than_the_caller_and_stay_so() {
     // Already done: nothing changes the second time, and the caller is left alone.
     assert_eq!(deprioritize_sqlite_workers(), 0);
     assert_eq!(rustix::process::getpriority_process(None).unwrap(), own);
+
+    // The spend batches' own thread starts with the first batch, as nice as sqlx's workers.
+    assert!(threads_named(b"tollgate-spend").is_empty());
+    store.insert_spend_batch(&[]).await.unwrap();
+    let (_, inserted) = store.insert_spend_owned(Vec::new()).await;
+    assert_eq!(inserted.unwrap(), 0);
+    let spend = threads_named(b"tollgate-spend");
+    assert_eq!(spend.len(), 1);
+    assert_eq!(nice_of(spend[0]), (own + 5).min(19));
+    assert_eq!(rustix::process::getpriority_process(None).unwrap(), own);
     store.close().await;
+    // Closing the store ends it.
+    for _ in 0..100 {
+        if threads_named(b"tollgate-spend").is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(threads_named(b"tollgate-spend").is_empty());
 }

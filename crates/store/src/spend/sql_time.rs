@@ -26,7 +26,7 @@ impl Type<Postgres> for SqlTime {
 
 impl<'q> Encode<'q, Sqlite> for SqlTime {
     fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        Encode::<Sqlite>::encode(rfc3339(&self.0)?, buf)
+        Encode::<Sqlite>::encode(rfc3339(&self.0), buf)
     }
 }
 
@@ -40,13 +40,22 @@ impl Encode<'_, Postgres> for SqlTime {
 /// spend views compare and order as text: `2026-12-06T18:00:00.123456+00:00`, the fraction as
 /// 3, 6 or 9 digits as the time needs, none when whole. Years outside 0–9999 and leap seconds
 /// are left to chrono.
-fn rfc3339(t: &DateTime<Utc>) -> Result<String, std::str::Utf8Error> {
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    let mut s = String::with_capacity(35);
+    rfc3339_into(t, &mut s);
+    s
+}
+
+/// As `rfc3339`, into `out` (cleared first): SQLite's spend writer reuses one buffer per time
+/// column across a batch.
+pub(super) fn rfc3339_into(t: &DateTime<Utc>, out: &mut String) {
+    out.clear();
     let utc = t.naive_utc();
     let (date, time) = (utc.date(), utc.time());
     let nanos = time.nanosecond();
     let year = match u32::try_from(date.year()) {
         Ok(year) if year <= 9999 && nanos < 1_000_000_000 => year,
-        _ => return Ok(t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+        _ => return out.push_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
     };
     let secs = time.num_seconds_from_midnight();
     let mut b = *b"0000-00-00T00:00:00.000000000";
@@ -68,10 +77,14 @@ fn rfc3339(t: &DateTime<Utc>) -> Result<String, std::str::Utf8Error> {
         digits(&mut b[20..29], nanos);
         29
     };
-    let mut s = String::with_capacity(end + 6);
-    s.push_str(std::str::from_utf8(&b[..end])?);
-    s.push_str("+00:00");
-    Ok(s)
+    // Always ASCII digits and punctuation; chrono stays the answer should that ever not hold.
+    match std::str::from_utf8(&b[..end]) {
+        Ok(text) => {
+            out.push_str(text);
+            out.push_str("+00:00");
+        }
+        Err(_) => out.push_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+    }
 }
 
 /// `n`'s last `dst.len()` decimal digits, zero-padded, into `dst`.
@@ -116,21 +129,15 @@ mod tests {
             ),
             (at(0, false), "1970-01-01T00:00:00+00:00"),
         ] {
-            assert_eq!(rfc3339(&t).unwrap(), text);
-            assert_eq!(
-                rfc3339(&t).unwrap(),
-                t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-            );
+            assert_eq!(rfc3339(&t), text);
+            assert_eq!(rfc3339(&t), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
         }
     }
 
     #[test]
     fn far_years_are_left_to_chrono() {
         let t = DateTime::from_timestamp(300_000_000_000, 0).unwrap();
-        assert_eq!(
-            rfc3339(&t).unwrap(),
-            t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
-        );
+        assert_eq!(rfc3339(&t), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
     }
 
     proptest! {
@@ -139,7 +146,11 @@ mod tests {
             // Whole seconds, milliseconds and microseconds as often as arbitrary nanoseconds.
             let nanos = match round { 0 => 0, 1 => nanos / 1_000_000 * 1_000_000, 2 => nanos / 1_000 * 1_000, _ => nanos };
             let t = DateTime::from_timestamp(secs, nanos).unwrap();
-            prop_assert_eq!(rfc3339(&t).unwrap(), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+            prop_assert_eq!(rfc3339(&t), t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+            // A reused buffer holds this time only, whatever it held before.
+            let mut reused = String::from("2026-12-06T18:00:00.123456789+00:00 and more");
+            rfc3339_into(&t, &mut reused);
+            prop_assert_eq!(reused, t.to_rfc3339_opts(SecondsFormat::AutoSi, false));
         }
     }
 }
