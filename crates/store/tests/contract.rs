@@ -161,6 +161,41 @@ async fn a_refused_sqlite_batch_writes_nothing_and_keeps_its_records() {
     s.close().await;
 }
 
+/// A batch whose caller goes away part-way (its future dropped between steps) is rolled back
+/// whole, and frees SQLite's write lock for the other writers at once.
+#[tokio::test]
+async fn an_abandoned_sqlite_batch_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let s = Store::open(Some(&url)).await.unwrap();
+    let big: Vec<_> = (0..2000)
+        .map(|i| record(&format!("gone-{i:04}"), (i % 60) as u32))
+        .collect();
+    for (n, micros) in [20u64, 200, 1000, 3000, 10_000].into_iter().enumerate() {
+        let wait = std::time::Duration::from_micros(micros);
+        let _ = tokio::time::timeout(wait, s.insert_spend_owned(big.clone())).await;
+        let gone = s.count_spend_logs().await.unwrap() - n as i64;
+        assert!(
+            gone == 0 || gone == 2000,
+            "{gone} rows of a batch dropped after {micros} µs"
+        );
+        // Another connection's write does not wait for a transaction nobody will finish.
+        let token = format!("{n:064}");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            s.create_key(&tollgate_store::NewKey::new(token, "sk-...0000")),
+        )
+        .await
+        .expect("the write lock was left held")
+        .unwrap();
+        let (_, after) = s
+            .insert_spend_owned(vec![record(&format!("after-{n}"), 1)])
+            .await;
+        assert_eq!(after.unwrap(), 1);
+    }
+    s.close().await;
+}
+
 /// An in-memory SQLite database is one database for the pool and the spend thread alike.
 #[tokio::test]
 async fn in_memory_sqlite_records_spend() {

@@ -4,6 +4,13 @@
 //! each run: about a tenth of a call's instructions (`bench/RESULTS.md`, "Stop 27"). Here the
 //! values are bound straight from the records, which travel to the thread and back by move.
 //!
+//! A batch is written in steps, one statement each (begin, 64 rows, 64 rows, …, aggregates and
+//! commit), the next step sent only when the serving thread's runtime polls the batch again.
+//! So the thread never holds the core for long while calls wait (the kernel lets a running
+//! thread finish its time slice, 1.5 ms here, before a woken one may run), and the pace of spend
+//! recording follows the runtime's turns, as it did through sqlx. The thread blocks between
+//! steps, so it runs at the serving thread's priority: nicer, it fell behind under full load.
+//!
 //! Rows go in through multi-row inserts (SQLite keeps its index cursors positioned from one row
 //! to the next within a statement; run once per row, each insert descended every index from its
 //! root, which cost more than the binding saved). No query looks for already-stored ids first:
@@ -17,19 +24,16 @@ use std::path::PathBuf;
 use std::sync::{mpsc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{
-    params, CachedStatement, Connection, OpenFlags, ToSql, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, OpenFlags, Statement, ToSql};
 use tokio::sync::oneshot;
 
 use super::sql_time::rfc3339_into;
 use super::{
     daily_deltas, day_text, insert_sql, json_pairs, owner_spend, pow2_chunks, rollup_deltas,
     upsert_sql, DailyDelta, DailyKey, OwnerSpend, OwnerTotals, SpendRecord, BY_KEY_KEYS,
-    BY_TEAM_MODEL_KEYS, COLUMNS_PER_ROW, DAILY_KEYS,
+    BY_TEAM_MODEL_KEYS, COLUMNS_PER_ROW, DAILY_KEYS, ROWS_PER_STATEMENT,
 };
 use crate::error::StoreError;
-use crate::worker_priority::deprioritize_this_thread;
 
 /// The database the thread writes to: the file sqlx opened, or the shared in-memory database
 /// sqlx named (`sqlite::memory:` or `mode=memory`).
@@ -42,12 +46,44 @@ pub(crate) struct SqliteTarget {
 /// The records, given back, and the batch positions of those that were new.
 type Reply = (Vec<SpendRecord>, Result<Vec<usize>, StoreError>);
 
-enum Job {
-    Insert {
-        records: Vec<SpendRecord>,
-        owners: OwnerTotals,
-        reply: oneshot::Sender<Reply>,
+/// One statement's worth of a batch, run on the thread against the batch's records.
+enum Step {
+    /// Opens the batch's transaction, rolling back one a vanished caller left open.
+    Begin,
+    /// Inserts `len` records from `from` in one statement; answers how many went in.
+    InsertRows {
+        from: usize,
+        len: usize,
     },
+    /// Inserts `len` records from `from` one statement each; answers which went in.
+    InsertEach {
+        from: usize,
+        len: usize,
+    },
+    /// Adds the new records to the owners and the daily aggregates, and commits.
+    Finish {
+        fresh: Vec<usize>,
+        owners: OwnerTotals,
+    },
+    Rollback,
+}
+
+enum Answer {
+    Done,
+    Inserted(usize),
+    Fresh(Vec<usize>),
+}
+
+type StepReply = (Vec<SpendRecord>, Result<Answer, StoreError>);
+
+enum Job {
+    Step {
+        records: Vec<SpendRecord>,
+        step: Step,
+        reply: oneshot::Sender<StepReply>,
+    },
+    /// A batch stopped part-way (its caller went away): roll its transaction back.
+    Abandon,
     /// Closes the connection; answered once it is closed.
     Close(oneshot::Sender<()>),
 }
@@ -58,6 +94,8 @@ enum Job {
 pub(crate) struct SpendThread {
     target: SqliteTarget,
     state: Mutex<State>,
+    /// One batch at a time: the steps of two would share one transaction.
+    one_batch: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -76,42 +114,27 @@ impl SpendThread {
         SpendThread {
             target,
             state: Mutex::new(State::NotStarted),
+            one_batch: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Writes the records in one transaction on the thread: each new request id's row, the
     /// owners' running spend (`OwnerTotals::Add`) and the daily aggregates.
     pub(crate) async fn insert(&self, records: Vec<SpendRecord>, owners: OwnerTotals) -> Reply {
+        let _one_batch = self.one_batch.lock().await;
         let jobs = match self.sender() {
             Ok(jobs) => jobs,
             Err(e) => return (records, Err(e)),
         };
-        let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = jobs.send(Job::Insert {
+        let mut batch = Batch {
+            thread: self,
+            jobs,
             records,
-            owners,
-            reply,
-        }) {
-            // The thread is gone; the next batch starts another.
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if matches!(*state, State::Running(_)) {
-                *state = State::NotStarted;
-            }
-            drop(state);
-            let records = match job {
-                Job::Insert { records, .. } => records,
-                Job::Close(_) => Vec::new(),
-            };
-            return (records, Err(StoreError::SpendThread("it has stopped")));
-        }
-        // The thread answers every batch it takes, a panic included; only an abort of the
-        // process loses the answer, and then the spend journal replays the records.
-        answer.await.unwrap_or_else(|_| {
-            (
-                Vec::new(),
-                Err(StoreError::SpendThread("it stopped during a batch")),
-            )
-        })
+            finished: false,
+        };
+        let result = batch.write(owners).await;
+        batch.finished = true;
+        (std::mem::take(&mut batch.records), result)
     }
 
     /// Closes the thread's connection and ends the thread; later batches are refused.
@@ -144,34 +167,213 @@ impl SpendThread {
         *state = State::Running(tx.clone());
         Ok(tx)
     }
+
+    /// The thread is gone; the next batch starts another.
+    fn stopped(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(*state, State::Running(_)) {
+            *state = State::NotStarted;
+        }
+    }
+}
+
+/// A batch being written: its records go to the thread with each step and come back with the
+/// answer.
+struct Batch<'t> {
+    thread: &'t SpendThread,
+    jobs: mpsc::Sender<Job>,
+    records: Vec<SpendRecord>,
+    finished: bool,
+}
+
+impl Batch<'_> {
+    async fn write(&mut self, owners: OwnerTotals) -> Result<Vec<usize>, StoreError> {
+        let n = self.records.len();
+        let lens: Vec<usize> = pow2_chunks(&self.records, ROWS_PER_STATEMENT)
+            .map(<[SpendRecord]>::len)
+            .collect();
+        self.step(Step::Begin).await?;
+        let mut from = 0;
+        for len in lens {
+            match self.step(Step::InsertRows { from, len }).await? {
+                Answer::Inserted(added) if added == len => from += len,
+                _ => break,
+            }
+        }
+        let fresh = if from == n {
+            (0..n).collect()
+        } else {
+            self.step(Step::Rollback).await?;
+            self.step(Step::Begin).await?;
+            let mut fresh = Vec::new();
+            let mut from = 0;
+            while from < n {
+                let len = ROWS_PER_STATEMENT.min(n - from);
+                if let Answer::Fresh(new) = self.step(Step::InsertEach { from, len }).await? {
+                    fresh.extend(new);
+                }
+                from += len;
+            }
+            fresh
+        };
+        self.step(Step::Finish {
+            fresh: fresh.clone(),
+            owners,
+        })
+        .await?;
+        Ok(fresh)
+    }
+
+    async fn step(&mut self, step: Step) -> Result<Answer, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Step {
+            records: std::mem::take(&mut self.records),
+            step,
+            reply,
+        };
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            if let Job::Step { records, .. } = job {
+                self.records = records;
+            }
+            self.thread.stopped();
+            return Err(StoreError::SpendThread("it has stopped"));
+        }
+        // The thread answers every step it takes, a panic included; only an abort of the
+        // process loses the answer (and the records), and then the spend journal replays them.
+        let (records, result) = answer
+            .await
+            .map_err(|_| StoreError::SpendThread("it stopped during a batch"))?;
+        self.records = records;
+        result
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Processed before any later batch's first step, which also checks.
+            let _ = self.jobs.send(Job::Abandon);
+        }
+    }
 }
 
 fn serve(target: &SqliteTarget, jobs: mpsc::Receiver<Job>) {
-    // Like sqlx's workers: calls on the serving thread go first, batches fill the gaps.
-    deprioritize_this_thread();
-    let mut conn: Option<Connection> = None;
-    for job in jobs {
-        match job {
-            Job::Insert {
+    for job in &jobs {
+        let (records, step, reply) = match job {
+            Job::Step {
                 records,
-                owners,
+                step,
                 reply,
-            } => {
-                let result = catch_unwind(AssertUnwindSafe(|| {
-                    write_batch(&mut conn, target, &records, owners)
-                }))
-                .unwrap_or_else(|_| Err(StoreError::SpendThread("a batch's write panicked")));
-                if result.is_err() {
-                    // A fresh connection for the next attempt.
-                    conn = None;
-                }
-                let _ = reply.send((records, result));
-            }
+            } => (records, step, reply),
+            // No connection is open, so neither is a transaction.
+            Job::Abandon => continue,
             Job::Close(done) => {
-                conn = None;
+                let _ = done.send(());
+                continue;
+            }
+        };
+        let conn = match open(target) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = reply.send((records, Err(e)));
+                continue;
+            }
+        };
+        let exit = serve_on(&conn, (records, step, reply), &jobs);
+        // Closing the connection rolls back a transaction left open.
+        drop(conn);
+        match exit {
+            Exit::Reopen => {}
+            Exit::Failed(reply, answer) => {
+                let _ = reply.send(answer);
+            }
+            Exit::Close(done) => {
                 let _ = done.send(());
             }
+            Exit::Ended => return,
         }
+    }
+}
+
+/// Why `serve_on` gave its connection up.
+enum Exit {
+    /// A batch was abandoned part-way: the next step opens a fresh connection.
+    Reopen,
+    /// A step failed: answered once the connection, and so the batch, is gone.
+    Failed(oneshot::Sender<StepReply>, StepReply),
+    Close(oneshot::Sender<()>),
+    /// Every handle to the thread is gone.
+    Ended,
+}
+
+/// Runs steps on one connection, with its inserts kept prepared (taken from and put back into
+/// rusqlite's cache, each insert's ~1,900 parameters were cleared after every run).
+fn serve_on(
+    conn: &Connection,
+    first: (Vec<SpendRecord>, Step, oneshot::Sender<StepReply>),
+    jobs: &mpsc::Receiver<Job>,
+) -> Exit {
+    let mut inserts = Inserts {
+        conn,
+        by_size: INSERTS.iter().map(|_| None).collect(),
+    };
+    let (mut records, mut step, mut reply) = first;
+    loop {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            run_step(conn, &mut inserts, &records, step)
+        }))
+        .unwrap_or_else(|_| Err(StoreError::SpendThread("a step of a batch panicked")));
+        if result.is_err() {
+            return Exit::Failed(reply, (records, result));
+        }
+        let _ = reply.send((records, result));
+        loop {
+            match jobs.recv() {
+                Ok(Job::Step {
+                    records: r,
+                    step: s,
+                    reply: a,
+                }) => {
+                    (records, step, reply) = (r, s, a);
+                    break;
+                }
+                Ok(Job::Abandon) if conn.is_autocommit() => {}
+                Ok(Job::Abandon) => return Exit::Reopen,
+                Ok(Job::Close(done)) => return Exit::Close(done),
+                Err(_) => return Exit::Ended,
+            }
+        }
+    }
+}
+
+/// The connection's inserts, by row count (1, 2, 4, … `ROWS_PER_STATEMENT`), prepared when
+/// first needed.
+struct Inserts<'c> {
+    conn: &'c Connection,
+    by_size: Vec<Option<Statement<'c>>>,
+}
+
+impl<'c> Inserts<'c> {
+    fn for_rows(&mut self, rows: usize) -> Result<&mut Statement<'c>, StoreError> {
+        let at = rows.trailing_zeros() as usize;
+        let (Some(sql), Some(slot), true) = (
+            INSERTS.get(at),
+            self.by_size.get_mut(at),
+            rows.is_power_of_two(),
+        ) else {
+            return Err(StoreError::SpendThread(
+                "a step has no insert for its row count",
+            ));
+        };
+        if slot.is_none() {
+            let prepared = self
+                .conn
+                .prepare(sql)
+                .map_err(ctx("preparing the spend insert"))?;
+            *slot = Some(prepared);
+        }
+        slot.as_mut()
+            .ok_or(StoreError::SpendThread("the spend insert was not prepared"))
     }
 }
 
@@ -199,58 +401,66 @@ fn open(target: &SqliteTarget) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn write_batch(
-    conn: &mut Option<Connection>,
-    target: &SqliteTarget,
+fn run_step(
+    c: &Connection,
+    inserts: &mut Inserts<'_>,
     records: &[SpendRecord],
-    owners: OwnerTotals,
-) -> Result<Vec<usize>, StoreError> {
-    let c = match conn.take() {
-        Some(c) => c,
-        None => open(target)?,
+    step: Step,
+) -> Result<Answer, StoreError> {
+    let rows = |from: usize, len: usize| {
+        records
+            .get(from..from.saturating_add(len))
+            .ok_or(StoreError::SpendThread(
+                "a step named records the batch does not have",
+            ))
     };
-    let c = conn.insert(c);
-    let mut tx = begin(c)?;
-    let fresh: Vec<usize> = if insert_all(&tx, records)? {
-        (0..records.len()).collect()
-    } else {
-        tx.rollback().map_err(ctx("rolling back a spend batch"))?;
-        tx = begin(c)?;
-        insert_each(&tx, records)?
-    };
-    let inserted: Vec<&SpendRecord> = fresh.iter().filter_map(|&i| records.get(i)).collect();
-    if owners == OwnerTotals::Add {
-        add_owner_spend(&tx, &owner_spend(&inserted))?;
+    match step {
+        Step::Begin => {
+            if !c.is_autocommit() {
+                c.execute_batch("ROLLBACK")
+                    .map_err(ctx("rolling back an abandoned spend batch"))?;
+            }
+            // IMMEDIATE: the write lock from the start, so no other writer commits in between.
+            c.execute_batch("BEGIN IMMEDIATE")
+                .map_err(ctx("starting a spend batch"))?;
+            Ok(Answer::Done)
+        }
+        Step::InsertRows { from, len } => {
+            insert_rows(inserts, rows(from, len)?).map(Answer::Inserted)
+        }
+        Step::InsertEach { from, len } => {
+            let new = insert_each(inserts, rows(from, len)?)?;
+            Ok(Answer::Fresh(new.into_iter().map(|i| from + i).collect()))
+        }
+        Step::Finish { fresh, owners } => {
+            let inserted: Vec<&SpendRecord> =
+                fresh.iter().filter_map(|&i| records.get(i)).collect();
+            if owners == OwnerTotals::Add {
+                add_owner_spend(c, &owner_spend(&inserted))?;
+            }
+            apply_daily(c, &daily_deltas(&inserted))?;
+            c.execute_batch("COMMIT")
+                .map_err(ctx("committing a spend batch"))?;
+            Ok(Answer::Done)
+        }
+        Step::Rollback => {
+            c.execute_batch("ROLLBACK")
+                .map_err(ctx("rolling back a spend batch"))?;
+            Ok(Answer::Done)
+        }
     }
-    apply_daily(&tx, &daily_deltas(&inserted))?;
-    tx.commit().map_err(ctx("committing a spend batch"))?;
-    Ok(fresh)
 }
 
-/// IMMEDIATE: the write lock from the start, so no other writer commits in between.
-fn begin(c: &mut Connection) -> Result<Transaction<'_>, StoreError> {
-    c.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(ctx("starting a spend batch"))
-}
-
-/// Rows per insert statement, and how many the thread writes before it lets the serving thread
-/// run if that has work. The kernel lets a thread it is running use up its time slice (1.5 ms
-/// on a 2-core machine) before a woken thread may take the core, whatever their nice values: a
-/// batch written in one go kept calls waiting that long (c=1 p99 1.2 -> 2.0 ms). At ~15 µs a
-/// row, 16 rows hold a call back at most ~0.25 ms, and still share most of a statement's
-/// cursor savings.
-const ROWS_PER_TURN: usize = 16;
-
-/// The insert for 1, 2, 4, … `ROWS_PER_TURN` rows (`pow2_chunks` cuts batches in these sizes),
-/// each prepared once per connection.
+/// The insert for 1, 2, 4, … `ROWS_PER_STATEMENT` rows (`pow2_chunks` cuts batches in these
+/// sizes), each prepared once per connection.
 static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    (0..=ROWS_PER_TURN.ilog2())
+    (0..=ROWS_PER_STATEMENT.ilog2())
         .map(|p| insert_sql(1 << p, "", false, false))
         .collect()
 });
 
-/// Statements the connection keeps prepared: the inserts, the upserts and the owner updates.
-const STATEMENT_CACHE: usize = 32;
+/// Statements rusqlite's cache keeps prepared: the upserts and the owner updates.
+const STATEMENT_CACHE: usize = 16;
 
 /// Reused buffers for a record's times as text (bound values are copied by SQLite).
 #[derive(Default)]
@@ -262,7 +472,7 @@ struct TimeTexts {
 
 /// Binds `r` as the row whose first parameter follows `at`, in `INSERT_COLUMNS` order.
 fn bind_record(
-    insert: &mut CachedStatement<'_>,
+    insert: &mut Statement<'_>,
     at: usize,
     r: &SpendRecord,
     times: &mut TimeTexts,
@@ -309,48 +519,32 @@ fn bind_record(
     bind(&r.metadata.to_string())
 }
 
-/// Inserts every record, several rows a statement; false as soon as a statement adds fewer rows
-/// than it was given (an id stored already or repeated), leaving the transaction to be undone.
-fn insert_all(tx: &Transaction<'_>, records: &[SpendRecord]) -> Result<bool, StoreError> {
+/// Inserts the records in one statement (their count a power of two up to
+/// `ROWS_PER_STATEMENT`); returns how many went in (fewer: some id was stored or repeated).
+fn insert_rows(inserts: &mut Inserts<'_>, records: &[SpendRecord]) -> Result<usize, StoreError> {
     let inserting = "inserting spend records";
+    let insert = inserts.for_rows(records.len())?;
     let mut times = TimeTexts::default();
-    for chunk in pow2_chunks(records, ROWS_PER_TURN) {
-        let sql =
-            INSERTS
-                .get(chunk.len().trailing_zeros() as usize)
-                .ok_or(StoreError::SpendThread(
-                    "a batch was cut in a size it has no insert for",
-                ))?;
-        let mut insert = tx.prepare_cached(sql).map_err(ctx(inserting))?;
-        for (row, r) in chunk.iter().enumerate() {
-            bind_record(&mut insert, row * COLUMNS_PER_ROW, r, &mut times)
-                .map_err(ctx(inserting))?;
-        }
-        if insert.raw_execute().map_err(ctx(inserting))? != chunk.len() {
-            return Ok(false);
-        }
-        std::thread::yield_now();
+    for (row, r) in records.iter().enumerate() {
+        bind_record(insert, row * COLUMNS_PER_ROW, r, &mut times).map_err(ctx(inserting))?;
     }
-    Ok(true)
+    insert.raw_execute().map_err(ctx(inserting))
 }
 
-/// Inserts each record whose request id is not stored yet (a repeat within the batch counts as
-/// stored), one row a statement; returns the batch positions of those inserted.
-fn insert_each(tx: &Transaction<'_>, records: &[SpendRecord]) -> Result<Vec<usize>, StoreError> {
+/// Inserts each record whose request id is not stored yet (a repeat counts as stored), one
+/// statement each; returns the positions of those inserted.
+fn insert_each(
+    inserts: &mut Inserts<'_>,
+    records: &[SpendRecord],
+) -> Result<Vec<usize>, StoreError> {
     let inserting = "inserting spend records";
-    let sql = INSERTS
-        .first()
-        .ok_or(StoreError::SpendThread("there is no single-row insert"))?;
-    let mut insert = tx.prepare_cached(sql).map_err(ctx(inserting))?;
+    let insert = inserts.for_rows(1)?;
     let mut times = TimeTexts::default();
     let mut fresh = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        bind_record(&mut insert, 0, r, &mut times).map_err(ctx(inserting))?;
+        bind_record(insert, 0, r, &mut times).map_err(ctx(inserting))?;
         if insert.raw_execute().map_err(ctx(inserting))? == 1 {
             fresh.push(i);
-        }
-        if i % ROWS_PER_TURN == ROWS_PER_TURN - 1 {
-            std::thread::yield_now();
         }
     }
     Ok(fresh)
@@ -373,7 +567,7 @@ const ADD_MEMBER_SPEND: &str = "UPDATE team_members \
     json_extract(value, '$[1]') AS u, json_extract(value, '$[2]') AS n FROM json_each(?)) AS d \
     WHERE team_members.team_id = d.t AND team_members.user_id = d.u";
 
-fn add_owner_spend(tx: &Transaction<'_>, owners: &OwnerSpend<'_>) -> Result<(), StoreError> {
+fn add_owner_spend(tx: &Connection, owners: &OwnerSpend<'_>) -> Result<(), StoreError> {
     let adding = "adding spend to keys, users and teams";
     for (sql, pairs) in [
         (ADD_KEY_SPEND, &owners.keys),
@@ -410,7 +604,7 @@ static BY_TEAM_MODEL_UPSERT: LazyLock<String> =
 /// Adds the inserted records' per-day sums to `daily_spend` and its two rollups, one prepared
 /// upsert per row (a live batch has a few rows: one per key, model and day).
 fn apply_daily(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     daily: &BTreeMap<DailyKey<'_>, DailyDelta>,
 ) -> Result<(), StoreError> {
     let adding = ctx("adding spend to the daily aggregates");
