@@ -44,13 +44,22 @@ for side in A B; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Spend records committed so far: a binary that answers calls faster than it records them reads
+# faster than it is, its records waiting in memory, so each run also reports how many of its
+# calls were not yet written when the load stopped.
+written() {
+  curl -sf "http://127.0.0.1:${PORT[$1]}/metrics" -H "Authorization: Bearer $MASTER" \
+    | awk '/^tollgate_spend_records_written_total/ {print $2}'
+}
 measure() { # case side conc body
-  local url="http://127.0.0.1:${PORT[$2]}/v1/chat/completions" c0 c1 out
-  c0=$(cpu_ticks "${PID[$2]}")
+  local url="http://127.0.0.1:${PORT[$2]}/v1/chat/completions" c0 c1 w0 w1 out
+  c0=$(cpu_ticks "${PID[$2]}"); w0=$(written "$2")
   out=$(BODY_FILE=$4 WRK_HDR1="Authorization: Bearer ${KEY[$2]}" taskset -c "$LOAD_CPU" \
     wrk -t1 -c"$3" -d"${DUR}"s --timeout=10s -s "$SHARED/wrk/post.lua" "$url" | grep '^JSON ' | cut -c6-)
-  c1=$(cpu_ticks "${PID[$2]}")
-  echo "$1 $2 $3 $((c1 - c0)) $out" >> "$RUN/raw.txt"
+  c1=$(cpu_ticks "${PID[$2]}"); w1=$(written "$2")
+  echo "$1 $2 $3 $((c1 - c0)) $((w1 - w0)) $out" >> "$RUN/raw.txt"
+  # Let the backlog drain before the next run (at most 10 s).
+  for _ in $(seq 1 100); do [ "$(written "$2")" = "$w1" ] && break; w1=$(written "$2"); sleep 0.1; done
 }
 
 for side in A B; do  # warm-up
@@ -71,21 +80,23 @@ python3 - "$RUN/raw.txt" <<'PY'
 import json, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    case, side, conc, ticks, js = line.split(" ", 4)
+    case, side, conc, ticks, written, js = line.split(" ", 5)
     r = json.loads(js)
     n = r["requests"]; secs = r["duration_us"] / 1e6
     errors = sum(r[k] for k in r if k.startswith("err_"))
     runs.setdefault((case, int(conc), side), []).append(dict(
         rps=n / secs, p50=r["p50_us"] / 1e3, p99=r["p99_us"] / 1e3,
-        cpu=(int(ticks) * 10_000 / n) if n else 0, errors=errors))
+        cpu=(int(ticks) * 10_000 / n) if n else 0, errors=errors,
+        unwritten=max(0, n - int(written))))
 med = lambda rs, k: statistics.median(x[k] for x in rs)
-print("| case | conc | A req/s | B req/s | B/A req/s | A p50 ms | B p50 ms | A p99 ms | B p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU | errors |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| case | conc | A req/s | B req/s | B/A req/s | A p50 ms | B p50 ms | A p99 ms | B p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU | A / B most unwritten at stop | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for case, conc in sorted({(c, n) for c, n, _ in runs}, key=lambda k: (k[0], k[1])):
     a, b = runs[(case, conc, "A")], runs[(case, conc, "B")]
     errs = sum(x["errors"] for x in a + b)
     print(f"| {case} | {conc} | {med(a,'rps'):,.0f} | {med(b,'rps'):,.0f} | {med(b,'rps') / med(a,'rps'):.3f} "
           f"| {med(a,'p50'):.3f} | {med(b,'p50'):.3f} | {med(a,'p99'):.3f} | {med(b,'p99'):.3f} "
-          f"| {med(a,'cpu'):.0f} | {med(b,'cpu'):.0f} | {med(b,'cpu') / med(a,'cpu'):.3f} | {errs} |")
+          f"| {med(a,'cpu'):.0f} | {med(b,'cpu'):.0f} | {med(b,'cpu') / med(a,'cpu'):.3f} "
+          f"| {max(x['unwritten'] for x in a):,} / {max(x['unwritten'] for x in b):,} | {errs} |")
 print(f"\nmedian of {len(next(iter(runs.values())))} rounds per case; A and B measured in turns")
 PY
