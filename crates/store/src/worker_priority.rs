@@ -56,3 +56,20 @@ pub fn deprioritize_sqlite_workers() -> usize {
 pub fn deprioritize_sqlite_workers() -> usize {
     0
 }
+
+/// Makes the calling thread (the store's own spend thread) as much nicer than the thread that
+/// started it as sqlx's workers are made. Returns whether it changed.
+#[cfg(target_os = "linux")]
+pub(crate) fn deprioritize_this_thread() -> bool {
+    // On Linux the nice value is per thread, and "this process" (None) means the calling thread.
+    let Ok(own) = rustix::process::getpriority_process(None) else {
+        return false;
+    };
+    let nice = own.saturating_add(NICER_BY).min(19);
+    rustix::process::setpriority_process(None, nice).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn deprioritize_this_thread() -> bool {
+    false
+}

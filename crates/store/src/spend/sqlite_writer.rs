@@ -5,11 +5,13 @@
 //! values are bound straight from the records, which travel to the thread and back by move.
 //!
 //! A batch is written in steps, one statement each (begin, 64 rows, 64 rows, …, aggregates and
-//! commit), the next step sent only when the serving thread's runtime polls the batch again.
-//! So the thread never holds the core for long while calls wait (the kernel lets a running
-//! thread finish its time slice, 1.5 ms here, before a woken one may run), and the pace of spend
-//! recording follows the runtime's turns, as it did through sqlx. The thread blocks between
-//! steps, so it runs at the serving thread's priority: nicer, it fell behind under full load.
+//! commit), the next step sent only when the serving thread's runtime polls the batch again, as
+//! sqlx's statements were. So the thread never holds the core for long while calls wait (the
+//! kernel may let a running thread finish its time slice before a woken one runs), and spend
+//! recording keeps the pace of the calls. Written in one go instead, with a yield between
+//! statements, the thread fell far behind under full load, its records waiting in memory
+//! (`bench/RESULTS.md`, "Stop 28"). Between steps it blocks; it is as nice as sqlx's workers
+//! (`worker_priority`).
 //!
 //! Rows go in through multi-row inserts (SQLite keeps its index cursors positioned from one row
 //! to the next within a statement; run once per row, each insert descended every index from its
@@ -34,6 +36,7 @@ use super::{
     BY_TEAM_MODEL_KEYS, COLUMNS_PER_ROW, DAILY_KEYS, ROWS_PER_STATEMENT,
 };
 use crate::error::StoreError;
+use crate::worker_priority::deprioritize_this_thread;
 
 /// The database the thread writes to: the file sqlx opened, or the shared in-memory database
 /// sqlx named (`sqlite::memory:` or `mode=memory`).
@@ -258,6 +261,7 @@ impl Drop for Batch<'_> {
 }
 
 fn serve(target: &SqliteTarget, jobs: mpsc::Receiver<Job>) {
+    deprioritize_this_thread();
     for job in &jobs {
         let (records, step, reply) = match job {
             Job::Step {
