@@ -196,6 +196,33 @@ async fn an_abandoned_sqlite_batch_leaves_nothing_half_written() {
     s.close().await;
 }
 
+/// Closing the store while a batch is being written ends that batch whole or not at all.
+#[tokio::test]
+async fn closing_the_store_mid_batch_leaves_nothing_half_written() {
+    for micros in [100u64, 500, 2000, 5000] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let s = Store::open(Some(&url)).await.unwrap();
+        let big: Vec<_> = (0..2000)
+            .map(|i| record(&format!("closing-{i:04}"), (i % 60) as u32))
+            .collect();
+        let writing = tokio::spawn({
+            let s = s.clone();
+            async move { s.insert_spend_owned(big).await.1 }
+        });
+        tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+        s.close().await;
+        let result = writing.await.unwrap();
+        let again = Store::open(Some(&url)).await.unwrap();
+        let rows = again.count_spend_logs().await.unwrap();
+        match result {
+            Ok(inserted) => assert_eq!((inserted, rows), (2000, 2000), "closed after {micros} µs"),
+            Err(_) => assert_eq!(rows, 0, "closed after {micros} µs"),
+        }
+        again.close().await;
+    }
+}
+
 /// An in-memory SQLite database is one database for the pool and the spend thread alike.
 #[tokio::test]
 async fn in_memory_sqlite_records_spend() {

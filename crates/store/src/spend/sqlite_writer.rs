@@ -418,6 +418,14 @@ fn run_step(
                 "a step named records the batch does not have",
             ))
     };
+    let in_batch = !matches!(step, Step::Begin);
+    if in_batch && c.is_autocommit() {
+        // The batch's transaction is gone (its connection was closed meanwhile): going on
+        // would commit each statement alone.
+        return Err(StoreError::SpendThread(
+            "the batch's transaction ended before the batch",
+        ));
+    }
     match step {
         Step::Begin => {
             if !c.is_autocommit() {
