@@ -1,8 +1,9 @@
-//! SQLite runs each pooled connection on a worker thread of its own (sqlx). On a gateway with one
-//! core those threads take turns with the thread that serves calls, so a spend batch being
-//! committed can hold a call back for milliseconds. A higher nice value for the workers lets the
-//! kernel run the serving thread first whenever it has work, and the database work in the gaps;
-//! at a moderate value the workers still get a fair share under full load, so spend keeps up.
+//! SQLite runs each pooled connection on a worker thread of its own (sqlx), and spend batches on
+//! the store's spend thread (`spend/sqlite_writer.rs`). On a gateway with one core those threads
+//! take turns with the thread that serves calls, so database work can hold a call back. A higher
+//! nice value for them lets the kernel run the serving thread first whenever it has work, and
+//! the database work in the gaps; at a moderate value they still get a fair share under full
+//! load, so spend keeps up.
 
 /// How much nicer than the calling thread SQLite's worker threads are made (nice values run
 /// from -20 to 19; higher runs later).
