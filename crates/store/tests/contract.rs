@@ -117,6 +117,15 @@ async fn spend_batches_round_trip_and_are_idempotent() {
     }
 }
 
+/// A migrated SQLite store in a file, its URL, and the folder it lives in (kept as long as the
+/// guard is).
+async fn sqlite_file_store() -> (tempfile::TempDir, String, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let store = Store::open(Some(&url)).await.unwrap();
+    (dir, url, store)
+}
+
 /// The spend writer's way in moves the records to the store and back: they return as they
 /// went, with how many were new, whether the batch was new, a retry, or refused.
 #[tokio::test]
@@ -140,9 +149,7 @@ async fn owned_batches_come_back_whole() {
 /// behind, and its records come back for another try.
 #[tokio::test]
 async fn a_refused_sqlite_batch_writes_nothing_and_keeps_its_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("t.db").display());
-    let s = Store::open(Some(&url)).await.unwrap();
+    let (_dir, url, s) = sqlite_file_store().await;
     let (_, first) = s.insert_spend_owned(vec![record("ok-a", 1)]).await;
     assert_eq!(first.unwrap(), 1);
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -165,9 +172,7 @@ async fn a_refused_sqlite_batch_writes_nothing_and_keeps_its_records() {
 /// whole, and frees SQLite's write lock for the other writers at once.
 #[tokio::test]
 async fn an_abandoned_sqlite_batch_leaves_nothing_half_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("t.db").display());
-    let s = Store::open(Some(&url)).await.unwrap();
+    let (_dir, _, s) = sqlite_file_store().await;
     let big: Vec<_> = (0..2000)
         .map(|i| record(&format!("gone-{i:04}"), (i % 60) as u32))
         .collect();
@@ -200,9 +205,7 @@ async fn an_abandoned_sqlite_batch_leaves_nothing_half_written() {
 #[tokio::test]
 async fn closing_the_store_mid_batch_leaves_nothing_half_written() {
     for micros in [100u64, 500, 2000, 5000] {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("t.db").display());
-        let s = Store::open(Some(&url)).await.unwrap();
+        let (_dir, url, s) = sqlite_file_store().await;
         let big: Vec<_> = (0..2000)
             .map(|i| record(&format!("closing-{i:04}"), (i % 60) as u32))
             .collect();

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::{mpsc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, Statement, ToSql};
+use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 use tokio::sync::oneshot;
 
 use super::sql_time::rfc3339_into;
@@ -619,58 +619,43 @@ fn apply_daily(
     tx: &Connection,
     daily: &BTreeMap<DailyKey<'_>, DailyDelta>,
 ) -> Result<(), StoreError> {
-    let adding = ctx("adding spend to the daily aggregates");
     let (by_key, by_team_model) = rollup_deltas(daily);
     (|| {
         let mut upsert = tx.prepare_cached(&DAILY_UPSERT)?;
         for (k, d) in daily {
-            let day = day_text(k.0);
-            upsert.execute(params![
-                day,
-                k.1,
-                k.2,
-                k.3,
-                k.4,
-                k.5,
-                d.spend_nanos,
-                d.prompt_tokens,
-                d.completion_tokens,
-                d.requests,
-                d.successful_requests,
-                d.failed_requests,
-            ])?;
+            add_counters(
+                &mut upsert,
+                &[&day_text(k.0), &k.1, &k.2, &k.3, &k.4, &k.5],
+                d,
+            )?;
         }
         let mut upsert = tx.prepare_cached(&BY_KEY_UPSERT)?;
         for (k, d) in &by_key {
-            let day = day_text(k.0);
-            upsert.execute(params![
-                day,
-                k.1,
-                d.spend_nanos,
-                d.prompt_tokens,
-                d.completion_tokens,
-                d.requests,
-                d.successful_requests,
-                d.failed_requests,
-            ])?;
+            add_counters(&mut upsert, &[&day_text(k.0), &k.1], d)?;
         }
         let mut upsert = tx.prepare_cached(&BY_TEAM_MODEL_UPSERT)?;
         for (k, d) in &by_team_model {
-            let day = day_text(k.0);
-            upsert.execute(params![
-                day,
-                k.1,
-                k.2,
-                k.3,
-                d.spend_nanos,
-                d.prompt_tokens,
-                d.completion_tokens,
-                d.requests,
-                d.successful_requests,
-                d.failed_requests,
-            ])?;
+            add_counters(&mut upsert, &[&day_text(k.0), &k.1, &k.2, &k.3], d)?;
         }
         Ok(())
     })()
-    .map_err(adding)
+    .map_err(ctx("adding spend to the daily aggregates"))
+}
+
+/// Runs an aggregate's upsert for one row: its key columns, then the counters it adds.
+fn add_counters(
+    upsert: &mut Statement<'_>,
+    keys: &[&dyn ToSql],
+    d: &DailyDelta,
+) -> rusqlite::Result<usize> {
+    let counters: [&dyn ToSql; 6] = [
+        &d.spend_nanos,
+        &d.prompt_tokens,
+        &d.completion_tokens,
+        &d.requests,
+        &d.successful_requests,
+        &d.failed_requests,
+    ];
+    let row: Vec<&dyn ToSql> = keys.iter().copied().chain(counters).collect();
+    upsert.execute(row.as_slice())
 }
