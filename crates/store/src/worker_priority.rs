@@ -13,6 +13,12 @@ const NICER_BY: i32 = 5;
 /// `/proc`, so only a prefix is compared).
 const WORKER_PREFIX: &[u8] = b"sqlx-sqlite-wor";
 
+/// The nice value for a database thread started by a thread at nice `own`.
+#[cfg(target_os = "linux")]
+fn nicer_than(own: i32) -> i32 {
+    own.saturating_add(NICER_BY).min(19)
+}
+
 /// Makes every SQLite worker thread of this process a little nicer than the calling thread
 /// (the one serving calls), where it is not yet; returns how many threads it changed.
 /// Connections are opened lazily and may be replaced, so callers repeat this now and then; a
@@ -22,7 +28,7 @@ pub fn deprioritize_sqlite_workers() -> usize {
     let Ok(own) = rustix::process::getpriority_process(None) else {
         return 0;
     };
-    let nice = own.saturating_add(NICER_BY).min(19);
+    let nice = nicer_than(own);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
@@ -66,8 +72,7 @@ pub(crate) fn deprioritize_this_thread() -> bool {
     let Ok(own) = rustix::process::getpriority_process(None) else {
         return false;
     };
-    let nice = own.saturating_add(NICER_BY).min(19);
-    rustix::process::setpriority_process(None, nice).is_ok()
+    rustix::process::setpriority_process(None, nicer_than(own)).is_ok()
 }
 
 #[cfg(not(target_os = "linux"))]

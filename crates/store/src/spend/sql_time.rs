@@ -1,52 +1,13 @@
-//! A spend record's times as bound to the insert. For SQLite, sqlx writes a `DateTime` as RFC 3339
-//! text through chrono's formatter (~900 instructions and an allocation per time, two or three
-//! times a record); the same text is written here by hand. PostgreSQL gets the time itself.
+//! A spend record's times as SQLite stores them: sqlx wrote a `DateTime` as RFC 3339 text
+//! through chrono's formatter (~900 instructions and an allocation per time, two or three times a
+//! record); SQLite's spend thread writes the same text by hand. PostgreSQL gets the time itself.
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo};
-use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo};
-use sqlx::{Encode, Postgres, Sqlite, Type};
-
-/// A time bound as sqlx would bind a `DateTime<Utc>`, with SQLite's text written faster.
-pub(super) struct SqlTime(pub DateTime<Utc>);
-
-impl Type<Sqlite> for SqlTime {
-    fn type_info() -> SqliteTypeInfo {
-        <DateTime<Utc> as Type<Sqlite>>::type_info()
-    }
-}
-
-impl Type<Postgres> for SqlTime {
-    fn type_info() -> PgTypeInfo {
-        <DateTime<Utc> as Type<Postgres>>::type_info()
-    }
-}
-
-impl<'q> Encode<'q, Sqlite> for SqlTime {
-    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        Encode::<Sqlite>::encode(rfc3339(&self.0), buf)
-    }
-}
-
-impl Encode<'_, Postgres> for SqlTime {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        Encode::<Postgres>::encode_by_ref(&self.0, buf)
-    }
-}
 
 /// `t.to_rfc3339_opts(SecondsFormat::AutoSi, false)`, which is what sqlx stores and what the
 /// spend views compare and order as text: `2026-12-06T18:00:00.123456+00:00`, the fraction as
 /// 3, 6 or 9 digits as the time needs, none when whole. Years outside 0–9999 and leap seconds
-/// are left to chrono.
-fn rfc3339(t: &DateTime<Utc>) -> String {
-    let mut s = String::with_capacity(35);
-    rfc3339_into(t, &mut s);
-    s
-}
-
-/// As `rfc3339`, into `out` (cleared first): SQLite's spend writer reuses one buffer per time
+/// are left to chrono. Into `out` (cleared first): the spend thread reuses one buffer per time
 /// column across a batch.
 pub(super) fn rfc3339_into(t: &DateTime<Utc>, out: &mut String) {
     out.clear();
@@ -98,6 +59,12 @@ fn digits(dst: &mut [u8], mut n: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rfc3339(t: &DateTime<Utc>) -> String {
+        let mut s = String::new();
+        rfc3339_into(t, &mut s);
+        s
+    }
     use proptest::prelude::*;
 
     fn at(micros_or_nanos: i64, nanos: bool) -> DateTime<Utc> {

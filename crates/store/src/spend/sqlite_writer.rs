@@ -51,7 +51,8 @@ type Reply = (Vec<SpendRecord>, Result<Vec<usize>, StoreError>);
 
 /// One statement's worth of a batch, run on the thread against the batch's records.
 enum Step {
-    /// Opens the batch's transaction, rolling back one a vanished caller left open.
+    /// Opens the batch's transaction (one a vanished caller left open was rolled back by its
+    /// `Job::Abandon`, which comes first).
     Begin,
     /// Inserts `len` records from `from` in one statement; answers how many went in.
     InsertRows {
@@ -254,7 +255,7 @@ impl Batch<'_> {
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            // Processed before any later batch's first step, which also checks.
+            // Processed before any later batch's first step.
             let _ = self.jobs.send(Job::Abandon);
         }
     }
@@ -428,10 +429,6 @@ fn run_step(
     }
     match step {
         Step::Begin => {
-            if !c.is_autocommit() {
-                c.execute_batch("ROLLBACK")
-                    .map_err(ctx("rolling back an abandoned spend batch"))?;
-            }
             // IMMEDIATE: the write lock from the start, so no other writer commits in between.
             c.execute_batch("BEGIN IMMEDIATE")
                 .map_err(ctx("starting a spend batch"))?;
