@@ -8,13 +8,16 @@
 # per call and the functions with the most instructions (inclusive, from callgrind_annotate).
 # Needs valgrind (Debian's package). Loopback only; about a minute per binary.
 #
-# Usage: bench/callgrind.sh   (env: CALLS (2000), WARMUP (300), BASE_BIN, TOP (25),
+# KEY_USER=<id> makes the key an internal user's (created first) instead of nobody's.
+#
+# Usage: bench/callgrind.sh   (env: CALLS (2000), WARMUP (300), BASE_BIN, TOP (25), KEY_USER,
 #                              BENCH_WORKDIR, TOLLGATE_BIN, SKIP_BUILD as for bench/run.sh)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 export BENCH_WORKDIR=${BENCH_WORKDIR:-$HOME/.cache/tollgate/bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target}
 CALLS=${CALLS:-2000}
+KEY_USER=${KEY_USER:-}
 WARMUP=${WARMUP:-300}
 TOP=${TOP:-25}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -59,10 +62,15 @@ measure() { # name binary
     curl -sf "http://127.0.0.1:$GW_PORT/health/readiness" >/dev/null 2>&1 && break
     sleep 0.2
   done
-  local key
+  local key owner=""
+  if [ -n "$KEY_USER" ]; then
+    curl -sf -o /dev/null "http://127.0.0.1:$GW_PORT/user/new" -H "Authorization: Bearer $MASTER" \
+      -H 'content-type: application/json' -d "{\"user_id\":\"$KEY_USER\",\"user_role\":\"internal_user\"}"
+    owner="\"user_id\":\"$KEY_USER\","
+  fi
   key=$(curl -sf "http://127.0.0.1:$GW_PORT/key/generate" -H "Authorization: Bearer $MASTER" \
     -H 'content-type: application/json' \
-    -d '{"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
+    -d "{$owner\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":100000000000,\"max_parallel_requests\":100000}" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
   calls "$WARMUP" "$key"
   sleep 2

@@ -11,7 +11,7 @@ struct Migration {
 }
 
 /// The schema this binary writes: the last migration of each backend.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 const SQLITE: &[Migration] = &[
     Migration {
@@ -58,6 +58,11 @@ const SQLITE: &[Migration] = &[
         version: 9,
         name: "OpenID Connect sign-ins in progress, linked identities, ID tokens of sessions",
         sql: include_str!("migrations/sqlite/0009_sso.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "user and team log indexes without the rows that have none",
+        sql: include_str!("migrations/sqlite/0010_spend_log_owner_indexes.sql"),
     },
 ];
 
@@ -106,6 +111,11 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "OpenID Connect sign-ins in progress, linked identities, ID tokens of sessions",
         sql: include_str!("migrations/postgres/0009_sso.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "user and team log indexes without the rows that have none",
+        sql: include_str!("migrations/postgres/0010_spend_log_owner_indexes.sql"),
     },
 ];
 
