@@ -8,7 +8,8 @@
 # per call and the functions with the most instructions (inclusive, from callgrind_annotate).
 # Needs valgrind (Debian's package). Loopback only; about a minute per binary.
 #
-# KEY_USER=<id> makes the key an internal user's (created first) instead of nobody's.
+# KEY_USER=<id> makes the key an internal user's (created first) instead of nobody's; STREAM=1
+# makes every call a streamed answer of CHUNKS (50) chunks (the count is then per stream).
 #
 # Usage: bench/callgrind.sh   (env: CALLS (2000), WARMUP (300), BASE_BIN, TOP (25), KEY_USER,
 #                              BENCH_WORKDIR, TOLLGATE_BIN, SKIP_BUILD as for bench/run.sh)
@@ -18,6 +19,8 @@ export BENCH_WORKDIR=${BENCH_WORKDIR:-$HOME/.cache/tollgate/bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target}
 CALLS=${CALLS:-2000}
 KEY_USER=${KEY_USER:-}
+STREAM=${STREAM:-}
+CHUNKS=${CHUNKS:-50}
 WARMUP=${WARMUP:-300}
 TOP=${TOP:-25}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -30,13 +33,15 @@ command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
 source "$REPO/bench/lib.sh"
 bench_setup callgrind-run
 require_free_ports $MOCK_PORT $GW_PORT
-start_mock $MOCK_PORT
+MOCK_CHUNKS=$CHUNKS start_mock $MOCK_PORT
+BODY=$SHARED/bodies/chat.json
+[ -n "$STREAM" ] && BODY=$SHARED/bodies/chat_stream.json
 write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 wait_up http://127.0.0.1:$MOCK_PORT/health
 
 # calls N KEY: N sequential chat calls on one keep-alive connection; fails on any non-200.
 calls() {
-  taskset -c "$LOAD_CPU" python3 - "$1" "$2" "$GW_PORT" "$SHARED/bodies/chat.json" <<'PY'
+  taskset -c "$LOAD_CPU" python3 - "$1" "$2" "$GW_PORT" "$BODY" <<'PY'
 import http.client, sys
 n, key, port, body = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), open(sys.argv[4], "rb").read()
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -156,7 +156,7 @@ run_backend() {
 for b in $BACKENDS; do
   case $b in
     sqlite)
-      rm -f "$WORKDIR"/spend.db*
+      rm -rf "$WORKDIR"/spend.db*  # the spend journal beside it is a folder
       run_backend sqlite "sqlite:$WORKDIR/spend.db"
       ls -l "$WORKDIR/spend.db" | awk '{printf "database file: %.0f MB\n", $5 / 1048576}'
       ;;
