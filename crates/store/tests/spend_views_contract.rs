@@ -349,7 +349,7 @@ async fn log_pages_have_no_gaps_or_repeats_when_times_tie() {
         .map(|i| {
             let at = t0 + Duration::milliseconds(250 * (i % 4));
             let mut r = record(&format!("r{:03}", (i * 7919) % 1000), at);
-            // Every seventh call has no user (a master-key call), every other no team.
+            // Every seventh call has no user (a master-key call); two in three have no team.
             r.user_id = (i % 7 != 0).then(|| if i % 2 == 0 { "alice" } else { "bob" }.into());
             r.team_id = (i % 3 == 0).then(|| "team-a".to_string());
             r.api_key = format!("{:064}", i % 5);
@@ -1007,13 +1007,16 @@ async fn user_and_team_log_pages_read_their_partial_indexes() {
             ("user_id", "alice", "spend_logs_user_time_id"),
             ("team_id", "team-a", "spend_logs_team_time_id"),
         ] {
+            // Bound, as the store binds it: the planner must see that any value implies the
+            // column is not null, not only this one.
             let page = format!(
-                "SELECT request_id FROM spend_logs WHERE {column} = '{value}' \
+                "SELECT request_id FROM spend_logs WHERE {column} = $1 \
                  ORDER BY start_time DESC, request_id DESC LIMIT 50"
             );
             let plan: Vec<String> = match s.backend() {
                 Backend::Sqlite(p) => {
                     let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {page}"))
+                        .bind(value)
                         .fetch_all(p)
                         .await
                         .unwrap();
@@ -1033,6 +1036,7 @@ async fn user_and_team_log_pages_read_their_partial_indexes() {
                         .await
                         .unwrap();
                     let plan = sqlx::query_scalar(&format!("EXPLAIN {page}"))
+                        .bind(value)
                         .fetch_all(&mut *tx)
                         .await
                         .unwrap();
