@@ -562,15 +562,22 @@ fn insert_each(
 /// One statement per owner table, whatever the number of owners: the (owner, nanos) pairs
 /// travel as one JSON parameter. Each owner appears once (summed in Rust), as UPDATE … FROM
 /// applies one source row per target row.
-const ADD_KEY_SPEND: &str = "UPDATE verification_tokens \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE verification_tokens.token = d.k";
-const ADD_USER_SPEND: &str = "UPDATE users \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE users.user_id = d.k";
-const ADD_TEAM_SPEND: &str = "UPDATE teams \
-    SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS k, \
-    json_extract(value, '$[1]') AS n FROM json_each(?)) AS d WHERE teams.team_id = d.k";
+fn add_spend_sql(table: &str, key: &str) -> String {
+    format!(
+        "UPDATE {table} SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, \
+         '$[0]') AS k, json_extract(value, '$[1]') AS n FROM json_each(?)) AS d \
+         WHERE {table}.{key} = d.k"
+    )
+}
+
+/// Keys, users and teams, in `OwnerSpend`'s order.
+static ADD_OWNER_SPEND: LazyLock<[String; 3]> = LazyLock::new(|| {
+    [
+        add_spend_sql("verification_tokens", "token"),
+        add_spend_sql("users", "user_id"),
+        add_spend_sql("teams", "team_id"),
+    ]
+});
 const ADD_MEMBER_SPEND: &str = "UPDATE team_members \
     SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS t, \
     json_extract(value, '$[1]') AS u, json_extract(value, '$[2]') AS n FROM json_each(?)) AS d \
@@ -578,11 +585,10 @@ const ADD_MEMBER_SPEND: &str = "UPDATE team_members \
 
 fn add_owner_spend(tx: &Connection, owners: &OwnerSpend<'_>) -> Result<(), StoreError> {
     let adding = "adding spend to keys, users and teams";
-    for (sql, pairs) in [
-        (ADD_KEY_SPEND, &owners.keys),
-        (ADD_USER_SPEND, &owners.users),
-        (ADD_TEAM_SPEND, &owners.teams),
-    ] {
+    for (sql, pairs) in ADD_OWNER_SPEND
+        .iter()
+        .zip([&owners.keys, &owners.users, &owners.teams])
+    {
         if pairs.is_empty() {
             continue;
         }
