@@ -42,10 +42,13 @@ pub struct ProxyStream {
     saw_done: bool,
     finished: bool,
     upstream_error: Option<ApiError>,
-    /// The deployment's provider key: an upstream may quote it in an in-band error event.
-    secret: Option<String>,
+    /// The deployment's provider key, which an upstream may quote in an in-band error event,
+    /// and a searcher for it (every event is searched).
+    secret: Option<(String, memchr::memmem::Finder<'static>)>,
     /// Set when the upstream streams binary event-stream frames instead of SSE.
     frames: Option<MessageFrameDecoder>,
+    /// Reads passed-through OpenAI-style events.
+    chunks: openai_stream::ChunkReader,
 }
 
 impl ProxyStream {
@@ -68,6 +71,7 @@ impl ProxyStream {
             upstream_error: None,
             secret: None,
             frames: None,
+            chunks: openai_stream::ChunkReader::default(),
         }
     }
 
@@ -83,7 +87,10 @@ impl ProxyStream {
     /// Replaces `secret` (the provider key) wherever an upstream event quotes it.
     pub fn scrubbing(mut self, secret: Option<String>) -> Self {
         // As for upstream error bodies: a very short "key" would redact ordinary text.
-        self.secret = secret.filter(|k| k.len() >= 8);
+        self.secret = secret.filter(|k| k.len() >= 8).map(|k| {
+            let finder = memchr::memmem::Finder::new(&k).into_owned();
+            (k, finder)
+        });
         self
     }
 
@@ -139,8 +146,12 @@ impl ProxyStream {
         };
         let payload = std::str::from_utf8(message.payload())
             .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
-        let payload = match self.secret.as_deref().filter(|k| payload.contains(k)) {
-            Some(k) => payload.replace(k, "[redacted]"),
+        let quoted = self
+            .secret
+            .as_ref()
+            .filter(|(_, finder)| finder.find(payload.as_bytes()).is_some());
+        let payload = match quoted {
+            Some((k, _)) => payload.replace(k.as_str(), "[redacted]"),
             None => payload.to_owned(),
         };
         let label = match &self.translation {
@@ -255,9 +266,9 @@ impl ProxyStream {
             .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
         let cleaned = self
             .secret
-            .as_deref()
-            .filter(|k| text.contains(k))
-            .map(|k| text.replace(k, "[redacted]"));
+            .as_ref()
+            .filter(|(_, finder)| finder.find(text.as_bytes()).is_some())
+            .map(|(k, _)| text.replace(k.as_str(), "[redacted]"));
         Ok(match cleaned {
             Some(clean_text) => {
                 if !self.on_event(&clean_text, out)? {
@@ -293,7 +304,7 @@ impl ProxyStream {
                     self.saw_done = true;
                     return Ok(true);
                 }
-                let chunk = openai_stream::read_chunk(&data).map_err(|_| {
+                let chunk = self.chunks.read(&data).map_err(|_| {
                     bad_stream("The upstream sent a stream event that is not a valid JSON chunk.")
                 })?;
                 let keep = !(drop_usage_chunk && chunk.usage.is_some() && chunk.no_choices);
@@ -522,7 +533,12 @@ fn parse_event(text: &str) -> Event<'_> {
         data: None,
         unknown_lines: false,
     };
-    for line in text.split('\n') {
+    // memchr finds the line ends: an event is one line of a few hundred bytes, nearly always.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    for end in ends {
+        let line = text.get(start..end).unwrap_or_default();
+        start = end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if let Some(v) = line.strip_prefix("event:") {
             event.name = Some(v.trim());
@@ -632,6 +648,7 @@ mod tests {
                 upstream_error: None,
                 secret: None,
                 frames: None,
+                chunks: openai_stream::ChunkReader::default(),
             }
             .scrubbing(secret.map(str::to_owned));
             stream.map(|sent| sent.unwrap()).collect().await

@@ -2,6 +2,7 @@
 //! API. Their bodies pass through (the `Provider` defaults); only the model name, defaults and
 //! stream usage are set.
 
+mod chunk_scan;
 pub(crate) mod stream;
 pub(crate) mod wire;
 

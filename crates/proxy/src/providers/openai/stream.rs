@@ -23,9 +23,31 @@ pub struct ChunkSummary {
     pub error: Option<(String, Option<u16>)>,
 }
 
-/// Reads a stream event's `data` payload. Anything that is not a JSON object of this shape is an
-/// error: the stream is then failed rather than passed on unread.
+/// Reads the `data` payloads of one stream's events. Anything that is not a JSON object of this
+/// shape is an error: the stream is then failed rather than passed on unread.
+#[derive(Default)]
+pub struct ChunkReader {
+    /// The leading fields of the event read last, which the next is likely to repeat.
+    prefix: Vec<u8>,
+}
+
+impl ChunkReader {
+    pub fn read(&mut self, data: &str) -> Result<ChunkSummary, serde_json::Error> {
+        match super::chunk_scan::scan(data, &mut self.prefix) {
+            Some(summary) => Ok(summary),
+            None => read_chunk_typed(data),
+        }
+    }
+}
+
+/// One event read on its own.
+#[cfg(test)]
 pub fn read_chunk(data: &str) -> Result<ChunkSummary, serde_json::Error> {
+    ChunkReader::default().read(data)
+}
+
+/// `read_chunk` for any event: one typed serde pass (the scanner's reference).
+pub(super) fn read_chunk_typed(data: &str) -> Result<ChunkSummary, serde_json::Error> {
     let chunk: Chunk = serde_json::from_str(data)?;
     let mut text_bytes = 0;
     let no_choices = chunk.choices.as_ref().is_none_or(Vec::is_empty);

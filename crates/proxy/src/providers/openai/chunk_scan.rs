@@ -1,0 +1,639 @@
+//! The common shape of a stream chunk, read without serde: an object of scalars and `choices`,
+//! each choice an object of scalars and a `delta` (or `message`) whose text fields are plain
+//! strings. That is nearly every event of a chat stream; reading it this way takes about a third
+//! of the instructions of the typed serde pass (bench/RESULTS.md, "Stop 30").
+//!
+//! A stream's events repeat their leading fields (`id`, `object`, `created`, `model`, …) byte
+//! for byte, so the scanner remembers the leading run of plain fields it last read and, when the
+//! next event starts with the same bytes, resumes after them: the same bytes read the same way.
+//!
+//! The scanner never decides that an event is malformed: whatever it does not fully recognise
+//! (usage, errors, tool calls, `\u` escapes, fractional numbers, nested values, a known field
+//! given twice, anything not valid JSON) makes it answer `None`, and the serde reader then reads
+//! the event and decides. So where it answers, it must agree with that reader exactly; the tests
+//! hold it to that on generated and mutated events.
+
+use super::stream::ChunkSummary;
+
+/// The chunk's summary when the event has the common shape, `None` otherwise. `prefix` holds the
+/// leading fields of the event read before (kept between calls; empty at first).
+pub(super) fn scan(data: &str, prefix: &mut Vec<u8>) -> Option<ChunkSummary> {
+    if !prefix.is_empty() && data.as_bytes().starts_with(prefix) {
+        if let Some((summary, _)) = scan_from(data, Some(prefix.len())) {
+            return Some(summary);
+        }
+    }
+    let (summary, leading) = scan_from(data, None)?;
+    prefix.clear();
+    prefix.extend_from_slice(data.as_bytes().get(..leading).unwrap_or_default());
+    Some(summary)
+}
+
+/// The whole event read from its start, or from `resume_at` (the end of leading fields read
+/// before); with where its leading fields end.
+fn scan_from(data: &str, resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
+    let mut s = Scanner {
+        b: data.as_bytes(),
+        i: 0,
+    };
+    let read = s.chunk(resume_at)?;
+    s.ws();
+    (s.i == s.b.len()).then_some(read)
+}
+
+/// Bytes that end a run of plain string bytes: the quote, the backslash and the control
+/// characters JSON forbids unescaped.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// How many bytes at the start of `s` are plain string bytes (before a quote, a backslash or a
+/// control character), eight at a time: a byte's high bit is set in `hits` where it equals the
+/// quote or the backslash, or is below 0x20. A borrow can set it falsely only above a true hit,
+/// so the lowest set bit is exact.
+#[inline(always)]
+fn plain_run(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let x = u64::from_le_bytes(word);
+        let hits = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let tail = s.get(at..).unwrap_or_default();
+    at + tail
+        .iter()
+        .position(|&c| STOPS[usize::from(c)])
+        .unwrap_or(tail.len())
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+/// The fields of a delta or message that carry generated text, and those the scanner leaves to
+/// serde unless they are null.
+const TEXT_FIELDS: [&[u8]; 3] = [b"content", b"reasoning_content", b"refusal"];
+const PART_DEFERRED: [&[u8]; 2] = [b"tool_calls", b"function_call"];
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// Skips whitespace, then takes `byte` if it comes next.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(byte) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// Reads `{ member (, member)* }` (or `{}`), calling `member` with each key (the value comes
+    /// next); stops with `None` as soon as `member` does.
+    fn object(&mut self, member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Some(());
+        }
+        self.members(member)
+    }
+
+    /// The rest of an object after a member's value.
+    fn object_after_member(
+        &mut self,
+        member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+    ) -> Option<()> {
+        if self.eat(b'}') {
+            return Some(());
+        }
+        self.expect(b',')?;
+        self.members(member)
+    }
+
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        loop {
+            self.ws();
+            let key = self.key()?;
+            self.expect(b':')?;
+            self.ws();
+            member(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    /// A key without escapes (an escaped key could decode to a known field's name).
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let start = self.i + 1;
+        let len = self.string()?;
+        let key = self.b.get(start..self.i - 1)?;
+        (key.len() == len).then_some(key)
+    }
+
+    /// A string at the cursor: its decoded length in bytes. `\u` escapes and anything JSON
+    /// forbids in a string are left to serde.
+    fn string(&mut self) -> Option<usize> {
+        let b = self.b;
+        if b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut at = start;
+        // Bytes the escapes take beyond the one each decodes to.
+        let mut escaped = 0;
+        loop {
+            at += plain_run(b.get(at..)?);
+            match *b.get(at)? {
+                b'"' => {
+                    self.i = at + 1;
+                    return Some(at - start - escaped);
+                }
+                b'\\' => match b.get(at + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                        at += 2;
+                        escaped += 1;
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string or null: its decoded length (0 for null).
+    fn text(&mut self) -> Option<usize> {
+        if self.literal(b"null") {
+            Some(0)
+        } else {
+            self.string()
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        let found = self.b.get(self.i..self.i + word.len()) == Some(word);
+        if found {
+            self.i += word.len();
+        }
+        found
+    }
+
+    /// A string, `true`, `false`, `null` or an integer of at most 18 digits (fractions,
+    /// exponents and larger numbers are left to serde).
+    fn scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true").then_some(()),
+            b'f' => self.literal(b"false").then_some(()),
+            b'n' => self.literal(b"null").then_some(()),
+            _ => self.integer(),
+        }
+    }
+
+    fn integer(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        let digits = &self.b[start..self.i];
+        let valid =
+            !digits.is_empty() && digits.len() <= 18 && (digits == b"0" || digits[0] != b'0');
+        // A number must not run on into anything but a delimiter (`1.5`, `1e3`, `12x`).
+        let ends = matches!(
+            self.peek(),
+            Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+        );
+        (valid && ends).then_some(())
+    }
+
+    /// Takes `null` if it comes next.
+    fn null(&mut self) -> bool {
+        self.literal(b"null")
+    }
+
+    /// The top-level object, and where its leading run of plain fields ends. `resume_at` is the
+    /// end of the leading fields already read in an earlier event that this one starts with.
+    fn chunk(&mut self, resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
+        let mut summary = ChunkSummary {
+            no_choices: true,
+            ..ChunkSummary::default()
+        };
+        let (mut choices, mut usage, mut error) = (false, false, false);
+        let mut leading = resume_at.unwrap_or(0);
+        let mut plain_so_far = true;
+        let member = |s: &mut Self, key: &[u8]| {
+            match key {
+                b"choices" => {
+                    once(&mut choices)?;
+                    if !s.null() {
+                        let (count, text) = s.choices()?;
+                        summary.no_choices = count == 0;
+                        summary.text_bytes = text;
+                    }
+                }
+                // Usage and in-band errors are rare (once a stream at most): serde reads them.
+                b"usage" => {
+                    once(&mut usage)?;
+                    s.null().then_some(())?;
+                }
+                b"error" => {
+                    once(&mut error)?;
+                    s.null().then_some(())?;
+                }
+                _ => {
+                    s.scalar()?;
+                    if plain_so_far {
+                        leading = s.i;
+                    }
+                    return Some(());
+                }
+            }
+            plain_so_far = false;
+            Some(())
+        };
+        match resume_at {
+            Some(at) => {
+                self.i = at;
+                self.object_after_member(member)?;
+            }
+            None => self.object(member)?,
+        }
+        Some((summary, leading))
+    }
+
+    /// `[choice, …]`: how many, and the text they carry.
+    fn choices(&mut self) -> Option<(usize, usize)> {
+        self.expect(b'[')?;
+        if self.eat(b']') {
+            return Some((0, 0));
+        }
+        let (mut count, mut text) = (0, 0);
+        loop {
+            text += self.choice()?;
+            count += 1;
+            if self.eat(b']') {
+                return Some((count, text));
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    fn choice(&mut self) -> Option<usize> {
+        let mut text = 0;
+        let (mut delta, mut message, mut completion) = (false, false, false);
+        self.object(|s, key| {
+            match key {
+                b"delta" => {
+                    once(&mut delta)?;
+                    text += s.part()?;
+                }
+                b"message" => {
+                    once(&mut message)?;
+                    text += s.part()?;
+                }
+                b"text" => {
+                    once(&mut completion)?;
+                    text += s.text()?;
+                }
+                _ => s.scalar()?,
+            }
+            Some(())
+        })?;
+        Some(text)
+    }
+
+    /// A delta or message (or null): the text it carries.
+    fn part(&mut self) -> Option<usize> {
+        if self.null() {
+            return Some(0);
+        }
+        let mut text = 0;
+        let mut seen = [false; TEXT_FIELDS.len() + PART_DEFERRED.len()];
+        self.object(|s, key| {
+            if let Some(at) = TEXT_FIELDS.iter().position(|f| *f == key) {
+                once(&mut seen[at])?;
+                text += s.text()?;
+            } else if let Some(at) = PART_DEFERRED.iter().position(|f| *f == key) {
+                once(&mut seen[TEXT_FIELDS.len() + at])?;
+                s.null().then_some(())?;
+            } else {
+                s.scalar()?;
+            }
+            Some(())
+        })?;
+        Some(text)
+    }
+}
+
+/// Marks a known field as read; `None` the second time (serde refuses a duplicate field).
+fn once(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::read_chunk_typed;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Events as OpenAI and the bench's mock send them.
+    const COMMON: &[&str] = &[
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"ab12"}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}"#,
+        r#"{"id":"c","choices":[{"delta":{"content":"a\"b\\c\nd\/"}}]}"#,
+        r#"{"id":"c","choices":[{"delta":{"content":"déjà vu ✓"},"index":1}]}"#,
+        r#"{"choices":[{"text":"xy","index":0,"finish_reason":null}],"created":-5}"#,
+        r#"{"choices":[{"message":{"role":"assistant","content":"whole"}}]}"#,
+        r#"{"choices":[]}"#,
+        r#"{"choices":null}"#,
+        r#"{}"#,
+        " {\n \"choices\" : [ { \"delta\" : { \"content\" : \"abc\" } } ] } \n",
+    ];
+
+    #[test]
+    fn reads_the_common_shape_as_serde_does() {
+        for data in COMMON {
+            let fast = scan(data, &mut Vec::new());
+            assert!(fast.is_some(), "the scanner left {data:?} to serde");
+            assert_eq!(fast, read_chunk_typed(data).ok(), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn resumes_after_the_leading_fields_the_last_event_had() {
+        let mut prefix = Vec::new();
+        let first = r#"{"id":"c1","created":17,"choices":[{"delta":{"content":"ab"}}]}"#;
+        assert_eq!(scan(first, &mut prefix).map(|s| s.text_bytes), Some(2));
+        assert_eq!(prefix, br#"{"id":"c1","created":17"#);
+        let next = r#"{"id":"c1","created":17,"choices":[{"delta":{"content":"xyz"}}]}"#;
+        assert_eq!(scan(next, &mut prefix).map(|s| s.text_bytes), Some(3));
+        // Same leading bytes, but the number goes on: read again from the start.
+        let longer = r#"{"id":"c1","created":175,"choices":[]}"#;
+        let read = scan(longer, &mut prefix);
+        assert_eq!(read, read_chunk_typed(longer).ok());
+        assert_eq!(prefix, br#"{"id":"c1","created":175"#);
+        // What follows the leading fields is still checked.
+        assert_eq!(scan(r#"{"id":"c1","created":175,}"#, &mut prefix), None);
+        assert_eq!(scan(r#"{"id":"c1","created":175"#, &mut prefix), None);
+        assert_eq!(scan(r#"{"id":"c1","created":175} x"#, &mut prefix), None);
+    }
+
+    #[test]
+    fn leaves_the_rest_to_serde() {
+        for data in [
+            // Usage, errors, tool calls and content parts are serde's.
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":[{"type":"text","text":"ab"}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":"\u00e9"}}]}"#,
+            r#"{"choices":[{"logprobs":{"content":[]}}]}"#,
+            r#"{"created":1.5}"#,
+            r#"{"created":1e3}"#,
+            r#"{"created":0123}"#,
+            r#"{"created":1234567890123456789}"#,
+            // A known field twice, an escaped key.
+            r#"{"choices":[],"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
+            r#"{"ch\u006fices":[]}"#,
+            // Not a chunk at all.
+            "",
+            "[1]",
+            "{",
+            r#"{"choices":[{"delta":{}}]} x"#,
+            r#"{"a":"tab	in string"}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{"choices":[{"delta":{}},]}"#,
+            r#"{"a":tru}"#,
+        ] {
+            assert_eq!(scan(data, &mut Vec::new()), None, "{data:?}");
+        }
+    }
+
+    /// A JSON value of the chunk's shape, with gaps and escapes where JSON allows them.
+    fn gap() -> impl Strategy<Value = String> {
+        "[ \t\n\r]{0,2}"
+    }
+
+    fn string() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                "[a-zA-Zé✓ ]{1,4}".prop_map(|s| s),
+                Just("\\\"".to_string()),
+                Just("\\n".to_string()),
+                Just("\\/".to_string()),
+                Just("\\u00e9".to_string()),
+            ],
+            0..4,
+        )
+        .prop_map(|parts| format!("\"{}\"", parts.concat()))
+    }
+
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
+            string(),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            (-1000i64..100_000).prop_map(|n| n.to_string()),
+            Just("1.5".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+        ]
+    }
+
+    fn object(members: Vec<(String, String)>, g: String) -> String {
+        let inner: Vec<String> = members
+            .into_iter()
+            .map(|(k, v)| format!("{g}\"{k}\"{g}:{g}{v}{g}"))
+            .collect();
+        format!("{{{}}}", inner.join(","))
+    }
+
+    fn part() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("content"),
+            Just("reasoning_content"),
+            Just("refusal"),
+            Just("role"),
+            Just("tool_calls"),
+            Just("function_call"),
+        ];
+        (prop::collection::vec((key, scalar()), 0..4), gap())
+            .prop_map(|(m, g)| object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), g))
+    }
+
+    fn choice() -> impl Strategy<Value = String> {
+        let member = prop_oneof![
+            part().prop_map(|p| ("delta".to_string(), p)),
+            part().prop_map(|p| ("message".to_string(), p)),
+            scalar().prop_map(|v| ("text".to_string(), v)),
+            scalar().prop_map(|v| ("index".to_string(), v)),
+            scalar().prop_map(|v| ("finish_reason".to_string(), v)),
+        ];
+        (prop::collection::vec(member, 0..4), gap()).prop_map(|(m, g)| object(m, g))
+    }
+
+    fn chunk_members() -> impl Strategy<Value = Vec<(String, String)>> {
+        let choices = (prop::collection::vec(choice(), 0..3), gap())
+            .prop_map(|(c, g)| format!("[{g}{}{g}]", c.join(",")));
+        let member = prop_oneof![
+            4 => choices.prop_map(|c| ("choices".to_string(), c)),
+            1 => Just(("choices".to_string(), "null".to_string())),
+            1 => scalar().prop_map(|v| ("usage".to_string(), v)),
+            1 => scalar().prop_map(|v| ("error".to_string(), v)),
+            2 => scalar().prop_map(|v| ("id".to_string(), v)),
+            2 => scalar().prop_map(|v| ("created".to_string(), v)),
+        ];
+        prop::collection::vec(member, 0..5)
+    }
+
+    fn chunk() -> impl Strategy<Value = String> {
+        (chunk_members(), gap()).prop_map(|(m, g)| object(m, g))
+    }
+
+    /// The plain leading fields a stream's events repeat.
+    fn leading() -> impl Strategy<Value = Vec<(String, String)>> {
+        let key = prop_oneof![Just("id"), Just("object"), Just("created"), Just("model")];
+        let value = prop_oneof![
+            string(),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            (-1000i64..100_000).prop_map(|n| n.to_string()),
+        ];
+        prop::collection::vec((key.prop_map(str::to_string), value), 1..4)
+    }
+
+    /// What the scanner answers, serde answers too: read alone, and read after `before`.
+    fn agrees_after(before: &str, data: &str) -> Result<(), TestCaseError> {
+        let mut prefix = Vec::new();
+        let _ = scan(before, &mut prefix);
+        for prefix in [prefix, Vec::new()] {
+            if let Some(fast) = scan(data, &mut prefix.clone()) {
+                prop_assert_eq!(Some(fast), read_chunk_typed(data).ok(), "{:?}", data);
+            }
+        }
+        Ok(())
+    }
+
+    fn agrees(data: &str) -> Result<(), TestCaseError> {
+        agrees_after(data, data)
+    }
+
+    proptest! {
+        // About a third of generated chunks have the common shape (the rest exercise the
+        // scanner's refusals); more cases than the default so both are well covered.
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn generated_chunks_read_as_serde_reads_them(data in chunk()) {
+            agrees(&data)?;
+        }
+
+        #[test]
+        fn events_after_one_with_the_same_leading_fields_read_as_serde_reads_them(
+            lead in leading(),
+            first in chunk_members(),
+            next in chunk_members(),
+            g in gap(),
+            longer in prop::option::of(0..10u8),
+        ) {
+            // `choices` ends the leading fields: what `first` has after it differs from `next`.
+            let choices = ("choices".to_string(), "[]".to_string());
+            let before = object(
+                lead.iter().cloned().chain([choices]).chain(first).collect(),
+                g.clone(),
+            );
+            let mut next_lead = lead.clone();
+            if let (Some(d), Some((_, v))) = (longer, next_lead.last_mut()) {
+                // The last leading value runs on: a number with one more digit, or worse.
+                v.push(char::from(b'0' + d));
+            }
+            let data = object(next_lead.into_iter().chain(next).collect(), g);
+            let mut prefix = Vec::new();
+            if scan(&before, &mut prefix).is_some() && longer.is_none() {
+                // The next event is read from where the leading fields end.
+                prop_assert!(!prefix.is_empty() && data.as_bytes().starts_with(&prefix));
+            }
+            agrees_after(&before, &data)?;
+        }
+
+        #[test]
+        fn chunks_read_after_another_as_serde_reads_them(
+            before in chunk(),
+            rest in chunk(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            // The next event starts with some of the one before it, as a stream's events do.
+            let at = cut.index(before.len() + 1);
+            let data = match (before.get(..at), rest.get(1..)) {
+                (Some(head), Some(tail)) => format!("{head},{tail}"),
+                _ => rest.clone(),
+            };
+            agrees_after(&before, &data)?;
+            agrees_after(&before, &rest)?;
+        }
+
+        #[test]
+        fn mutated_chunks_read_as_serde_reads_them(
+            data in chunk(),
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![Just(b'"'), Just(b'\\'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'\n'), Just(0x01u8), Just(b'x')],
+            how in 0..3u8,
+        ) {
+            let mut bytes = data.clone().into_bytes();
+            let i = at.index(bytes.len() + 1);
+            match how {
+                0 => bytes.insert(i, byte),
+                1 if i < bytes.len() => { bytes.remove(i); }
+                _ if i < bytes.len() => bytes[i] = byte,
+                _ => bytes.push(byte),
+            }
+            if let Ok(mutated) = String::from_utf8(bytes) {
+                agrees(&mutated)?;
+                agrees_after(&data, &mutated)?;
+            }
+        }
+
+        #[test]
+        fn any_text_reads_as_serde_reads_it(data in "\\PC{0,80}") {
+            agrees(&data)?;
+        }
+    }
+}
