@@ -58,15 +58,16 @@ pub struct Replay {
 
 pub struct Journal {
     dir: PathBuf,
+    /// Sequence numbers and the lines waiting: taken by every call, briefly.
     state: Mutex<State>,
+    /// The open segment: held by the one writing, for the `write` itself, so a call buffering
+    /// its line never waits on the disk. Taken before `state` wherever both are.
+    segment: Mutex<Segment>,
     /// The writer committed every record up to this sequence number.
     committed: AtomicU64,
 }
 
 struct State {
-    /// The open segment; opened by the first append after a start, a rotation or a clear.
-    open: Option<(File, PathBuf)>,
-    bytes: u64,
     /// Sequence number of the last record appended.
     seq: u64,
     /// Sequence number of the last record whose line was written (or whose write failed).
@@ -76,9 +77,18 @@ struct State {
     buffered_lines: u64,
     /// Closed segments and the last sequence number each holds.
     closed: Vec<(PathBuf, u64)>,
+}
+
+struct Segment {
+    /// The open segment; opened by the first write after a start, a rotation or a clear.
+    open: Option<(File, PathBuf)>,
+    bytes: u64,
     /// Each start names its segments apart, so a segment left by an earlier run is never
     /// appended to.
     run: u64,
+    /// The buffer written last, cleared: the next write swaps it in for the lines buffered by
+    /// then, so neither side allocates.
+    spare: Vec<u8>,
 }
 
 impl Journal {
@@ -95,14 +105,17 @@ impl Journal {
         let journal = Journal {
             dir: dir.to_path_buf(),
             state: Mutex::new(State {
-                open: None,
-                bytes: 0,
                 seq: 0,
                 written: 0,
                 buffered: Vec::with_capacity(16 * 1024),
                 buffered_lines: 0,
                 closed: Vec::new(),
+            }),
+            segment: Mutex::new(Segment {
+                open: None,
+                bytes: 0,
                 run,
+                spare: Vec::with_capacity(16 * 1024),
             }),
             committed: AtomicU64::new(0),
         };
@@ -118,10 +131,10 @@ impl Journal {
         record: SpendRecord,
         then: impl FnOnce(u64, SpendRecord) -> T,
     ) -> (T, Option<JournalError>) {
-        let mut st = self.lock();
-        let (seq, encoded) = buffer_line(&mut st, &record);
-        let written = encoded.and_then(|()| write_buffered(&self.dir, &mut st).map_err(|(e, _)| e));
-        (then(seq, record), written.err())
+        let mut seg = self.lock_segment();
+        let (answer, _, encoded) = self.append_buffered(record, then);
+        let written = encoded.map_or_else(|| self.write_with(&mut seg).map_err(|(e, _)| e), Err);
+        (answer, written.err())
     }
 
     /// As `append`, but the line is only buffered: it is written by the next `write_buffered`,
@@ -140,7 +153,37 @@ impl Journal {
     /// Writes every buffered line in one call. On failure the lines are not retried (their
     /// records still went to the store) and the error comes back with how many were lost.
     pub fn write_buffered(&self) -> Result<(), (JournalError, u64)> {
-        write_buffered(&self.dir, &mut self.lock())
+        self.write_with(&mut self.lock_segment())
+    }
+
+    /// `write_buffered` with the segment held: the lines are taken under the state lock and
+    /// written outside it.
+    fn write_with(&self, seg: &mut Segment) -> Result<(), (JournalError, u64)> {
+        let (lines, through, first) = {
+            let mut st = self.lock();
+            if st.buffered_lines == 0 {
+                return Ok(());
+            }
+            std::mem::swap(&mut st.buffered, &mut seg.spare);
+            (
+                std::mem::take(&mut st.buffered_lines),
+                st.seq,
+                st.written + 1,
+            )
+        };
+        let result = write_lines(&self.dir, seg, first);
+        seg.spare.clear();
+        let closed = if seg.bytes >= SEGMENT_BYTES {
+            seg.bytes = 0;
+            seg.open.take().map(|(_, path)| path)
+        } else {
+            None
+        };
+        let mut st = self.lock();
+        st.written = through;
+        st.closed.extend(closed.map(|path| (path, through)));
+        drop(st);
+        result.map_err(|e| (e, lines))
     }
 
     /// Whether the line of record `seq` was written (or its write failed, already reported).
@@ -172,8 +215,8 @@ impl Journal {
     /// not held up while the disk works).
     pub fn sync(&self) -> Result<(), JournalError> {
         let open = {
-            let st = self.lock();
-            match &st.open {
+            let seg = self.lock_segment();
+            match &seg.open {
                 Some((file, path)) => Some((file.try_clone().map_err(io_err(path))?, path.clone())),
                 None => None,
             }
@@ -186,12 +229,13 @@ impl Journal {
 
     /// Everything appended was committed: the whole journal can go (a clean shutdown).
     pub fn clear(&self) -> Result<(), JournalError> {
+        let mut seg = self.lock_segment();
         let mut st = self.lock();
-        st.bytes = 0;
+        seg.bytes = 0;
         st.buffered.clear();
         st.buffered_lines = 0;
         st.written = st.seq;
-        if let Some((_, path)) = st.open.take() {
+        if let Some((_, path)) = seg.open.take() {
             remove_if_present(&path)?;
         }
         for (p, _) in std::mem::take(&mut st.closed) {
@@ -203,14 +247,10 @@ impl Journal {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// Closes the open segment; the next write starts a new one.
-fn rotate(st: &mut State) {
-    if let Some((_, old)) = st.open.take() {
-        st.closed.push((old, st.written));
+    fn lock_segment(&self) -> MutexGuard<'_, Segment> {
+        self.segment.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    st.bytes = 0;
 }
 
 /// Encodes `record` as the next buffered line; returns its sequence number.
@@ -235,30 +275,17 @@ fn buffer_line(st: &mut State, record: &SpendRecord) -> (u64, Result<(), Journal
     (st.seq, encoded)
 }
 
-fn write_buffered(dir: &Path, st: &mut State) -> Result<(), (JournalError, u64)> {
-    if st.buffered_lines == 0 {
-        return Ok(());
+/// Writes `seg.spare` (the lines taken) to the open segment, opening one named after `first`,
+/// the first line's sequence number, if none is.
+fn write_lines(dir: &Path, seg: &mut Segment, first: u64) -> Result<(), JournalError> {
+    if seg.open.is_none() {
+        seg.open = Some(open_segment(dir, seg.run, first)?);
     }
-    let lines = std::mem::take(&mut st.buffered_lines);
-    let result = write_all_buffered(dir, st);
-    st.written = st.seq;
-    st.buffered.clear();
-    if st.bytes >= SEGMENT_BYTES {
-        rotate(st);
-    }
-    result.map_err(|e| (e, lines))
-}
-
-fn write_all_buffered(dir: &Path, st: &mut State) -> Result<(), JournalError> {
-    if st.open.is_none() {
-        st.open = Some(open_segment(dir, st.run, st.written + 1)?);
-    }
-    let State { open, buffered, .. } = st;
-    if let Some((file, path)) = open {
+    if let Some((file, path)) = &mut seg.open {
         // One write call for all buffered lines: a crash leaves at most the last line cut short.
-        file.write_all(buffered).map_err(io_err(path))?;
+        file.write_all(&seg.spare).map_err(io_err(path))?;
     }
-    st.bytes += st.buffered.len() as u64;
+    seg.bytes += seg.spare.len() as u64;
     Ok(())
 }
 
@@ -452,5 +479,35 @@ mod tests {
         // Nothing is left to write: a second write is a no-op.
         j.write_buffered().unwrap();
         assert_eq!(lines_on_disk(&jdir), 5);
+    }
+
+    #[tokio::test]
+    async fn calls_buffer_lines_while_a_write_is_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("journal");
+        let (j, _) = Journal::open(&jdir, &store(dir.path()).await)
+            .await
+            .unwrap();
+        let j = std::sync::Arc::new(j);
+        j.append_buffered(rec("first"), |_, _| ());
+        // The writer holds the segment for its `write`: on another thread, a call can still
+        // buffer its line and ask whether an earlier one is written.
+        let seg = j.lock_segment();
+        let caller = {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                let (_, seq, err) = j.append_buffered(rec("during"), |_, _| ());
+                (seq, err.is_none(), j.written_through(1))
+            })
+        };
+        assert_eq!(caller.join().unwrap(), (2, true, false));
+        drop(seg);
+        j.write_buffered().unwrap();
+        assert!(j.written_through(2));
+        let ids: Vec<String> = on_disk(&jdir)
+            .lines()
+            .map(|l| serde_json::from_str::<SpendRecord>(l).unwrap().request_id)
+            .collect();
+        assert_eq!(ids, ["first", "during"]);
     }
 }
