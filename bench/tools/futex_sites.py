@@ -21,11 +21,11 @@ def kind_of(frames):
         return "std mpsc channel"
     if "mutex::futex::Mutex" in blob or "Mutex>::lock_contended" in blob:
         return "std Mutex"
-    if frames and "syscall" in frames[0] and "lock" not in blob.lower():
-        # std's Mutex wakes a waiter from its unlock, inlined into the function that held it.
-        return "std Mutex"
     if "Parker" in blob or "park" in blob.lower() or "Condvar" in blob:
         return "thread park / unpark"
+    if frames and "syscall" in frames[0]:
+        # std's Mutex wakes a waiter from its unlock, inlined into the function that held it.
+        return "std Mutex"
     return "other"
 
 
