@@ -46,7 +46,7 @@ pub fn read_chunk(data: &str) -> Result<ChunkSummary, serde_json::Error> {
     ChunkReader::default().read(data)
 }
 
-/// `read_chunk` for any event: one typed serde pass (the scanner's reference).
+/// An event read by one typed serde pass: what the scanner leaves, and the scanner's reference.
 pub(super) fn read_chunk_typed(data: &str) -> Result<ChunkSummary, serde_json::Error> {
     let chunk: Chunk = serde_json::from_str(data)?;
     let mut text_bytes = 0;
