@@ -37,10 +37,7 @@ for side in A B; do
 done
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4201/health/liveliness http://127.0.0.1:4202/health/liveliness
 for side in A B; do
-  KEY[$side]=$(curl -sf "http://127.0.0.1:${PORT[$side]}/key/generate" -H "Authorization: Bearer $MASTER" \
-    -H 'content-type: application/json' \
-    -d '{"key_alias":"ab","models":["gpt-4o-mini"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  KEY[$side]=$(limited_key "http://127.0.0.1:${PORT[$side]}" "$MASTER" ab)
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

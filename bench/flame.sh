@@ -40,10 +40,7 @@ write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
   --host 127.0.0.1 --port $GW_PORT) > "$RUN/tollgate.log" 2>&1 &
 TG=$!; pids+=($!)
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:$GW_PORT/health/liveliness
-VKEY=$(curl -sf http://127.0.0.1:$GW_PORT/key/generate -H "Authorization: Bearer $MASTER" \
-  -H 'content-type: application/json' \
-  -d '{"key_alias":"flame","models":["gpt-4o-mini"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+VKEY=$(limited_key "http://127.0.0.1:$GW_PORT" "$MASTER" flame)
 
 export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $VKEY"
 URL=http://127.0.0.1:$GW_PORT/v1/chat/completions

@@ -44,10 +44,7 @@ mkdir -p "$RUN/nojournal"
 TG_NJ=$!; pids+=($!)
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4193/health/liveliness http://127.0.0.1:4195/health/liveliness
 sleep 0.5
-VKEY=$(curl -sf http://127.0.0.1:4193/key/generate -H "Authorization: Bearer $MASTER" \
-  -H 'content-type: application/json' \
-  -d '{"key_alias":"floor","models":["gpt-4o-mini"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+VKEY=$(limited_key http://127.0.0.1:4193 "$MASTER" floor)
 
 export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $MASTER"
 cpu_ticks() { [ -z "$1" ] && { echo 0; return; }; awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Lock contention at c=200, as futex calls: Tollgate on both cores (GW_CPUS, so its scheduler runs
 # two workers at once, the most contention this machine can show), wrk and the mock on LOAD_CPU,
-# every call through one virtual key (a budget, rpm/tpm and parallel limits: every check runs on
-# the same key's counters), every call recorded in SQLite. While the load runs, `perf record`
-# samples every futex system call with its call graph for WINDOW seconds; bench/tools/
-# futex_sites.py sorts them by what made them: glibc's malloc arena locks, std's Mutex / RwLock
-# (by the Tollgate function that took it), channel and thread wake-ups. An uncontended lock makes
-# no system call, so the figure per 1000 calls is the contention itself.
+# every call through one virtual key (a model list, a budget, rpm/tpm and parallel limits: every
+# check runs on the same key's counters), every call recorded in SQLite. While the load runs,
+# `perf record` samples every futex system call with its call graph for WINDOW seconds;
+# bench/tools/futex_sites.py sorts them by what made them: glibc's malloc arena locks, std's
+# Mutex / RwLock (by the Tollgate function that took it), channel and thread wake-ups. An
+# uncontended lock makes no system call, so the figure per 1000 calls is the contention itself.
 # GW_ENV sets environment for Tollgate (e.g. GW_ENV=GLIBC_TUNABLES=glibc.malloc.tcache_count=2000).
 # Needs perf (Debian's linux-perf). Loopback only; about 30 seconds.
 #
@@ -41,10 +41,7 @@ write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 GW_PID=$!
 pids+=($GW_PID)
 wait_up "http://127.0.0.1:$GW_PORT/health/liveliness" "http://127.0.0.1:$MOCK_PORT/health"
-KEY=$(curl -sf "http://127.0.0.1:$GW_PORT/key/generate" -H "Authorization: Bearer $MASTER" \
-  -H 'content-type: application/json' \
-  -d '{"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+KEY=$(limited_key "http://127.0.0.1:$GW_PORT" "$MASTER" locks)
 
 echo "== locks $(date -Is): c=$CONC for ${DUR}s, perf for ${WINDOW}s, Tollgate on CPUs $GW_CPUS ${GW_ENV:+($GW_ENV)}"
 BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $KEY" taskset -c "$LOAD_CPU" \

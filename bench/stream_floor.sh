@@ -41,10 +41,7 @@ write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 TG=$!; pids+=($!)
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:4293/health/liveliness
 sleep 0.5
-VKEY=$(curl -sf http://127.0.0.1:4293/key/generate -H "Authorization: Bearer $MASTER" \
-  -H 'content-type: application/json' \
-  -d '{"key_alias":"stream-floor","models":["gpt-4o-mini"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+VKEY=$(limited_key http://127.0.0.1:4293 "$MASTER" stream-floor)
 BODY=$SHARED/bodies/chat_stream.json
 CLIENT=$PT_TARGET/release/stream-client
 run_client() { # name conc url [authorization]
