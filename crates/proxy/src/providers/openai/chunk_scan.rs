@@ -194,7 +194,7 @@ impl<'a> Scanner<'a> {
 
     /// A string or null: its decoded length (0 for null).
     fn text(&mut self) -> Option<usize> {
-        if self.literal(b"null") {
+        if self.null() {
             Some(0)
         } else {
             self.string()
@@ -245,15 +245,16 @@ impl<'a> Scanner<'a> {
         self.literal(b"null")
     }
 
-    /// The top-level object, and where its leading run of plain fields ends. `resume_at` is the
-    /// end of the leading fields already read in an earlier event that this one starts with.
+    /// The top-level object, and where its leading run of plain fields ends (0 when resumed).
+    /// `resume_at` is the end of the leading fields already read in an earlier event that this
+    /// one starts with.
     fn chunk(&mut self, resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
         let mut summary = ChunkSummary {
             no_choices: true,
             ..ChunkSummary::default()
         };
         let (mut choices, mut usage, mut error) = (false, false, false);
-        let mut leading = resume_at.unwrap_or(0);
+        let mut leading = 0;
         let mut plain_so_far = true;
         let member = |s: &mut Self, key: &[u8]| {
             match key {
