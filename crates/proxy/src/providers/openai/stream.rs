@@ -29,14 +29,24 @@ pub struct ChunkSummary {
 pub struct ChunkReader {
     /// The leading fields of the event read last, which the next is likely to repeat.
     prefix: Vec<u8>,
+    /// Events in a row the scanner left to serde.
+    misses: u8,
 }
+
+/// Past this many events in a row that the scanner left to serde (an upstream that puts usage
+/// or tool calls in every event), the rest of the stream goes to serde without a scan first.
+const MISSES_TO_GIVE_UP: u8 = 4;
 
 impl ChunkReader {
     pub fn read(&mut self, data: &str) -> Result<ChunkSummary, serde_json::Error> {
-        match super::chunk_scan::scan(data, &mut self.prefix) {
-            Some(summary) => Ok(summary),
-            None => read_chunk_typed(data),
+        if self.misses < MISSES_TO_GIVE_UP {
+            if let Some(summary) = super::chunk_scan::scan(data, &mut self.prefix) {
+                self.misses = 0;
+                return Ok(summary);
+            }
+            self.misses += 1;
         }
+        read_chunk_typed(data)
     }
 }
 
@@ -272,6 +282,28 @@ mod tests {
         assert_eq!(c.error, Some(("overloaded".to_string(), Some(503))));
         let s = read_chunk(r#"{"error":"boom"}"#).unwrap();
         assert_eq!(s.error, Some(("boom".to_string(), None)));
+    }
+
+    #[test]
+    fn a_stream_the_scanner_cannot_read_goes_to_serde_alone() {
+        let common = r#"{"id":"c","choices":[{"delta":{"content":"ab"}}]}"#;
+        let with_usage =
+            r#"{"id":"c","choices":[{"delta":{"content":"ab"}}],"usage":{"prompt_tokens":1}}"#;
+        let mut reader = ChunkReader::default();
+        // Misses in a row short of the limit: the scanner keeps being tried.
+        for _ in 0..MISSES_TO_GIVE_UP - 1 {
+            assert!(reader.read(with_usage).unwrap().usage.is_some());
+        }
+        assert_eq!(reader.read(common).unwrap().text_bytes, 2);
+        assert_eq!(reader.misses, 0);
+        for _ in 0..MISSES_TO_GIVE_UP {
+            reader.read(with_usage).unwrap();
+        }
+        // Given up: every event is still read, by serde.
+        assert_eq!(reader.misses, MISSES_TO_GIVE_UP);
+        assert_eq!(reader.read(common).unwrap().text_bytes, 2);
+        assert_eq!(reader.misses, MISSES_TO_GIVE_UP);
+        assert!(reader.read("{not json").is_err());
     }
 
     #[test]
