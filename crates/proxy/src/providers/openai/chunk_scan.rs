@@ -1,17 +1,18 @@
 //! The common shape of a stream chunk, read without serde: an object of `choices` and fields
 //! nobody reads, each choice an object of such fields and a `delta` (or `message`) whose text
-//! fields are plain strings. That is nearly every event of a chat stream; reading it this way takes about a third
-//! of the instructions of the typed serde pass (bench/RESULTS.md, "Stop 30").
+//! fields are plain strings. That is nearly every event of a chat stream; reading it this way
+//! takes about a third of the instructions of the typed serde pass (bench/RESULTS.md, "Stop 30").
 //!
 //! A stream's events repeat their leading fields (`id`, `object`, `created`, `model`, …) byte
-//! for byte, so the scanner remembers the leading run of plain fields it last read and, when the
-//! next event starts with the same bytes, resumes after them: the same bytes read the same way.
+//! for byte, so the scanner remembers the leading run of fields nobody reads that it last saw
+//! and, when the next event starts with the same bytes, resumes after them: the same bytes read
+//! the same way.
 //!
 //! The scanner never decides that an event is malformed: whatever it does not fully recognise
 //! (usage, errors, tool calls, `\u` escapes, escaped keys, values nested deeper than
-//! `MAX_DEPTH`, a known field given twice, anything not valid JSON) makes it answer `None`, and the serde reader then reads
-//! the event and decides. So where it answers, it must agree with that reader exactly; the tests
-//! hold it to that on generated and mutated events.
+//! `MAX_DEPTH`, a known field given twice, anything not valid JSON) makes it answer `None`, and
+//! the serde reader then reads the event and decides. So where it answers, it must agree with
+//! that reader exactly; the tests hold it to that on generated and mutated events.
 
 use super::stream::ChunkSummary;
 
@@ -283,7 +284,7 @@ impl<'a> Scanner<'a> {
         self.literal(b"null")
     }
 
-    /// The top-level object, and where its leading run of plain fields ends (0 when resumed).
+    /// The top-level object, and where its leading run of ignored fields ends (0 when resumed).
     /// `resume_at` is the end of the leading fields already read in an earlier event that this
     /// one starts with.
     fn chunk(&mut self, resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
