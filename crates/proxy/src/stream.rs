@@ -94,6 +94,14 @@ impl ProxyStream {
         self
     }
 
+    /// `text` with the provider key replaced, when it quotes it.
+    fn redacted(&self, text: &str) -> Option<String> {
+        self.secret
+            .as_ref()
+            .filter(|(_, finder)| finder.find(text.as_bytes()).is_some())
+            .map(|(k, _)| text.replace(k.as_str(), "[redacted]"))
+    }
+
     fn recorder(&mut self) -> Option<&mut CallRecorder> {
         self.recorder.as_mut()
     }
@@ -146,14 +154,7 @@ impl ProxyStream {
         };
         let payload = std::str::from_utf8(message.payload())
             .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
-        let quoted = self
-            .secret
-            .as_ref()
-            .filter(|(_, finder)| finder.find(payload.as_bytes()).is_some());
-        let payload = match quoted {
-            Some((k, _)) => payload.replace(k.as_str(), "[redacted]"),
-            None => payload.to_owned(),
-        };
+        let payload = self.redacted(payload).unwrap_or_else(|| payload.to_owned());
         let label = match &self.translation {
             Translation::Translate { label, .. } => *label,
             // Native pass-through is for SSE APIs only (Messages, Responses).
@@ -264,11 +265,7 @@ impl ProxyStream {
     ) -> Result<Pass, ApiError> {
         let text = std::str::from_utf8(&event[..end])
             .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
-        let cleaned = self
-            .secret
-            .as_ref()
-            .filter(|(_, finder)| finder.find(text.as_bytes()).is_some())
-            .map(|(k, _)| text.replace(k.as_str(), "[redacted]"));
+        let cleaned = self.redacted(text);
         Ok(match cleaned {
             Some(clean_text) => {
                 if !self.on_event(&clean_text, out)? {

@@ -228,13 +228,19 @@ impl<'a> Scanner<'a> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
+        self.list(|s| s.ignored(depth))
+    }
+
+    /// Reads `[ item (, item)* ]` (or `[]`), calling `item` at each; stops with `None` as soon
+    /// as `item` does.
+    fn list(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.expect(b'[')?;
         if self.eat(b']') {
             return Some(());
         }
         loop {
             self.ws();
-            self.ignored(depth)?;
+            item(self)?;
             if self.eat(b']') {
                 return Some(());
             }
@@ -337,19 +343,13 @@ impl<'a> Scanner<'a> {
 
     /// `[choice, …]`: how many, and the text they carry.
     fn choices(&mut self) -> Option<(usize, usize)> {
-        self.expect(b'[')?;
-        if self.eat(b']') {
-            return Some((0, 0));
-        }
         let (mut count, mut text) = (0, 0);
-        loop {
-            text += self.choice()?;
+        self.list(|s| {
+            text += s.choice()?;
             count += 1;
-            if self.eat(b']') {
-                return Some((count, text));
-            }
-            self.expect(b',')?;
-        }
+            Some(())
+        })?;
+        Some((count, text))
     }
 
     fn choice(&mut self) -> Option<usize> {
