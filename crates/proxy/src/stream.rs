@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
@@ -38,6 +38,10 @@ pub struct ProxyStream {
     /// (to `last_data + idle`), not on every chunk: resetting a timer per chunk costs a trip
     /// through the timer wheel, reading the clock does not.
     timer: Pin<Box<Sleep>>,
+    /// The waker the timer was last polled with. A polled timer keeps that waker until it fires,
+    /// so while the task's waker is the same and the timer has not fired, a `Pending` upstream
+    /// needs no trip into the timer (a stream of small events meets one per event).
+    timer_waker: Option<Waker>,
     last_data: tokio::time::Instant,
     saw_done: bool,
     finished: bool,
@@ -65,6 +69,7 @@ impl ProxyStream {
             recorder: Some(recorder),
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            timer_waker: None,
             last_data: tokio::time::Instant::now(),
             saw_done: false,
             finished: false,
@@ -95,36 +100,45 @@ impl ProxyStream {
     }
 
     /// `text` with the provider key replaced, when it quotes it.
-    fn redacted(&self, text: &str) -> Option<String> {
-        self.secret
+    fn redacted(&self, text: &[u8]) -> Result<Option<String>, ApiError> {
+        let Some((key, _)) = self
+            .secret
             .as_ref()
-            .filter(|(_, finder)| finder.find(text.as_bytes()).is_some())
-            .map(|(k, _)| text.replace(k.as_str(), "[redacted]"))
+            .filter(|(_, finder)| finder.find(text).is_some())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(utf8(text)?.replace(key.as_str(), "[redacted]")))
     }
 
     fn recorder(&mut self) -> Option<&mut CallRecorder> {
         self.recorder.as_mut()
     }
 
-    /// Takes every complete event or frame that `chunk` completes; returns the bytes to send now.
-    fn drain(&mut self, chunk: Bytes) -> Result<Bytes, ApiError> {
-        if self.frames.is_some() {
+    /// Takes every complete event or frame that `chunk` completes.
+    fn drain(&mut self, chunk: Bytes) -> Drained {
+        let mut out = BytesMut::new();
+        let read = if self.frames.is_some() {
             self.buf.extend_from_slice(&chunk);
-            return self.drain_frames().map(BytesMut::freeze);
-        }
-        // A translator writes new chunks, so only events forwarded as they came can be sent as
-        // a slice of the upstream's own bytes.
-        if self.buf.is_empty() && !matches!(self.translation, Translation::Translate { .. }) {
+            self.drain_frames(&mut out)
+        } else if self.buf.is_empty() && !matches!(self.translation, Translation::Translate { .. })
+        {
+            // A translator writes new chunks, so only events forwarded as they came can be sent
+            // as a slice of the upstream's own bytes.
             return self.drain_chunk(chunk);
+        } else {
+            self.buf.extend_from_slice(&chunk);
+            self.drain_events(&mut out)
+        };
+        Drained {
+            out: out.freeze(),
+            failed: read.err(),
         }
-        self.buf.extend_from_slice(&chunk);
-        self.drain_events().map(BytesMut::freeze)
     }
 
     /// Takes every complete event-stream frame from the buffer (the decoder keeps a frame's
-    /// prelude between calls); returns the bytes to send now.
-    fn drain_frames(&mut self) -> Result<BytesMut, ApiError> {
-        let mut out = BytesMut::new();
+    /// prelude between calls), writing what to send now to `out`.
+    fn drain_frames(&mut self, out: &mut BytesMut) -> Result<(), ApiError> {
         while let Some(decoder) = self.frames.as_mut() {
             let message = match decoder.decode_frame(&mut self.buf) {
                 Ok(DecodedFrame::Complete(m)) => m,
@@ -135,10 +149,9 @@ impl ProxyStream {
                     ))
                 }
             };
-            self.on_frame(&message, &mut out)?;
+            self.on_frame(&message, out)?;
         }
-        self.check_buffered()?;
-        Ok(out)
+        self.check_buffered()
     }
 
     /// One event-stream frame: an event goes to the translator as its `:event-type` and JSON
@@ -152,9 +165,10 @@ impl ProxyStream {
                 .and_then(|h| h.value().as_string().ok())
                 .map(|v| v.as_str().to_owned())
         };
-        let payload = std::str::from_utf8(message.payload())
-            .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
-        let payload = self.redacted(payload).unwrap_or_else(|| payload.to_owned());
+        let payload = utf8(message.payload())?;
+        let payload = self
+            .redacted(payload.as_bytes())?
+            .unwrap_or_else(|| payload.to_owned());
         let label = match &self.translation {
             Translation::Translate { label, .. } => *label,
             // Native pass-through is for SSE APIs only (Messages, Responses).
@@ -187,46 +201,62 @@ impl ProxyStream {
         }
     }
 
-    /// Takes every complete event from the buffer; returns the bytes to send now.
-    fn drain_events(&mut self) -> Result<BytesMut, ApiError> {
-        let mut out = BytesMut::new();
+    /// Takes every complete event from the buffer, writing what to send now to `out`.
+    fn drain_events(&mut self, out: &mut BytesMut) -> Result<(), ApiError> {
         while let Some((end, sep)) = find_event_end(&self.buf) {
             let event = self.buf.split_to(end + sep).freeze();
-            match self.take_event(&event, end, &mut out)? {
+            match self.take_event(&event, end, out)? {
                 Pass::Event => out.extend_from_slice(&event),
                 Pass::Cleaned(clean) => out.extend_from_slice(&clean),
                 Pass::Nothing => {}
             }
         }
-        self.check_buffered()?;
-        Ok(out)
+        self.check_buffered()
     }
 
     /// `drain_events` for a chunk that starts on an event boundary (nothing buffered) and a
     /// translation that forwards events unchanged or not at all. While every event is forwarded
     /// as it came, what is sent is a slice of the chunk itself: no copy into the buffer and out
     /// again. An event dropped or redacted switches to copying for the rest of the chunk.
-    fn drain_chunk(&mut self, chunk: Bytes) -> Result<Bytes, ApiError> {
-        let mut pos = 0;
+    fn drain_chunk(&mut self, chunk: Bytes) -> Drained {
         // While `copied` is false, `chunk[..sent]` is all there is to send.
         let mut sent = 0;
         let mut copied = false;
         let mut out = BytesMut::new();
+        let read = self.drain_chunk_into(&chunk, &mut sent, &mut copied, &mut out);
+        Drained {
+            out: if copied {
+                out.freeze()
+            } else {
+                chunk.slice(..sent)
+            },
+            failed: read.err(),
+        }
+    }
+
+    fn drain_chunk_into(
+        &mut self,
+        chunk: &Bytes,
+        sent: &mut usize,
+        copied: &mut bool,
+        out: &mut BytesMut,
+    ) -> Result<(), ApiError> {
+        let mut pos = 0;
         while let Some((end, sep)) = find_event_end(&chunk[pos..]) {
             let start = pos;
             pos += end + sep;
             let event = chunk.slice(start..pos);
-            let pass = self.take_event(&event, end, &mut out)?;
-            if !copied {
+            let pass = self.take_event(&event, end, out)?;
+            if !*copied {
                 match pass {
-                    Pass::Event if sent == start => {
-                        sent = pos;
+                    Pass::Event if *sent == start => {
+                        *sent = pos;
                         continue;
                     }
                     Pass::Nothing => continue,
                     _ => {
-                        copied = true;
-                        out.extend_from_slice(&chunk[..sent]);
+                        *copied = true;
+                        out.extend_from_slice(&chunk[..*sent]);
                     }
                 }
             }
@@ -237,12 +267,7 @@ impl ProxyStream {
             }
         }
         self.buf.extend_from_slice(&chunk[pos..]);
-        self.check_buffered()?;
-        Ok(if copied {
-            out.freeze()
-        } else {
-            chunk.slice(..sent)
-        })
+        self.check_buffered()
     }
 
     /// What is left of an event after the complete ones were taken must stay bounded.
@@ -256,19 +281,18 @@ impl ProxyStream {
     }
 
     /// One complete event, `event[..end]` its text and the rest its blank line: reads it and
-    /// says what of it to forward (a translator writes its chunks to `out` itself).
+    /// says what of it to forward (a translator writes its chunks to `out` itself). Its UTF-8 is
+    /// checked as it is read, line by line and by the chunk reader, not in a pass of its own.
     fn take_event(
         &mut self,
         event: &Bytes,
         end: usize,
         out: &mut BytesMut,
     ) -> Result<Pass, ApiError> {
-        let text = std::str::from_utf8(&event[..end])
-            .map_err(|_| bad_stream("The upstream sent a stream event that is not valid UTF-8."))?;
-        let cleaned = self.redacted(text);
-        Ok(match cleaned {
+        let text = event.get(..end).unwrap_or_default();
+        Ok(match self.redacted(text)? {
             Some(clean_text) => {
-                if !self.on_event(&clean_text, out)? {
+                if !self.on_event(clean_text.as_bytes(), out)? {
                     return Ok(Pass::Nothing);
                 }
                 let mut clean = BytesMut::from(clean_text.as_bytes());
@@ -281,8 +305,8 @@ impl ProxyStream {
     }
 
     /// Reads one event; true when the event itself is to be forwarded.
-    fn on_event(&mut self, text: &str, out: &mut BytesMut) -> Result<bool, ApiError> {
-        let event = parse_event(text);
+    fn on_event(&mut self, text: &[u8], out: &mut BytesMut) -> Result<bool, ApiError> {
+        let event = parse_event(text)?;
         if event.data.is_none() && event.unknown_lines {
             // Not SSE as the upstream API defines it: passing it on would hand the client
             // something no SDK reads, and the call would be recorded as a success.
@@ -297,12 +321,15 @@ impl ProxyStream {
                     // Comments and keep-alives pass through.
                     return Ok(true);
                 };
-                if data.trim() == "[DONE]" {
+                if data.trim_ascii() == b"[DONE]" {
                     self.saw_done = true;
                     return Ok(true);
                 }
-                let chunk = self.chunks.read(&data).map_err(|_| {
-                    bad_stream("The upstream sent a stream event that is not a valid JSON chunk.")
+                let chunk = self.chunks.read(&data).map_err(|e| match e {
+                    openai_stream::ChunkError::NotUtf8 => not_utf8(),
+                    openai_stream::ChunkError::Json(_) => bad_stream(
+                        "The upstream sent a stream event that is not a valid JSON chunk.",
+                    ),
                 })?;
                 let keep = !(drop_usage_chunk && chunk.usage.is_some() && chunk.no_choices);
                 if let Some((message, code)) = chunk.error {
@@ -326,15 +353,16 @@ impl ProxyStream {
             }
             Translation::Translate { .. } => {
                 if let Some(data) = event.data {
-                    self.translate(event.name, &data, out)?;
+                    self.translate(event.name, utf8(&data)?, out)?;
                 }
                 Ok(false)
             }
             Translation::Native { meter, label } => {
                 if let Some(data) = event.data {
+                    let data = utf8(&data)?;
                     let before = meter.generated_bytes();
                     let read = meter
-                        .on_event(event.name, &data)
+                        .on_event(event.name, data)
                         .map_err(|e| ApiError::bad_gateway(format!("{label} - {e}")));
                     let generated = meter.generated_bytes() - before;
                     let usage = meter.usage();
@@ -397,6 +425,18 @@ impl ProxyStream {
         }
     }
 
+    /// Ends the stream as failed after `sent`, what came before the failure: the client gets
+    /// it and then the error event.
+    fn fail_after(&mut self, sent: Bytes, err: ApiError) -> Bytes {
+        let end = self.fail(err);
+        if sent.is_empty() {
+            return end;
+        }
+        let mut out = BytesMut::from(sent);
+        out.extend_from_slice(&end);
+        out.freeze()
+    }
+
     /// Ends the stream as failed: the client gets an error event, the record says failure.
     fn fail(&mut self, err: ApiError) -> Bytes {
         self.finished = true;
@@ -434,9 +474,12 @@ impl Stream for ProxyStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     this.last_data = tokio::time::Instant::now();
                     match this.drain(chunk) {
-                        Ok(out) if out.is_empty() => continue,
-                        Ok(out) => return Poll::Ready(Some(Ok(out))),
-                        Err(e) => return Poll::Ready(Some(Ok(this.fail(e)))),
+                        Drained { out, failed: None } if out.is_empty() => continue,
+                        Drained { out, failed: None } => return Poll::Ready(Some(Ok(out))),
+                        Drained {
+                            out,
+                            failed: Some(e),
+                        } => return Poll::Ready(Some(Ok(this.fail_after(out, e)))),
                     }
                 }
                 Poll::Ready(Some(Err(_))) => {
@@ -449,29 +492,33 @@ impl Stream for ProxyStream {
                 }
                 Poll::Ready(None) => {
                     // A last event without its blank line still counts (a cut frame never does).
+                    let mut out = BytesMut::new();
                     if !this.buf.is_empty() && this.frames.is_none() {
                         this.buf.extend_from_slice(b"\n\n");
-                        match this.drain_events() {
-                            Ok(out) if !out.is_empty() && this.saw_done => {
-                                this.succeed();
-                                return Poll::Ready(Some(Ok(out.freeze())));
-                            }
-                            Ok(_) => {}
-                            Err(e) => return Poll::Ready(Some(Ok(this.fail(e)))),
+                        if let Err(e) = this.drain_events(&mut out) {
+                            return Poll::Ready(Some(Ok(this.fail_after(out.freeze(), e))));
                         }
                     }
+                    let out = out.freeze();
                     if this.saw_done {
                         this.succeed();
-                        return Poll::Ready(None);
+                        return Poll::Ready((!out.is_empty()).then_some(Ok(out)));
                     }
                     let e = ApiError::new(
                         axum::http::StatusCode::BAD_GATEWAY,
                         "api_error",
                         "The upstream closed the stream before it was complete; the answer is incomplete.",
                     );
-                    return Poll::Ready(Some(Ok(this.fail(e))));
+                    return Poll::Ready(Some(Ok(this.fail_after(out, e))));
                 }
                 Poll::Pending => {
+                    let armed = this
+                        .timer_waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()));
+                    if armed && !this.timer.is_elapsed() {
+                        return Poll::Pending;
+                    }
                     while this.timer.as_mut().poll(cx).is_ready() {
                         let deadline = this.last_data + this.idle;
                         if deadline > tokio::time::Instant::now() {
@@ -489,11 +536,21 @@ impl Stream for ProxyStream {
                         );
                         return Poll::Ready(Some(Ok(this.fail(e))));
                     }
+                    if !armed {
+                        this.timer_waker = Some(cx.waker().clone());
+                    }
                     return Poll::Pending;
                 }
             }
         }
     }
+}
+
+/// What a piece of the upstream body gave: the bytes to send now, and the error that ends the
+/// stream after them (events before a bad one still reach the client).
+struct Drained {
+    out: Bytes,
+    failed: Option<ApiError>,
 }
 
 /// What of one upstream event goes to the client.
@@ -519,12 +576,14 @@ fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
 /// held a line that is none of the SSE fields or a comment.
 struct Event<'a> {
     name: Option<&'a str>,
-    /// Borrowed when the event has one `data:` line, as nearly every event has.
-    data: Option<Cow<'a, str>>,
+    /// Borrowed when the event has one `data:` line, as nearly every event has. Not yet checked
+    /// as UTF-8: whoever reads it does (the chunk reader as it scans).
+    data: Option<Cow<'a, [u8]>>,
     unknown_lines: bool,
 }
 
-fn parse_event(text: &str) -> Event<'_> {
+/// Splits an event into its lines; every line but the data is checked as UTF-8 here.
+fn parse_event(text: &[u8]) -> Result<Event<'_>, ApiError> {
     let mut event = Event {
         name: None,
         data: None,
@@ -532,23 +591,26 @@ fn parse_event(text: &str) -> Event<'_> {
     };
     // memchr finds the line ends: an event is one line of a few hundred bytes, nearly always.
     let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    let ends = memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len()));
     for end in ends {
         let line = text.get(start..end).unwrap_or_default();
         start = end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if let Some(v) = line.strip_prefix("event:") {
-            event.name = Some(v.trim());
-        } else if let Some(v) = line.strip_prefix("data:") {
-            let v = v.strip_prefix(' ').unwrap_or(v);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(v) = line.strip_prefix(b"data:") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
             match &mut event.data {
                 Some(d) => {
                     let d = d.to_mut();
-                    d.push('\n');
-                    d.push_str(v);
+                    d.push(b'\n');
+                    d.extend_from_slice(v);
                 }
                 None => event.data = Some(Cow::Borrowed(v)),
             }
+            continue;
+        }
+        let line = utf8(line)?;
+        if let Some(v) = line.strip_prefix("event:") {
+            event.name = Some(v.trim());
         } else if !(line.is_empty()
             || line.starts_with(':')
             || line.starts_with("id:")
@@ -557,7 +619,15 @@ fn parse_event(text: &str) -> Event<'_> {
             event.unknown_lines = true;
         }
     }
-    event
+    Ok(event)
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|_| not_utf8())
+}
+
+fn not_utf8() -> ApiError {
+    bad_stream("The upstream sent a stream event that is not valid UTF-8.")
 }
 
 /// The message of an event-stream exception frame: its JSON `message` (AWS also writes
@@ -605,16 +675,23 @@ mod tests {
 
     #[test]
     fn parses_events() {
-        let e = parse_event("event: message_start\ndata: {\"a\":1}");
+        let e = parse_event(b"event: message_start\ndata: {\"a\":1}").unwrap();
         assert_eq!(e.name, Some("message_start"));
-        assert_eq!(e.data.as_deref(), Some("{\"a\":1}"));
-        let e = parse_event("data: a\ndata: b");
-        assert_eq!(e.data.as_deref(), Some("a\nb"));
-        let e = parse_event(": keep-alive");
+        assert_eq!(e.data.as_deref(), Some(&b"{\"a\":1}"[..]));
+        let e = parse_event(b"data: a\ndata: b").unwrap();
+        assert_eq!(e.data.as_deref(), Some(&b"a\nb"[..]));
+        let e = parse_event(b": keep-alive").unwrap();
         assert_eq!(e.data, None);
         assert!(!e.unknown_lines);
-        assert!(parse_event("id: 7\nretry: 10\ndata: x").data.is_some());
-        assert!(parse_event("{\"choices\":[]}").unknown_lines);
+        assert!(parse_event(b"id: 7\nretry: 10\ndata: x")
+            .unwrap()
+            .data
+            .is_some());
+        assert!(parse_event(b"{\"choices\":[]}").unwrap().unknown_lines);
+        // Lines other than data are checked here; data is checked by whoever reads it.
+        assert!(parse_event(b": keep\xff-alive").is_err());
+        assert!(parse_event(b"event: \xc3").is_err());
+        assert!(parse_event(b"data: \xc3").is_ok());
     }
 
     /// Runs a pass-through stream whose upstream body arrives as `pieces`; returns what the
@@ -631,25 +708,79 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let upstream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, BoxError>));
-            let idle = Duration::from_secs(60);
-            let stream = ProxyStream {
-                upstream: Box::pin(upstream),
-                translation: Translation::PassThrough { drop_usage_chunk },
-                buf: BytesMut::new(),
-                recorder: None,
-                idle,
-                timer: Box::pin(tokio::time::sleep(idle)),
-                last_data: tokio::time::Instant::now(),
-                saw_done: false,
-                finished: false,
-                upstream_error: None,
-                secret: None,
-                frames: None,
-                chunks: openai_stream::ChunkReader::default(),
-            }
+            let stream = proxy_stream(
+                Box::pin(upstream),
+                drop_usage_chunk,
+                Duration::from_secs(60),
+            )
             .scrubbing(secret.map(str::to_owned));
             stream.map(|sent| sent.unwrap()).collect().await
         })
+    }
+
+    /// Upstream events `CONTENT` (or `DONE` at the end), each `gap` after the one before.
+    fn paced(gaps: Vec<Duration>) -> Upstream {
+        let n = gaps.len();
+        Box::pin(futures_util::stream::unfold(0, move |i| {
+            let gap = gaps.get(i).copied();
+            async move {
+                tokio::time::sleep(gap?).await;
+                let event = if i + 1 == n { DONE } else { CONTENT };
+                Some((Ok::<_, BoxError>(Bytes::from(event)), i + 1))
+            }
+        }))
+    }
+
+    #[test]
+    fn the_idle_timeout_counts_from_the_last_data_however_often_the_stream_is_polled() {
+        use futures_util::StreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let idle = Duration::from_secs(10);
+        let secs = |s: &[u64]| s.iter().map(|&s| Duration::from_secs(s)).collect();
+        rt.block_on(async {
+            // An event every 6 s for 36 s: the timer fires twice while data keeps coming, and
+            // moves to 10 s after the last data each time.
+            let sent: Vec<Bytes> = proxy_stream(paced(secs(&[6; 6])), false, idle)
+                .map(|sent| sent.unwrap())
+                .collect()
+                .await;
+            let sent = String::from_utf8(sent.concat()).unwrap();
+            assert_eq!(sent, format!("{}{DONE}", CONTENT.repeat(5)));
+
+            // Then 11 s of nothing after two events: cut off 10 s after the second.
+            let start = tokio::time::Instant::now();
+            let sent: Vec<Bytes> = proxy_stream(paced(secs(&[6, 6, 11, 1])), false, idle)
+                .map(|sent| sent.unwrap())
+                .collect()
+                .await;
+            let sent = String::from_utf8(sent.concat()).unwrap();
+            assert!(sent.starts_with(&CONTENT.repeat(2)), "{sent}");
+            assert!(sent.contains("sent nothing for 10s"), "{sent}");
+            assert_eq!(start.elapsed(), Duration::from_secs(22));
+        });
+    }
+
+    fn proxy_stream(upstream: Upstream, drop_usage_chunk: bool, idle: Duration) -> ProxyStream {
+        ProxyStream {
+            upstream,
+            translation: Translation::PassThrough { drop_usage_chunk },
+            buf: BytesMut::new(),
+            recorder: None,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            timer_waker: None,
+            last_data: tokio::time::Instant::now(),
+            saw_done: false,
+            finished: false,
+            upstream_error: None,
+            secret: None,
+            frames: None,
+            chunks: openai_stream::ChunkReader::default(),
+        }
     }
 
     const CONTENT: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
@@ -677,6 +808,40 @@ mod tests {
         assert_eq!(kept.concat(), format!("{USAGE}{DONE}").as_bytes());
     }
 
+    #[test]
+    fn a_stream_cut_short_sends_what_came_and_then_the_error() {
+        // The last event has no blank line after it, and no [DONE] follows.
+        let piece = Bytes::from(format!("{CONTENT}{}", CONTENT.trim_end()));
+        let sent = String::from_utf8(pass_through(vec![piece], false, None).concat()).unwrap();
+        let rest = sent
+            .strip_prefix(&CONTENT.repeat(2))
+            .unwrap_or_else(|| panic!("{sent}"));
+        assert!(rest.starts_with("data: {\"error\""), "{sent}");
+        assert!(rest.contains("before it was complete"), "{sent}");
+    }
+
+    #[test]
+    fn an_event_that_is_not_utf8_fails_the_stream_wherever_it_is() {
+        let events: [&[u8]; 4] = [
+            b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h\xffi\"}}]}\n\n",
+            b"data: {\"id\":\"\xc3\",\"choices\":[],\"usage\":null}\n\n",
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1},\"x\":\"\xe2\x9c\"}\n\n",
+            b": keep-alive \xff\n\n",
+        ];
+        for bad in events {
+            // In one piece: the event before the bad one is sent all the same.
+            let wire = [CONTENT.as_bytes(), bad, DONE.as_bytes()].concat();
+            let sent = pass_through(vec![Bytes::from(wire)], false, None).concat();
+            let sent = String::from_utf8(sent).unwrap();
+            assert!(
+                sent.starts_with(CONTENT)
+                    && sent.contains("not valid UTF-8")
+                    && !sent.contains("[DONE]"),
+                "{bad:?}: {sent}"
+            );
+        }
+    }
+
     mod props {
         use super::*;
         use crate::providers::openai::stream::read_chunk;
@@ -694,7 +859,7 @@ mod tests {
         proptest! {
             #[test]
             fn any_event_text_is_read_without_panic(text in "\\PC{0,200}") {
-                let _ = parse_event(&text);
+                let _ = parse_event(text.as_bytes());
                 let _ = read_chunk(&text);
                 let _ = find_event_end(text.as_bytes());
             }
@@ -756,8 +921,8 @@ mod tests {
                 let take = |buf: &mut BytesMut, got: &mut Vec<String>| {
                     while let Some((end, sep)) = find_event_end(buf) {
                         let ev = buf.split_to(end + sep);
-                        let text = std::str::from_utf8(&ev[..end]).unwrap();
-                        got.push(parse_event(text).data.unwrap_or_default().into_owned());
+                        let data = parse_event(&ev[..end]).unwrap().data.unwrap_or_default();
+                        got.push(String::from_utf8(data.into_owned()).unwrap());
                     }
                 };
                 take(&mut buf, &mut got);

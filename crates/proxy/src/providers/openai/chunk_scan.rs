@@ -8,6 +8,10 @@
 //! and, when the next event starts with the same bytes, resumes after them: the same bytes read
 //! the same way.
 //!
+//! It reads bytes, not a `str`: every byte outside a string must be JSON's (ASCII), and a string
+//! holding bytes above ASCII is checked as UTF-8 once its end is found, so the event needs no
+//! separate UTF-8 pass (what the scanner answers for is valid UTF-8; serde checks the rest).
+//!
 //! The scanner never decides that an event is malformed: whatever it does not fully recognise
 //! (usage, errors, tool calls, `\u` escapes, escaped keys, values nested deeper than
 //! `MAX_DEPTH`, a known field given twice, anything not valid JSON) makes it answer `None`, and
@@ -18,37 +22,39 @@ use super::stream::ChunkSummary;
 
 /// The chunk's summary when the event has the common shape, `None` otherwise. `prefix` holds the
 /// leading fields of the event read before (kept between calls; empty at first).
-pub(super) fn scan(data: &str, prefix: &mut Vec<u8>) -> Option<ChunkSummary> {
-    if !prefix.is_empty() && data.as_bytes().starts_with(prefix) {
+pub(super) fn scan(data: &[u8], prefix: &mut Vec<u8>) -> Option<ChunkSummary> {
+    if !prefix.is_empty() && data.starts_with(prefix) {
         if let Some((summary, _)) = scan_from(data, Some(prefix.len())) {
             return Some(summary);
         }
     }
     let (summary, leading) = scan_from(data, None)?;
     prefix.clear();
-    prefix.extend_from_slice(data.as_bytes().get(..leading).unwrap_or_default());
+    prefix.extend_from_slice(data.get(..leading).unwrap_or_default());
     Some(summary)
 }
 
 /// The whole event read from its start, or from `resume_at` (the end of leading fields read
 /// before); with where its leading fields end.
-fn scan_from(data: &str, resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
-    let mut s = Scanner {
-        b: data.as_bytes(),
-        i: 0,
-    };
+fn scan_from(data: &[u8], resume_at: Option<usize>) -> Option<(ChunkSummary, usize)> {
+    let mut s = Scanner { b: data, i: 0 };
     let read = s.chunk(resume_at)?;
     s.ws();
     (s.i == s.b.len()).then_some(read)
 }
 
-/// Bytes that end a run of plain string bytes: the quote, the backslash and the control
-/// characters JSON forbids unescaped.
+/// Bytes that end a run of plain string bytes byte by byte: the quote, the backslash, the
+/// control characters JSON forbids unescaped, and bytes above ASCII (which the caller notes for
+/// a UTF-8 check and steps over).
 static STOPS: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 0x20 {
         t[c] = true;
+        c += 1;
+    }
+    while c < 0x100 {
+        t[c] = c >= 0x80;
         c += 1;
     }
     t[b'"' as usize] = true;
@@ -59,28 +65,33 @@ static STOPS: [bool; 256] = {
 /// How many bytes at the start of `s` are plain string bytes (before a quote, a backslash or a
 /// control character), eight at a time: a byte's high bit is set in `hits` where it equals the
 /// quote or the backslash, or is below 0x20. A borrow can set it falsely only above a true hit,
-/// so the lowest set bit is exact.
+/// so the lowest set bit is exact. Also whether a byte above ASCII may be in the eight-byte
+/// words read (bytes past the run's end count too: a false alarm costs only a UTF-8 check);
+/// byte by byte, at the end, such a byte ends the run instead.
 #[inline(always)]
-fn plain_run(s: &[u8]) -> usize {
+fn plain_run(s: &[u8]) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let mut at = 0;
+    let mut high = 0;
     while let Some(word) = s.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
         let x = u64::from_le_bytes(word);
+        high |= x;
         let hits = zero(x ^ (ONES * u64::from(b'"')))
             | zero(x ^ (ONES * u64::from(b'\\')))
             | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
         if hits != 0 {
-            return at + (hits.trailing_zeros() / 8) as usize;
+            return (at + (hits.trailing_zeros() / 8) as usize, high & HIGH != 0);
         }
         at += 8;
     }
     let tail = s.get(at..).unwrap_or_default();
-    at + tail
+    let run = tail
         .iter()
         .position(|&c| STOPS[usize::from(c)])
-        .unwrap_or(tail.len())
+        .unwrap_or(tail.len());
+    (at + run, high & HIGH != 0)
 }
 
 struct Scanner<'a> {
@@ -176,12 +187,23 @@ impl<'a> Scanner<'a> {
         let mut at = start;
         // Bytes the escapes take beyond the one each decodes to.
         let mut escaped = 0;
+        let mut above_ascii = false;
         loop {
-            at += plain_run(b.get(at..)?);
+            let (run, high) = plain_run(b.get(at..)?);
+            at += run;
+            above_ascii |= high;
             match *b.get(at)? {
                 b'"' => {
+                    // Escapes are ASCII, so the string's bytes are UTF-8 when its raw bytes are.
+                    if above_ascii && std::str::from_utf8(b.get(start..at)?).is_err() {
+                        return None;
+                    }
                     self.i = at + 1;
                     return Some(at - start - escaped);
+                }
+                0x80.. => {
+                    above_ascii = true;
+                    at += 1;
                 }
                 b'\\' => match b.get(at + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
@@ -432,7 +454,7 @@ mod tests {
     #[test]
     fn reads_the_common_shape_as_serde_does() {
         for data in COMMON {
-            let fast = scan(data, &mut Vec::new());
+            let fast = scan(data.as_bytes(), &mut Vec::new());
             assert!(fast.is_some(), "the scanner left {data:?} to serde");
             assert_eq!(fast, read_chunk_typed(data).ok(), "{data:?}");
         }
@@ -442,19 +464,34 @@ mod tests {
     fn resumes_after_the_leading_fields_the_last_event_had() {
         let mut prefix = Vec::new();
         let first = r#"{"id":"c1","created":17,"choices":[{"delta":{"content":"ab"}}]}"#;
-        assert_eq!(scan(first, &mut prefix).map(|s| s.text_bytes), Some(2));
+        assert_eq!(
+            scan(first.as_bytes(), &mut prefix).map(|s| s.text_bytes),
+            Some(2)
+        );
         assert_eq!(prefix, br#"{"id":"c1","created":17"#);
         let next = r#"{"id":"c1","created":17,"choices":[{"delta":{"content":"xyz"}}]}"#;
-        assert_eq!(scan(next, &mut prefix).map(|s| s.text_bytes), Some(3));
+        assert_eq!(
+            scan(next.as_bytes(), &mut prefix).map(|s| s.text_bytes),
+            Some(3)
+        );
         // Same leading bytes, but the number goes on: read again from the start.
         let longer = r#"{"id":"c1","created":175,"choices":[]}"#;
-        let read = scan(longer, &mut prefix);
+        let read = scan(longer.as_bytes(), &mut prefix);
         assert_eq!(read, read_chunk_typed(longer).ok());
         assert_eq!(prefix, br#"{"id":"c1","created":175"#);
         // What follows the leading fields is still checked.
-        assert_eq!(scan(r#"{"id":"c1","created":175,}"#, &mut prefix), None);
-        assert_eq!(scan(r#"{"id":"c1","created":175"#, &mut prefix), None);
-        assert_eq!(scan(r#"{"id":"c1","created":175} x"#, &mut prefix), None);
+        assert_eq!(
+            scan(r#"{"id":"c1","created":175,}"#.as_bytes(), &mut prefix),
+            None
+        );
+        assert_eq!(
+            scan(r#"{"id":"c1","created":175"#.as_bytes(), &mut prefix),
+            None
+        );
+        assert_eq!(
+            scan(r#"{"id":"c1","created":175} x"#.as_bytes(), &mut prefix),
+            None
+        );
     }
 
     #[test]
@@ -488,8 +525,24 @@ mod tests {
             r#"{"choices":[{"delta":{}},]}"#,
             r#"{"a":tru}"#,
         ] {
+            assert_eq!(scan(data.as_bytes(), &mut Vec::new()), None, "{data:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_bytes_that_are_not_utf8_to_serde() {
+        for data in [
+            &b"{\"choices\":[{\"delta\":{\"content\":\"a\xffb\"}}]}"[..],
+            b"{\"id\":\"\xc3\",\"choices\":[]}",
+            b"{\"id\":\"\xe2\x9c\",\"choices\":[]}",
+            b"{\"id\":\"\xed\xa0\x80\",\"choices\":[]}",
+            b"{\"k\xc3\":1}",
+            b"{\"a\":1}\xc2\xa0",
+        ] {
             assert_eq!(scan(data, &mut Vec::new()), None, "{data:?}");
         }
+        let valid = "{\"id\":\"ab\u{e9}cdefgh\u{2713}\",\"choices\":[]}";
+        assert!(scan(valid.as_bytes(), &mut Vec::new()).is_some());
     }
 
     /// A JSON value of the chunk's shape, with gaps and escapes where JSON allows them.
@@ -592,19 +645,26 @@ mod tests {
     }
 
     /// What the scanner answers, serde answers too: read alone, and read after `before`.
-    fn agrees_after(before: &str, data: &str) -> Result<(), TestCaseError> {
+    fn agrees_after(before: &[u8], data: &[u8]) -> Result<(), TestCaseError> {
         let mut prefix = Vec::new();
         let _ = scan(before, &mut prefix);
         for prefix in [prefix, Vec::new()] {
             if let Some(fast) = scan(data, &mut prefix.clone()) {
-                prop_assert_eq!(Some(fast), read_chunk_typed(data).ok(), "{:?}", data);
+                let text = std::str::from_utf8(data);
+                prop_assert!(
+                    text.is_ok(),
+                    "the scanner read bytes that are not UTF-8: {:?}",
+                    data
+                );
+                let slow = text.ok().and_then(|t| read_chunk_typed(t).ok());
+                prop_assert_eq!(Some(fast), slow, "{:?}", data);
             }
         }
         Ok(())
     }
 
     fn agrees(data: &str) -> Result<(), TestCaseError> {
-        agrees_after(data, data)
+        agrees_after(data.as_bytes(), data.as_bytes())
     }
 
     proptest! {
@@ -638,11 +698,11 @@ mod tests {
             }
             let data = object(next_lead.into_iter().chain(next).collect(), g);
             let mut prefix = Vec::new();
-            if scan(&before, &mut prefix).is_some() && longer.is_none() {
+            if scan(before.as_bytes(), &mut prefix).is_some() && longer.is_none() {
                 // The next event is read from where the leading fields end.
                 prop_assert!(!prefix.is_empty() && data.as_bytes().starts_with(&prefix));
             }
-            agrees_after(&before, &data)?;
+            agrees_after(before.as_bytes(), data.as_bytes())?;
         }
 
         #[test]
@@ -657,15 +717,16 @@ mod tests {
                 (Some(head), Some(tail)) => format!("{head},{tail}"),
                 _ => rest.clone(),
             };
-            agrees_after(&before, &data)?;
-            agrees_after(&before, &rest)?;
+            agrees_after(before.as_bytes(), data.as_bytes())?;
+            agrees_after(before.as_bytes(), rest.as_bytes())?;
         }
 
         #[test]
         fn mutated_chunks_read_as_serde_reads_them(
             data in chunk(),
             at in any::<prop::sample::Index>(),
-            byte in prop_oneof![Just(b'"'), Just(b'\\'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'\n'), Just(0x01u8), Just(b'x')],
+            // Bytes of JSON's grammar, and bytes above ASCII that make or break UTF-8.
+            byte in prop_oneof![Just(b'"'), Just(b'\\'), Just(b','), Just(b'}'), Just(b']'), Just(b'0'), Just(b'\n'), Just(0x01u8), Just(b'x'), Just(0x80u8), Just(0xa9u8), Just(0xc3u8), Just(0xe2u8), Just(0xffu8)],
             how in 0..3u8,
         ) {
             let mut bytes = data.clone().into_bytes();
@@ -676,10 +737,8 @@ mod tests {
                 _ if i < bytes.len() => bytes[i] = byte,
                 _ => bytes.push(byte),
             }
-            if let Ok(mutated) = String::from_utf8(bytes) {
-                agrees(&mutated)?;
-                agrees_after(&data, &mutated)?;
-            }
+            agrees_after(&bytes, &bytes)?;
+            agrees_after(data.as_bytes(), &bytes)?;
         }
 
         #[test]

@@ -23,6 +23,15 @@ pub struct ChunkSummary {
     pub error: Option<(String, Option<u16>)>,
 }
 
+/// Why an event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("the event is not valid UTF-8")]
+    NotUtf8,
+    #[error("the event is not a JSON chunk: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Reads the `data` payloads of one stream's events. Anything that is not a JSON object of this
 /// shape is an error: the stream is then failed rather than passed on unread.
 #[derive(Default)]
@@ -38,7 +47,10 @@ pub struct ChunkReader {
 const MISSES_TO_GIVE_UP: u8 = 4;
 
 impl ChunkReader {
-    pub fn read(&mut self, data: &str) -> Result<ChunkSummary, serde_json::Error> {
+    /// `data` need not be UTF-8: the scanner checks what it reads, and an event it leaves to
+    /// serde is checked whole first (serde would pass over bytes that are not UTF-8 in a string
+    /// it skips).
+    pub fn read(&mut self, data: &[u8]) -> Result<ChunkSummary, ChunkError> {
         if self.misses < MISSES_TO_GIVE_UP {
             if let Some(summary) = super::chunk_scan::scan(data, &mut self.prefix) {
                 self.misses = 0;
@@ -46,14 +58,15 @@ impl ChunkReader {
             }
             self.misses += 1;
         }
-        read_chunk_typed(data)
+        let text = std::str::from_utf8(data).map_err(|_| ChunkError::NotUtf8)?;
+        Ok(read_chunk_typed(text)?)
     }
 }
 
 /// One event read on its own.
 #[cfg(test)]
-pub fn read_chunk(data: &str) -> Result<ChunkSummary, serde_json::Error> {
-    ChunkReader::default().read(data)
+pub fn read_chunk(data: &str) -> Result<ChunkSummary, ChunkError> {
+    ChunkReader::default().read(data.as_bytes())
 }
 
 /// An event read by one typed serde pass: what the scanner leaves, and the scanner's reference.
@@ -292,18 +305,18 @@ mod tests {
         let mut reader = ChunkReader::default();
         // Misses in a row short of the limit: the scanner keeps being tried.
         for _ in 0..MISSES_TO_GIVE_UP - 1 {
-            assert!(reader.read(with_usage).unwrap().usage.is_some());
+            assert!(reader.read(with_usage.as_bytes()).unwrap().usage.is_some());
         }
-        assert_eq!(reader.read(common).unwrap().text_bytes, 2);
+        assert_eq!(reader.read(common.as_bytes()).unwrap().text_bytes, 2);
         assert_eq!(reader.misses, 0);
         for _ in 0..MISSES_TO_GIVE_UP {
-            reader.read(with_usage).unwrap();
+            reader.read(with_usage.as_bytes()).unwrap();
         }
         // Given up: every event is still read, by serde.
         assert_eq!(reader.misses, MISSES_TO_GIVE_UP);
-        assert_eq!(reader.read(common).unwrap().text_bytes, 2);
+        assert_eq!(reader.read(common.as_bytes()).unwrap().text_bytes, 2);
         assert_eq!(reader.misses, MISSES_TO_GIVE_UP);
-        assert!(reader.read("{not json").is_err());
+        assert!(reader.read(b"{not json").is_err());
     }
 
     #[test]
