@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::connect::Store;
+use crate::connect::{Backend, Store};
 use crate::db::{on_backend, ReadRow};
 use crate::error::{QueryContext, StoreError};
 use crate::spend::{day_text, pg_row, sqlite_row, SpendRecord, SpendStatus, SELECT_COLUMNS};
@@ -330,7 +330,7 @@ fn read_activity<R: ReadRow>(r: &R) -> Result<DailyActivityRow, sqlx::Error> {
 
 /// Runs `$sql` with `$args` and decodes every row with `$read`.
 macro_rules! fetch_rows {
-    ($store:expr, $sql:expr, $args:expr, $read:ident, $what:literal) => {
+    ($store:expr, $sql:expr, $args:expr, $read:ident, $what:expr) => {
         on_backend!($store, ((), ()), |pool, _q| {
             let rows = bind_args!(sqlx::query($sql), $args)
                 .fetch_all(pool)
@@ -342,6 +342,48 @@ macro_rules! fetch_rows {
                 .context($what)
         })
     };
+}
+
+/// The totals columns `SUMS` names, in its order.
+const SUM_COLUMNS: &str =
+    "spend_nanos, prompt_tokens, completion_tokens, requests, successful_requests, failed_requests";
+
+/// The six sums of a row handed over as JSON (see `sqlite_rows_as_json`).
+type JsonSums = (i64, i64, i64, i64, i64, i64);
+
+fn totals_of(t: JsonSums) -> SpendTotals {
+    SpendTotals {
+        spend_nanos: t.0,
+        prompt_tokens: t.1,
+        completion_tokens: t.2,
+        requests: t.3,
+        successful_requests: t.4,
+        failed_requests: t.5,
+    }
+}
+
+/// SQLite only: every row of `sql` (its `columns`, in `order`) as one JSON array of arrays that
+/// SQLite builds itself, read into tuples. sqlx hands SQLite's rows over from its worker
+/// thread one at a time, waking the calling task for each: on one core that was about three
+/// context switches a row, most of the time of a view with thousands of rows (bench/RESULTS.md,
+/// "Stop 31"). One row crosses instead.
+async fn sqlite_rows_as_json<T: serde::de::DeserializeOwned>(
+    pool: &sqlx::SqlitePool,
+    sql: &str,
+    columns: &str,
+    order: &str,
+    args: &[Arg],
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let whole =
+        format!("SELECT json_group_array(json_array({columns}) ORDER BY {order}) FROM ({sql})");
+    let json: String = bind_args!(sqlx::query_scalar(&whole), args)
+        .fetch_one(pool)
+        .await
+        .context(what)?;
+    serde_json::from_str(&json)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        .context(what)
 }
 
 mod reports;
@@ -484,13 +526,37 @@ impl Store {
              GROUP BY day, team_id, model_group, custom_llm_provider ORDER BY day",
             w.sql()
         );
-        let groups = fetch_rows!(
-            self,
-            &groups_sql,
-            &w.args,
-            read_group_row,
-            "summing spend per day, team and model"
-        )?;
+        let groups_what = "summing spend per day, team and model";
+        let groups = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<(String, String, String, String, JsonSums)> = sqlite_rows_as_json(
+                    pool,
+                    &groups_sql,
+                    &format!(
+                        "day, team_id, model_group, custom_llm_provider, json_array({SUM_COLUMNS})"
+                    ),
+                    "day",
+                    &w.args,
+                    groups_what,
+                )
+                .await?;
+                rows.into_iter()
+                    .map(|(day, team_id, model_group, custom_llm_provider, sums)| {
+                        Ok(DailyGroupRow {
+                            day: parse_day(&day)?,
+                            team_id,
+                            model_group,
+                            custom_llm_provider,
+                            totals: totals_of(sums),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .context(groups_what)?
+            }
+            Backend::Postgres(_) => {
+                fetch_rows!(self, &groups_sql, &w.args, read_group_row, groups_what)?
+            }
+        };
         // The key rollup has no model column: a model filter reads `daily_spend`.
         let keys_from = if model.is_some() {
             "daily_spend"
@@ -508,13 +574,35 @@ impl Store {
             where_ = w.sql()
         );
         w.args.push(Arg::Int(i64::from(key_limit)));
-        let rows = fetch_rows!(
-            self,
-            &keys_sql,
-            &w.args,
-            read_key_row,
-            "summing spend per day for the top keys"
-        )?;
+        let keys_what = "summing spend per day for the top keys";
+        let rows = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<(String, String, i64, JsonSums)> = sqlite_rows_as_json(
+                    pool,
+                    &keys_sql,
+                    &format!("day, name, distinct_keys, json_array({SUM_COLUMNS})"),
+                    "day, spend_nanos DESC, name",
+                    &w.args,
+                    keys_what,
+                )
+                .await?;
+                rows.into_iter()
+                    .map(|(day, name, distinct, sums)| {
+                        let day = parse_day(&day)?;
+                        Ok((
+                            DailyBreakdown {
+                                day,
+                                name,
+                                totals: totals_of(sums),
+                            },
+                            distinct,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .context(keys_what)?
+            }
+            Backend::Postgres(_) => fetch_rows!(self, &keys_sql, &w.args, read_key_row, keys_what)?,
+        };
         let distinct_keys = rows.first().map(|(_, n)| *n).unwrap_or(0);
         Ok(DailyActivity {
             groups,
