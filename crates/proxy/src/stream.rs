@@ -62,11 +62,22 @@ impl ProxyStream {
         recorder: CallRecorder,
         idle: Duration,
     ) -> Self {
+        let upstream = Box::pin(http_body_util::BodyDataStream::new(resp.into_body()));
+        ProxyStream::over(upstream, translation, Some(recorder), idle)
+    }
+
+    /// A stream over any upstream body (the tests' bodies are made up, and record nothing).
+    fn over(
+        upstream: Upstream,
+        translation: Translation,
+        recorder: Option<CallRecorder>,
+        idle: Duration,
+    ) -> Self {
         ProxyStream {
-            upstream: Box::pin(http_body_util::BodyDataStream::new(resp.into_body())),
+            upstream,
             translation,
             buf: BytesMut::new(),
-            recorder: Some(recorder),
+            recorder,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             timer_waker: None,
@@ -765,22 +776,12 @@ mod tests {
     }
 
     fn proxy_stream(upstream: Upstream, drop_usage_chunk: bool, idle: Duration) -> ProxyStream {
-        ProxyStream {
+        ProxyStream::over(
             upstream,
-            translation: Translation::PassThrough { drop_usage_chunk },
-            buf: BytesMut::new(),
-            recorder: None,
+            Translation::PassThrough { drop_usage_chunk },
+            None,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
-            timer_waker: None,
-            last_data: tokio::time::Instant::now(),
-            saw_done: false,
-            finished: false,
-            upstream_error: None,
-            secret: None,
-            frames: None,
-            chunks: openai_stream::ChunkReader::default(),
-        }
+        )
     }
 
     const CONTENT: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n";
