@@ -360,23 +360,21 @@ fn limit_header(owner: Option<&Owner>, remaining: bool, tokens: bool) -> HeaderN
 }
 
 /// A number as a header value in one allocation of its digits: `HeaderValue::from(u64)` makes
-/// two (a 20-byte buffer, then the shared header its shorter contents need), and a call with a
-/// key's rpm and tpm limits sends eight of these.
+/// two (a 20-byte buffer, then the shared header its shorter contents need).
 fn number(n: u64) -> HeaderValue {
     HeaderValue::from_str(itoa::Buffer::new().format(n)).unwrap_or_else(|_| HeaderValue::from(n))
 }
 
-/// The headers LiteLLM sets for rate limits, from what an admitted call left.
-pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderValue)> {
-    let mut h = Vec::with_capacity(remaining.len() * 8);
+/// Each rate-limit header for what an admitted call left, in order, with its number.
+fn each_limit_value(remaining: &[Remaining], mut f: impl FnMut(HeaderName, u64)) {
     for r in remaining {
         for (tokens, counts) in [(false, r.requests), (true, r.tokens)] {
             let Some((limit, left)) = counts else {
                 continue;
             };
             let mut push = |owner: Option<&Owner>| {
-                h.push((limit_header(owner, false, tokens), number(limit)));
-                h.push((limit_header(owner, true, tokens), number(left)));
+                f(limit_header(owner, false, tokens), limit);
+                f(limit_header(owner, true, tokens), left);
             };
             push(Some(&r.owner));
             // OpenAI's unprefixed names carry the key's own limits.
@@ -385,7 +383,31 @@ pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderVal
             }
         }
     }
-    h
+}
+
+/// The headers LiteLLM sets for rate limits, from what an admitted call left. A key's rpm and
+/// tpm limits make eight headers (its own names and OpenAI's unprefixed ones), so the digits of
+/// all values are written into one buffer and each value is a slice of it: three allocations a
+/// call (the digits, their shared header, the list) rather than one a value and the list.
+pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderValue)> {
+    let mut digits = Vec::with_capacity(remaining.len() * 4 * 20);
+    let mut count = 0;
+    each_limit_value(remaining, |_, n| {
+        digits.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        count += 1;
+    });
+    let digits = bytes::Bytes::from(digits);
+    let mut headers = Vec::with_capacity(count);
+    let mut at = 0;
+    each_limit_value(remaining, |name, n| {
+        let end = at + itoa::Buffer::new().format(n).len();
+        // Digits are always a valid header value; the fallback only keeps this total.
+        let value =
+            HeaderValue::from_maybe_shared(digits.slice(at..end)).unwrap_or_else(|_| number(n));
+        headers.push((name, value));
+        at = end;
+    });
+    headers
 }
 
 fn rate_limited(e: RateLimited) -> ApiError {
@@ -596,6 +618,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rate_limit_headers_carry_each_owners_numbers() {
+        use crate::limits::Remaining;
+        let key: std::sync::Arc<str> = "k".into();
+        let user: std::sync::Arc<str> = "u".into();
+        let remaining = [
+            Remaining {
+                owner: Owner::Key(key),
+                requests: Some((100, 99)),
+                tokens: Some((u64::MAX, 0)),
+            },
+            Remaining {
+                owner: Owner::User(user),
+                requests: None,
+                tokens: Some((7_000, 6_955)),
+            },
+        ];
+        let got: Vec<(String, String)> = rate_limit_headers(&remaining)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let want = [
+            ("x-ratelimit-api_key-limit-requests", "100"),
+            ("x-ratelimit-api_key-remaining-requests", "99"),
+            ("x-ratelimit-limit-requests", "100"),
+            ("x-ratelimit-remaining-requests", "99"),
+            ("x-ratelimit-api_key-limit-tokens", "18446744073709551615"),
+            ("x-ratelimit-api_key-remaining-tokens", "0"),
+            ("x-ratelimit-limit-tokens", "18446744073709551615"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-user-limit-tokens", "7000"),
+            ("x-ratelimit-user-remaining-tokens", "6955"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        assert_eq!(got, want);
+        assert!(rate_limit_headers(&[]).is_empty());
     }
 
     #[test]

@@ -53,16 +53,19 @@ pub async fn dispatch(
     native: Option<&NativeRequest>,
 ) -> Result<Dispatched, Failed> {
     let settings = &state.settings;
-    let mut groups: Vec<String> = vec![model.to_string()];
-    groups.extend(settings.fallbacks_for(model).iter().cloned());
+    // The names are borrowed (the call's model, the settings' fallbacks): a call makes no copy.
+    let fallbacks = settings.fallbacks_for(model);
+    let mut groups: Vec<&str> = Vec::with_capacity(1 + fallbacks.len());
+    groups.push(model);
+    groups.extend(fallbacks.iter().map(String::as_str));
     let mut attempts = 0u32;
     let mut last: Option<AttemptError> = None;
     let mut gi = 0;
     let mut used_context_fallbacks = false;
     while gi < groups.len() {
-        let group_name = groups[gi].clone();
+        let group_name = groups[gi];
         gi += 1;
-        let Some(resolved) = state.router.resolve(&group_name) else {
+        let Some(resolved) = state.router.resolve(group_name) else {
             continue;
         };
         let group = &resolved.deployments;
@@ -153,7 +156,7 @@ pub async fn dispatch(
                             if let Some(cw) = settings.context_window_fallbacks.get(model) {
                                 used_context_fallbacks = true;
                                 groups.truncate(gi);
-                                groups.extend(cw.iter().cloned());
+                                groups.extend(cw.iter().map(String::as_str));
                                 last = Some(e);
                                 break;
                             }

@@ -213,7 +213,7 @@ async fn run(
         )
         .with_param("model"));
     }
-    if state.router.resolve(&model).is_none() {
+    if !state.router.knows(&model) {
         return Err(ApiError::bad_request(format!(
             "Invalid model name passed in model={model}. Call `/v1/models` to view available models for your key."
         ))
@@ -463,14 +463,19 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let ct = ct.to_str().unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();
+    let ends_with_json = mime
+        .len()
+        .checked_sub(5)
+        .and_then(|at| mime.get(at..))
+        .is_some_and(|tail| tail.eq_ignore_ascii_case("+json"));
     // curl's `-d` sends a form content type with a JSON body; LiteLLM accepts that, so do we
     // (the body must still be JSON).
-    if mime == "application/json"
-        || mime.ends_with("+json")
+    if mime.eq_ignore_ascii_case("application/json")
+        || ends_with_json
         || mime.is_empty()
-        || mime == "application/x-www-form-urlencoded"
+        || mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
     {
         Ok(())
     } else {
@@ -566,6 +571,36 @@ pub async fn get_model(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types_are_accepted_in_any_case() {
+        let check = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            check_content_type(&h).is_ok()
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.api+json",
+            "application/VND.API+JSON",
+            "application/x-www-form-urlencoded",
+            "",
+            " ; charset=utf-8",
+        ] {
+            assert!(check(ok), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "json",
+            "+jso",
+            "application/jsonx",
+            "multipart/form-data",
+        ] {
+            assert!(!check(refused), "{refused}");
+        }
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+    }
 
     #[test]
     fn request_ids_are_unique_v7_and_ordered_by_time() {

@@ -24,7 +24,6 @@ pub type Group = Arc<Vec<Arc<Deployment>>>;
 /// The deployments serving one request's model, and what a wildcard captured.
 #[derive(Clone)]
 pub struct Resolved {
-    pub group_name: String,
     pub deployments: Group,
     pub captured: String,
 }
@@ -67,17 +66,24 @@ impl ModelRouter {
         }
     }
 
+    /// Whether some group serves `model` (what `resolve` would find, without building it).
+    pub fn knows(&self, model: &str) -> bool {
+        self.exact.contains_key(model)
+            || self
+                .patterns
+                .iter()
+                .any(|(pattern, _)| wildcard_match(pattern, model).is_some())
+    }
+
     pub fn resolve(&self, model: &str) -> Option<Resolved> {
         if let Some(g) = self.exact.get(model) {
             return Some(Resolved {
-                group_name: model.to_string(),
                 deployments: g.clone(),
                 captured: String::new(),
             });
         }
         self.patterns.iter().find_map(|(pattern, g)| {
             wildcard_match(pattern, model).map(|captured| Resolved {
-                group_name: model.to_string(),
                 deployments: g.clone(),
                 captured: captured.to_string(),
             })
@@ -209,6 +215,21 @@ mod tests {
         assert_eq!(id("mistral/x").as_deref(), Some("catch-all"));
         assert_eq!(r.resolve("openai/o3").unwrap().captured, "o3");
         assert_eq!(r.model_names(false), vec!["openai/gpt-4o".to_string()]);
+        let exact_only =
+            ModelRouter::new(vec![dep("openai/gpt-4o", "exact")], Strategy::SimpleShuffle);
+        for router in [&r, &exact_only] {
+            for m in [
+                "openai/gpt-4o",
+                "openai/gpt-4.1",
+                "openai/o3",
+                "mistral/x",
+                "gpt-4o",
+                "",
+            ] {
+                assert_eq!(router.knows(m), router.resolve(m).is_some(), "{m}");
+            }
+        }
+        assert!(!exact_only.knows("openai/o3"));
     }
 
     #[test]

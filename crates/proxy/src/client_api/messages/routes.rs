@@ -62,7 +62,7 @@ async fn count(state: &ProxyState, req: Request) -> Result<u64, ApiError> {
             format!("key not allowed to access model. Tried to access {model}."),
         ));
     }
-    if state.router.resolve(model).is_none() {
+    if !state.router.knows(model) {
         return Err(ApiError::bad_request(format!(
             "Invalid model name passed in model={model}."
         )));
