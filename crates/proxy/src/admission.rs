@@ -401,7 +401,7 @@ pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderVal
     let mut at = 0;
     each_limit_value(remaining, |name, n| {
         let end = at + itoa::Buffer::new().format(n).len();
-        // Digits are always a valid header value; the fallback only keeps this total.
+        // Digits are always a valid header value; the fallback spares this a panic path.
         let value =
             HeaderValue::from_maybe_shared(digits.slice(at..end)).unwrap_or_else(|_| number(n));
         headers.push((name, value));
