@@ -400,7 +400,7 @@ pub fn rate_limit_headers(remaining: &[Remaining]) -> Vec<(HeaderName, HeaderVal
     let mut headers = Vec::with_capacity(count);
     let mut at = 0;
     each_limit_value(remaining, |name, n| {
-        let end = at + itoa::Buffer::new().format(n).len();
+        let end = at + n.checked_ilog10().map_or(1, |d| d as usize + 1);
         // Digits are always a valid header value; the fallback spares this a panic path.
         let value =
             HeaderValue::from_maybe_shared(digits.slice(at..end)).unwrap_or_else(|_| number(n));

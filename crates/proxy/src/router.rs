@@ -66,27 +66,25 @@ impl ModelRouter {
         }
     }
 
+    /// The group serving `model`, and what a wildcard captured of it.
+    fn find<'m>(&self, model: &'m str) -> Option<(&Group, &'m str)> {
+        if let Some(g) = self.exact.get(model) {
+            return Some((g, ""));
+        }
+        self.patterns
+            .iter()
+            .find_map(|(pattern, g)| wildcard_match(pattern, model).map(|captured| (g, captured)))
+    }
+
     /// Whether some group serves `model` (what `resolve` would find, without building it).
     pub fn knows(&self, model: &str) -> bool {
-        self.exact.contains_key(model)
-            || self
-                .patterns
-                .iter()
-                .any(|(pattern, _)| wildcard_match(pattern, model).is_some())
+        self.find(model).is_some()
     }
 
     pub fn resolve(&self, model: &str) -> Option<Resolved> {
-        if let Some(g) = self.exact.get(model) {
-            return Some(Resolved {
-                deployments: g.clone(),
-                captured: String::new(),
-            });
-        }
-        self.patterns.iter().find_map(|(pattern, g)| {
-            wildcard_match(pattern, model).map(|captured| Resolved {
-                deployments: g.clone(),
-                captured: captured.to_string(),
-            })
+        self.find(model).map(|(g, captured)| Resolved {
+            deployments: g.clone(),
+            captured: captured.to_string(),
         })
     }
 
