@@ -824,3 +824,22 @@ impl DecodeRecord for sqlx::postgres::PgRow {
 fn decode<R: DecodeRecord>(r: &R) -> Result<SpendRecord, StoreError> {
     r.decode_record()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{SUMS, SUM_COLUMNS};
+
+    /// SQLite's whole-result read names the sums by `SUM_COLUMNS`: it must stay `SUMS`' aliases,
+    /// in their order, or a sum added to one would be left out of the other's rows.
+    #[test]
+    fn sum_columns_are_the_aliases_of_sums() {
+        let aliases: Vec<&str> = SUMS
+            .split(" AS BIGINT) AS ")
+            .skip(1)
+            .map(|rest| rest.split(',').next().unwrap_or_default().trim())
+            .collect();
+        let columns: Vec<&str> = SUM_COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(aliases, columns);
+        assert_eq!(columns.len(), 6, "JsonSums holds six");
+    }
+}
