@@ -88,7 +88,7 @@ for (name, conc), v in sorted(rows.items(), key=lambda kv: (kv[0][1], order.inde
     ratio_h = "-" if name == "direct" else f"{v['rps'] / h['rps']:.2f}"
     cpu = "-" if name == "direct" else f"{v['cpu_us']:.0f}"
     print(f"| {name} | {conc} | {v['rps']:,.0f} | {v['p50']:.3f} | {v['p99']:.3f} | {added} | {cpu} | {ratio} | {ratio_h} | {v['errors']} |")
-print(f"\nTollgate peak RSS over the run: {int(sys.argv[2]) / 1024:.0f} MB")
+print(f"\nTollgate peak RSS over the run: {int(sys.argv[2]) / 1024:.1f} MiB (target <= 32)")
 # The performance targets, with the virtual key, against the axum + hyper passthrough.
 def get(name, conc):
     return rows.get((name, conc))

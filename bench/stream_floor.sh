@@ -80,7 +80,7 @@ for c in sorted({c for _, c in rows}):
               f"{med(name, c, 'ttfb_p99_us'):.0f} | {med(name, c, 'stream_p50_us'):.0f} | {med(name, c, 'stream_p99_us'):.0f} | "
               f"{sum(r['errors'] for r in rs)} |")
 print(f"\n(medians of {len(rows[('direct', 1)])} rounds; answers of {sys.argv[3]} content chunks)")
-print(f"Tollgate peak RSS over the run: {int(sys.argv[2]) / 1024:.0f} MB")
+print(f"Tollgate peak RSS over the run: {int(sys.argv[2]) / 1024:.1f} MiB (target <= 32)")
 ev = med("tollgate-vkey", conc, "events_per_s") / med("passthrough-hyper", conc, "events_per_s")
 print(f"c={conc} chunk throughput, virtual key / hyper passthrough: {ev:.2f} (target >= 0.9)")
 d = med("direct", 1, "ttfb_p50_us")
