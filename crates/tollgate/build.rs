@@ -13,6 +13,14 @@
 use std::env;
 use std::path::Path;
 
+/// Flags that choose a linker other than the default.
+const LINKER_FLAGS: [&str; 4] = [
+    "-fuse-ld",
+    "linker-flavor",
+    "link-self-contained",
+    "linker=",
+];
+
 fn main() {
     println!("cargo:rerun-if-changed=link-order.txt");
     println!("cargo:rerun-if-env-changed=TOLLGATE_LINK_ORDER");
@@ -21,10 +29,9 @@ fn main() {
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu";
     // A linker named in cargo's configuration, or chosen through the flags, may not be LLD.
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
     let own_linker = env::var_os("RUSTC_LINKER").is_some()
-        || ["-fuse-ld", "linker-flavor", "link-self-contained", "linker="]
-            .iter()
-            .any(|flag| var("CARGO_ENCODED_RUSTFLAGS").contains(flag));
+        || LINKER_FLAGS.iter().any(|flag| flags.contains(flag));
     let list = Path::new(&var("CARGO_MANIFEST_DIR")).join("link-order.txt");
     if !default_lld || own_linker || var("TOLLGATE_LINK_ORDER") == "off" || !list.is_file() {
         return;
