@@ -53,12 +53,12 @@ general_settings:
 YAML
 }
 
-# limited_key BASE_URL MASTER ALIAS: prints a new virtual key as the performance targets state
-# it: a model list, a budget and rpm, tpm and parallel limits far above what a run uses (every
-# check runs, none refuses).
+# limited_key BASE_URL MASTER ALIAS [MODELS]: prints a new virtual key as the performance targets
+# state it: a model list (MODELS, a JSON list; default ["gpt-4o-mini"]), a budget and rpm, tpm and
+# parallel limits far above what a run uses (every check runs, none refuses).
 limited_key() {
   curl -sf "$1/key/generate" -H "Authorization: Bearer $2" -H 'content-type: application/json' \
-    -d "{\"key_alias\":\"$3\",\"models\":[\"gpt-4o-mini\"],\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":100000000000,\"max_parallel_requests\":100000}" \
+    -d "{\"key_alias\":\"$3\",\"models\":${4:-[\"gpt-4o-mini\"]},\"max_budget\":1000000,\"rpm_limit\":100000000,\"tpm_limit\":100000000000,\"max_parallel_requests\":100000}" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
 

@@ -59,10 +59,8 @@ wait_up http://127.0.0.1:$MOCK_PORT/health
 
 # workload: a virtual key, then the calls described at the top.
 workload() {
-  KEY=$(curl -sf "http://127.0.0.1:$GW_PORT/key/generate" -H "Authorization: Bearer $MASTER" \
-    -H 'content-type: application/json' \
-    -d '{"models":["gpt-4o-mini","text-embedding-3-small"],"max_budget":1000000,"rpm_limit":100000000,"tpm_limit":100000000000,"max_parallel_requests":100000}' \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  KEY=$(limited_key "http://127.0.0.1:$GW_PORT" "$MASTER" link-order \
+    '["gpt-4o-mini","text-embedding-3-small"]')
   taskset -c "$LOAD_CPU" python3 - "$KEY" "$MASTER" "$GW_PORT" "$ROUNDS" "$SHARED/bodies" <<'PY'
 import http.client, sys, threading
 key, master, port, rounds, bodies = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -116,10 +114,7 @@ pass() {
     --port $GW_PORT --database-url "sqlite:$RUN/$name.db") > "$RUN/$name.log" 2>&1 &
   local gw=$!
   pids+=($gw)
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$GW_PORT/health/readiness" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
+  wait_up "http://127.0.0.1:$GW_PORT/health/readiness"
   workload
   sleep 3
   # Under perf, Tollgate is perf's child; under valgrind, the process itself.
