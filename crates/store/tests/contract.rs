@@ -168,6 +168,60 @@ async fn a_refused_sqlite_batch_writes_nothing_and_keeps_its_records() {
     s.close().await;
 }
 
+/// A statement that fails part-way through a batch, whether a row of a multi-row insert or an
+/// aggregate's upsert after the rows and the key's spend went in, leaves the whole batch
+/// unwritten and its records handed back. The spend thread runs its statements without a
+/// statement journal (`OR FAIL` keeps a failing statement's earlier rows), so this holds only
+/// because the batch's transaction goes with them. The failures are triggers raising `FAIL`.
+#[tokio::test]
+async fn a_statement_failing_part_way_leaves_its_sqlite_batch_unwritten() {
+    let (_dir, url, s) = sqlite_file_store().await;
+    let token = "ab".repeat(32);
+    s.create_key(&tollgate_store::NewKey::new(token.clone(), "sk-...abab"))
+        .await
+        .unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let batch: Vec<_> = (0..100)
+        .map(|i| record(&format!("mid-{i:03}"), (i % 60) as u32))
+        .collect();
+    for trigger in [
+        // The 31st row of the first 64-row insert.
+        "CREATE TRIGGER poison BEFORE INSERT ON spend_logs WHEN NEW.request_id = 'mid-030' \
+         BEGIN SELECT RAISE(FAIL, 'poisoned row'); END",
+        // The last statements of the batch, after its rows and the key's spend.
+        "CREATE TRIGGER poison BEFORE INSERT ON daily_spend_by_key \
+         BEGIN SELECT RAISE(FAIL, 'poisoned rollup'); END",
+    ] {
+        sqlx::query(trigger).execute(&raw).await.unwrap();
+        let (back, refused) = s.insert_spend_owned(batch.clone()).await;
+        assert!(
+            refused.unwrap_err().to_string().contains("spend"),
+            "{trigger}"
+        );
+        assert_eq!(back, batch);
+        assert_eq!(s.count_spend_logs().await.unwrap(), 0, "{trigger}");
+        let daily: i64 = sqlx::query_scalar("SELECT count(*) FROM daily_spend")
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+        assert_eq!(daily, 0, "{trigger}");
+        assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 0);
+        sqlx::query("DROP TRIGGER poison")
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    raw.close().await;
+    let (_, written) = s.insert_spend_owned(batch).await;
+    assert_eq!(written.unwrap(), 100);
+    assert_eq!(s.count_spend_logs().await.unwrap(), 100);
+    assert_eq!(
+        s.get_key(&token).await.unwrap().unwrap().spend_nanos,
+        100 * 1234
+    );
+    s.close().await;
+}
+
 /// A batch whose caller goes away part-way (its future dropped between steps) is rolled back
 /// whole, and frees SQLite's write lock for the other writers at once.
 #[tokio::test]

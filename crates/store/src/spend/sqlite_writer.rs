@@ -19,6 +19,8 @@
 //! when an insert adds fewer rows than it was given, some id was stored before (a retried batch)
 //! or repeated, and the batch is redone one row at a time, each run's change count saying
 //! whether its record was new.
+//!
+//! Every statement runs with `OR FAIL` (`without_statement_journal`): see there.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -464,9 +466,21 @@ fn run_step(
 /// sizes), each prepared once per connection.
 static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     (0..=ROWS_PER_STATEMENT.ilog2())
-        .map(|p| insert_sql(1 << p, "", false, false))
+        .map(|p| without_statement_journal(&insert_sql(1 << p, "", false, false)))
         .collect()
 });
+
+/// The statement with `OR FAIL` as its conflict resolution. Within a transaction SQLite keeps a
+/// statement journal for any statement that may abort part-way (the default resolution of a
+/// NOT NULL column, `ABORT`, is one): a copy of every page the statement changes, so that the
+/// statement alone can be undone. Copying those pages was the spend thread's largest cost
+/// (`bench/RESULTS.md`, "Stop 34"). A batch never undoes one statement: a step that fails
+/// drops its connection and with it the whole transaction (`serve`), so `FAIL`, which stops
+/// at the same errors without undoing the statement's earlier rows, loses nothing.
+/// (The owner updates below are written with `UPDATE OR FAIL` for the same reason.)
+fn without_statement_journal(insert: &str) -> String {
+    insert.replacen("INSERT INTO ", "INSERT OR FAIL INTO ", 1)
+}
 
 /// Statements rusqlite's cache keeps prepared: the upserts and the owner updates.
 const STATEMENT_CACHE: usize = 16;
@@ -564,7 +578,7 @@ fn insert_each(
 /// applies one source row per target row.
 fn add_spend_sql(table: &str, key: &str) -> String {
     format!(
-        "UPDATE {table} SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, \
+        "UPDATE OR FAIL {table} SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, \
          '$[0]') AS k, json_extract(value, '$[1]') AS n FROM json_each(?)) AS d \
          WHERE {table}.{key} = d.k"
     )
@@ -578,7 +592,7 @@ static ADD_OWNER_SPEND: LazyLock<[String; 3]> = LazyLock::new(|| {
         add_spend_sql("teams", "team_id"),
     ]
 });
-const ADD_MEMBER_SPEND: &str = "UPDATE team_members \
+const ADD_MEMBER_SPEND: &str = "UPDATE OR FAIL team_members \
     SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, '$[0]') AS t, \
     json_extract(value, '$[1]') AS u, json_extract(value, '$[2]') AS n FROM json_each(?)) AS d \
     WHERE team_members.team_id = d.t AND team_members.user_id = d.u";
@@ -610,11 +624,18 @@ fn add_owner_spend(tx: &Connection, owners: &OwnerSpend<'_>) -> Result<(), Store
 }
 
 static DAILY_UPSERT: LazyLock<String> =
-    LazyLock::new(|| upsert_sql("daily_spend", DAILY_KEYS, 1, false));
-static BY_KEY_UPSERT: LazyLock<String> =
-    LazyLock::new(|| upsert_sql("daily_spend_by_key", BY_KEY_KEYS, 1, false));
-static BY_TEAM_MODEL_UPSERT: LazyLock<String> =
-    LazyLock::new(|| upsert_sql("daily_spend_by_team_model", BY_TEAM_MODEL_KEYS, 1, false));
+    LazyLock::new(|| without_statement_journal(&upsert_sql("daily_spend", DAILY_KEYS, 1, false)));
+static BY_KEY_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    without_statement_journal(&upsert_sql("daily_spend_by_key", BY_KEY_KEYS, 1, false))
+});
+static BY_TEAM_MODEL_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    without_statement_journal(&upsert_sql(
+        "daily_spend_by_team_model",
+        BY_TEAM_MODEL_KEYS,
+        1,
+        false,
+    ))
+});
 
 /// Adds the inserted records' per-day sums to `daily_spend` and its two rollups, one prepared
 /// upsert per row (a live batch has a few rows: one per key, model and day).
@@ -661,4 +682,28 @@ fn add_counters(
     ];
     let row: Vec<&dyn ToSql> = keys.iter().copied().chain(counters).collect();
     upsert.execute(row.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_of_a_batch_fails_without_a_statement_journal() {
+        let statements = INSERTS
+            .iter()
+            .chain(ADD_OWNER_SPEND.iter())
+            .map(String::as_str)
+            .chain([ADD_MEMBER_SPEND])
+            .chain([&*DAILY_UPSERT, &*BY_KEY_UPSERT, &*BY_TEAM_MODEL_UPSERT].map(String::as_str));
+        let mut n = 0;
+        for sql in statements {
+            assert!(
+                sql.starts_with("INSERT OR FAIL INTO ") || sql.starts_with("UPDATE OR FAIL "),
+                "{sql}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, INSERTS.len() + 7);
+    }
 }
