@@ -6,8 +6,11 @@
 #   bench/soak.sh                        # outage cycles: c=50 while a private PostgreSQL is
 #                                        # stopped and started CYCLES times (10 × (10 s up, 5 s down))
 #   CYCLES=0 DB=sqlite DUR=1800 bench/soak.sh   # a steady 30-minute soak on SQLite
+#   KEY=virtual …                        # calls through a virtual key with a budget, rpm/tpm and
+#                                        # parallel limits and a model list (lib.sh's limited_key),
+#                                        # then checks that the key's spend equals its rows' sum
 #
-# Env: DB (postgres when CYCLES > 0, else sqlite), CYCLES (10), UP (10 s), DOWN (5 s), DUR (seconds
+# Env: KEY (master or virtual; master), DB (postgres when CYCLES > 0, else sqlite), CYCLES (10), UP (10 s), DOWN (5 s), DUR (seconds
 # of load when CYCLES=0; 300), CONC (50), SAMPLE (seconds between samples; 5), GW_CPU (0),
 # LOAD_CPU (1), BENCH_WORKDIR, TOLLGATE_BIN, SKIP_BUILD as for bench/run.sh.
 # The PostgreSQL for the outage cycles is a throwaway cluster this script creates (initdb, port
@@ -22,6 +25,7 @@ DOWN=${DOWN:-5}
 DUR=${DUR:-300}
 CONC=${CONC:-50}
 SAMPLE=${SAMPLE:-5}
+KEY=${KEY:-master}
 GW_CPU=${GW_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 if [ "$CYCLES" -gt 0 ]; then DB=${DB:-postgres}; else DB=${DB:-sqlite}; fi
@@ -65,11 +69,13 @@ write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
   --host 127.0.0.1 --port $GW_PORT --database-url "$DB_URL") > "$RUN/tollgate.log" 2>&1 &
 TG=$!; pids+=($!)
 wait_up http://127.0.0.1:$MOCK_PORT/health http://127.0.0.1:$GW_PORT/health/readiness
+CALLER=$MASTER
+[ "$KEY" = virtual ] && CALLER=$(limited_key "http://127.0.0.1:$GW_PORT" "$MASTER" soak)
 
 total=$DUR
 [ "$CYCLES" -gt 0 ] && total=$(( CYCLES * (UP + DOWN) + UP ))
-echo "== soak: $DB, c=$CONC for ${total}s, $CYCLES outage cycles (${UP}s up, ${DOWN}s down)"
-export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $MASTER"
+echo "== soak: $DB, $KEY key, c=$CONC for ${total}s, $CYCLES outage cycles (${UP}s up, ${DOWN}s down)"
+export BODY_FILE=$SHARED/bodies/chat.json WRK_HDR1="Authorization: Bearer $CALLER"
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONC" -d"${total}s" --timeout=10s -s "$SHARED/wrk/post.lua" \
   "http://127.0.0.1:$GW_PORT/v1/chat/completions" > "$RUN/wrk.txt" 2>&1 &
 WRK=$!; pids+=($!)
@@ -97,13 +103,19 @@ sleep 3; sample after-load
 sleep 10; sample idle
 kill -TERM "$TG"; wait "$TG" 2>/dev/null || true
 
+# The virtual key's spend as the gateway kept it, and the sum of its rows (no key: both empty).
+KEY_SQL="SELECT (SELECT spend_nanos FROM verification_tokens WHERE key_alias = 'soak'), \
+  (SELECT sum(spend_nanos) FROM spend_logs WHERE api_key = \
+    (SELECT token FROM verification_tokens WHERE key_alias = 'soak'))"
+COUNT_SQL="SELECT count(*), sum(CASE WHEN http_status = 200 THEN 1 ELSE 0 END), count(DISTINCT request_id) FROM spend_logs"
 if [ "$DB" = postgres ]; then
-  counts=$(runuser -u postgres -- psql -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -At -c \
-    "SELECT count(*), count(*) FILTER (WHERE http_status = 200), count(DISTINCT request_id) FROM spend_logs")
+  pg_query() { runuser -u postgres -- psql -h 127.0.0.1 -p $PG_PORT -U postgres -d postgres -At -c "$1"; }
+  counts=$(pg_query "$COUNT_SQL"); key_spend=$(pg_query "$KEY_SQL")
 else
-  counts=$(python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print('|'.join(str(x) for x in c.execute('SELECT count(*), sum(http_status = 200), count(DISTINCT request_id) FROM spend_logs').fetchone()))" "$RUN/soak.db")
+  sqlite_query() { python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print('|'.join('' if x is None else str(x) for x in c.execute(sys.argv[2]).fetchone()))" "$RUN/soak.db" "$1"; }
+  counts=$(sqlite_query "$COUNT_SQL"); key_spend=$(sqlite_query "$KEY_SQL")
 fi
-python3 - "$RUN/wrk.txt" "$RUN/samples.txt" "$counts" "$DUR" "$CYCLES" "$CONC" <<'PY'
+python3 - "$RUN/wrk.txt" "$RUN/samples.txt" "$counts" "$DUR" "$CYCLES" "$CONC" "$key_spend" <<'PY'
 import json, sys
 wrk = next(json.loads(l[5:]) for l in open(sys.argv[1]) if l.startswith("JSON "))
 answered_200 = wrk["requests"] - wrk["err_status"]
@@ -134,4 +146,8 @@ elif extra <= int(sys.argv[6]):
 else:
     verdict = f"NO: {extra} rows more than calls answered"
 print("every call answered 200 has its spend row, once:", verdict if distinct == rows else "NO: duplicate request ids")
+kept, summed = sys.argv[7].split("|")
+if kept:
+    same = "yes" if kept == summed else "NO"
+    print(f"the virtual key's spend equals the sum of its rows: {same} ({kept} and {summed} nanodollars)")
 PY
