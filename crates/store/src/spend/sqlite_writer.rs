@@ -473,7 +473,7 @@ static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
 /// The statement with `OR FAIL` as its conflict resolution. Within a transaction SQLite keeps a
 /// statement journal for any statement that may abort part-way (the default resolution of a
 /// NOT NULL column, `ABORT`, is one): a copy of every page the statement changes, so that the
-/// statement alone can be undone. Copying those pages was the spend thread's largest cost
+/// statement alone can be undone. Without those copies a batch takes about a sixth less CPU
 /// (`bench/RESULTS.md`, "Stop 34"). A batch never undoes one statement: a step that fails
 /// drops its connection and with it the whole transaction (`serve`), so `FAIL`, which stops
 /// at the same errors without undoing the statement's earlier rows, loses nothing.
