@@ -10,9 +10,10 @@
 #                                        # parallel limits and a model list (lib.sh's limited_key),
 #                                        # then checks that the key's spend equals its rows' sum
 #
-# Env: KEY (master or virtual; master), DB (postgres when CYCLES > 0, else sqlite), CYCLES (10), UP (10 s), DOWN (5 s), DUR (seconds
-# of load when CYCLES=0; 300), CONC (50), SAMPLE (seconds between samples; 5), GW_CPU (0),
-# LOAD_CPU (1), BENCH_WORKDIR, TOLLGATE_BIN, SKIP_BUILD as for bench/run.sh.
+# Env: KEY (master or virtual; master), DB (postgres when CYCLES > 0, else sqlite), CYCLES (10),
+# UP (10 s), DOWN (5 s), DUR (seconds of load when CYCLES=0; 300), CONC (50), SAMPLE (seconds
+# between samples; 5), GW_CPU (0), LOAD_CPU (1), BENCH_WORKDIR, TOLLGATE_BIN, SKIP_BUILD as for
+# bench/run.sh.
 # The PostgreSQL for the outage cycles is a throwaway cluster this script creates (initdb, port
 # 55433, in /tmp) and removes: the machine's own PostgreSQL is never stopped.
 set -euo pipefail

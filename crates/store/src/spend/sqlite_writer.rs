@@ -578,9 +578,9 @@ fn insert_each(
 /// applies one source row per target row.
 fn add_spend_sql(table: &str, key: &str) -> String {
     format!(
-        "UPDATE OR FAIL {table} SET spend_nanos = spend_nanos + d.n FROM (SELECT json_extract(value, \
-         '$[0]') AS k, json_extract(value, '$[1]') AS n FROM json_each(?)) AS d \
-         WHERE {table}.{key} = d.k"
+        "UPDATE OR FAIL {table} SET spend_nanos = spend_nanos + d.n FROM (SELECT \
+         json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS n FROM json_each(?)) \
+         AS d WHERE {table}.{key} = d.k"
     )
 }
 
