@@ -7,8 +7,9 @@
 #      call also goes through the rate limiter (KEY_RPM=none: no limit).
 #   2. Uses keys 0 … KEYS-1 once each (wrk at CONC, rotating the Authorization header), in four
 #      quarters, reading Tollgate's RSS after each (idle, spend flushed): the slope over the last
-#      three quarters is the memory each idle cached key costs (cache entry, budget account, rate
-#      counters), without the fixed costs the first quarter pays (database page cache, buffers).
+#      three quarters is the memory each idle cached key costs (cache entry, rate counters; these
+#      keys have no budget, so no budget account of their own), without the fixed costs the first
+#      quarter pays (database page cache, buffers).
 #   3. Uses the OVER further keys once each: the key cache holds the keys used in the last 30 s
 #      (at most 100,000; crates/proxy/src/keys.rs) and idle budget accounts are dropped, so RSS
 #      should not grow by OVER × the per-key cost. After each phase the cache's and the budget

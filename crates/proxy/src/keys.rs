@@ -412,8 +412,15 @@ impl KeyCache {
                 parallel: None,
             });
         }
-        for p in &mut path {
-            p.owner = self.budgets.load(&p.owner, p.spend_nanos);
+        // The key's own account is kept only when something reads it: its budget, or its soft
+        // budget (a crossing is told from the account's spend before and after a call). Most
+        // keys have neither, and an account is a map slot per cached key. The owners' accounts
+        // are kept either way: one serves all of an owner's keys, and its id with it.
+        let key_needs_account = row.max_budget_nanos.is_some() || row.soft_budget_nanos.is_some();
+        for (i, p) in path.iter_mut().enumerate() {
+            if i > 0 || key_needs_account {
+                p.owner = self.budgets.load(&p.owner, p.spend_nanos);
+            }
         }
         drop(guard);
         // The ids as the budget accounts hold them, so that a user's or team's many keys share
@@ -557,10 +564,40 @@ mod tests {
             (Some(10), None, None)
         );
         assert!(a.owner_is_admin_viewer);
+        let budgets = cache.budgets();
+        assert_eq!(
+            (budgets.accounts(), budgets.spend(&Owner::User(ua.clone()))),
+            (1, Some(0)),
+            "keys without a budget or soft budget keep no account of their own; their user does"
+        );
         // A key read again (its entry evicted) still shares the user's id.
         let a2 = cache.reload(&store, "k1").await.unwrap().unwrap();
         assert!(Arc::ptr_eq(a2.user_id.as_ref().unwrap(), &ua));
         assert_eq!(cache.cached_keys(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_key_keeps_an_account_of_its_own_only_for_a_budget_or_soft_budget() {
+        use tollgate_store::NewKey;
+        let store = Store::open(Some("sqlite::memory:")).await.unwrap();
+        let mut plain = NewKey::new("plain", "plain");
+        plain.rpm_limit = Some(10);
+        let mut capped = NewKey::new("capped", "capped");
+        capped.max_budget_nanos = Some(1_000);
+        let mut soft = NewKey::new("soft", "soft");
+        soft.soft_budget_nanos = Some(1_000);
+        for k in [&plain, &capped, &soft] {
+            store.create_key(k).await.unwrap();
+        }
+        let cache = KeyCache::new(Budgets::new());
+        for t in ["plain", "capped", "soft"] {
+            cache.get(&store, t).await.unwrap().unwrap();
+        }
+        let spend = |t: &str| cache.budgets().spend(&Owner::Key(Arc::from(t)));
+        assert_eq!(
+            (spend("plain"), spend("capped"), spend("soft")),
+            (None, Some(0), Some(0))
+        );
     }
 
     /// One entry per cached key (up to `MAX_ENTRIES`): its size is memory per key. With the
