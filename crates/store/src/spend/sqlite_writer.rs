@@ -406,10 +406,11 @@ fn open(target: &SqliteTarget) -> Result<Connection, StoreError> {
     )
     .map_err(ctx(opening))?;
     if !target.in_memory {
-        // The thread only appends rows and updates small rollups, so the pages it reads again
-        // are few: each B-tree's right edge and the rollups' pages. SQLite's default cache (2,000
-        // KiB) filled within seconds with pages written once and kept about 2 MB resident for
-        // nothing (an in-memory database is its cache, so it is left alone).
+        // The thread appends rows and updates rollups, so the pages it reads again are mostly
+        // the B-trees' right edges and the rollups'. SQLite's default cache (2,000 KiB) filled
+        // within seconds of load with pages written once, about 2 MB resident; with 512 KiB
+        // batches measured no slower (bench/RESULTS.md, stop 35). An in-memory database is its
+        // own cache, so it is left alone.
         conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
             .map_err(ctx(opening))?;
     }
