@@ -679,9 +679,15 @@ async fn health_and_metrics() {
         m.contains("# TYPE tollgate_key_cache_entries gauge\ntollgate_key_cache_entries 0\n"),
         "master-key calls cache no key: {m}"
     );
-    // A virtual key's first call caches it and loads its budget account.
+    // A virtual key's first call caches it and, as the key has a budget, loads its account (a
+    // key without a budget or soft budget has none of its own).
     let (s, v) = app
-        .api(&app.master_key, "POST", "/key/generate", json!({}))
+        .api(
+            &app.master_key,
+            "POST",
+            "/key/generate",
+            json!({"max_budget": 10}),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     let r = c
@@ -701,7 +707,7 @@ async fn health_and_metrics() {
         .await
         .unwrap();
     assert!(m.contains("\ntollgate_key_cache_entries 1\n"), "{m}");
-    assert!(!m.contains("\ntollgate_budget_accounts 0\n"), "{m}");
+    assert!(m.contains("\ntollgate_budget_accounts 1\n"), "{m}");
     assert!(m.contains("# TYPE tollgate_budget_accounts gauge\n"), "{m}");
     app.stop().await;
 }
