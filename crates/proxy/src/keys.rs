@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tollgate_cluster::Invalidation;
 use tollgate_domain::model_name::list_allows;
 use tollgate_ledger::{BudgetLimit, Budgets, Owner};
-use tollgate_store::{Store, StoreError};
+use tollgate_store::{PathLimits, Store, StoreError};
 
 use crate::limits::RateLimits;
 
@@ -197,6 +197,19 @@ struct PathOwner {
     parallel: Option<i64>,
 }
 
+impl PathOwner {
+    fn new(owner: Owner, l: &PathLimits) -> PathOwner {
+        PathOwner {
+            owner,
+            spend_nanos: l.spend_nanos,
+            max_budget_nanos: l.max_budget_nanos,
+            rpm: l.rpm_limit,
+            tpm: l.tpm_limit,
+            parallel: l.max_parallel_requests,
+        }
+    }
+}
+
 /// Most entries kept; past it (with every entry still fresh) the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 /// Expired entries are dropped at most once per TTL, and only past this many entries.
@@ -353,58 +366,29 @@ impl KeyCache {
         // Spend read from the store and what this process has not committed yet must be one
         // consistent pair: no spend batch commits while they are read.
         let guard = self.budgets.read_guard().await;
-        let Some(row) = store.get_key(token).await? else {
+        let Some(row) = store.get_key_path(token).await? else {
             return Ok(None);
-        };
-        let owner = match &row.user_id {
-            Some(uid) => store.get_user(uid).await?,
-            None => None,
-        };
-        let team = match &row.team_id {
-            Some(tid) => store.get_team(tid).await?,
-            None => None,
-        };
-        // A team key's user may have a budget within the team (`max_budget_in_team`).
-        let member = match (&row.team_id, &row.user_id) {
-            (Some(tid), Some(uid)) => store.get_member(tid, uid).await?,
-            _ => None,
         };
         let token: Arc<str> = Arc::from(row.token);
         let user_id: Option<Arc<str>> = row.user_id.map(Arc::from);
         let team_id: Option<Arc<str>> = row.team_id.map(Arc::from);
+        let (owner, team) = (row.user, row.team);
         let mut path = Vec::with_capacity(4);
-        path.push(PathOwner {
-            owner: Owner::Key(token.clone()),
-            spend_nanos: row.spend_nanos,
-            max_budget_nanos: row.max_budget_nanos,
-            rpm: row.rpm_limit,
-            tpm: row.tpm_limit,
-            parallel: row.max_parallel_requests,
-        });
+        path.push(PathOwner::new(Owner::Key(token.clone()), &row.limits));
         if let (Some(u), Some(uid)) = (&owner, &user_id) {
-            path.push(PathOwner {
-                owner: Owner::User(uid.clone()),
-                spend_nanos: u.spend_nanos,
-                // A user's budget covers their personal keys; team keys answer to the team's.
-                max_budget_nanos: u.max_budget_nanos.filter(|_| team_id.is_none()),
-                rpm: u.rpm_limit,
-                tpm: u.tpm_limit,
-                parallel: u.max_parallel_requests,
-            });
+            let mut step = PathOwner::new(Owner::User(uid.clone()), &u.limits);
+            // A user's budget covers their personal keys; team keys answer to the team's.
+            step.max_budget_nanos = step.max_budget_nanos.filter(|_| team_id.is_none());
+            path.push(step);
         }
         if let (Some(t), Some(tid)) = (&team, &team_id) {
-            path.push(PathOwner {
-                owner: Owner::Team(tid.clone()),
-                spend_nanos: t.spend_nanos,
-                max_budget_nanos: t.max_budget_nanos,
-                rpm: t.rpm_limit,
-                tpm: t.tpm_limit,
-                parallel: t.max_parallel_requests,
-            });
+            path.push(PathOwner::new(Owner::Team(tid.clone()), &t.limits));
         }
-        if let Some(m) = member.filter(|m| m.max_budget_in_team_nanos.is_some()) {
+        // A team key's user may have a budget within the team (`max_budget_in_team`).
+        let member = row.member.filter(|m| m.max_budget_in_team_nanos.is_some());
+        if let (Some(m), Some(tid), Some(uid)) = (member, &team_id, &user_id) {
             path.push(PathOwner {
-                owner: Owner::member(&m.team_id, &m.user_id),
+                owner: Owner::member(tid, uid),
                 spend_nanos: m.spend_nanos,
                 max_budget_nanos: m.max_budget_in_team_nanos,
                 rpm: None,
@@ -416,7 +400,8 @@ impl KeyCache {
         // budget (a crossing is told from the account's spend before and after a call). Most
         // keys have neither, and an account is a map slot per cached key. The owners' accounts
         // are kept either way: one serves all of an owner's keys, and its id with it.
-        let key_needs_account = row.max_budget_nanos.is_some() || row.soft_budget_nanos.is_some();
+        let key_needs_account =
+            row.limits.max_budget_nanos.is_some() || row.soft_budget_nanos.is_some();
         for (i, p) in path.iter_mut().enumerate() {
             if i > 0 || key_needs_account {
                 p.owner = self.budgets.load(&p.owner, p.spend_nanos);

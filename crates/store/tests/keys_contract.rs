@@ -769,3 +769,149 @@ async fn spend_batches_add_to_keys_once() {
         db.drop_db().await;
     }
 }
+
+/// A key cache miss reads the key and what it answers to in one statement: each owner's
+/// limits from its own row, and nothing for an owner the key names but that does not exist.
+#[tokio::test]
+async fn key_path_joins_the_owners_that_exist() {
+    use tollgate_store::{KeyPath, NewTeam, NewUser, PathLimits, PathMember, PathTeam, PathUser};
+    for db in backends().await {
+        let s = &db.store;
+        s.create_user(&NewUser {
+            models: strings(&["gpt-4o"]),
+            max_budget_nanos: Some(5_000),
+            spend_nanos: 40,
+            rpm_limit: Some(10),
+            tpm_limit: Some(1_000),
+            max_parallel_requests: Some(2),
+            ..NewUser::new("u1", "proxy_admin_viewer")
+        })
+        .await
+        .unwrap();
+        s.create_team(&NewTeam {
+            models: strings(&["claude", "openai/*"]),
+            max_budget_nanos: Some(7_000),
+            rpm_limit: Some(20),
+            tpm_limit: Some(2_000),
+            max_parallel_requests: Some(3),
+            blocked: true,
+            ..NewTeam::new("t1")
+        })
+        .await
+        .unwrap();
+        s.add_member("t1", "u1", "user", Some(3_000)).await.unwrap();
+        let expires = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        s.create_key(&NewKey {
+            key_alias: Some("team key".to_string()),
+            models: strings(&["claude"]),
+            max_budget_nanos: Some(1_000),
+            soft_budget_nanos: Some(800),
+            spend_nanos: 7,
+            expires: Some(expires),
+            blocked: true,
+            rpm_limit: Some(5),
+            tpm_limit: Some(500),
+            max_parallel_requests: Some(1),
+            ..owned("k1", Some("u1"), Some("t1"))
+        })
+        .await
+        .unwrap();
+        create_all(
+            s,
+            &[
+                key("k2"),
+                owned("k3", Some("ghost"), Some("gone")),
+                owned("k4", Some("u1"), None),
+            ],
+        )
+        .await;
+
+        let none = PathLimits {
+            spend_nanos: 0,
+            max_budget_nanos: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            max_parallel_requests: None,
+        };
+        let user = PathUser {
+            user_role: "proxy_admin_viewer".to_string(),
+            models: strings(&["gpt-4o"]),
+            limits: PathLimits {
+                spend_nanos: 40,
+                max_budget_nanos: Some(5_000),
+                rpm_limit: Some(10),
+                tpm_limit: Some(1_000),
+                max_parallel_requests: Some(2),
+            },
+        };
+        assert_eq!(
+            s.get_key_path("k1").await.unwrap(),
+            Some(KeyPath {
+                token: "k1".to_string(),
+                key_alias: Some("team key".to_string()),
+                user_id: Some("u1".to_string()),
+                team_id: Some("t1".to_string()),
+                models: strings(&["claude"]),
+                soft_budget_nanos: Some(800),
+                expires: Some(expires),
+                blocked: true,
+                limits: PathLimits {
+                    spend_nanos: 7,
+                    max_budget_nanos: Some(1_000),
+                    rpm_limit: Some(5),
+                    tpm_limit: Some(500),
+                    max_parallel_requests: Some(1),
+                },
+                user: Some(user.clone()),
+                team: Some(PathTeam {
+                    models: strings(&["claude", "openai/*"]),
+                    blocked: true,
+                    limits: PathLimits {
+                        spend_nanos: 0,
+                        max_budget_nanos: Some(7_000),
+                        rpm_limit: Some(20),
+                        tpm_limit: Some(2_000),
+                        max_parallel_requests: Some(3),
+                    },
+                }),
+                member: Some(PathMember {
+                    spend_nanos: 0,
+                    max_budget_in_team_nanos: Some(3_000),
+                }),
+            })
+        );
+        let bare = |token: &str, user_id: Option<&str>, team_id: Option<&str>| KeyPath {
+            token: token.to_string(),
+            key_alias: None,
+            user_id: user_id.map(str::to_string),
+            team_id: team_id.map(str::to_string),
+            models: Vec::new(),
+            soft_budget_nanos: None,
+            expires: None,
+            blocked: false,
+            limits: none.clone(),
+            user: None,
+            team: None,
+            member: None,
+        };
+        assert_eq!(
+            s.get_key_path("k2").await.unwrap(),
+            Some(bare("k2", None, None))
+        );
+        // Owners named but gone: the ids stay (a team key must not pass for a personal one).
+        assert_eq!(
+            s.get_key_path("k3").await.unwrap(),
+            Some(bare("k3", Some("ghost"), Some("gone")))
+        );
+        // A personal key of a team member: no team, so no membership either.
+        assert_eq!(
+            s.get_key_path("k4").await.unwrap(),
+            Some(KeyPath {
+                user: Some(user),
+                ..bare("k4", Some("u1"), None)
+            })
+        );
+        assert_eq!(s.get_key_path("missing").await.unwrap(), None);
+        db.drop_db().await;
+    }
+}
