@@ -4,14 +4,18 @@
 //! The in-process account of an owner (key, user, team) holds its settled spend and what is
 //! reserved by calls in flight. Settled spend is the store's spend plus what this process settled
 //! but the spend writer has not committed yet ("unflushed"). The writer takes the commit lock
-//! while it commits a batch and then subtracts the batch from "unflushed"; a reload from the store
-//! takes the same lock for reading, so store spend and unflushed are always read as one
-//! consistent pair and a call is never counted twice or not at all.
+//! just before a batch commits and holds it until it has subtracted the batch from "unflushed";
+//! a reload from the store takes the same lock for reading, so store spend and unflushed are
+//! always read as one consistent pair and a call is never counted twice or not at all. The lock
+//! covers only the commit, not the batch's inserts before it: a key read from the store then sees
+//! the batch as not yet stored, and it is still unflushed, so a cache miss need not wait for a
+//! whole batch to be written.
 
 use foldhash::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tollgate_store::SpendRecord;
 
@@ -150,7 +154,18 @@ impl Ledger {
 pub struct Budgets {
     ledger: Mutex<Ledger>,
     commit: RwLock<()>,
+    /// Held by the spend writer for a whole batch, and by a budget reset: a reset must not
+    /// change an owner's stored spend while a batch that adds to it is between its first insert
+    /// and its commit (the batch would wait for the commit lock the reset holds, and the reset
+    /// for the rows the batch holds).
+    batches: AsyncMutex<()>,
     started: Instant,
+}
+
+/// Both of [`Budgets`]' locks, for a change to stored spend made outside the spend writer.
+pub struct ExclusiveGuard<'a> {
+    _batches: AsyncMutexGuard<'a, ()>,
+    _commit: RwLockWriteGuard<'a, ()>,
 }
 
 impl Default for Budgets {
@@ -158,6 +173,7 @@ impl Default for Budgets {
         Budgets {
             ledger: Mutex::default(),
             commit: RwLock::default(),
+            batches: AsyncMutex::default(),
             started: Instant::now(),
         }
     }
@@ -182,9 +198,27 @@ impl Budgets {
         self.commit.read().await
     }
 
-    /// Held by the spend writer around a commit and the [`Budgets::committed`] that follows it.
-    pub async fn commit_guard(&self) -> RwLockWriteGuard<'_, ()> {
-        self.commit.write().await
+    /// Held by the spend writer for a whole batch; the store then takes
+    /// [`Budgets::commit_gate`] just before it commits.
+    pub async fn batch_guard(&self) -> AsyncMutexGuard<'_, ()> {
+        self.batches.lock().await
+    }
+
+    /// The lock a batch takes for writing from just before its commit until after
+    /// [`Budgets::committed`]; loads hold it for reading ([`Budgets::read_guard`]).
+    pub fn commit_gate(&self) -> &RwLock<()> {
+        &self.commit
+    }
+
+    /// Both locks, in the writer's order (batch, then commit): for a reset of stored spend,
+    /// which must see no batch in flight and no load in progress.
+    pub async fn exclusive_guard(&self) -> ExclusiveGuard<'_> {
+        let batches = self.batches.lock().await;
+        let commit = self.commit.write().await;
+        ExclusiveGuard {
+            _batches: batches,
+            _commit: commit,
+        }
     }
 
     /// Sets an owner's settled spend from the store. Call with [`Budgets::read_guard`] held

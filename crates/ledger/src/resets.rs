@@ -1,5 +1,5 @@
 //! The budget-period job: resets due budgets in the store and in this process's accounts
-//! together, under the spend writer's commit lock, so a batch committed meanwhile is counted in
+//! together, under the spend writer's locks, so a batch committed meanwhile is counted in
 //! exactly one period.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use crate::budgets::{Budgets, Owner};
 
 /// One pass: returns what was reset.
 pub async fn reset_due(store: &Store, budgets: &Budgets) -> Result<Vec<BudgetReset>, StoreError> {
-    let _guard = budgets.commit_guard().await;
+    let _guard = budgets.exclusive_guard().await;
     let done = store.reset_due_budgets(chrono::Utc::now()).await?;
     for r in &done {
         budgets.reset(&owner_of(r));
@@ -27,7 +27,7 @@ pub async fn reset_all_keys_and_teams(
     store: &Store,
     budgets: &Budgets,
 ) -> Result<Vec<Owner>, StoreError> {
-    let _guard = budgets.commit_guard().await;
+    let _guard = budgets.exclusive_guard().await;
     let (keys, teams) = store.reset_key_and_team_spend().await?;
     let mut owners: std::collections::HashSet<Owner> = keys
         .iter()

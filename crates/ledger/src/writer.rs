@@ -442,14 +442,20 @@ async fn flush(
 ) -> u32 {
     let (batch, last_seq) = pending.take_oldest(max_batch);
     let n = batch.len();
-    // The budgets must never see a batch both in the store and as unflushed.
-    let guard = sink.budgets.commit_guard().await;
-    // Moved to the store and back: with SQLite the batch is written on a thread of its own.
-    let (batch, result) = sink.store.insert_spend_owned(batch).await;
-    if result.is_ok() {
+    let batch_guard = sink.budgets.batch_guard().await;
+    // Moved to the store and back: with SQLite the batch is written on a thread of its own. The
+    // store closes the commit gate just before it commits and hands it back closed, so the
+    // budgets never see a batch both in the store and as unflushed.
+    let (batch, result) = sink
+        .store
+        .insert_spend_gated(batch, sink.budgets.commit_gate())
+        .await;
+    let result = result.map(|(inserted, commit_guard)| {
         sink.budgets.committed(&batch);
-    }
-    drop(guard);
+        drop(commit_guard);
+        inserted
+    });
+    drop(batch_guard);
     match result {
         Ok(inserted) => {
             pending.written(n);
@@ -598,6 +604,45 @@ pub(crate) mod tests {
         let asked = std::time::Instant::now();
         assert!(!w.wait_for_room(Duration::from_secs(4)).await);
         assert!(asked.elapsed() < Duration::from_secs(1), "refused at once");
+    }
+
+    /// A batch takes the budgets' commit lock only to commit: while it waits for SQLite's write
+    /// lock (as it would while writing its rows), a key can still be loaded from the store.
+    #[tokio::test]
+    async fn a_batch_before_its_commit_holds_no_key_load_back() {
+        let (_dir, store) = sqlite_store().await;
+        let budgets = Budgets::new();
+        let w = SpendWriter::spawn_with_budgets(
+            store.clone(),
+            WriterConfig {
+                flush_interval: Duration::from_millis(20),
+                max_batch: 100,
+                capacity: 1000,
+            },
+            budgets.clone(),
+            None,
+        );
+        let tollgate_store::Backend::Sqlite(pool) = store.backend() else {
+            panic!("SQLite");
+        };
+        let mut blocker = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        w.record(rec("a"));
+        // The batch has started and waits for the write lock.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let load = tokio::time::timeout(Duration::from_millis(200), budgets.read_guard()).await;
+        assert!(
+            load.is_ok(),
+            "a key load waited for a batch that had not reached its commit"
+        );
+        drop(load);
+        sqlx::query("COMMIT").execute(&mut *blocker).await.unwrap();
+        drop(blocker);
+        w.shutdown().await;
+        assert_eq!(store.count_spend_logs().await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
+use tokio::sync::{RwLock, RwLockWriteGuard};
 
 use crate::connect::{Backend, Store};
 use crate::error::{QueryContext, StoreError};
@@ -486,10 +487,28 @@ fn fresh_records<'a>(records: &'a [SpendRecord], stored: &HashSet<&str>) -> Vec<
 
 /// How a batch went in: the fast path (nothing per record comes back) or a concurrent writer
 /// got some of its ids in first, so the batch must be redone with RETURNING.
-enum Attempt {
-    Inserted(Vec<String>),
+enum Attempt<'g> {
+    /// The new ids, and the commit gate when one was given.
+    Inserted(Vec<String>, Option<RwLockWriteGuard<'g, ()>>),
     Raced,
 }
+
+/// Takes `gate` for writing, when there is one.
+pub(crate) async fn close(gate: Option<&RwLock<()>>) -> Option<RwLockWriteGuard<'_, ()>> {
+    match gate {
+        Some(g) => Some(g.write().await),
+        None => None,
+    }
+}
+
+/// The count and the closed gate a gated batch hands back; a gated batch always has one.
+fn gated(inserted: usize, closed: Option<RwLockWriteGuard<'_, ()>>) -> GatedResult<'_> {
+    closed.map(|c| (inserted, c)).ok_or(StoreError::SpendThread(
+        "a gated batch came back without its gate",
+    ))
+}
+
+type GatedResult<'g> = Result<(usize, RwLockWriteGuard<'g, ()>), StoreError>;
 
 /// Whether inserted records add to their key's, user's and team's running spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -527,14 +546,39 @@ impl Store {
         &self,
         records: Vec<SpendRecord>,
     ) -> (Vec<SpendRecord>, Result<usize, StoreError>) {
+        let gate = RwLock::new(());
+        let (records, result) = self.insert_spend_gated(records, &gate).await;
+        (records, result.map(|(inserted, _closed)| inserted))
+    }
+
+    /// [`Store::insert_spend_owned`] that closes `gate` (takes it for writing) just before the
+    /// batch commits, and on success hands it back still closed: whoever reads stored spend
+    /// under `gate` then sees the batch either not yet stored, or stored and already noted by
+    /// the caller, never in between. The batch's inserts run with the gate open.
+    pub async fn insert_spend_gated<'g>(
+        &self,
+        records: Vec<SpendRecord>,
+        gate: &'g RwLock<()>,
+    ) -> (
+        Vec<SpendRecord>,
+        Result<(usize, RwLockWriteGuard<'g, ()>), StoreError>,
+    ) {
         match &self.sqlite_spend {
             Some(thread) => {
-                let (records, result) = thread.insert(records, OwnerTotals::Add).await;
-                (records, result.map(|fresh| fresh.len()))
+                let (records, result) = thread.insert(records, OwnerTotals::Add, Some(gate)).await;
+                (
+                    records,
+                    result.and_then(|(fresh, closed)| gated(fresh.len(), closed)),
+                )
             }
             None => {
-                let result = self.insert_spend(&records, OwnerTotals::Add).await;
-                (records, result.map(|ids| ids.len()))
+                let result = self
+                    .insert_spend_pg(&records, OwnerTotals::Add, Some(gate))
+                    .await;
+                (
+                    records,
+                    result.and_then(|(ids, closed)| gated(ids.len(), closed)),
+                )
             }
         }
     }
@@ -547,19 +591,35 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        if let (Backend::Sqlite(_), Some(thread)) = (&self.backend, &self.sqlite_spend) {
+            let (records, result) = thread.insert(records.to_vec(), owners, None).await;
+            return result.map(|(fresh, _)| {
+                fresh
+                    .iter()
+                    .filter_map(|&i| records.get(i))
+                    .map(|r| r.request_id.clone())
+                    .collect()
+            });
+        }
+        self.insert_spend_pg(records, owners, None)
+            .await
+            .map(|(ids, _)| ids)
+    }
+
+    /// PostgreSQL's batch, retried on a deadlock or serialization conflict; with `gate`, the
+    /// gate is taken just before the commit and handed back with the ids.
+    async fn insert_spend_pg<'g>(
+        &self,
+        records: &[SpendRecord],
+        owners: OwnerTotals,
+        gate: Option<&'g RwLock<()>>,
+    ) -> Result<(Vec<String>, Option<RwLockWriteGuard<'g, ()>>), StoreError> {
+        if records.is_empty() {
+            return Ok((Vec::new(), close(gate).await));
+        }
         let pool = match (&self.backend, &self.sqlite_spend) {
             (Backend::Postgres(pool), _) => pool,
-            (Backend::Sqlite(_), Some(thread)) => {
-                let (records, result) = thread.insert(records.to_vec(), owners).await;
-                return result.map(|fresh| {
-                    fresh
-                        .iter()
-                        .filter_map(|&i| records.get(i))
-                        .map(|r| r.request_id.clone())
-                        .collect()
-                });
-            }
-            (Backend::Sqlite(_), None) => {
+            (Backend::Sqlite(_), _) => {
                 return Err(StoreError::SpendThread("this store has none"));
             }
         };
@@ -567,9 +627,11 @@ impl Store {
         // PostgreSQL then aborts one transaction, which is retried whole (nothing of it stayed).
         let mut attempt = 0u32;
         loop {
-            let result = match insert_spend_batch_fast(pool, records, owners).await {
-                Ok(Attempt::Inserted(ids)) => Ok(ids),
-                Ok(Attempt::Raced) => insert_spend_batch_returning(pool, records, owners).await,
+            let result = match insert_spend_batch_fast(pool, records, owners, gate).await {
+                Ok(Attempt::Inserted(ids, closed)) => Ok((ids, closed)),
+                Ok(Attempt::Raced) => {
+                    insert_spend_batch_returning(pool, records, owners, gate).await
+                }
                 Err(e) => Err(e),
             };
             match result {
@@ -653,11 +715,12 @@ impl Store {
 /// At most one statement per owner table (none for a table no record touches).
 /// PostgreSQL's common case: one query finds the ids already stored (normally none) and the
 /// rest go in with plain multi-row INSERTs, so no row crosses back from the database per record.
-async fn insert_spend_batch_fast(
+async fn insert_spend_batch_fast<'g>(
     pool: &sqlx::PgPool,
     records: &[SpendRecord],
     owners: OwnerTotals,
-) -> Result<Attempt, StoreError> {
+    gate: Option<&'g RwLock<()>>,
+) -> Result<Attempt<'g>, StoreError> {
     let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
     let mut tx = pool.begin().await.context("starting a spend batch")?;
     let stored: Vec<String> = sqlx::query_scalar::<_, String>(PG_STORED_IDS)
@@ -689,19 +752,22 @@ async fn insert_spend_batch_fast(
         add_owner_spend_pg(&mut tx, &owner_spend(&fresh)).await?;
     }
     apply_daily!(tx, &fresh, true);
+    let closed = close(gate).await;
     tx.commit().await.context("committing a spend batch")?;
     Ok(Attempt::Inserted(
         fresh.iter().map(|r| r.request_id.clone()).collect(),
+        closed,
     ))
 }
 
 /// The fallback when a concurrent writer raced the fast path: the insert itself reports which
 /// rows went in.
-async fn insert_spend_batch_returning(
+async fn insert_spend_batch_returning<'g>(
     pool: &sqlx::PgPool,
     records: &[SpendRecord],
     owners: OwnerTotals,
-) -> Result<Vec<String>, StoreError> {
+    gate: Option<&'g RwLock<()>>,
+) -> Result<(Vec<String>, Option<RwLockWriteGuard<'g, ()>>), StoreError> {
     let mut tx = pool.begin().await.context("starting a spend batch")?;
     let mut returned: Vec<String> = Vec::with_capacity(records.len());
     for chunk in pow2_chunks(records, ROWS_PER_STATEMENT) {
@@ -729,8 +795,9 @@ async fn insert_spend_batch_returning(
         add_owner_spend_pg(&mut tx, &owner_spend(&fresh)).await?;
     }
     apply_daily!(tx, &fresh, true);
+    let closed = close(gate).await;
     tx.commit().await.context("committing a spend batch")?;
-    Ok(fresh.iter().map(|r| r.request_id.clone()).collect())
+    Ok((fresh.iter().map(|r| r.request_id.clone()).collect(), closed))
 }
 
 /// One statement for every owner table.

@@ -145,6 +145,39 @@ async fn owned_batches_come_back_whole() {
     }
 }
 
+/// A gated batch writes its rows with the gate open and takes the gate only to commit: while a
+/// reader holds the gate the batch waits, uncommitted; once the gate is free the batch commits
+/// and comes back with the gate still closed, its rows already visible.
+#[tokio::test]
+async fn a_gated_batch_takes_its_gate_to_commit_and_hands_it_back() {
+    for db in backends().await {
+        let s = &db.store;
+        {
+            let gate = tokio::sync::RwLock::new(());
+            let reader = gate.read().await;
+            let batch = vec![record("gate-a", 1), record("gate-b", 2)];
+            let insert = s.insert_spend_gated(batch.clone(), &gate);
+            tokio::pin!(insert);
+            let wait = std::time::Duration::from_millis(300);
+            assert!(
+                tokio::time::timeout(wait, &mut insert).await.is_err(),
+                "{}: committed while the gate was held",
+                s.backend_name()
+            );
+            assert_eq!(s.count_spend_logs().await.unwrap(), 0);
+            drop(reader);
+            let (back, result) = insert.await;
+            let (inserted, closed) = result.unwrap();
+            assert_eq!((back, inserted), (batch, 2));
+            assert!(gate.try_read().is_err(), "the gate comes back closed");
+            assert_eq!(s.count_spend_logs().await.unwrap(), 2);
+            drop(closed);
+            assert!(gate.try_read().is_ok());
+        }
+        db.drop_db().await;
+    }
+}
+
 /// A batch the database refuses part-way (here: an aggregate table gone) leaves nothing
 /// behind, and its records come back for another try.
 #[tokio::test]

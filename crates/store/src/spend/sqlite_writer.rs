@@ -4,7 +4,7 @@
 //! each run: about a tenth of a call's instructions (`bench/RESULTS.md`, "Stop 27"). Here the
 //! values are bound straight from the records, which travel to the thread and back by move.
 //!
-//! A batch is written in steps, one statement each (begin, 64 rows, 64 rows, …, aggregates and
+//! A batch is written in steps, one statement each (begin, 64 rows, 64 rows, …, aggregates,
 //! commit), the next step sent only when the serving thread's runtime polls the batch again, as
 //! sqlx's statements were. So the thread never holds the core for long while calls wait (the
 //! kernel may let a running thread finish its time slice before a woken one runs), and spend
@@ -29,11 +29,11 @@ use std::sync::{mpsc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Statement, ToSql};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, RwLock, RwLockWriteGuard};
 
 use super::sql_time::rfc3339_into;
 use super::{
-    daily_deltas, day_text, insert_sql, json_pairs, owner_spend, pow2_chunks, rollup_deltas,
+    close, daily_deltas, day_text, insert_sql, json_pairs, owner_spend, pow2_chunks, rollup_deltas,
     upsert_sql, DailyDelta, DailyKey, OwnerSpend, OwnerTotals, SpendRecord, BY_KEY_KEYS,
     BY_TEAM_MODEL_KEYS, COLUMNS_PER_ROW, DAILY_KEYS, ROWS_PER_STATEMENT,
 };
@@ -48,8 +48,12 @@ pub(crate) struct SqliteTarget {
     pub(crate) in_memory: bool,
 }
 
-/// The records, given back, and the batch positions of those that were new.
-type Reply = (Vec<SpendRecord>, Result<Vec<usize>, StoreError>);
+/// The records, given back, and the batch positions of those that were new, with the commit
+/// gate when one was given.
+type Reply<'g> = (
+    Vec<SpendRecord>,
+    Result<(Vec<usize>, Option<RwLockWriteGuard<'g, ()>>), StoreError>,
+);
 
 /// One statement's worth of a batch, run on the thread against the batch's records.
 enum Step {
@@ -66,11 +70,13 @@ enum Step {
         from: usize,
         len: usize,
     },
-    /// Adds the new records to the owners and the daily aggregates, and commits.
+    /// Adds the new records to the owners and the daily aggregates.
     Finish {
         fresh: Vec<usize>,
         owners: OwnerTotals,
     },
+    /// Commits: a step of its own, so that a gate taken for it covers the commit alone.
+    Commit,
     Rollback,
 }
 
@@ -125,8 +131,14 @@ impl SpendThread {
     }
 
     /// Writes the records in one transaction on the thread: each new request id's row, the
-    /// owners' running spend (`OwnerTotals::Add`) and the daily aggregates.
-    pub(crate) async fn insert(&self, records: Vec<SpendRecord>, owners: OwnerTotals) -> Reply {
+    /// owners' running spend (`OwnerTotals::Add`) and the daily aggregates. With a `gate`, it
+    /// is taken for writing just before the commit and handed back so.
+    pub(crate) async fn insert<'g>(
+        &self,
+        records: Vec<SpendRecord>,
+        owners: OwnerTotals,
+        gate: Option<&'g RwLock<()>>,
+    ) -> Reply<'g> {
         let _one_batch = self.one_batch.lock().await;
         let jobs = match self.sender() {
             Ok(jobs) => jobs,
@@ -138,7 +150,7 @@ impl SpendThread {
             records,
             finished: false,
         };
-        let result = batch.write(owners).await;
+        let result = batch.write(owners, gate).await;
         batch.finished = true;
         (std::mem::take(&mut batch.records), result)
     }
@@ -193,7 +205,11 @@ struct Batch<'t> {
 }
 
 impl Batch<'_> {
-    async fn write(&mut self, owners: OwnerTotals) -> Result<Vec<usize>, StoreError> {
+    async fn write<'g>(
+        &mut self,
+        owners: OwnerTotals,
+        gate: Option<&'g RwLock<()>>,
+    ) -> Result<(Vec<usize>, Option<RwLockWriteGuard<'g, ()>>), StoreError> {
         let n = self.records.len();
         let lens: Vec<usize> = pow2_chunks(&self.records, ROWS_PER_STATEMENT)
             .map(<[SpendRecord]>::len)
@@ -227,7 +243,9 @@ impl Batch<'_> {
             owners,
         })
         .await?;
-        Ok(fresh)
+        let closed = close(gate).await;
+        self.step(Step::Commit).await?;
+        Ok((fresh, closed))
     }
 
     async fn step(&mut self, step: Step) -> Result<Answer, StoreError> {
@@ -459,6 +477,9 @@ fn run_step(
                 add_owner_spend(c, &owner_spend(&inserted))?;
             }
             apply_daily(c, &daily_deltas(&inserted))?;
+            Ok(Answer::Done)
+        }
+        Step::Commit => {
             c.execute_batch("COMMIT")
                 .map_err(ctx("committing a spend batch"))?;
             Ok(Answer::Done)
