@@ -20,7 +20,7 @@ pub async fn reset_due(store: &Store, budgets: &Budgets) -> Result<Vec<BudgetRes
 }
 
 /// Every key's and team's spend back to 0 (`/global/spend/reset`), in the store and in this
-/// process's accounts under the same commit lock as a period's end; returns the owners reset,
+/// process's accounts under the same locks as a period's end; returns the owners reset,
 /// those loaded here included (their spend may not have reached the store yet), for the shared
 /// counters to forget.
 pub async fn reset_all_keys_and_teams(
