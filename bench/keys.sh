@@ -6,7 +6,8 @@
 #      team key), then sets rpm_limit = KEY_RPM on each (sqlite3, before Tollgate starts) so every
 #      call also goes through the rate limiter (KEY_RPM=none: no limit).
 #   2. Uses keys 0 … KEYS-1 once each (wrk at CONC, rotating the Authorization header), in four
-#      quarters, reading Tollgate's RSS after each (idle, spend flushed): the slope over the last
+#      quarters, reading Tollgate's RSS after each (idle, once /metrics shows no spend record
+#      waiting): the slope over the last
 #      three quarters is the memory each idle cached key costs (cache entry, rate counters; these
 #      keys have no budget, so no budget account of their own), without the fixed costs the first
 #      quarter pays (database page cache, buffers).
@@ -89,6 +90,13 @@ load() {
 # gauge NAME: a value from Tollgate's /metrics (0 when absent).
 gauge() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'; }
 settle() {
+  # Until the spend writer's backlog is written (at most 60 s; a binary without the gauge reads
+  # 0): records still waiting would be counted as the keys' memory.
+  local i
+  for i in $(seq 600); do
+    [ "$(gauge tollgate_spend_records_pending)" = 0 ] && break
+    sleep 0.1
+  done
   sleep 4
   echo "$1 $(rss_kb $TG) $(open_files $TG) $(gauge tollgate_key_cache_entries) $(gauge tollgate_budget_accounts)" >> "$RUN/marks.txt"
 }

@@ -462,11 +462,13 @@ async fn flush(
             if let Some(j) = &sink.journal {
                 j.committed_through(last_seq);
             }
+            // First off the backlog, then counted as written: in the other order /metrics
+            // could read a batch as both written and waiting.
+            stats.pending.fetch_sub(n as u64, Ordering::Relaxed);
             stats.written.fetch_add(inserted as u64, Ordering::Relaxed);
             stats
                 .duplicates
                 .fetch_add(n.saturating_sub(inserted) as u64, Ordering::Relaxed);
-            stats.pending.fetch_sub(n as u64, Ordering::Relaxed);
             if failures > 0 {
                 tracing::info!("spend writer recovered; the store accepts writes again");
             }

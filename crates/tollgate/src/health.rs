@@ -76,6 +76,11 @@ pub async fn metrics(State(h): State<Arc<HealthState>>) -> Response {
             w.dropped.load(Ordering::Relaxed),
         ),
         (
+            "tollgate_spend_records_pending",
+            "Spend records waiting to be committed to the store (the writer's backlog).",
+            w.pending.load(Ordering::Relaxed),
+        ),
+        (
             "tollgate_spend_flush_errors_total",
             "Failed spend batch commits (retried).",
             w.flush_errors.load(Ordering::Relaxed),

@@ -676,6 +676,12 @@ async fn health_and_metrics() {
     );
     assert!(m.contains("tollgate_spend_records_written_total 2"));
     assert!(
+        m.contains(
+            "# TYPE tollgate_spend_records_pending gauge\ntollgate_spend_records_pending 0\n"
+        ),
+        "both records are written, none waits: {m}"
+    );
+    assert!(
         m.contains("# TYPE tollgate_key_cache_entries gauge\ntollgate_key_cache_entries 0\n"),
         "master-key calls cache no key: {m}"
     );
