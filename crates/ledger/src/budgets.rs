@@ -163,7 +163,7 @@ pub struct Budgets {
 }
 
 /// Both of [`Budgets`]' locks, for a change to stored spend made outside the spend writer.
-pub struct ExclusiveGuard<'a> {
+pub(crate) struct ExclusiveGuard<'a> {
     _batches: AsyncMutexGuard<'a, ()>,
     _commit: RwLockWriteGuard<'a, ()>,
 }
@@ -200,19 +200,19 @@ impl Budgets {
 
     /// Held by the spend writer for a whole batch; the store then takes
     /// [`Budgets::commit_gate`] just before it commits.
-    pub async fn batch_guard(&self) -> AsyncMutexGuard<'_, ()> {
+    pub(crate) async fn batch_guard(&self) -> AsyncMutexGuard<'_, ()> {
         self.batches.lock().await
     }
 
     /// The lock a batch takes for writing from just before its commit until after
     /// [`Budgets::committed`]; loads hold it for reading ([`Budgets::read_guard`]).
-    pub fn commit_gate(&self) -> &RwLock<()> {
+    pub(crate) fn commit_gate(&self) -> &RwLock<()> {
         &self.commit
     }
 
     /// Both locks, in the writer's order (batch, then commit): for a reset of stored spend,
     /// which must see no batch in flight and no load in progress.
-    pub async fn exclusive_guard(&self) -> ExclusiveGuard<'_> {
+    pub(crate) async fn exclusive_guard(&self) -> ExclusiveGuard<'_> {
         let batches = self.batches.lock().await;
         let commit = self.commit.write().await;
         ExclusiveGuard {
