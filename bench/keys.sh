@@ -52,12 +52,7 @@ TOTAL=$(( KEYS + OVER ))
 
 echo "== keys $(date -Is): seeding $TOTAL keys for $USERS users (rpm limit $KEY_RPM)"
 s0=$(now_ms)
-"$SEED_BIN" seed-spend --database-url "sqlite:$DB" --rows 0 --keys "$TOTAL" --users "$USERS" > "$RUN/seed.log"
-# seed-spend sets no limits: give every seeded key the rpm limit in the same column the store
-# writes (verification_tokens.rpm_limit), while Tollgate is not running yet.
-if [ "$KEY_RPM" != none ]; then
-  python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE verification_tokens SET rpm_limit = ? WHERE created_by = 'seed-spend'\", (int(sys.argv[2]),)); c.commit()" "$DB" "$KEY_RPM"
-fi
+seed_keys "$DB" "$TOTAL" "$USERS" "$KEY_RPM"
 SEED_MS=$(( $(now_ms) - s0 ))
 
 start_mock $MOCK_PORT

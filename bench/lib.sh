@@ -97,6 +97,18 @@ start_sampler() {
 }
 
 # rss_kb PID, open_files PID: one reading now.
+# seed_keys DB COUNT USERS RPM: a fresh SQLite database with COUNT virtual keys from
+# `tollgate seed-spend --rows 0` (keys `sk-seed-key-<n, six digits>`, owned by USERS users, every
+# fourth a team key), each given rpm_limit = RPM ("none": no limit) in the column the store
+# writes, while Tollgate is not running. The seeding binary is SEED_BIN, else TOLLGATE_BIN.
+seed_keys() {
+  "${SEED_BIN:-$TOLLGATE_BIN}" seed-spend --database-url "sqlite:$1" --rows 0 --keys "$2" \
+    --users "$3" > "$RUN/seed.log"
+  if [ "$4" != none ]; then
+    python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE verification_tokens SET rpm_limit = ? WHERE created_by = 'seed-spend'\", (int(sys.argv[2]),)); c.commit()" "$1" "$4"
+  fi
+}
+
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 open_files() { ls "/proc/$1/fd" | wc -l; }
 now_ms() { date +%s%3N; }

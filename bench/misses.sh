@@ -28,8 +28,7 @@ source "$REPO/bench/lib.sh"
 bench_setup misses-run
 require_free_ports $MOCK_PORT $GW_PORT
 DB=$RUN/keys.db
-"$TOLLGATE_BIN" seed-spend --database-url "sqlite:$DB" --rows 0 --keys "$KEYS" --users "$USERS" > "$RUN/seed.log"
-python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE verification_tokens SET rpm_limit = 1000000000 WHERE created_by = 'seed-spend'\"); c.commit()" "$DB"
+seed_keys "$DB" "$KEYS" "$USERS" 1000000000
 start_mock $MOCK_PORT
 write_config "$RUN/config.yaml" $MOCK_PORT $MASTER
 (cd "$RUN" && exec taskset -c "$GW_CPU" "$TOLLGATE_BIN" --config "$RUN/config.yaml" \
