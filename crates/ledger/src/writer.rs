@@ -532,6 +532,19 @@ pub(crate) mod tests {
         (dir, Store::open(Some(&url)).await.unwrap())
     }
 
+    /// Another connection holding SQLite's write lock (until it commits): batches wait for it.
+    async fn hold_write_lock(store: &Store) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+        let tollgate_store::Backend::Sqlite(pool) = store.backend() else {
+            panic!("SQLite");
+        };
+        let mut blocker = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        blocker
+    }
+
     #[tokio::test]
     async fn shutdown_flushes_everything_once() {
         let (_dir, store) = sqlite_store().await;
@@ -567,14 +580,7 @@ pub(crate) mod tests {
             },
         );
         // Another connection holds SQLite's write lock: the writer's batch waits for it.
-        let tollgate_store::Backend::Sqlite(pool) = store.backend() else {
-            panic!("SQLite");
-        };
-        let mut blocker = pool.acquire().await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *blocker)
-            .await
-            .unwrap();
+        let mut blocker = hold_write_lock(&store).await;
         for i in 0..19 {
             w.record(rec(&format!("r{i}")));
         }
@@ -624,14 +630,7 @@ pub(crate) mod tests {
             budgets.clone(),
             None,
         );
-        let tollgate_store::Backend::Sqlite(pool) = store.backend() else {
-            panic!("SQLite");
-        };
-        let mut blocker = pool.acquire().await.unwrap();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *blocker)
-            .await
-            .unwrap();
+        let mut blocker = hold_write_lock(&store).await;
         w.record(rec("a"));
         // The batch has started and waits for the write lock.
         tokio::time::sleep(Duration::from_millis(300)).await;
