@@ -213,7 +213,12 @@ async fn a_statement_failing_part_way_leaves_its_sqlite_batch_unwritten() {
     s.create_key(&tollgate_store::NewKey::new(token.clone(), "sk-...abab"))
         .await
         .unwrap();
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    // One connection, not a pool: a pooled connection could still hold the read snapshot of
+    // an earlier query, see the schema from before `DROP TRIGGER` and refuse the next trigger
+    // as already there.
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
     let batch: Vec<_> = (0..100)
         .map(|i| record(&format!("mid-{i:03}"), (i % 60) as u32))
         .collect();
@@ -225,7 +230,7 @@ async fn a_statement_failing_part_way_leaves_its_sqlite_batch_unwritten() {
         "CREATE TRIGGER poison BEFORE INSERT ON daily_spend_by_key \
          BEGIN SELECT RAISE(FAIL, 'poisoned rollup'); END",
     ] {
-        sqlx::query(trigger).execute(&raw).await.unwrap();
+        sqlx::query(trigger).execute(&mut raw).await.unwrap();
         let (back, refused) = s.insert_spend_owned(batch.clone()).await;
         assert!(
             refused.unwrap_err().to_string().contains("spend"),
@@ -234,17 +239,17 @@ async fn a_statement_failing_part_way_leaves_its_sqlite_batch_unwritten() {
         assert_eq!(back, batch);
         assert_eq!(s.count_spend_logs().await.unwrap(), 0, "{trigger}");
         let daily: i64 = sqlx::query_scalar("SELECT count(*) FROM daily_spend")
-            .fetch_one(&raw)
+            .fetch_one(&mut raw)
             .await
             .unwrap();
         assert_eq!(daily, 0, "{trigger}");
         assert_eq!(s.get_key(&token).await.unwrap().unwrap().spend_nanos, 0);
         sqlx::query("DROP TRIGGER poison")
-            .execute(&raw)
+            .execute(&mut raw)
             .await
             .unwrap();
     }
-    raw.close().await;
+    sqlx::Connection::close(raw).await.unwrap();
     let (_, written) = s.insert_spend_owned(batch).await;
     assert_eq!(written.unwrap(), 100);
     assert_eq!(s.count_spend_logs().await.unwrap(), 100);
