@@ -83,11 +83,13 @@ WRK=$!; pids+=($!)
 
 t0=$(date +%s)
 sample() { # label
-  local rss fds threads
-  rss=$(awk '/VmRSS/{print $2}' "/proc/$TG/status")
-  threads=$(awk '/Threads/{print $2}' "/proc/$TG/status")
+  local rss anon file fds threads
+  # RSS, and the part of it that is anonymous memory (the heap) vs mapped files (the binary,
+  # SQLite's shared WAL index), so growth can be told apart.
+  read -r rss anon file threads < <(awk '/^VmRSS/{r=$2} /^RssAnon/{a=$2} /^RssFile/{f=$2}
+    /^Threads/{t=$2} END{print r, a, f, t}' "/proc/$TG/status")
   fds=$(ls "/proc/$TG/fd" | wc -l)
-  echo "$(( $(date +%s) - t0 )) $1 $rss $fds $threads" >> "$RUN/samples.txt"
+  echo "$(( $(date +%s) - t0 )) $1 $rss $fds $threads $anon $file" >> "$RUN/samples.txt"
 }
 : > "$RUN/samples.txt"
 ( while kill -0 "$WRK" 2>/dev/null; do sample load; sleep "$SAMPLE"; done ) &
@@ -122,18 +124,22 @@ wrk = next(json.loads(l[5:]) for l in open(sys.argv[1]) if l.startswith("JSON ")
 answered_200 = wrk["requests"] - wrk["err_status"]
 rows, rows_200, distinct = (int(x or 0) for x in sys.argv[3].split("|"))
 samples = [l.split() for l in open(sys.argv[2])]
-print("| t (s) | moment | RSS MB | open files | threads |")
-print("|---:|---|---:|---:|---:|")
-for t, label, rss, fds, threads in samples:
+print("| t (s) | moment | RSS MB | of it anonymous | of it files | open files | threads |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+for t, label, rss, fds, threads, anon, file in samples:
     if label != "load" or int(sys.argv[5]) == 0:
-        print(f"| {t} | {label} | {int(rss) / 1024:.1f} | {fds} | {threads} |")
-load = [(int(t), int(rss)) for t, label, rss, *_ in samples if label == "load"]
+        print(f"| {t} | {label} | {int(rss) / 1024:.1f} | {int(anon) / 1024:.1f} | {int(file) / 1024:.1f} | {fds} | {threads} |")
+load = [(int(t), int(rss), int(anon), int(file)) for t, label, rss, _, _, anon, file in samples if label == "load"]
 if load:
     dur = load[-1][0]
-    first = [r for t, r in load if t <= min(300, dur // 6)]
-    last = [r for t, r in load if t >= dur - min(300, dur // 6)]
-    print(f"\nRSS under load: first {min(300, dur // 6)} s mean {sum(first) / len(first) / 1024:.1f} MB, "
-          f"last {min(300, dur // 6)} s mean {sum(last) / len(last) / 1024:.1f} MB, peak {max(r for _, r in load) / 1024:.1f} MB")
+    span = min(300, dur // 6)
+    first = [s for s in load if s[0] <= span]
+    last = [s for s in load if s[0] >= dur - span]
+    mean = lambda rows, i: sum(r[i] for r in rows) / len(rows) / 1024
+    print(f"\nRSS under load: first {span} s mean {mean(first, 1):.1f} MB, "
+          f"last {span} s mean {mean(last, 1):.1f} MB, peak {max(r[1] for r in load) / 1024:.1f} MB")
+    print(f"of it anonymous: first {mean(first, 2):.1f} MB, last {mean(last, 2):.1f} MB; "
+          f"mapped files: first {mean(first, 3):.1f} MB, last {mean(last, 3):.1f} MB")
 print(f"calls: {wrk['requests']} answered, {answered_200} with 200, {wrk['err_status']} other statuses, "
       f"{wrk['err_timeout']} timeouts, {wrk['err_connect'] + wrk['err_read'] + wrk['err_write']} socket errors")
 print(f"spend rows: {rows} ({rows_200} with 200, {distinct} distinct request ids)")
