@@ -260,6 +260,44 @@ async fn a_statement_failing_part_way_leaves_its_sqlite_batch_unwritten() {
     s.close().await;
 }
 
+/// The spend thread checkpoints after each of its commits rather than inside them, so the WAL
+/// holds about one batch: 30 batches, together several times SQLite's own checkpoint threshold
+/// (1,000 pages), leave it no longer than two batches' frames, and every row is read back.
+/// (Calls' times only move forward here, so each batch writes about as many pages as the last.)
+#[tokio::test]
+async fn the_spend_batches_wal_stays_about_one_batch_long() {
+    let (dir, _, s) = sqlite_file_store().await;
+    let wal = dir.path().join("t.db-wal");
+    let batch = |b: i64| -> Vec<SpendRecord> {
+        (0..500)
+            .map(|i| {
+                let mut r = record(&format!("wal-{b:02}-{i:03}"), 0);
+                let later = chrono::Duration::seconds(b * 500 + i);
+                r.start_time += later;
+                r.end_time += later;
+                r.completion_start_time = r.completion_start_time.map(|t| t + later);
+                r
+            })
+            .collect()
+    };
+    let wal_bytes = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let (_, first) = s.insert_spend_owned(batch(0)).await;
+    assert_eq!(first.unwrap(), 500);
+    let one_batch = wal_bytes();
+    assert!(one_batch > 0, "the batch went through the WAL");
+    for b in 1..30 {
+        let (_, written) = s.insert_spend_owned(batch(b)).await;
+        assert_eq!(written.unwrap(), 500);
+    }
+    let after = wal_bytes();
+    assert!(
+        after <= 2 * one_batch,
+        "the WAL grew to {after} bytes; one batch wrote {one_batch}"
+    );
+    assert_eq!(s.count_spend_logs().await.unwrap(), 30 * 500);
+    s.close().await;
+}
+
 /// A batch whose caller goes away part-way (its future dropped between steps) is rolled back
 /// whole, and frees SQLite's write lock for the other writers at once.
 #[tokio::test]
