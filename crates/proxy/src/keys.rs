@@ -2,9 +2,14 @@
 //! the store on first use. Management changes evict the entry, so an update, block, delete or
 //! regenerate takes effect on the next call. With several instances the evictions travel over
 //! Redis to the others; the short TTL is only a safety net for a lost message.
+//!
+//! Calls that miss on the same key at once share one read of the store: when a busy key's entry
+//! expires, every call in flight on it misses together (at c=50, about fifty reads of the same
+//! rows every 30 s, spread over every pooled connection).
 
-use foldhash::{HashSet, HashSetExt};
-use std::sync::{Arc, OnceLock, RwLock};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -244,6 +249,9 @@ impl Eq for Cached {}
 struct Entries {
     map: HashSet<Cached>,
     swept: Instant,
+    /// Counts evictions: a read that began before one may hold what it evicted, so its
+    /// result answers the calls that waited for it but is not cached.
+    generation: u64,
 }
 
 impl Entries {
@@ -267,8 +275,17 @@ impl Entries {
     }
 }
 
+/// A read of one key from the store, shared by the calls that missed on it meanwhile. Its
+/// outcome, an error included, goes to all of them: were errors not shared, the waiters would
+/// each try again in turn, one store timeout after another.
+type Load = tokio::sync::OnceCell<Result<Option<Arc<KeyInfo>>, Arc<StoreError>>>;
+
 pub struct KeyCache {
     entries: RwLock<Entries>,
+    /// The reads in progress, by token.
+    loading: Mutex<HashMap<Box<str>, Arc<Load>>>,
+    /// Keys read from the store (key cache misses, concurrent ones counted once).
+    loads: AtomicU64,
     ttl: Duration,
     budgets: Arc<Budgets>,
     /// Where this instance's evictions go so the other instances make them too.
@@ -281,7 +298,10 @@ impl KeyCache {
             entries: RwLock::new(Entries {
                 map: HashSet::new(),
                 swept: Instant::now(),
+                generation: 0,
             }),
+            loading: Mutex::new(HashMap::new()),
+            loads: AtomicU64::new(0),
             ttl: Duration::from_secs(30),
             budgets,
             publisher: OnceLock::new(),
@@ -313,6 +333,11 @@ impl KeyCache {
         self.entries.read().map_or(0, |e| e.map.len())
     }
 
+    /// Keys read from the store since the start.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
     pub fn budgets(&self) -> &Arc<Budgets> {
         &self.budgets
     }
@@ -329,14 +354,26 @@ impl KeyCache {
         self.publish(Invalidation::All);
     }
 
+    // A read in progress is forgotten first, so that a call arriving after the eviction starts
+    // a read of its own rather than wait for one that may predate the change.
     fn evict_here(&self, token: &str) {
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token);
         if let Ok(mut e) = self.entries.write() {
+            e.generation += 1;
             e.map.remove(token);
         }
     }
 
     fn clear_here(&self) {
+        self.loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         if let Ok(mut e) = self.entries.write() {
+            e.generation += 1;
             e.map.clear();
         }
     }
@@ -346,7 +383,7 @@ impl KeyCache {
         &self,
         store: &Store,
         token: &str,
-    ) -> Result<Option<Arc<KeyInfo>>, StoreError> {
+    ) -> Result<Option<Arc<KeyInfo>>, Arc<StoreError>> {
         self.evict_here(token);
         self.get(store, token).await
     }
@@ -355,7 +392,7 @@ impl KeyCache {
         &self,
         store: &Store,
         token: &str,
-    ) -> Result<Option<Arc<KeyInfo>>, StoreError> {
+    ) -> Result<Option<Arc<KeyInfo>>, Arc<StoreError>> {
         if let Ok(e) = self.entries.read() {
             if let Some(k) = e.map.get(token) {
                 if k.0.fresh_at(clock_secs(), self.ttl) {
@@ -363,6 +400,24 @@ impl KeyCache {
                 }
             }
         }
+        let load = {
+            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            loading.entry(token.into()).or_default().clone()
+        };
+        let _done = LoadDone {
+            cache: self,
+            token,
+            load: &load,
+        };
+        // A waiter whose call is dropped hands the read to the next one (`OnceCell`).
+        load.get_or_init(|| async { self.load(store, token).await.map_err(Arc::new) })
+            .await
+            .clone()
+    }
+
+    async fn load(&self, store: &Store, token: &str) -> Result<Option<Arc<KeyInfo>>, StoreError> {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let generation = self.entries.read().map_or(0, |e| e.generation);
         // Spend read from the store and what this process has not committed yet must be one
         // consistent pair: no spend batch commits while they are read.
         let guard = self.budgets.read_guard().await;
@@ -458,10 +513,39 @@ impl KeyCache {
             owner_is_admin_viewer,
         });
         if let Ok(mut e) = self.entries.write() {
-            e.make_room(self.ttl);
-            e.map.replace(Cached(info.clone()));
+            if e.generation == generation {
+                e.make_room(self.ttl);
+                e.map.replace(Cached(info.clone()));
+            }
         }
         Ok(Some(info))
+    }
+}
+
+/// Forgets a finished (or abandoned) read, unless an eviction already replaced it.
+struct LoadDone<'a> {
+    cache: &'a KeyCache,
+    token: &'a str,
+    load: &'a Arc<Load>,
+}
+
+impl Drop for LoadDone<'_> {
+    fn drop(&mut self) {
+        let mut loading = self
+            .cache
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if loading
+            .get(self.token)
+            .is_some_and(|l| Arc::ptr_eq(l, self.load))
+        {
+            loading.remove(self.token);
+            // A burst of distinct misses (many keys, or many made-up ones) leaves no big table.
+            if loading.capacity() > 4 * loading.len().max(256) {
+                loading.shrink_to_fit();
+            }
+        }
     }
 }
 
@@ -585,6 +669,85 @@ mod tests {
         );
     }
 
+    async fn store_with_key(token: &str) -> Store {
+        let store = Store::open(Some("sqlite::memory:")).await.unwrap();
+        store
+            .create_key(&tollgate_store::NewKey::new(token, token))
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn calls_that_miss_on_one_key_at_once_share_one_read() {
+        let store = store_with_key("k").await;
+        let cache = Arc::new(KeyCache::new(Budgets::new()));
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (cache, store) = (cache.clone(), store.clone());
+            calls.spawn(async move { cache.get(&store, "k").await.unwrap().unwrap() });
+        }
+        let infos = calls.join_all().await;
+        assert_eq!(cache.loads(), 1, "one read of the store for fifty calls");
+        assert!(infos.iter().all(|i| Arc::ptr_eq(i, &infos[0])));
+        assert!(
+            cache.loading.lock().unwrap().is_empty(),
+            "no read left behind"
+        );
+        // A miss after that is a read of its own.
+        cache.reload(&store, "k").await.unwrap().unwrap();
+        assert_eq!(cache.loads(), 2);
+        // A key that is not there is not cached: calls that overlap share a read, a call that
+        // starts after one has ended reads again (the runtime decides how many overlap).
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (cache, store) = (cache.clone(), store.clone());
+            calls.spawn(async move { cache.get(&store, "absent").await.unwrap() });
+        }
+        assert!(calls.join_all().await.iter().all(Option::is_none));
+        let reads = cache.loads() - 2;
+        assert!((1..10).contains(&reads), "{reads} reads for ten calls");
+    }
+
+    #[tokio::test]
+    async fn a_read_under_way_when_its_key_is_evicted_is_neither_cached_nor_joined() {
+        let store = store_with_key("k").await;
+        let cache = Arc::new(KeyCache::new(Budgets::new()));
+        let spawn_get = || {
+            let (cache, store) = (cache.clone(), store.clone());
+            tokio::spawn(async move { cache.get(&store, "k").await.unwrap().unwrap() })
+        };
+        // A spawned call runs until it waits for the store (this runtime has one thread).
+        let early = spawn_get();
+        tokio::task::yield_now().await;
+        assert_eq!(cache.loads(), 1, "the read is under way");
+        cache.evict("k");
+        early.await.unwrap();
+        assert_eq!(
+            cache.cached_keys(),
+            0,
+            "what it read may predate the eviction"
+        );
+
+        let early = spawn_get();
+        tokio::task::yield_now().await;
+        cache.evict("k");
+        let late = spawn_get();
+        tokio::task::yield_now().await;
+        assert_eq!(
+            cache.loads(),
+            3,
+            "a call after the eviction reads the key itself"
+        );
+        let (early, late) = (early.await.unwrap(), late.await.unwrap());
+        assert!(!Arc::ptr_eq(&early, &late));
+        let cached = cache.get(&store, "k").await.unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&cached, &late),
+            "the later read is the one cached"
+        );
+    }
+
     /// One entry per cached key (up to `MAX_ENTRIES`): its size is memory per key. With the
     /// `Arc`'s counts and the allocator's header it takes a 160-byte block (208 when the budgets
     /// and rate limits were lists of their own, 256 when it held an `Instant`, the team's model
@@ -641,6 +804,7 @@ mod tests {
         let mut e = Entries {
             map: HashSet::new(),
             swept: Instant::now().checked_sub(ttl).unwrap(),
+            generation: 0,
         };
         for i in 0..2 * SWEEP_ABOVE {
             let age = if i % 2 == 0 { ttl * 2 } else { Duration::ZERO };

@@ -91,6 +91,11 @@ pub async fn metrics(State(h): State<Arc<HealthState>>) -> Response {
             h.proxy.keys.cached_keys() as u64,
         ),
         (
+            "tollgate_key_cache_loads_total",
+            "Virtual keys read from the database: key cache misses, calls that missed on one key at once counted once.",
+            h.proxy.keys.loads(),
+        ),
+        (
             "tollgate_budget_accounts",
             "Keys, users and teams with a budget account in this process.",
             h.proxy.keys.budgets().accounts() as u64,

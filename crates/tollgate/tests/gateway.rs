@@ -713,6 +713,12 @@ async fn health_and_metrics() {
         .await
         .unwrap();
     assert!(m.contains("\ntollgate_key_cache_entries 1\n"), "{m}");
+    assert!(
+        m.contains(
+            "# TYPE tollgate_key_cache_loads_total counter\ntollgate_key_cache_loads_total 1\n"
+        ),
+        "{m}"
+    );
     assert!(m.contains("\ntollgate_budget_accounts 1\n"), "{m}");
     assert!(m.contains("# TYPE tollgate_budget_accounts gauge\n"), "{m}");
     app.stop().await;
