@@ -9,7 +9,7 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -354,13 +354,15 @@ impl KeyCache {
         self.publish(Invalidation::All);
     }
 
+    // Held only to look a token up, add or remove one: never across an await.
+    fn reads_under_way(&self) -> MutexGuard<'_, HashMap<Box<str>, Arc<Load>>> {
+        self.loading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     // A read in progress is forgotten first, so that a call arriving after the eviction starts
     // a read of its own rather than wait for one that may predate the change.
     fn evict_here(&self, token: &str) {
-        self.loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        self.reads_under_way().remove(token);
         if let Ok(mut e) = self.entries.write() {
             e.generation += 1;
             e.map.remove(token);
@@ -368,10 +370,7 @@ impl KeyCache {
     }
 
     fn clear_here(&self) {
-        self.loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.reads_under_way().clear();
         if let Ok(mut e) = self.entries.write() {
             e.generation += 1;
             e.map.clear();
@@ -401,7 +400,7 @@ impl KeyCache {
             }
         }
         let load = {
-            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut loading = self.reads_under_way();
             loading.entry(token.into()).or_default().clone()
         };
         let _done = LoadDone {
@@ -531,11 +530,7 @@ struct LoadDone<'a> {
 
 impl Drop for LoadDone<'_> {
     fn drop(&mut self) {
-        let mut loading = self
-            .cache
-            .loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut loading = self.cache.reads_under_way();
         if loading
             .get(self.token)
             .is_some_and(|l| Arc::ptr_eq(l, self.load))
