@@ -30,6 +30,10 @@ pub struct Store {
     pub(crate) sqlite_spend: Option<Arc<SpendThread>>,
 }
 
+/// The page cache of each pooled connection to an SQLite file, in KiB (`Store::sqlite`): 16
+/// pages of SQLite's default 4 KiB.
+const SQLITE_POOL_CACHE_KIB: u32 = 64;
+
 /// How long one attempt to reach PostgreSQL may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -154,6 +158,19 @@ impl Store {
             // just that statement); past 64 KiB SQLite spills it to a temporary file, which each
             // spend batch did: half of the writer's write calls were that file's pages.
             .pragma("temp_store", "memory");
+        // A pooled connection's page cache starts with up to 20 pages allocated in one piece
+        // and allocates each page past those on its own. Every spend batch changes the WAL, and
+        // SQLite empties a reader's cache when it sees that, so with the default cache (2,000
+        // KiB) each read after a batch allocated its pages past those 20 again, one by one, on
+        // the connection's own thread; that churn grew the threads' allocator arenas by a few
+        // pages a read, and a 30-minute soak's memory by about 80 KB a minute. A cache of 16
+        // pages is that first piece alone, reused read after read (bench/RESULTS.md, stop 39).
+        // An in-memory database is its own cache, so it is left alone.
+        let opts = if in_memory {
+            opts
+        } else {
+            opts.pragma("cache_size", format!("-{SQLITE_POOL_CACHE_KIB}"))
+        };
         let spend = SpendThread::new(SqliteTarget {
             path: opts.get_filename().to_path_buf(),
             in_memory,
@@ -228,7 +245,33 @@ fn redact_url_error(e: &sqlx::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_url_in_memory;
+    use super::{sqlite_url_in_memory, Backend, Store, SQLITE_POOL_CACHE_KIB};
+
+    async fn pool_pragma(url: &str, pragma: &str) -> i64 {
+        let store = Store::connect(Some(url)).unwrap();
+        let Backend::Sqlite(pool) = store.backend() else {
+            panic!("{url} is not SQLite");
+        };
+        let sql = format!("PRAGMA {pragma}");
+        let value = sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap();
+        store.close().await;
+        value
+    }
+
+    #[tokio::test]
+    async fn pooled_connections_to_an_sqlite_file_keep_a_page_cache_of_sixteen_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("cache.db").display());
+        let kib = i64::from(SQLITE_POOL_CACHE_KIB);
+        assert_eq!(pool_pragma(&url, "cache_size").await, -kib);
+        // Within the 20 pages SQLite allocates in one piece.
+        assert_eq!(kib * 1024 / pool_pragma(&url, "page_size").await, 16);
+        assert_eq!(
+            pool_pragma("sqlite::memory:", "cache_size").await,
+            -2000,
+            "SQLite's default"
+        );
+    }
 
     #[test]
     fn in_memory_sqlite_urls_are_told_from_files() {
