@@ -685,10 +685,7 @@ mod tests {
         let infos = calls.join_all().await;
         assert_eq!(cache.loads(), 1, "one read of the store for fifty calls");
         assert!(infos.iter().all(|i| Arc::ptr_eq(i, &infos[0])));
-        assert!(
-            cache.loading.lock().unwrap().is_empty(),
-            "no read left behind"
-        );
+        assert!(cache.reads_under_way().is_empty(), "no read left behind");
         // A miss after that is a read of its own.
         cache.reload(&store, "k").await.unwrap().unwrap();
         assert_eq!(cache.loads(), 2);
